@@ -1,0 +1,76 @@
+//! Where files live under the fleet root, in the Python server's layout.
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::id::{AgentId, TaskId};
+use crate::record::TrackedFiles;
+
+/// The file layout under a root directory (default `./.agent-workspace`).
+///
+/// ```text
+/// <root>/registry/GLOBAL_REGISTRY.json
+/// <root>/<task_id>/AGENT_REGISTRY.json
+/// <root>/<task_id>/agent_prompt_<agent_id>.txt
+/// <root>/<task_id>/logs/<agent_id>_stream.jsonl
+/// <root>/<task_id>/progress/<agent_id>_progress.jsonl
+/// <root>/<task_id>/findings/<agent_id>_findings.jsonl
+/// <root>/.fleet/intents/<agent_id>.json
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: Utf8PathBuf,
+}
+
+impl Layout {
+    /// A layout under `root`. Give an absolute path: registries record absolute file paths.
+    pub fn new(root: impl Into<Utf8PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    /// The root.
+    pub fn root(&self) -> &Utf8Path {
+        &self.root
+    }
+
+    /// `<root>/<task_id>`.
+    pub fn task_dir(&self, task: &TaskId) -> Utf8PathBuf {
+        self.root.join(task.as_str())
+    }
+
+    /// `<root>/<task_id>/AGENT_REGISTRY.json`.
+    pub fn task_registry(&self, task: &TaskId) -> Utf8PathBuf {
+        self.task_dir(task).join("AGENT_REGISTRY.json")
+    }
+
+    /// `<root>/registry`.
+    pub fn global_dir(&self) -> Utf8PathBuf {
+        self.root.join("registry")
+    }
+
+    /// `<root>/registry/GLOBAL_REGISTRY.json`.
+    pub fn global_registry(&self) -> Utf8PathBuf {
+        self.global_dir().join("GLOBAL_REGISTRY.json")
+    }
+
+    /// `<root>/.fleet/intents`.
+    pub fn intents_dir(&self) -> Utf8PathBuf {
+        self.root.join(".fleet").join("intents")
+    }
+
+    /// `<root>/<task_id>/archive`.
+    pub fn archive_dir(&self, task: &TaskId) -> Utf8PathBuf {
+        self.task_dir(task).join("archive")
+    }
+
+    /// The files of one agent.
+    pub fn tracked_files(&self, task: &TaskId, agent: &AgentId) -> TrackedFiles {
+        let dir = self.task_dir(task);
+        TrackedFiles {
+            prompt_file: dir.join(format!("agent_prompt_{agent}.txt")),
+            log_file: dir.join("logs").join(format!("{agent}_stream.jsonl")),
+            progress_file: dir.join("progress").join(format!("{agent}_progress.jsonl")),
+            findings_file: dir.join("findings").join(format!("{agent}_findings.jsonl")),
+            deploy_log: dir.join("logs").join(format!("deploy_{agent}.json")),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Per-task limits and the one function that checks them. The registry calls [`check`] under its
+//! lock (authoritative); the deployer calls it before any work starts (cheap, advisory).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::id::{AgentId, AgentType, TaskId};
+use crate::record::{Parent, TaskSnapshot};
+
+/// The limits of one task, with the Python server's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Agents ever registered in the task (`max_agents`).
+    pub max_agents: u32,
+    /// Agents active at once (`max_concurrent`).
+    pub max_concurrent: u32,
+    /// Deepest level below the orchestrator (`max_depth`); children of the orchestrator are 1.
+    pub max_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_agents: 45,
+            max_concurrent: 20,
+            max_depth: 5,
+        }
+    }
+}
+
+/// A limit that refused an agent; the message names the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitExceeded {
+    /// Too many active agents.
+    #[error("limit max_concurrent = {limit} reached in task {task}: {active} agents are active")]
+    Concurrent {
+        /// The task.
+        task: TaskId,
+        /// Active agents now.
+        active: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// Too many agents in total.
+    #[error("limit max_agents = {limit} reached in task {task}: {total} agents were spawned")]
+    Total {
+        /// The task.
+        task: TaskId,
+        /// Agents spawned so far.
+        total: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// Too deep.
+    #[error(
+        "limit max_depth = {limit} exceeded in task {task}: the agent would be at depth {depth}"
+    )]
+    Depth {
+        /// The task.
+        task: TaskId,
+        /// The depth the agent would have.
+        depth: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// An active agent of this type exists.
+    #[error(
+        "one active agent per type: task {task} already has an active {agent_type} agent ({existing}); allow duplicates to deploy another"
+    )]
+    DuplicateType {
+        /// The task.
+        task: TaskId,
+        /// The type.
+        agent_type: AgentType,
+        /// The active agent of that type.
+        existing: AgentId,
+    },
+}
+
+/// What [`check`] needs to know about the candidate agent.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// Its type.
+    pub agent_type: &'a AgentType,
+    /// Its parent.
+    pub parent: &'a Parent,
+    /// Whether another active agent of the same type is allowed.
+    pub allow_duplicate: bool,
+}
+
+/// Checks every limit of `task` for `candidate` and returns the depth it would have.
+pub fn check(task: &TaskSnapshot, candidate: Candidate<'_>) -> Result<u32, Error> {
+    let depth = match candidate.parent {
+        Parent::Orchestrator => 1,
+        Parent::Agent(parent) => match task.agent(parent) {
+            Some(p) => p.depth + 1,
+            None => {
+                return Err(Error::UnknownParent {
+                    task: task.id.clone(),
+                    parent: parent.clone(),
+                });
+            }
+        },
+    };
+    let limits = task.limits;
+    if depth > limits.max_depth {
+        return Err(LimitExceeded::Depth {
+            task: task.id.clone(),
+            depth,
+            limit: limits.max_depth,
+        }
+        .into());
+    }
+    let total = saturate(task.agents.len());
+    if total >= limits.max_agents {
+        return Err(LimitExceeded::Total {
+            task: task.id.clone(),
+            total,
+            limit: limits.max_agents,
+        }
+        .into());
+    }
+    let active = saturate(task.active_count());
+    if active >= limits.max_concurrent {
+        return Err(LimitExceeded::Concurrent {
+            task: task.id.clone(),
+            active,
+            limit: limits.max_concurrent,
+        }
+        .into());
+    }
+    if !candidate.allow_duplicate
+        && let Some(existing) = task
+            .agents
+            .iter()
+            .find(|a| a.status.is_active() && &a.agent_type == candidate.agent_type)
+    {
+        return Err(LimitExceeded::DuplicateType {
+            task: task.id.clone(),
+            agent_type: candidate.agent_type.clone(),
+            existing: existing.id.clone(),
+        }
+        .into());
+    }
+    Ok(depth)
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::SessionName;
+    use crate::record::{AgentRecord, AgentStatus};
+
+    fn task(limits: Limits, agents: &[(&str, &str, u32, AgentStatus)]) -> TaskSnapshot {
+        TaskSnapshot {
+            id: TaskId::parse("T").unwrap(),
+            description: String::new(),
+            status: "INITIALIZED".into(),
+            limits,
+            agents: agents
+                .iter()
+                .map(|(id, ty, depth, status)| AgentRecord {
+                    id: AgentId::parse(id).unwrap(),
+                    agent_type: AgentType::parse(ty).unwrap(),
+                    session: SessionName::parse(&format!("agent_{id}")).unwrap(),
+                    parent: Parent::Orchestrator,
+                    depth: *depth,
+                    status: status.clone(),
+                    started_at: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn cand<'a>(ty: &'a AgentType, parent: &'a Parent, dup: bool) -> Candidate<'a> {
+        Candidate {
+            agent_type: ty,
+            parent,
+            allow_duplicate: dup,
+        }
+    }
+
+    #[test]
+    fn depth_is_parents_plus_one_and_enforced() {
+        let limits = Limits {
+            max_depth: 2,
+            ..Limits::default()
+        };
+        let t = task(
+            limits,
+            &[
+                ("a", "x", 1, AgentStatus::Running),
+                ("b", "y", 2, AgentStatus::Running),
+            ],
+        );
+        let ty = AgentType::parse("z").unwrap();
+        assert_eq!(
+            check(&t, cand(&ty, &Parent::Orchestrator, false)).unwrap(),
+            1
+        );
+        let pa = Parent::parse("a").unwrap();
+        assert_eq!(check(&t, cand(&ty, &pa, false)).unwrap(), 2);
+        let pb = Parent::parse("b").unwrap();
+        let err = check(&t, cand(&ty, &pb, false)).unwrap_err().to_string();
+        assert!(
+            err.contains("max_depth = 2") && err.contains("depth 3"),
+            "{err}"
+        );
+        let pc = Parent::parse("c").unwrap();
+        let err = check(&t, cand(&ty, &pc, false)).unwrap_err().to_string();
+        assert_eq!(err, "unknown parent agent c in task T");
+    }
+
+    #[test]
+    fn concurrent_counts_only_active_agents() {
+        let limits = Limits {
+            max_concurrent: 2,
+            ..Limits::default()
+        };
+        let t = task(
+            limits,
+            &[
+                ("a", "x", 1, AgentStatus::Running),
+                ("b", "y", 1, AgentStatus::Completed),
+                ("c", "z", 1, AgentStatus::Blocked),
+            ],
+        );
+        let ty = AgentType::parse("w").unwrap();
+        let err = check(&t, cand(&ty, &Parent::Orchestrator, false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_concurrent = 2") && err.contains("2 agents are active"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn total_counts_every_agent_ever() {
+        let limits = Limits {
+            max_agents: 2,
+            ..Limits::default()
+        };
+        let t = task(
+            limits,
+            &[
+                ("a", "x", 1, AgentStatus::Terminated),
+                ("b", "y", 1, AgentStatus::Completed),
+            ],
+        );
+        let ty = AgentType::parse("w").unwrap();
+        let err = check(&t, cand(&ty, &Parent::Orchestrator, false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_agents = 2"), "{err}");
+    }
+
+    #[test]
+    fn one_active_agent_per_type_unless_allowed() {
+        let t = task(
+            Limits::default(),
+            &[
+                ("a", "x", 1, AgentStatus::Working),
+                ("b", "y", 1, AgentStatus::Completed),
+            ],
+        );
+        let x = AgentType::parse("x").unwrap();
+        let err = check(&t, cand(&x, &Parent::Orchestrator, false))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("already has an active x agent (a)"), "{err}");
+        assert!(check(&t, cand(&x, &Parent::Orchestrator, true)).is_ok());
+        let y = AgentType::parse("y").unwrap();
+        assert!(check(&t, cand(&y, &Parent::Orchestrator, false)).is_ok());
+    }
+}

@@ -1,0 +1,119 @@
+//! The one place that calls std's `File` lock methods (clippy `disallowed-methods` enforces it).
+//!
+//! Locks are `flock(2)` locks: the kernel releases them when their owner dies, SIGKILL included,
+//! which is what crash recovery relies on. std opens every file close-on-exec, so no child
+//! process (a tmux server, an agent) ever inherits one.
+
+use std::fs::{File, TryLockError};
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::Error;
+
+/// How long [`Flock::acquire`] waits by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An exclusive flock, released on drop.
+#[derive(Debug)]
+pub struct Flock {
+    file: File,
+    path: Utf8PathBuf,
+}
+
+impl Flock {
+    /// Opens (creating if needed) the sidecar lock file at `path` and takes it, waiting up to
+    /// `timeout`. The file is never truncated, renamed or deleted.
+    pub fn open(path: &Utf8Path, timeout: Duration) -> Result<Flock, Error> {
+        let file = fs_err::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        Flock::acquire(file.into_parts().0, path, timeout)
+    }
+
+    /// Takes the lock on `file` if nobody holds it; gives the file back if someone does.
+    pub fn try_acquire(file: File, path: &Utf8Path) -> Result<Result<Flock, File>, Error> {
+        #[allow(clippy::disallowed_methods)] // this module is the lock shim
+        match file.try_lock() {
+            Ok(()) => Ok(Ok(Flock {
+                file,
+                path: path.to_owned(),
+            })),
+            Err(TryLockError::WouldBlock) => Ok(Err(file)),
+            Err(TryLockError::Error(e)) => Err(lock_error(path, e)),
+        }
+    }
+
+    /// Takes the lock on `file`: tries once, then logs that it waits and polls until `timeout`.
+    pub fn acquire(file: File, path: &Utf8Path, timeout: Duration) -> Result<Flock, Error> {
+        let mut file = match Flock::try_acquire(file, path)? {
+            Ok(lock) => return Ok(lock),
+            Err(file) => file,
+        };
+        tracing::info!(%path, "waiting for lock");
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(100);
+        loop {
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(Error::LockTimeout {
+                    path: path.to_owned(),
+                    waited,
+                });
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(10));
+            file = match Flock::try_acquire(file, path)? {
+                Ok(lock) => return Ok(lock),
+                Err(file) => file,
+            };
+        }
+    }
+
+    /// The locked file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The path it was opened at.
+    pub fn path(&self) -> &Utf8Path {
+        &self.path
+    }
+}
+
+impl Drop for Flock {
+    fn drop(&mut self) {
+        #[allow(clippy::disallowed_methods)] // this module is the lock shim
+        if let Err(e) = self.file.unlock() {
+            // Closing the file right after releases the lock anyway.
+            tracing::warn!(path = %self.path, error = %e, "failed to unlock");
+        }
+    }
+}
+
+fn lock_error(path: &Utf8Path, e: std::io::Error) -> Error {
+    Error::Io(std::io::Error::new(
+        e.kind(),
+        format!("failed to lock {path}: {e}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_taker_waits_then_times_out_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("x.lock")).unwrap();
+        let held = Flock::open(&path, Duration::from_secs(1)).unwrap();
+        let err = Flock::open(&path, Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(err, Error::LockTimeout { .. }));
+        assert!(err.to_string().contains("x.lock"), "{err}");
+        drop(held);
+        Flock::open(&path, Duration::from_millis(30)).unwrap();
+    }
+}

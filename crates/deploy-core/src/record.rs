@@ -1,0 +1,300 @@
+//! What registries hold about tasks and agents, as typed views of the Python server's format.
+
+use std::fmt;
+
+use camino::Utf8PathBuf;
+use serde::{Deserialize, Serialize};
+
+use crate::id::{AgentId, AgentType, SessionName, TaskId};
+use crate::limits::Limits;
+
+/// The parent of an agent: the orchestrator (depth 0) or another agent of the same task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Parent {
+    /// The orchestrator, written `"orchestrator"` as by the Python server.
+    Orchestrator,
+    /// Another agent.
+    Agent(AgentId),
+}
+
+impl Parent {
+    /// The Python server's word for the orchestrator parent.
+    pub const ORCHESTRATOR: &'static str = "orchestrator";
+
+    /// Parses `"orchestrator"` or an agent id.
+    pub fn parse(value: &str) -> Result<Self, crate::Error> {
+        if value == Self::ORCHESTRATOR {
+            Ok(Parent::Orchestrator)
+        } else {
+            AgentId::parse(value).map(Parent::Agent)
+        }
+    }
+
+    /// The text written in registries.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Parent::Orchestrator => Self::ORCHESTRATOR,
+            Parent::Agent(id) => id.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Parent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Parent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Parent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Parent::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An agent's status, with the Python server's words.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum AgentStatus {
+    /// Deployed, not yet reporting.
+    Running,
+    /// Reporting progress.
+    Working,
+    /// Waiting on something.
+    Blocked,
+    /// Finished successfully.
+    Completed,
+    /// Finished with an error.
+    Error,
+    /// Killed.
+    Terminated,
+    /// A word fleet does not know, kept as written.
+    Other(String),
+}
+
+impl AgentStatus {
+    /// Whether the agent counts against `max_concurrent`.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self,
+            AgentStatus::Running | AgentStatus::Working | AgentStatus::Blocked
+        )
+    }
+
+    /// The word written in registries.
+    pub fn as_str(&self) -> &str {
+        match self {
+            AgentStatus::Running => "running",
+            AgentStatus::Working => "working",
+            AgentStatus::Blocked => "blocked",
+            AgentStatus::Completed => "completed",
+            AgentStatus::Error => "error",
+            AgentStatus::Terminated => "terminated",
+            AgentStatus::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for AgentStatus {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "running" => AgentStatus::Running,
+            "working" => AgentStatus::Working,
+            "blocked" => AgentStatus::Blocked,
+            "completed" => AgentStatus::Completed,
+            "error" => AgentStatus::Error,
+            "terminated" => AgentStatus::Terminated,
+            _ => AgentStatus::Other(s),
+        }
+    }
+}
+
+impl From<AgentStatus> for String {
+    fn from(s: AgentStatus) -> String {
+        s.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for AgentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitStatus {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    /// Whether it exited with status 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Code(0)
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitStatus::Code(code) => write!(f, "exited with status {code}"),
+            ExitStatus::Signal(sig) => match signal_name(*sig) {
+                Some(name) => write!(f, "was killed by signal {sig} ({name})"),
+                None => write!(f, "was killed by signal {sig}"),
+            },
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => return None,
+    })
+}
+
+/// The files the Python server tracked per agent (`tracked_files` in the task registry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackedFiles {
+    /// The prompt, read by the agent.
+    pub prompt_file: Utf8PathBuf,
+    /// The agent's stdout and stderr.
+    pub log_file: Utf8PathBuf,
+    /// Progress reports, JSON lines.
+    pub progress_file: Utf8PathBuf,
+    /// Findings, JSON lines.
+    pub findings_file: Utf8PathBuf,
+    /// The deployment's own log.
+    pub deploy_log: Utf8PathBuf,
+}
+
+/// What a deployment asks the registry to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The task.
+    pub task: TaskId,
+    /// The new agent.
+    pub agent: AgentId,
+    /// Its type.
+    pub agent_type: AgentType,
+    /// Its parent.
+    pub parent: Parent,
+    /// Its tmux session.
+    pub session: SessionName,
+    /// The prompt as the registry keeps it (see [`prompt_preview`](crate::prompt_preview)).
+    pub prompt_preview: String,
+    /// Its files.
+    pub tracked_files: TrackedFiles,
+    /// When it started (naive local ISO-8601, as the Python server wrote).
+    pub started_at: String,
+    /// Whether another active agent of the same type is allowed.
+    pub allow_duplicate: bool,
+}
+
+/// An agent as a registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Its id.
+    pub id: AgentId,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub agent_type: AgentType,
+    /// Its tmux session.
+    pub session: SessionName,
+    /// Its parent.
+    pub parent: Parent,
+    /// 1 for children of the orchestrator, parent's depth + 1 below.
+    pub depth: u32,
+    /// Its status.
+    pub status: AgentStatus,
+    /// When it started.
+    pub started_at: String,
+}
+
+/// A task as a registry holds it: enough to check limits and to report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSnapshot {
+    /// Its id.
+    pub id: TaskId,
+    /// What it is about.
+    pub description: String,
+    /// Its status word (`INITIALIZED`, ...).
+    pub status: String,
+    /// Its limits.
+    pub limits: Limits,
+    /// Every agent ever registered in it, in registration order.
+    pub agents: Vec<AgentRecord>,
+}
+
+impl TaskSnapshot {
+    /// The agent with this id.
+    pub fn agent(&self, id: &AgentId) -> Option<&AgentRecord> {
+        self.agents.iter().find(|a| &a.id == id)
+    }
+
+    /// How many agents count against `max_concurrent`.
+    pub fn active_count(&self) -> usize {
+        self.agents.iter().filter(|a| a.status.is_active()).count()
+    }
+}
+
+/// A change of an agent's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    /// The new status.
+    pub status: AgentStatus,
+    /// Progress in percent, if reported.
+    pub progress: Option<u8>,
+    /// Why (written as `termination_reason` for terminated agents).
+    pub reason: Option<String>,
+    /// How the agent's process ended, if known.
+    pub exit: Option<ExitStatus>,
+    /// When (naive local ISO-8601).
+    pub at: String,
+}
+
+impl StatusUpdate {
+    /// An update to `status` now, with nothing else.
+    pub fn now(status: AgentStatus) -> Self {
+        StatusUpdate {
+            status,
+            progress: None,
+            reason: None,
+            exit: None,
+            at: crate::timestamp(),
+        }
+    }
+}
+
+/// One line of `list_tasks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// Its id.
+    pub id: TaskId,
+    /// What it is about.
+    pub description: String,
+    /// Its status word.
+    pub status: String,
+    /// When it was created.
+    pub created_at: String,
+}

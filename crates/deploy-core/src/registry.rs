@@ -1,0 +1,30 @@
+//! The registry: which agents exist in which task. `registry` implements it over the Python
+//! server's JSON files; testkit fakes it.
+
+use crate::Error;
+use crate::id::{AgentId, TaskId};
+use crate::record::{AgentRecord, Registration, StatusUpdate, TaskSnapshot, TaskSummary};
+
+/// Records tasks and agents.
+///
+/// Contract for implementations: `register` checks every limit with [`crate::limits::check`]
+/// and inserts the agent into the task and the global index as one atomic step under the lock,
+/// failing with [`Error::Limit`] when a limit refuses; `unregister` undoes exactly that and is
+/// `Ok(false)` for an agent that is not there; a method that returns `Err` changed nothing.
+pub trait Registry: Send + Sync {
+    /// Registers an agent under the task's limits; returns the record with its depth.
+    fn register(&self, registration: &Registration) -> Result<AgentRecord, Error>;
+    /// Removes an agent from its task and from the global index.
+    fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, Error>;
+    /// Changes an agent's status.
+    fn update_status(
+        &self,
+        task: &TaskId,
+        agent: &AgentId,
+        update: &StatusUpdate,
+    ) -> Result<(), Error>;
+    /// Reads one task.
+    fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error>;
+    /// Lists every task.
+    fn list_tasks(&self) -> Result<Vec<TaskSummary>, Error>;
+}

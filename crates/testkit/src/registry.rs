@@ -1,0 +1,175 @@
+//! An in-memory registry with the real limit checks.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use deploy_core::limits::{self, Candidate};
+use deploy_core::{
+    AgentId, AgentRecord, AgentStatus, Error, Limits, Registration, Registry, StatusUpdate, TaskId,
+    TaskSnapshot, TaskSummary,
+};
+
+use crate::lock;
+
+/// Everything a [`FakeRegistry`] holds; compare two to check a rollback restored the registry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegistryState {
+    /// The tasks, with their agents.
+    pub tasks: BTreeMap<TaskId, TaskSnapshot>,
+    /// The global index: agent to task.
+    pub global: BTreeMap<AgentId, TaskId>,
+}
+
+/// Tasks and a global index in memory; `register` runs deploy-core's limit checks.
+#[derive(Debug, Default)]
+pub struct FakeRegistry {
+    state: Mutex<RegistryState>,
+}
+
+impl FakeRegistry {
+    /// No tasks.
+    pub fn new() -> Self {
+        FakeRegistry::default()
+    }
+
+    /// Creates a task with a generated id.
+    pub fn create_task(&self, limits: Limits) -> TaskId {
+        let mut n = lock(&self.state).tasks.len();
+        loop {
+            n += 1;
+            if let Ok(id) = TaskId::parse(&format!("TASK-FAKE-{n:04}"))
+                && self.create_task_with_id(id.clone(), limits)
+            {
+                return id;
+            }
+        }
+    }
+
+    /// Creates a task with this id; `false` if it exists.
+    pub fn create_task_with_id(&self, id: TaskId, limits: Limits) -> bool {
+        let mut s = lock(&self.state);
+        if s.tasks.contains_key(&id) {
+            return false;
+        }
+        s.tasks.insert(
+            id.clone(),
+            TaskSnapshot {
+                id,
+                description: "fake task".into(),
+                status: "INITIALIZED".into(),
+                limits,
+                agents: Vec::new(),
+            },
+        );
+        true
+    }
+
+    /// Changes a task's limits (to set up states the limits would refuse).
+    pub fn set_limits(&self, task: &TaskId, limits: Limits) -> bool {
+        match lock(&self.state).tasks.get_mut(task) {
+            Some(t) => {
+                t.limits = limits;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A copy of everything.
+    pub fn snapshot(&self) -> RegistryState {
+        lock(&self.state).clone()
+    }
+}
+
+impl Registry for FakeRegistry {
+    fn register(&self, r: &Registration) -> Result<AgentRecord, Error> {
+        let mut s = lock(&self.state);
+        if s.global.contains_key(&r.agent) {
+            return Err(Error::DuplicateAgent {
+                task: r.task.clone(),
+                agent: r.agent.clone(),
+            });
+        }
+        let task = s
+            .tasks
+            .get_mut(&r.task)
+            .ok_or_else(|| Error::UnknownTask(r.task.clone()))?;
+        let depth = limits::check(
+            task,
+            Candidate {
+                agent_type: &r.agent_type,
+                parent: &r.parent,
+                allow_duplicate: r.allow_duplicate,
+            },
+        )?;
+        let record = AgentRecord {
+            id: r.agent.clone(),
+            agent_type: r.agent_type.clone(),
+            session: r.session.clone(),
+            parent: r.parent.clone(),
+            depth,
+            status: AgentStatus::Running,
+            started_at: r.started_at.clone(),
+        };
+        task.agents.push(record.clone());
+        s.global.insert(r.agent.clone(), r.task.clone());
+        Ok(record)
+    }
+
+    fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, Error> {
+        let mut s = lock(&self.state);
+        let t = s
+            .tasks
+            .get_mut(task)
+            .ok_or_else(|| Error::UnknownTask(task.clone()))?;
+        let before = t.agents.len();
+        t.agents.retain(|a| &a.id != agent);
+        let removed = t.agents.len() != before;
+        let indexed = s.global.remove(agent).is_some();
+        Ok(removed || indexed)
+    }
+
+    fn update_status(
+        &self,
+        task: &TaskId,
+        agent: &AgentId,
+        update: &StatusUpdate,
+    ) -> Result<(), Error> {
+        let mut s = lock(&self.state);
+        let t = s
+            .tasks
+            .get_mut(task)
+            .ok_or_else(|| Error::UnknownTask(task.clone()))?;
+        let a = t
+            .agents
+            .iter_mut()
+            .find(|a| &a.id == agent)
+            .ok_or_else(|| Error::UnknownAgent {
+                task: task.clone(),
+                agent: agent.clone(),
+            })?;
+        a.status = update.status.clone();
+        Ok(())
+    }
+
+    fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error> {
+        lock(&self.state)
+            .tasks
+            .get(task)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTask(task.clone()))
+    }
+
+    fn list_tasks(&self) -> Result<Vec<TaskSummary>, Error> {
+        Ok(lock(&self.state)
+            .tasks
+            .values()
+            .map(|t| TaskSummary {
+                id: t.id.clone(),
+                description: t.description.clone(),
+                status: t.status.clone(),
+                created_at: String::new(),
+            })
+            .collect())
+    }
+}

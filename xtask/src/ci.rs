@@ -1,0 +1,62 @@
+//! `cargo xtask ci`: what CI runs, and what to run before pushing.
+
+use std::process::Command;
+use std::time::Instant;
+
+/// The property tests' case count unless `PROPTEST_CASES` says otherwise.
+const PROPTEST_CASES: &str = "2000";
+
+pub(crate) fn run() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let proptest_cases =
+        std::env::var("PROPTEST_CASES").unwrap_or_else(|_| PROPTEST_CASES.to_owned());
+    let steps: [(&str, Vec<&str>); 3] = [
+        ("format", vec!["fmt", "--all", "--check"]),
+        (
+            "clippy",
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        // Unit, integration and doc tests of every crate.
+        ("tests", vec!["test", "--workspace", "--all-targets"]),
+    ];
+    for (name, args) in steps {
+        step(name, &cargo, &args, &proptest_cases)?;
+    }
+    step(
+        "doc tests",
+        &cargo,
+        &["test", "--workspace", "--doc"],
+        &proptest_cases,
+    )
+}
+
+fn step(name: &str, cargo: &str, args: &[&str], proptest_cases: &str) -> Result<(), String> {
+    eprintln!("xtask ci: {name}: cargo {}", args.join(" "));
+    let start = Instant::now();
+    let status = Command::new(cargo)
+        .args(args)
+        // insta in CI mode: a changed snapshot fails, and nothing is written.
+        .env("CI", "true")
+        .env("INSTA_UPDATE", "no")
+        .env("PROPTEST_CASES", proptest_cases)
+        .env("RUSTFLAGS", std::env::var("RUSTFLAGS").unwrap_or_default())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    eprintln!(
+        "xtask ci: {name}: {} in {:.1} s",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
+}

@@ -1,0 +1,25 @@
+//! fleet's developer tasks: `cargo xtask <task>`. One module per task; `main` is one `match`.
+
+mod ci;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask ci\n\n  ci    fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
