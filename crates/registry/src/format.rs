@@ -1,0 +1,202 @@
+//! The Python server's registry files as typed views. Only the fields fleet interprets are
+//! typed; every other field is kept, in order, in `extra` and written back unchanged.
+
+use deploy_core::{
+    AgentId, AgentRecord, AgentStatus, AgentType, Limits, Parent, SessionName, TaskId,
+    TaskSnapshot, TaskSummary,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `<root>/<task_id>/AGENT_REGISTRY.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskFile {
+    /// The task.
+    pub task_id: TaskId,
+    /// What it is about.
+    pub task_description: String,
+    /// When it was created.
+    pub created_at: String,
+    /// `<root>/<task_id>`.
+    pub workspace: String,
+    /// `<root>`.
+    pub workspace_base: String,
+    /// The client's directory, or null.
+    pub client_cwd: Value,
+    /// `INITIALIZED`, ...
+    pub status: String,
+    /// `P0`..`P4`.
+    pub priority: String,
+    /// Every agent ever registered.
+    pub agents: Vec<AgentEntry>,
+    /// Parent id to child ids; `orchestrator` for the top.
+    pub agent_hierarchy: Map<String, Value>,
+    /// Limit on agents ever registered.
+    pub max_agents: u32,
+    /// Limit on depth.
+    pub max_depth: u32,
+    /// Limit on active agents.
+    pub max_concurrent: u32,
+    /// Derived: `agents.len()`.
+    pub total_spawned: u64,
+    /// Derived: agents running, working or blocked.
+    pub active_count: u64,
+    /// Derived: agents completed.
+    pub completed_count: u64,
+    /// Every other field, kept as written.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One element of `agents` in a task registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentEntry {
+    /// The agent.
+    pub id: AgentId,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub agent_type: AgentType,
+    /// Its session.
+    pub tmux_session: SessionName,
+    /// Its parent.
+    pub parent: Parent,
+    /// Its depth.
+    pub depth: u32,
+    /// Its status.
+    pub status: AgentStatus,
+    /// When it started.
+    pub started_at: String,
+    /// Every other field (`progress`, `last_update`, `prompt`, `tracked_files`, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `<root>/registry/GLOBAL_REGISTRY.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalFile {
+    /// When it was created.
+    pub created_at: String,
+    /// Derived: `tasks.len()`.
+    pub total_tasks: u64,
+    /// Tasks not finished (kept as counted at creation).
+    pub active_tasks: u64,
+    /// Derived: `agents.len()`.
+    pub total_agents_spawned: u64,
+    /// Derived: agents whose status is absent (running) or active.
+    pub active_agents: u64,
+    /// Kept as written.
+    pub max_concurrent_agents: Value,
+    /// Task id to summary.
+    pub tasks: Map<String, Value>,
+    /// Agent id to index entry.
+    pub agents: Map<String, Value>,
+    /// Every other field, kept as written.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One value of `agents` in the global registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalAgent {
+    /// Its task.
+    pub task_id: TaskId,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub agent_type: AgentType,
+    /// Its parent.
+    pub parent: Parent,
+    /// When it started.
+    pub started_at: String,
+    /// Its session.
+    pub tmux_session: SessionName,
+    /// Its status; absent while running, as the Python server wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AgentStatus>,
+    /// Every other field, kept as written.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl TaskFile {
+    /// Recomputes the counters from the agent list.
+    pub fn recount(&mut self) {
+        self.total_spawned = self.agents.len() as u64;
+        self.active_count = self.agents.iter().filter(|a| a.status.is_active()).count() as u64;
+        self.completed_count = self
+            .agents
+            .iter()
+            .filter(|a| a.status == AgentStatus::Completed)
+            .count() as u64;
+    }
+
+    /// The agent with this id.
+    pub fn agent(&self, id: &AgentId) -> Option<&AgentEntry> {
+        self.agents.iter().find(|a| &a.id == id)
+    }
+
+    /// The agent with this id, mutably.
+    pub fn agent_mut(&mut self, id: &AgentId) -> Option<&mut AgentEntry> {
+        self.agents.iter_mut().find(|a| &a.id == id)
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_agents: self.max_agents,
+            max_concurrent: self.max_concurrent,
+            max_depth: self.max_depth,
+        }
+    }
+
+    /// The typed view deploy-core checks limits against.
+    pub fn snapshot(&self) -> TaskSnapshot {
+        TaskSnapshot {
+            id: self.task_id.clone(),
+            description: self.task_description.clone(),
+            status: self.status.clone(),
+            limits: self.limits(),
+            agents: self.agents.iter().map(AgentEntry::record).collect(),
+        }
+    }
+
+    /// The one-line summary.
+    pub fn summary(&self) -> TaskSummary {
+        TaskSummary {
+            id: self.task_id.clone(),
+            description: self.task_description.clone(),
+            status: self.status.clone(),
+            created_at: self.created_at.clone(),
+        }
+    }
+}
+
+impl AgentEntry {
+    /// The typed record.
+    pub fn record(&self) -> AgentRecord {
+        AgentRecord {
+            id: self.id.clone(),
+            agent_type: self.agent_type.clone(),
+            session: self.tmux_session.clone(),
+            parent: self.parent.clone(),
+            depth: self.depth,
+            status: self.status.clone(),
+            started_at: self.started_at.clone(),
+        }
+    }
+}
+
+impl GlobalFile {
+    /// Recomputes the counters from the task and agent maps.
+    pub fn recount(&mut self) {
+        self.total_tasks = self.tasks.len() as u64;
+        self.total_agents_spawned = self.agents.len() as u64;
+        self.active_agents = self
+            .agents
+            .values()
+            .filter(|a| match a.get("status").and_then(Value::as_str) {
+                None => true,
+                Some(s) => AgentStatus::from(s.to_owned()).is_active(),
+            })
+            .count() as u64;
+    }
+}

@@ -1,0 +1,731 @@
+//! # registry
+//!
+//! deploy-core's [`Registry`] over the Python orchestrator's JSON files, so a workspace either
+//! program created works with the other:
+//!
+//! ```text
+//! <root>/<task_id>/AGENT_REGISTRY.json      the task registry: the source of truth
+//! <root>/registry/GLOBAL_REGISTRY.json      the global index, rebuildable from the tasks
+//! ```
+//!
+//! - **Locks**: flock on sidecar `*.lock` files that are never renamed or deleted, through
+//!   [`deploy_core::lock`]; one order, task before global.
+//! - **Writes**: temp file in the same directory, fsync, rename over, fsync the directory
+//!   ([`atomic`]); a reader never sees a torn file.
+//! - **Transactions**: [`JsonRegistry::register`](Registry::register) checks every limit against
+//!   the agent list while holding both locks, then writes both files; counters are recomputed
+//!   from the lists on every write, so they cannot drift.
+//! - **Corruption**: a file that does not parse is never overwritten; the error names the file,
+//!   line and column. Unknown fields are kept on every rewrite.
+
+pub mod atomic;
+pub mod format;
+
+use std::time::Duration;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use deploy_core::limits::{self, Candidate};
+use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
+use deploy_core::{
+    AgentId, AgentRecord, AgentStatus, ExitStatus, Layout, Limits, Parent, Registration, Registry,
+    StatusUpdate, TaskId, TaskSnapshot, TaskSummary, timestamp,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::atomic::{sweep_temp, write_atomic};
+use crate::format::{AgentEntry, GlobalAgent, GlobalFile, TaskFile};
+
+/// The registry crate's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A registry file does not parse (or is not a registry). It is left untouched.
+    #[error("corrupt registry {path}: {message}")]
+    Corrupt {
+        /// The file.
+        path: Utf8PathBuf,
+        /// 1-based line of the error (0 if unknown).
+        line: usize,
+        /// 1-based column of the error (0 if unknown).
+        column: usize,
+        /// What is wrong, with the position.
+        message: String,
+    },
+    /// A task with this id exists.
+    #[error("task {0} already exists")]
+    TaskExists(TaskId),
+    /// Limits, unknown ids, lock timeouts, file errors.
+    #[error(transparent)]
+    Core(#[from] deploy_core::Error),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Core(e.into())
+    }
+}
+
+impl From<Error> for deploy_core::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Core(core) => core,
+            other => deploy_core::Error::Registry(Box::new(other)),
+        }
+    }
+}
+
+/// What a new task is created with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewTask {
+    /// What it is about.
+    pub description: String,
+    /// `P0`..`P4` (the Python server's default is `P1`).
+    pub priority: String,
+    /// Its limits.
+    pub limits: Limits,
+    /// The client's directory, if known.
+    pub client_cwd: Option<String>,
+    /// The optional context of the Python server's enhanced tasks.
+    pub context: Option<TaskContext>,
+}
+
+/// The enhanced context of a task (`task_context`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TaskContext {
+    /// Background for the agents.
+    pub background_context: Option<String>,
+    /// What must be delivered.
+    pub expected_deliverables: Vec<String>,
+    /// How success is judged.
+    pub success_criteria: Vec<String>,
+    /// What must not be done.
+    pub constraints: Vec<String>,
+    /// Files to look at.
+    pub relevant_files: Vec<String>,
+}
+
+/// What [`JsonRegistry::rebuild_global`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RebuildReport {
+    /// Tasks read.
+    pub tasks: usize,
+    /// Agents indexed.
+    pub agents: usize,
+    /// Index entries added (agents missing from the index).
+    pub added: Vec<AgentId>,
+    /// Index entries removed (agents no task has).
+    pub removed: Vec<String>,
+    /// Whether the file changed.
+    pub changed: bool,
+    /// Where a corrupt index was moved before being rebuilt.
+    pub moved_corrupt: Option<Utf8PathBuf>,
+}
+
+/// The JSON registry under one root.
+#[derive(Debug, Clone)]
+pub struct JsonRegistry {
+    layout: Layout,
+    lock_timeout: Duration,
+}
+
+/// Reads and parses a JSON file; `None` if it does not exist.
+fn read_json<T: DeserializeOwned>(path: &Utf8Path) -> Result<Option<T>, Error> {
+    let bytes = match fs_err::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Corrupt {
+            path: path.to_owned(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })
+}
+
+fn to_json<T: Serialize>(value: &T, path: &Utf8Path) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt {
+        path: path.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("cannot serialize: {e}"),
+    })
+}
+
+fn lock_path(file: &Utf8Path) -> Utf8PathBuf {
+    let name = file.file_name().unwrap_or("registry");
+    file.with_file_name(format!("{name}.lock"))
+}
+
+fn new_global() -> GlobalFile {
+    GlobalFile {
+        created_at: timestamp(),
+        total_tasks: 0,
+        active_tasks: 0,
+        total_agents_spawned: 0,
+        active_agents: 0,
+        max_concurrent_agents: json!(Limits::default().max_concurrent),
+        tasks: Map::new(),
+        agents: Map::new(),
+        extra: Map::new(),
+    }
+}
+
+fn exit_json(exit: ExitStatus) -> Value {
+    match exit {
+        ExitStatus::Code(c) => json!({ "code": c }),
+        ExitStatus::Signal(s) => json!({ "signal": s }),
+    }
+}
+
+/// Task statuses that no longer count as active in the global index.
+fn task_is_active(status: &str) -> bool {
+    !matches!(
+        status.to_ascii_uppercase().as_str(),
+        "COMPLETED" | "FAILED" | "CANCELLED" | "ARCHIVED"
+    )
+}
+
+impl JsonRegistry {
+    /// The registry under `layout`'s root, with the default lock timeout (30 s).
+    pub fn new(layout: Layout) -> Self {
+        JsonRegistry {
+            layout,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+
+    /// Sets how long a lock is waited for before [`deploy_core::Error::LockTimeout`].
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn lock(&self, file: &Utf8Path) -> Result<Flock, Error> {
+        Ok(Flock::open(&lock_path(file), self.lock_timeout)?)
+    }
+
+    /// Reads a task registry without locking (files are replaced atomically).
+    pub fn read_task_file(&self, task: &TaskId) -> Result<TaskFile, Error> {
+        read_json(&self.layout.task_registry(task))?
+            .ok_or_else(|| Error::Core(deploy_core::Error::UnknownTask(task.clone())))
+    }
+
+    /// Reads the global registry without locking; `None` if there is none yet.
+    pub fn read_global_file(&self) -> Result<Option<GlobalFile>, Error> {
+        read_json(&self.layout.global_registry())
+    }
+
+    /// Runs `f` on the task registry and the global index with both locks held (task first),
+    /// then writes whichever `f` says changed, recomputing counters. If the global write fails
+    /// after the task write, the task file is restored.
+    fn transact<R>(
+        &self,
+        task: &TaskId,
+        f: impl FnOnce(&mut TaskFile, &mut GlobalFile) -> Result<(R, bool), Error>,
+    ) -> Result<R, Error> {
+        let task_path = self.layout.task_registry(task);
+        if !task_path.exists() {
+            return Err(deploy_core::Error::UnknownTask(task.clone()).into());
+        }
+        let _task_lock = self.lock(&task_path)?;
+        sweep_temp(&task_path)?;
+        let old_task_bytes = match fs_err::read(&task_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(deploy_core::Error::UnknownTask(task.clone()).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut task_file: TaskFile =
+            serde_json::from_slice(&old_task_bytes).map_err(|e| Error::Corrupt {
+                path: task_path.clone(),
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })?;
+        let global_path = self.layout.global_registry();
+        fs_err::create_dir_all(self.layout.global_dir())?;
+        let _global_lock = self.lock(&global_path)?;
+        sweep_temp(&global_path)?;
+        let mut global = read_json::<GlobalFile>(&global_path)?.unwrap_or_else(new_global);
+        let (out, changed) = f(&mut task_file, &mut global)?;
+        if !changed {
+            return Ok(out);
+        }
+        task_file.recount();
+        global.recount();
+        let task_bytes = to_json(&task_file, &task_path)?;
+        let global_bytes = to_json(&global, &global_path)?;
+        write_atomic(&task_path, &task_bytes)?;
+        if let Err(e) = write_atomic(&global_path, &global_bytes) {
+            if let Err(restore) = write_atomic(&task_path, &old_task_bytes) {
+                tracing::error!(path = %task_path, error = %restore,
+                    "cannot restore the task registry after a failed index write; `fleet reconcile` rebuilds the index");
+            }
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    /// Creates a task: its directory (with `logs/`, `progress/`, `findings/`), its registry, and
+    /// its entry in the global index, with the fields the Python server writes.
+    pub fn create_task(&self, new: &NewTask) -> Result<TaskFile, Error> {
+        let id = TaskId::generate()?;
+        self.create_task_with_id(id, new)
+    }
+
+    /// [`create_task`](Self::create_task) with a chosen id.
+    pub fn create_task_with_id(&self, id: TaskId, new: &NewTask) -> Result<TaskFile, Error> {
+        let dir = self.layout.task_dir(&id);
+        for sub in ["logs", "progress", "findings"] {
+            fs_err::create_dir_all(dir.join(sub))?;
+        }
+        let task_path = self.layout.task_registry(&id);
+        let _task_lock = self.lock(&task_path)?;
+        if task_path.exists() {
+            return Err(Error::TaskExists(id));
+        }
+        let now = timestamp();
+        let mut extra = Map::new();
+        extra.insert(
+            "orchestration_guidance".into(),
+            json!({
+                "min_specialization_depth": 2,
+                "recommended_child_agents_per_parent": 3,
+                "specialization_domains": [],
+                "complexity_score": 1
+            }),
+        );
+        extra.insert(
+            "spiral_checks".into(),
+            json!({ "enabled": true, "last_check": now, "violations": 0 }),
+        );
+        if let Some(ctx) = &new.context {
+            let mut c = Map::new();
+            if let Some(bg) = &ctx.background_context {
+                c.insert("background_context".into(), json!(bg));
+            }
+            for (key, list) in [
+                ("expected_deliverables", &ctx.expected_deliverables),
+                ("success_criteria", &ctx.success_criteria),
+                ("constraints", &ctx.constraints),
+                ("relevant_files", &ctx.relevant_files),
+            ] {
+                if !list.is_empty() {
+                    c.insert(key.into(), json!(list));
+                }
+            }
+            extra.insert("task_context".into(), Value::Object(c));
+        }
+        let mut hierarchy = Map::new();
+        hierarchy.insert("orchestrator".into(), json!([]));
+        let priority = if new.priority.is_empty() {
+            "P1".to_owned()
+        } else {
+            new.priority.clone()
+        };
+        let task_file = TaskFile {
+            task_id: id.clone(),
+            task_description: new.description.clone(),
+            created_at: now.clone(),
+            workspace: dir.to_string(),
+            workspace_base: self.layout.root().to_string(),
+            client_cwd: new.client_cwd.clone().map_or(Value::Null, Value::String),
+            status: "INITIALIZED".into(),
+            priority,
+            agents: Vec::new(),
+            agent_hierarchy: hierarchy,
+            max_agents: new.limits.max_agents,
+            max_depth: new.limits.max_depth,
+            max_concurrent: new.limits.max_concurrent,
+            total_spawned: 0,
+            active_count: 0,
+            completed_count: 0,
+            extra,
+        };
+        write_atomic(&task_path, &to_json(&task_file, &task_path)?)?;
+
+        let global_path = self.layout.global_registry();
+        fs_err::create_dir_all(self.layout.global_dir())?;
+        let _global_lock = self.lock(&global_path)?;
+        sweep_temp(&global_path)?;
+        let mut global = read_json::<GlobalFile>(&global_path)?.unwrap_or_else(new_global);
+        let mut entry = json!({
+            "description": new.description,
+            "created_at": now,
+            "status": "INITIALIZED",
+            "has_enhanced_context": new.context.is_some(),
+        });
+        if let (Some(ctx), Some(obj)) = (&new.context, entry.as_object_mut()) {
+            obj.insert(
+                "deliverables_count".into(),
+                json!(ctx.expected_deliverables.len()),
+            );
+            obj.insert(
+                "success_criteria_count".into(),
+                json!(ctx.success_criteria.len()),
+            );
+        }
+        global.tasks.insert(id.to_string(), entry);
+        global.active_tasks += 1;
+        global.recount();
+        write_atomic(&global_path, &to_json(&global, &global_path)?)?;
+        Ok(task_file)
+    }
+
+    /// Every task id with a registry under the root, sorted.
+    pub fn task_ids(&self) -> Result<Vec<TaskId>, Error> {
+        let entries = match fs_err::read_dir(self.layout.root()) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if let Ok(id) = TaskId::parse(&name)
+                && self.layout.task_registry(&id).exists()
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Rebuilds the global index from the task registries (the source of truth), keeping what
+    /// the index knows that the tasks do not (task summaries, extra fields). Holds every task
+    /// lock, in id order, then the global lock. A corrupt index is moved aside, never
+    /// overwritten in place.
+    pub fn rebuild_global(&self) -> Result<RebuildReport, Error> {
+        let ids = self.task_ids()?;
+        let mut locks = Vec::with_capacity(ids.len());
+        let mut tasks = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let path = self.layout.task_registry(id);
+            locks.push(self.lock(&path)?);
+            sweep_temp(&path)?;
+            tasks.push(self.read_task_file(id)?);
+        }
+        let global_path = self.layout.global_registry();
+        fs_err::create_dir_all(self.layout.global_dir())?;
+        let _global_lock = self.lock(&global_path)?;
+        sweep_temp(&global_path)?;
+        let mut report = RebuildReport {
+            tasks: tasks.len(),
+            ..RebuildReport::default()
+        };
+        let old = match read_json::<GlobalFile>(&global_path) {
+            Ok(g) => g,
+            Err(Error::Corrupt { message, .. }) => {
+                let aside = global_path.with_file_name(format!(
+                    "GLOBAL_REGISTRY.json.corrupt-{}",
+                    timestamp().replace([':', '.'], "-")
+                ));
+                tracing::warn!(path = %global_path, %message, moved_to = %aside, "moving corrupt global index aside");
+                fs_err::rename(&global_path, &aside)?;
+                report.moved_corrupt = Some(aside);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let old_bytes = old.as_ref().map(|g| to_json(g, &global_path)).transpose()?;
+        let mut global = old.unwrap_or_else(new_global);
+        // What the tasks say, keyed by agent id; and their agents in task order.
+        let mut in_tasks: Vec<String> = Vec::new();
+        let mut owner: std::collections::HashMap<String, (&TaskFile, &AgentEntry)> =
+            std::collections::HashMap::new();
+        for t in &tasks {
+            for a in &t.agents {
+                owner.insert(a.id.to_string(), (t, a));
+                in_tasks.push(a.id.to_string());
+            }
+        }
+        // Keep the index's order: its surviving entries first, then what it lacked.
+        let old_agents = std::mem::take(&mut global.agents);
+        let mut order: Vec<String> = old_agents
+            .keys()
+            .filter(|k| owner.contains_key(*k))
+            .cloned()
+            .collect();
+        order.extend(in_tasks.into_iter().filter(|k| !old_agents.contains_key(k)));
+        for key in order {
+            let Some((t, a)) = owner.get(&key) else {
+                continue;
+            };
+            let status = (a.status != AgentStatus::Running).then(|| a.status.clone());
+            let existing = old_agents
+                .get(&key)
+                .cloned()
+                .and_then(|v| serde_json::from_value::<GlobalAgent>(v).ok())
+                .filter(|g| g.task_id == t.task_id);
+            let entry = match existing {
+                Some(mut g) => {
+                    if g.status.as_ref().unwrap_or(&AgentStatus::Running) != &a.status {
+                        g.status = status;
+                    }
+                    g
+                }
+                None => {
+                    report.added.push(a.id.clone());
+                    GlobalAgent {
+                        task_id: t.task_id.clone(),
+                        agent_type: a.agent_type.clone(),
+                        parent: a.parent.clone(),
+                        started_at: a.started_at.clone(),
+                        tmux_session: a.tmux_session.clone(),
+                        status,
+                        extra: Map::new(),
+                    }
+                }
+            };
+            global.agents.insert(
+                key,
+                serde_json::to_value(entry)
+                    .map_err(|e| deploy_core::Error::Registry(Box::new(e)))?,
+            );
+        }
+        let mut task_map = Map::new();
+        let mut task_order: Vec<&str> = global
+            .tasks
+            .keys()
+            .map(String::as_str)
+            .filter(|k| tasks.iter().any(|t| t.task_id.as_str() == *k))
+            .collect();
+        task_order.extend(
+            tasks
+                .iter()
+                .map(|t| t.task_id.as_str())
+                .filter(|k| !global.tasks.contains_key(*k)),
+        );
+        for key in task_order {
+            let Some(t) = tasks.iter().find(|t| t.task_id.as_str() == key) else {
+                continue;
+            };
+            let entry = global.tasks.get(key).cloned().unwrap_or_else(|| {
+                json!({
+                    "description": t.task_description,
+                    "created_at": t.created_at,
+                    "status": t.status,
+                    "has_enhanced_context": t.extra.contains_key("task_context"),
+                })
+            });
+            task_map.insert(key.to_owned(), entry);
+        }
+        let old_agents: Map<String, Value> = old_agents
+            .into_iter()
+            .filter(|(k, _)| !owner.contains_key(k))
+            .collect();
+        report.removed = old_agents.keys().cloned().collect();
+        report.agents = global.agents.len();
+        global.tasks = task_map;
+        global.active_tasks = tasks.iter().filter(|t| task_is_active(&t.status)).count() as u64;
+        global.recount();
+        let new_bytes = to_json(&global, &global_path)?;
+        report.changed = old_bytes.as_deref() != Some(new_bytes.as_slice());
+        if report.changed {
+            write_atomic(&global_path, &new_bytes)?;
+        }
+        drop(locks);
+        Ok(report)
+    }
+
+    /// Removes temp files left by dead writers next to every registry file. Returns how many.
+    pub fn sweep_temps(&self) -> Result<usize, Error> {
+        let mut swept = 0;
+        for id in self.task_ids()? {
+            let path = self.layout.task_registry(&id);
+            let _lock = self.lock(&path)?;
+            swept += usize::from(sweep_temp(&path)?);
+        }
+        let global = self.layout.global_registry();
+        if global.parent().is_some_and(Utf8Path::exists) {
+            let _lock = self.lock(&global)?;
+            swept += usize::from(sweep_temp(&global)?);
+        }
+        Ok(swept)
+    }
+
+    /// Changes an agent's fields in its task registry and the global index under the locks:
+    /// `task_fields` and `global_fields` are set on the agent's entries (kept in order).
+    pub fn update_agent_fields(
+        &self,
+        task: &TaskId,
+        agent: &AgentId,
+        status: Option<AgentStatus>,
+        task_fields: Map<String, Value>,
+        global_fields: Map<String, Value>,
+    ) -> Result<(), Error> {
+        self.transact(task, |t, g| {
+            let entry = t
+                .agent_mut(agent)
+                .ok_or_else(|| deploy_core::Error::UnknownAgent {
+                    task: task.clone(),
+                    agent: agent.clone(),
+                })?;
+            if let Some(s) = &status {
+                entry.status = s.clone();
+            }
+            entry.extra.extend(task_fields);
+            if let Some(Value::Object(ge)) = g.agents.get_mut(agent.as_str()) {
+                if let Some(s) = &status {
+                    ge.insert("status".into(), json!(s.as_str()));
+                }
+                ge.extend(global_fields);
+            }
+            Ok(((), true))
+        })
+    }
+}
+
+impl Registry for JsonRegistry {
+    fn register(&self, r: &Registration) -> Result<AgentRecord, deploy_core::Error> {
+        Ok(self.transact(&r.task, |task, global| {
+            if task.agent(&r.agent).is_some() || global.agents.contains_key(r.agent.as_str()) {
+                return Err(deploy_core::Error::DuplicateAgent {
+                    task: r.task.clone(),
+                    agent: r.agent.clone(),
+                }
+                .into());
+            }
+            let depth = limits::check(
+                &task.snapshot(),
+                Candidate {
+                    agent_type: &r.agent_type,
+                    parent: &r.parent,
+                    allow_duplicate: r.allow_duplicate,
+                },
+            )?;
+            let mut extra = Map::new();
+            extra.insert("progress".into(), json!(0));
+            extra.insert("last_update".into(), json!(r.started_at));
+            extra.insert("prompt".into(), json!(r.prompt_preview));
+            extra.insert("tracked_files".into(), json!(r.tracked_files));
+            let entry = AgentEntry {
+                id: r.agent.clone(),
+                agent_type: r.agent_type.clone(),
+                tmux_session: r.session.clone(),
+                parent: r.parent.clone(),
+                depth,
+                status: AgentStatus::Running,
+                started_at: r.started_at.clone(),
+                extra,
+            };
+            let record = entry.record();
+            task.agents.push(entry);
+            let children = task
+                .agent_hierarchy
+                .entry(r.parent.as_str().to_owned())
+                .or_insert_with(|| json!([]));
+            if let Value::Array(list) = children {
+                list.push(json!(r.agent));
+            }
+            let index = GlobalAgent {
+                task_id: r.task.clone(),
+                agent_type: r.agent_type.clone(),
+                parent: r.parent.clone(),
+                started_at: r.started_at.clone(),
+                tmux_session: r.session.clone(),
+                status: None,
+                extra: Map::new(),
+            };
+            global.agents.insert(
+                r.agent.to_string(),
+                serde_json::to_value(index)
+                    .map_err(|e| deploy_core::Error::Registry(Box::new(e)))?,
+            );
+            Ok((record, true))
+        })?)
+    }
+
+    fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, deploy_core::Error> {
+        Ok(self.transact(task, |t, g| {
+            let before = t.agents.len();
+            t.agents.retain(|a| &a.id != agent);
+            let in_task = t.agents.len() != before;
+            let mut emptied = Vec::new();
+            for (parent, children) in t.agent_hierarchy.iter_mut() {
+                if let Value::Array(list) = children {
+                    list.retain(|c| c.as_str() != Some(agent.as_str()));
+                    if list.is_empty() && parent != Parent::ORCHESTRATOR {
+                        emptied.push(parent.clone());
+                    }
+                }
+            }
+            if in_task {
+                // Registration created a parent's list; undoing it removes the list again.
+                for parent in emptied {
+                    t.agent_hierarchy.shift_remove(&parent);
+                }
+            }
+            let in_index = g.agents.shift_remove(agent.as_str()).is_some();
+            let changed = in_task || in_index;
+            Ok((changed, changed))
+        })?)
+    }
+
+    fn update_status(
+        &self,
+        task: &TaskId,
+        agent: &AgentId,
+        update: &StatusUpdate,
+    ) -> Result<(), deploy_core::Error> {
+        let mut fields = Map::new();
+        let mut index = Map::new();
+        fields.insert("last_update".into(), json!(update.at));
+        index.insert("last_update".into(), json!(update.at));
+        if let Some(p) = update.progress {
+            fields.insert("progress".into(), json!(p));
+        }
+        match update.status {
+            AgentStatus::Completed => {
+                fields.insert("completed_at".into(), json!(update.at));
+                index.insert("completed_at".into(), json!(update.at));
+            }
+            AgentStatus::Terminated => {
+                let reason = update.reason.clone().unwrap_or_default();
+                fields.insert("terminated_at".into(), json!(update.at));
+                fields.insert("termination_reason".into(), json!(reason));
+                index.insert("terminated_at".into(), json!(update.at));
+                index.insert("termination_reason".into(), json!(reason));
+            }
+            AgentStatus::Error => {
+                fields.insert("error_at".into(), json!(update.at));
+                index.insert("error_at".into(), json!(update.at));
+                if let Some(reason) = &update.reason {
+                    fields.insert("error".into(), json!(reason));
+                }
+            }
+            _ => {}
+        }
+        if let Some(exit) = update.exit {
+            fields.insert("exit_status".into(), exit_json(exit));
+        }
+        Ok(self.update_agent_fields(task, agent, Some(update.status.clone()), fields, index)?)
+    }
+
+    fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, deploy_core::Error> {
+        Ok(self.read_task_file(task)?.snapshot())
+    }
+
+    fn list_tasks(&self) -> Result<Vec<TaskSummary>, deploy_core::Error> {
+        let mut out = Vec::new();
+        for id in self.task_ids()? {
+            out.push(self.read_task_file(&id)?.summary());
+        }
+        Ok(out)
+    }
+}
