@@ -93,7 +93,7 @@ pub struct KilledProcess {
     pub pid: u32,
     /// Its command name.
     pub name: String,
-    /// The last signal it needed (15 or 9).
+    /// The last signal that applied: 1 (hang-up, when the session closed), 15 or 9.
     pub signal: i32,
 }
 

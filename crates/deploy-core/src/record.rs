@@ -135,6 +135,8 @@ pub enum ExitStatus {
     Code(i32),
     /// A signal ended it.
     Signal(i32),
+    /// It ended, but its status could not be learned.
+    Unknown,
 }
 
 impl ExitStatus {
@@ -152,6 +154,7 @@ impl fmt::Display for ExitStatus {
                 Some(name) => write!(f, "was killed by signal {sig} ({name})"),
                 None => write!(f, "was killed by signal {sig}"),
             },
+            ExitStatus::Unknown => write!(f, "exited with an unknown status"),
         }
     }
 }

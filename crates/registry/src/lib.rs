@@ -179,6 +179,7 @@ fn exit_json(exit: ExitStatus) -> Value {
     match exit {
         ExitStatus::Code(c) => json!({ "code": c }),
         ExitStatus::Signal(s) => json!({ "signal": s }),
+        ExitStatus::Unknown => json!("unknown"),
     }
 }
 

@@ -1,0 +1,163 @@
+//! Running tmux: argv only, a timeout, exact classification of "no server".
+
+use std::ffi::OsString;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use deploy_core::AGENT_ID_ENV;
+
+use crate::Error;
+
+/// tmux's client sends its command line in one message of at most 16 KiB; stay below.
+pub(crate) const MAX_COMMAND_BYTES: usize = 15 * 1024;
+
+/// Which tmux server fleet talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Server {
+    /// `-L <name>`: a socket in tmux's socket directory.
+    Name(String),
+    /// `-S <path>`: a socket at this path.
+    Path(Utf8PathBuf),
+}
+
+/// Escapes an argument for tmux's argv parser, which splits commands on an argument that ends
+/// in `;` and turns a final `\;` into `;`: a final `;` gets a `\` before it.
+pub(crate) fn escape_arg(arg: &str) -> String {
+    match arg.strip_suffix(';') {
+        Some(rest) => format!("{rest}\\;"),
+        None => arg.to_owned(),
+    }
+}
+
+/// How a tmux invocation ended.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// Exit 0.
+    Ok(String),
+    /// No server on the socket: there are no sessions.
+    NoServer,
+    /// The target does not exist (`can't find session/window/pane`).
+    NotFound(String),
+    /// Anything else, with its stderr.
+    Failed {
+        code: Option<i32>,
+        stderr: String,
+        stdout: String,
+    },
+}
+
+pub(crate) fn run(
+    tmux: &OsString,
+    server: &Server,
+    args: &[String],
+    timeout: Duration,
+) -> Result<Reply, Error> {
+    let mut cmd = Command::new(tmux);
+    // No user config: fleet's server must behave the same everywhere (base-index, shells).
+    cmd.arg("-f").arg("/dev/null");
+    match server {
+        Server::Name(name) => cmd.arg("-L").arg(name),
+        Server::Path(path) => cmd.arg("-S").arg(path.as_str()),
+    };
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A server started by this client must not carry an agent's tag (fleet may run inside
+        // an agent): a kill of that agent would otherwise take the server down.
+        .env_remove(AGENT_ID_ENV);
+    let child = cmd.spawn().map_err(|source| Error::Spawn {
+        binary: tmux.to_string_lossy().into_owned(),
+        source,
+    })?;
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output: Output = match rx.recv_timeout(timeout) {
+        Ok(out) => out.map_err(Error::Io)?,
+        Err(_) => {
+            // Our own child, not yet reaped (the waiting thread reaps it after this).
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+            }
+            return Err(Error::Timeout {
+                command: describe(args),
+                waited: timeout,
+            });
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        return Ok(Reply::Ok(stdout));
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+    Ok(classify(output.status.code(), stderr, stdout))
+}
+
+fn classify(code: Option<i32>, stderr: String, stdout: String) -> Reply {
+    let first = stderr.lines().next().unwrap_or_default();
+    let no_server = first.starts_with("no server running on ")
+        || (first.starts_with("error connecting to ")
+            && (first.ends_with("(No such file or directory)")
+                || first.ends_with("(Connection refused)")));
+    if no_server {
+        Reply::NoServer
+    } else if first.starts_with("can't find ") {
+        Reply::NotFound(first.to_owned())
+    } else {
+        Reply::Failed {
+            code,
+            stderr,
+            stdout,
+        }
+    }
+}
+
+/// The tmux command names of an argv, for messages (`new-session; set-option; ...`).
+pub(crate) fn describe(args: &[String]) -> String {
+    let mut names = Vec::new();
+    let mut next_is_name = true;
+    for a in args {
+        if next_is_name {
+            names.push(a.as_str());
+        }
+        next_is_name = a == ";";
+    }
+    names.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_final_semicolon_is_escaped() {
+        assert_eq!(escape_arg("a;"), "a\\;");
+        assert_eq!(escape_arg("a\\;"), "a\\\\;");
+        assert_eq!(escape_arg(";a"), ";a");
+        assert_eq!(escape_arg("a"), "a");
+    }
+
+    #[test]
+    fn no_server_and_missing_targets_are_told_apart_from_failures() {
+        let c = |s: &str| classify(Some(1), s.to_owned(), String::new());
+        assert!(matches!(
+            c("no server running on /tmp/tmux-0/x"),
+            Reply::NoServer
+        ));
+        assert!(matches!(
+            c("error connecting to /tmp/tmux-0/x (No such file or directory)"),
+            Reply::NoServer
+        ));
+        assert!(matches!(c("can't find session: =a"), Reply::NotFound(_)));
+        assert!(matches!(
+            c("error connecting to /tmp/tmux-0/x (Permission denied)"),
+            Reply::Failed { .. }
+        ));
+        assert!(matches!(c("duplicate session: a"), Reply::Failed { .. }));
+    }
+}

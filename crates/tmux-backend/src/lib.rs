@@ -1,0 +1,626 @@
+//! # tmux-backend
+//!
+//! deploy-core's [`SessionBackend`] over the tmux CLI.
+//!
+//! - **Its own server**: `-L fleet` (or `-S <path>`) and `-f /dev/null`, so fleet shares no
+//!   options, environment or reaper with the user's tmux.
+//! - **Exact targets**: every target is `=name` or `=name:`; tmux's prefix and glob matching
+//!   never picks a session.
+//! - **No parsing of user text**: the agent runs from argv through a fixed
+//!   [`wrapper`]; arguments that end in `;` are escaped for tmux's argv parser; the workdir's `#`
+//!   is doubled because tmux expands formats in `-c`; the prompt travels in its file, so no
+//!   command line comes near tmux's 16 KiB limit.
+//! - **One invocation starts an agent**: `new-session` with name, workdir, environment
+//!   (`FLEET_AGENT_ID` plus the request's), then `remain-on-exit on` for its pane and the tags
+//!   `@fleet_agent_id`, `@fleet_task_id`, `@fleet_log` — so even an agent that dies at once
+//!   leaves its status readable.
+//! - **Verified kills**: kill the session, then SIGTERM and after a grace SIGKILL every process
+//!   of the agent — its tree and every process carrying its `FLEET_AGENT_ID` — through pidfds
+//!   checked against start times, never the tmux server; then verify none is left.
+//! - **"No server" means no sessions**; every other tmux failure is an error.
+
+mod cmd;
+mod procs;
+pub mod wrapper;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use deploy_core::{
+    AGENT_ID_ENV, AgentId, ExitStatus, KillReport, KilledProcess, Liveness, SessionBackend,
+    SessionInfo, SessionListing, SessionName, SessionSpec, TaskId,
+};
+
+pub use crate::cmd::Server;
+use crate::cmd::{MAX_COMMAND_BYTES, Reply, escape_arg};
+use crate::procs::Handle;
+
+/// The default socket name (`tmux -L fleet`).
+pub const DEFAULT_SOCKET: &str = "fleet";
+/// How many lines of output a dead agent's report carries.
+pub const LAST_LINES: usize = 20;
+
+/// The tmux backend's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// tmux could not be run at all.
+    #[error("cannot run tmux ({binary}): {source}")]
+    Spawn {
+        /// The binary.
+        binary: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// tmux did not answer in time.
+    #[error("tmux {command} timed out after {} ms", waited.as_millis())]
+    Timeout {
+        /// The tmux command(s).
+        command: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// tmux answered with an error.
+    #[error("tmux {command} failed (exit {}): {stderr}", code.map_or("signal".into(), |c| c.to_string()))]
+    Tmux {
+        /// The tmux command(s).
+        command: String,
+        /// Its exit status.
+        code: Option<i32>,
+        /// What it printed.
+        stderr: String,
+    },
+    /// tmux printed something we do not understand.
+    #[error("unexpected output from tmux {command}: {output:?}")]
+    Parse {
+        /// The tmux command.
+        command: String,
+        /// What it printed.
+        output: String,
+    },
+    /// The working directory is not a directory.
+    #[error("workdir {path} does not exist or is not a directory")]
+    Workdir {
+        /// The path.
+        path: Utf8PathBuf,
+    },
+    /// The command line would exceed what tmux accepts.
+    #[error(
+        "the tmux command line for session {session} would be {bytes} bytes, over the {MAX_COMMAND_BYTES}-byte limit (shorten the command or its environment)"
+    )]
+    TooLong {
+        /// The session.
+        session: SessionName,
+        /// Its size.
+        bytes: usize,
+    },
+    /// The session exists but belongs to another agent (or to no fleet agent).
+    #[error("session {session} is tagged for agent {tagged:?}, not {agent}: refusing to kill it")]
+    NotOurs {
+        /// The session.
+        session: SessionName,
+        /// Its tag (empty: untagged).
+        tagged: String,
+        /// The agent we were asked to kill.
+        agent: AgentId,
+    },
+    /// Processes survived SIGKILL.
+    #[error("agent {agent}: processes still alive after SIGKILL: {pids:?}")]
+    Survivors {
+        /// The agent.
+        agent: AgentId,
+        /// The survivors.
+        pids: Vec<u32>,
+    },
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl From<Error> for deploy_core::Error {
+    fn from(e: Error) -> Self {
+        deploy_core::Error::Backend(Box::new(e))
+    }
+}
+
+/// The session backend over tmux.
+#[derive(Debug, Clone)]
+pub struct TmuxBackend {
+    tmux: OsString,
+    server: Server,
+    wrapper: Vec<String>,
+    kill_grace: Duration,
+    timeout: Duration,
+}
+
+/// What one tmux line of `list-panes` tells about a session's pane.
+struct PaneState {
+    dead: bool,
+    status: Option<i32>,
+    signal: Option<i32>,
+    pane_pid: u32,
+    server_pid: u32,
+    agent_tag: String,
+    log: String,
+}
+
+impl TmuxBackend {
+    /// A backend on `server`, starting agents under `wrapper` (program and leading arguments:
+    /// `["/path/fleet-agent-wrap"]`, or `["/path/fleet", "agent-wrap"]`).
+    pub fn new(server: Server, wrapper: Vec<String>) -> Self {
+        TmuxBackend {
+            tmux: OsString::from("tmux"),
+            server,
+            wrapper,
+            kill_grace: Duration::from_secs(2),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Uses this tmux binary instead of `tmux` from `PATH`.
+    pub fn with_tmux_binary(mut self, tmux: impl Into<OsString>) -> Self {
+        self.tmux = tmux.into();
+        self
+    }
+
+    /// How long a killed agent has between SIGTERM and SIGKILL (default 2 s).
+    pub fn with_kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
+        self
+    }
+
+    /// How long one tmux call may take (default 10 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The server this backend talks to.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    fn tmux(&self, args: &[String]) -> Result<Reply, Error> {
+        cmd::run(&self.tmux, &self.server, args, self.timeout)
+    }
+
+    fn failed(args: &[String], code: Option<i32>, stderr: String) -> Error {
+        Error::Tmux {
+            command: cmd::describe(args),
+            code,
+            stderr,
+        }
+    }
+
+    /// Kills this backend's whole tmux server (tests and teardown only). No server is fine.
+    pub fn kill_server(&self) -> Result<(), Error> {
+        let args = vec!["kill-server".to_owned()];
+        match self.tmux(&args)? {
+            Reply::Ok(_) | Reply::NoServer => Ok(()),
+            Reply::NotFound(e) => Err(Self::failed(&args, Some(1), e)),
+            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
+        }
+    }
+
+    /// The PID of the tmux server, if one runs.
+    pub fn server_pid(&self) -> Result<Option<u32>, Error> {
+        let args = vec!["display-message".into(), "-p".into(), "#{pid}".into()];
+        match self.tmux(&args)? {
+            Reply::Ok(out) => out.trim().parse().map(Some).map_err(|_| Error::Parse {
+                command: "display-message".into(),
+                output: out,
+            }),
+            Reply::NoServer => Ok(None),
+            Reply::NotFound(e) => Err(Self::failed(&args, Some(1), e)),
+            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
+        }
+    }
+
+    fn pane_state(&self, session: &SessionName) -> Result<Option<PaneState>, Error> {
+        let args = vec![
+            "list-panes".into(),
+            "-s".into(),
+            "-t".into(),
+            // list-panes takes a window target: `=name` alone would fall back to matching
+            // window names (and find `agent_a-10` for `agent_a-1`); `=name:` is exact.
+            format!("={session}:"),
+            "-F".into(),
+            "#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_pid}\t#{pid}\t#{@fleet_agent_id}\t#{@fleet_log}".into(),
+        ];
+        let out = match self.tmux(&args)? {
+            Reply::Ok(out) => out,
+            Reply::NoServer | Reply::NotFound(_) => return Ok(None),
+            Reply::Failed { code, stderr, .. } => return Err(Self::failed(&args, code, stderr)),
+        };
+        let line = out.lines().next().unwrap_or_default();
+        let f: Vec<&str> = line.splitn(7, '\t').collect();
+        let parse_err = || Error::Parse {
+            command: "list-panes".into(),
+            output: out.clone(),
+        };
+        if f.len() != 7 {
+            return Err(parse_err());
+        }
+        Ok(Some(PaneState {
+            dead: f[0] == "1",
+            status: f[1].parse().ok(),
+            signal: f[2].parse().ok(),
+            pane_pid: f[3].parse().map_err(|_| parse_err())?,
+            server_pid: f[4].parse().map_err(|_| parse_err())?,
+            agent_tag: f[5].to_owned(),
+            log: f[6].to_owned(),
+        }))
+    }
+
+    fn do_start(&self, spec: &SessionSpec) -> Result<SessionInfo, Error> {
+        let workdir = fs_err::canonicalize(&spec.workdir)
+            .ok()
+            .and_then(|p| Utf8PathBuf::from_path_buf(p).ok())
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| Error::Workdir {
+                path: spec.workdir.clone(),
+            })?;
+        if let Some(dir) = spec.log_file.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
+        let name = spec.session.as_str();
+        let wrap = wrapper::WrapArgs {
+            log: spec.log_file.as_str().into(),
+            stdin: (!spec.prompt_as_argument()).then(|| spec.prompt_file.as_str().into()),
+            argv: spec
+                .resolved_argv()
+                .into_iter()
+                .map(OsString::from)
+                .collect(),
+        };
+        let mut args: Vec<String> = vec![
+            "new-session".into(),
+            "-d".into(),
+            "-P".into(),
+            "-F".into(),
+            "#{session_id}\t#{pane_id}\t#{pane_pid}".into(),
+            "-s".into(),
+            name.into(),
+            "-x".into(),
+            "200".into(),
+            "-y".into(),
+            "50".into(),
+            "-c".into(),
+            // tmux expands formats in -c: `##` is a literal `#`.
+            escape_arg(&workdir.as_str().replace('#', "##")),
+            "-e".into(),
+            format!("{AGENT_ID_ENV}={}", spec.agent),
+        ];
+        for (k, v) in &spec.env {
+            args.push("-e".into());
+            args.push(escape_arg(&format!("{k}={v}")));
+        }
+        args.push("--".into());
+        args.extend(self.wrapper.iter().map(|a| escape_arg(a)));
+        args.extend(
+            wrap.to_args()
+                .iter()
+                .map(|a| escape_arg(&a.to_string_lossy())),
+        );
+        let tags = [
+            ("@fleet_agent_id", spec.agent.as_str()),
+            ("@fleet_task_id", spec.task.as_str()),
+            ("@fleet_log", spec.log_file.as_str()),
+        ];
+        args.extend(
+            [
+                ";",
+                "set-option",
+                "-p",
+                "-t",
+                &format!("={name}:"),
+                "remain-on-exit",
+                "on",
+            ]
+            .map(String::from),
+        );
+        for (key, value) in tags {
+            args.extend([
+                ";".into(),
+                "set-option".into(),
+                "-t".into(),
+                // set-option takes a pane target: `=name:` is the exact session's window.
+                format!("={name}:"),
+                key.into(),
+                escape_arg(value),
+            ]);
+        }
+        let bytes: usize = args.iter().map(|a| a.len() + 1).sum();
+        if bytes > MAX_COMMAND_BYTES {
+            return Err(Error::TooLong {
+                session: spec.session.clone(),
+                bytes,
+            });
+        }
+        let created = |out: &str| -> Option<SessionInfo> {
+            let f: Vec<&str> = out.lines().next()?.split('\t').collect();
+            Some(SessionInfo {
+                session: spec.session.clone(),
+                session_id: (*f.first()?).to_owned(),
+                pane_id: (*f.get(1)?).to_owned(),
+                pane_pid: f.get(2)?.parse().ok()?,
+            })
+        };
+        match self.tmux(&args)? {
+            Reply::Ok(out) => created(&out).ok_or(Error::Parse {
+                command: "new-session".into(),
+                output: out,
+            }),
+            Reply::Failed {
+                code,
+                stderr,
+                stdout,
+            } => {
+                // new-session printed its line: the session exists though a later command
+                // failed. It is ours (the name is this agent's): remove it, changing nothing.
+                if created(&stdout).is_some() {
+                    let _ = self.kill_session(&spec.session);
+                }
+                Err(Self::failed(&args, code, stderr))
+            }
+            Reply::NoServer | Reply::NotFound(_) => Err(Self::failed(
+                &args,
+                Some(1),
+                "the tmux server went away".into(),
+            )),
+        }
+    }
+
+    fn kill_session(&self, session: &SessionName) -> Result<bool, Error> {
+        let args = vec!["kill-session".into(), "-t".into(), format!("={session}")];
+        match self.tmux(&args)? {
+            Reply::Ok(_) => Ok(true),
+            Reply::NoServer | Reply::NotFound(_) => Ok(false),
+            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
+        }
+    }
+
+    fn do_kill(&self, session: &SessionName, agent: &AgentId) -> Result<KillReport, Error> {
+        let pane = self.pane_state(session)?;
+        if let Some(p) = &pane
+            && p.agent_tag != agent.as_str()
+        {
+            return Err(Error::NotOurs {
+                session: session.clone(),
+                tagged: p.agent_tag.clone(),
+                agent: agent.clone(),
+            });
+        }
+        let mut exclude: BTreeSet<u32> = BTreeSet::from([std::process::id()]);
+        if let Some(p) = &pane {
+            exclude.insert(p.server_pid);
+        } else if let Ok(Some(pid)) = self.server_pid() {
+            exclude.insert(pid);
+        }
+        let tag = (AGENT_ID_ENV, agent.as_str());
+        let root = pane.as_ref().filter(|p| !p.dead).map(|p| p.pane_pid);
+        let targets = procs::agent_processes(&procs::all(), root, tag, &exclude);
+        let session_existed = pane.is_some() && self.kill_session(session)?;
+
+        let mut killed: Vec<KilledProcess> = Vec::new();
+        let record = |p: &procs::Proc, sig: i32, killed: &mut Vec<KilledProcess>| match killed
+            .iter_mut()
+            .find(|k| k.pid == p.pid)
+        {
+            Some(k) => k.signal = sig,
+            None => killed.push(KilledProcess {
+                pid: p.pid,
+                name: p.name.clone(),
+                signal: sig,
+            }),
+        };
+        // Every process found is reported; closing the session hangs up its terminal, so one
+        // that fleet never had to signal was ended by that hang-up (1).
+        for p in &targets {
+            record(p, 1, &mut killed);
+        }
+        let mut round_targets: Vec<procs::Proc> =
+            targets.into_iter().filter(procs::alive).collect();
+        let deadline = Instant::now() + self.kill_grace + Duration::from_secs(3);
+        loop {
+            for p in &round_targets {
+                if let Some(h) = Handle::open(p)
+                    && h.signal(15)
+                {
+                    record(p, 15, &mut killed);
+                }
+            }
+            wait_gone(&round_targets, self.kill_grace);
+            for p in round_targets.iter().filter(|p| procs::alive(p)) {
+                if let Some(h) = Handle::open(p)
+                    && h.signal(9)
+                {
+                    record(p, 9, &mut killed);
+                }
+            }
+            wait_gone(&round_targets, Duration::from_secs(2));
+            // A setsid grandchild may have forked meanwhile: look again for the tag.
+            round_targets = procs::agent_processes(&procs::all(), None, tag, &exclude);
+            if round_targets.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(Error::Survivors {
+                    agent: agent.clone(),
+                    pids: round_targets.iter().map(|p| p.pid).collect(),
+                });
+            }
+        }
+        Ok(KillReport {
+            session_existed,
+            killed,
+        })
+    }
+
+    fn do_list(&self) -> Result<Vec<SessionListing>, Error> {
+        let args = vec![
+            "list-sessions".into(),
+            "-F".into(),
+            "#{session_name}\t#{@fleet_agent_id}\t#{@fleet_task_id}\t#{session_created}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{@fleet_log}".into(),
+        ];
+        let out = match self.tmux(&args)? {
+            Reply::Ok(out) => out,
+            Reply::NoServer => return Ok(Vec::new()),
+            Reply::NotFound(e) => return Err(Self::failed(&args, Some(1), e)),
+            Reply::Failed { code, stderr, .. } => return Err(Self::failed(&args, code, stderr)),
+        };
+        let mut sessions = Vec::new();
+        for line in out.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            if f.len() != 8 || f[1].is_empty() {
+                continue; // not a fleet session
+            }
+            let (Ok(session), Ok(agent)) = (SessionName::parse(f[0]), AgentId::parse(f[1])) else {
+                continue;
+            };
+            sessions.push(SessionListing {
+                session,
+                agent,
+                task: TaskId::parse(f[2]).ok(),
+                exited: (f[4] == "1").then(|| {
+                    match exit_status(f[5].parse().ok(), f[6].parse().ok()) {
+                        ExitStatus::Unknown => {
+                            wrapper::read_status(Utf8Path::new(f[7]).as_std_path())
+                                .unwrap_or(ExitStatus::Unknown)
+                        }
+                        known => known,
+                    }
+                }),
+                created: f[3].parse().unwrap_or(0),
+            });
+        }
+        Ok(sessions)
+    }
+
+    fn do_capture(&self, session: &SessionName, lines: usize) -> Result<Vec<String>, Error> {
+        let args = vec![
+            "capture-pane".into(),
+            "-p".into(),
+            "-J".into(),
+            "-t".into(),
+            format!("={session}:"),
+            "-S".into(),
+            format!("-{lines}"),
+        ];
+        match self.tmux(&args)? {
+            Reply::Ok(out) => {
+                let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
+                while v.last().is_some_and(|l| l.trim().is_empty()) {
+                    v.pop();
+                }
+                let skip = v.len().saturating_sub(lines);
+                Ok(v.split_off(skip))
+            }
+            Reply::NoServer | Reply::NotFound(_) => Ok(Vec::new()),
+            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
+        }
+    }
+}
+
+fn exit_status(status: Option<i32>, signal: Option<i32>) -> ExitStatus {
+    match (signal, status) {
+        (Some(sig), _) => ExitStatus::Signal(sig),
+        (None, Some(code)) => ExitStatus::Code(code),
+        (None, None) => ExitStatus::Unknown,
+    }
+}
+
+/// How long a probe waits for tmux to learn the status of a pane it already shows as dead.
+const STATUS_WAIT: Duration = Duration::from_secs(1);
+
+/// Polls until every process in `procs` is gone or `limit` passes.
+fn wait_gone(procs: &[procs::Proc], limit: Duration) {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    while procs.iter().any(procs::alive) && start.elapsed() < limit {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The last `n` lines of a file (reading at most its last 64 KiB).
+pub fn tail_lines(path: &Utf8Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0); // probably cut in the middle
+    }
+    let skip = lines.len().saturating_sub(n);
+    lines.split_off(skip)
+}
+
+impl SessionBackend for TmuxBackend {
+    fn start(&self, spec: &SessionSpec) -> Result<SessionInfo, deploy_core::Error> {
+        Ok(self.do_start(spec)?)
+    }
+
+    fn probe(&self, session: &SessionName) -> Result<Liveness, deploy_core::Error> {
+        // tmux marks a pane dead when its terminal closes and learns the exit status when it
+        // reaps the process, a moment later (and, rarely, never): the wrapper's status file
+        // answers first; otherwise wait briefly for tmux's.
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let Some(p) = self.pane_state(session)? else {
+                return Ok(Liveness::Missing);
+            };
+            if !p.dead {
+                return Ok(Liveness::Alive);
+            }
+            let log = Utf8Path::new(&p.log);
+            let status = match exit_status(p.status, p.signal) {
+                ExitStatus::Unknown => wrapper::read_status(log.as_std_path()),
+                known => Some(known),
+            };
+            if status.is_some() || start.elapsed() >= STATUS_WAIT {
+                return Ok(Liveness::Exited {
+                    status: status.unwrap_or(ExitStatus::Unknown),
+                    last_lines: tail_lines(log, LAST_LINES),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(
+        &self,
+        session: &SessionName,
+        agent: &AgentId,
+    ) -> Result<KillReport, deploy_core::Error> {
+        Ok(self.do_kill(session, agent)?)
+    }
+
+    fn list(&self) -> Result<Vec<SessionListing>, deploy_core::Error> {
+        Ok(self.do_list()?)
+    }
+
+    fn capture(
+        &self,
+        session: &SessionName,
+        lines: usize,
+    ) -> Result<Vec<String>, deploy_core::Error> {
+        Ok(self.do_capture(session, lines)?)
+    }
+}

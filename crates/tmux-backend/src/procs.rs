@@ -1,0 +1,175 @@
+//! Processes of an agent: found through `/proc` (its tree and its environment tag), identified
+//! by PID *and* start time, signalled through a pidfd so a reused PID is never hit.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::OwnedFd;
+
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+
+/// A process as `/proc/<pid>/stat` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Proc {
+    pub(crate) pid: u32,
+    pub(crate) ppid: u32,
+    pub(crate) state: char,
+    pub(crate) start_time: u64,
+    pub(crate) name: String,
+}
+
+impl Proc {
+    pub(crate) fn is_gone(&self) -> bool {
+        // A zombie has exited; only its parent's wait is missing.
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// Parses `/proc/<pid>/stat`; `None` if the process is gone.
+pub(crate) fn stat(pid: u32) -> Option<Proc> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may itself contain spaces and parentheses.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let name = text.get(open + 1..close)?.to_owned();
+    let rest: Vec<&str> = text.get(close + 2..)?.split(' ').collect();
+    // After the name: state(3) ppid(4) ... starttime(22); rest[0] is field 3.
+    Some(Proc {
+        pid,
+        ppid: rest.get(1)?.parse().ok()?,
+        state: rest.first()?.chars().next()?,
+        start_time: rest.get(19)?.parse().ok()?,
+        name,
+    })
+}
+
+/// Every process visible in `/proc`.
+pub(crate) fn all() -> BTreeMap<u32, Proc> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+            && let Some(p) = stat(pid)
+        {
+            out.insert(pid, p);
+        }
+    }
+    out
+}
+
+/// Whether the environment of `pid` has `name=value`.
+pub(crate) fn has_env(pid: u32, name: &str, value: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("{name}={value}");
+    env.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes())
+}
+
+/// The processes of an agent: descendants of `root` (if given) and every process tagged
+/// `name=value`, minus `exclude`.
+pub(crate) fn agent_processes(
+    procs: &BTreeMap<u32, Proc>,
+    root: Option<u32>,
+    tag: (&str, &str),
+    exclude: &BTreeSet<u32>,
+) -> Vec<Proc> {
+    let mut found: BTreeSet<u32> = BTreeSet::new();
+    if let Some(root) = root
+        && procs.contains_key(&root)
+    {
+        found.insert(root);
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for p in procs.values() {
+                if found.contains(&p.ppid) && found.insert(p.pid) {
+                    grew = true;
+                }
+            }
+        }
+    }
+    for p in procs.values() {
+        if !found.contains(&p.pid) && has_env(p.pid, tag.0, tag.1) {
+            found.insert(p.pid);
+        }
+    }
+    found
+        .into_iter()
+        .filter(|pid| !exclude.contains(pid))
+        .filter_map(|pid| procs.get(&pid).cloned())
+        .filter(|p| !p.is_gone())
+        .collect()
+}
+
+/// A handle on one exact process: a pidfd opened, then the start time checked, so the handle
+/// cannot refer to a later process that reused the PID.
+pub(crate) struct Handle {
+    fd: OwnedFd,
+}
+
+impl Handle {
+    pub(crate) fn open(p: &Proc) -> Option<Handle> {
+        let pid = Pid::from_raw(i32::try_from(p.pid).ok()?)?;
+        let fd = pidfd_open(pid, PidfdFlags::empty()).ok()?;
+        // The pidfd pins whatever process has this PID now; check it is the one we saw.
+        let now = stat(p.pid)?;
+        (now.start_time == p.start_time && !now.is_gone()).then_some(Handle { fd })
+    }
+
+    pub(crate) fn signal(&self, sig: i32) -> bool {
+        Signal::from_named_raw(sig).is_some_and(|s| pidfd_send_signal(&self.fd, s).is_ok())
+    }
+}
+
+/// Whether the process `p` (same PID and start time) still runs.
+pub(crate) fn alive(p: &Proc) -> bool {
+    stat(p.pid).is_some_and(|now| now.start_time == p.start_time && !now.is_gone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_our_own_stat() {
+        let me = stat(std::process::id()).unwrap();
+        assert_eq!(me.pid, std::process::id());
+        assert!(me.start_time > 0);
+        assert!(alive(&me));
+        let other = Proc {
+            start_time: me.start_time + 1,
+            ..me.clone()
+        };
+        assert!(
+            !alive(&other),
+            "a different start time is a different process"
+        );
+        assert!(Handle::open(&other).is_none());
+    }
+
+    #[test]
+    fn finds_tree_and_tag() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("FLEET_TEST_TAG", "x1")
+            .spawn()
+            .unwrap();
+        let procs = all();
+        let me = std::process::id();
+        let tree = agent_processes(&procs, Some(me), ("NONE", "none"), &BTreeSet::from([me]));
+        assert!(tree.iter().any(|p| p.pid == child.id()), "descendant found");
+        let tagged = agent_processes(&procs, None, ("FLEET_TEST_TAG", "x1"), &BTreeSet::new());
+        assert_eq!(
+            tagged.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            [child.id()]
+        );
+        let h = Handle::open(&tagged[0]).unwrap();
+        assert!(h.signal(15));
+        child.wait().unwrap();
+        assert!(!alive(&tagged[0]));
+    }
+}
