@@ -1,5 +1,6 @@
 //! fleet's developer tasks: `cargo xtask <task>`. One module per task; `main` is one `match`.
 
+mod bench;
 mod ci;
 
 use std::process::ExitCode;
@@ -8,9 +9,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
+        Some("bench") => bench::run(),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci\n\n  ci    fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode"
+                "usage: cargo xtask ci|bench\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md"
             );
             return ExitCode::from(2);
         }

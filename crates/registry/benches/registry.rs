@@ -1,0 +1,136 @@
+//! Register and status update with 10 / 1,000 / 10,000 agents already in the task.
+//! Run through `cargo xtask bench`, which writes the figures into docs/BENCHMARKS.md.
+
+// Bench setup may unwrap: a failed unwrap is a failed benchmark.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use deploy_core::{
+    AgentId, AgentStatus, AgentType, Layout, Limits, Parent, Registration, Registry, SessionName,
+    StatusUpdate, TaskId, timestamp,
+};
+use registry::format::{AgentEntry, TaskFile};
+use registry::{JsonRegistry, NewTask};
+use serde_json::json;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    registry: JsonRegistry,
+    layout: Layout,
+    task: TaskId,
+    task_bytes: Vec<u8>,
+    global_bytes: Vec<u8>,
+    some_agent: AgentId,
+}
+
+/// A task holding `n` agents, written directly (registering them one by one would be
+/// quadratic), with the global index rebuilt from it.
+fn fixture(n: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap());
+    let registry = JsonRegistry::new(layout.clone());
+    let limits = Limits {
+        max_agents: 1_000_000,
+        max_concurrent: 1_000_000,
+        max_depth: 5,
+    };
+    let mut file: TaskFile = registry
+        .create_task(&NewTask {
+            description: "bench".into(),
+            limits,
+            ..NewTask::default()
+        })
+        .unwrap();
+    let agent_type = AgentType::parse("worker").unwrap();
+    for i in 0..n {
+        let id = AgentId::parse(&format!("worker-{i:06}-000000")).unwrap();
+        let mut extra = serde_json::Map::new();
+        extra.insert("progress".into(), json!(0));
+        extra.insert("last_update".into(), json!(timestamp()));
+        extra.insert(
+            "prompt".into(),
+            json!("Find every unlocked registry write."),
+        );
+        extra.insert(
+            "tracked_files".into(),
+            json!(layout.tracked_files(&file.task_id, &id)),
+        );
+        file.agents.push(AgentEntry {
+            tmux_session: SessionName::for_agent(&id).unwrap(),
+            id,
+            agent_type: agent_type.clone(),
+            parent: Parent::Orchestrator,
+            depth: 1,
+            status: AgentStatus::Running,
+            started_at: timestamp(),
+            extra,
+        });
+    }
+    file.recount();
+    let task_path = layout.task_registry(&file.task_id);
+    fs_err::write(&task_path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    registry.rebuild_global().unwrap();
+    Fixture {
+        task_bytes: fs_err::read(&task_path).unwrap(),
+        global_bytes: fs_err::read(layout.global_registry()).unwrap(),
+        some_agent: file
+            .agents
+            .first()
+            .map_or_else(|| AgentId::parse("none").unwrap(), |a| a.id.clone()),
+        task: file.task_id,
+        registry,
+        layout,
+        _dir: dir,
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let mut group = c.benchmark_group("registry");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    for n in [10usize, 1_000, 10_000] {
+        let f = fixture(n);
+        group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
+            b.iter_batched(
+                || {
+                    // Back to exactly n agents before every registration.
+                    fs_err::write(f.layout.task_registry(&f.task), &f.task_bytes).unwrap();
+                    fs_err::write(f.layout.global_registry(), &f.global_bytes).unwrap();
+                    let agent = AgentId::parse("fresh-000000-000000").unwrap();
+                    Registration {
+                        task: f.task.clone(),
+                        session: SessionName::for_agent(&agent).unwrap(),
+                        tracked_files: f.layout.tracked_files(&f.task, &agent),
+                        agent,
+                        agent_type: AgentType::parse("fresh").unwrap(),
+                        parent: Parent::Orchestrator,
+                        prompt_preview: "p".into(),
+                        started_at: timestamp(),
+                        allow_duplicate: true,
+                    }
+                },
+                |r| f.registry.register(&r).unwrap(),
+                BatchSize::PerIteration,
+            );
+        });
+        if n > 0 {
+            let update = StatusUpdate::now(AgentStatus::Working);
+            group.bench_with_input(BenchmarkId::new("status_update", n), &n, |b, _| {
+                b.iter(|| {
+                    f.registry
+                        .update_status(&f.task, &f.some_agent, &update)
+                        .unwrap()
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(all, benches);
+criterion_main!(all);
