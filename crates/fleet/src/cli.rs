@@ -1,0 +1,195 @@
+//! The command line, declared with clap.
+
+use std::ffi::OsString;
+
+use camino::Utf8PathBuf;
+use clap::{Args, Parser, Subcommand};
+use deploy_core::{AgentId, AgentType, Parent, TaskId};
+
+/// Deploy headless AI coding agents into tmux sessions, transactionally: a deployment is Live
+/// (agent alive, registered) or leaves nothing behind.
+#[derive(Debug, Parser)]
+#[command(name = "fleet", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// The workspace root [env: FLEET_ROOT, then CLAUDE_ORCHESTRATOR_WORKSPACE; default:
+    /// ./.agent-workspace]
+    #[arg(long, global = true, env = "FLEET_ROOT", hide_env = true)]
+    pub(crate) root: Option<Utf8PathBuf>,
+
+    /// fleet's tmux socket name (`tmux -L`)
+    #[arg(
+        long,
+        global = true,
+        env = "FLEET_TMUX_SOCKET",
+        hide_env_values = true,
+        default_value = "fleet"
+    )]
+    pub(crate) socket: String,
+
+    /// Print machine-readable JSON on stdout (logs still go to stderr)
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// More log output on stderr (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create and list tasks
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Deploy one agent and wait until it is Live
+    Deploy(DeployArgs),
+    /// Show tasks and agents, with liveness from tmux
+    Status(StatusArgs),
+    /// Kill an agent (verified) and mark it terminated; its logs are kept
+    Kill(KillArgs),
+    /// Print an agent's output
+    Logs(LogsArgs),
+    /// Attach this terminal to an agent's tmux session
+    Attach(AttachArgs),
+    /// The wrapper every agent runs under (internal)
+    #[command(hide = true)]
+    AgentWrap {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskCommand {
+    /// Create a task; prints its id
+    Create(TaskCreateArgs),
+    /// List tasks
+    List,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TaskCreateArgs {
+    /// What the task is about
+    #[arg(long)]
+    pub(crate) description: String,
+    /// Agents ever registered in the task
+    #[arg(long, default_value_t = 45)]
+    pub(crate) max_agents: u32,
+    /// Agents active at once
+    #[arg(long, default_value_t = 20)]
+    pub(crate) max_concurrent: u32,
+    /// Deepest level below the orchestrator
+    #[arg(long, default_value_t = 5)]
+    pub(crate) max_depth: u32,
+    /// Priority (P0..P4)
+    #[arg(long, default_value = "P1")]
+    pub(crate) priority: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// The task
+    #[arg(long, value_parser = parse_task)]
+    pub(crate) task: TaskId,
+    /// The agent's type (investigator, builder, ...)
+    #[arg(long = "type", value_parser = parse_type)]
+    pub(crate) agent_type: AgentType,
+    /// The prompt
+    #[arg(
+        long,
+        conflicts_with = "prompt_file",
+        required_unless_present = "prompt_file"
+    )]
+    pub(crate) prompt: Option<String>,
+    /// Read the prompt from a file (`-` for stdin)
+    #[arg(long)]
+    pub(crate) prompt_file: Option<Utf8PathBuf>,
+    /// The parent agent (default: the orchestrator)
+    #[arg(long, value_parser = parse_parent, default_value = "orchestrator")]
+    pub(crate) parent: Parent,
+    /// The agent's working directory (default: the current directory)
+    #[arg(long)]
+    pub(crate) workdir: Option<Utf8PathBuf>,
+    /// How long the agent must stay alive to count as Live
+    #[arg(long)]
+    pub(crate) startup_grace_ms: Option<u64>,
+    /// Allow another active agent of the same type
+    #[arg(long)]
+    pub(crate) allow_duplicate: bool,
+    /// Extra environment for the agent (repeatable)
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    pub(crate) env: Vec<(String, String)>,
+    /// The agent command [default: $FLEET_AGENT_CMD, else Claude Code in print mode]
+    #[arg(last = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Only this task
+    #[arg(long, value_parser = parse_task)]
+    pub(crate) task: Option<TaskId>,
+    /// Only this agent
+    #[arg(long, value_parser = parse_agent)]
+    pub(crate) agent: Option<AgentId>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KillArgs {
+    /// The task
+    #[arg(long, value_parser = parse_task)]
+    pub(crate) task: TaskId,
+    /// The agent
+    #[arg(long, value_parser = parse_agent)]
+    pub(crate) agent: AgentId,
+    /// Why (recorded as termination_reason)
+    #[arg(long, default_value = "killed with fleet kill")]
+    pub(crate) reason: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The task
+    #[arg(long, value_parser = parse_task)]
+    pub(crate) task: TaskId,
+    /// The agent
+    #[arg(long, value_parser = parse_agent)]
+    pub(crate) agent: AgentId,
+    /// How many lines from the end
+    #[arg(long, default_value_t = 50)]
+    pub(crate) lines: usize,
+    /// Keep printing new output until the agent's session ends
+    #[arg(long, short)]
+    pub(crate) follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AttachArgs {
+    /// The agent
+    #[arg(long, value_parser = parse_agent)]
+    pub(crate) agent: AgentId,
+}
+
+fn parse_task(s: &str) -> Result<TaskId, String> {
+    TaskId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_agent(s: &str) -> Result<AgentId, String> {
+    AgentId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_type(s: &str) -> Result<AgentType, String> {
+    AgentType::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_parent(s: &str) -> Result<Parent, String> {
+    Parent::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}

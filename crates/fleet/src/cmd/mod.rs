@@ -1,0 +1,8 @@
+//! One module per command.
+
+pub(crate) mod attach;
+pub(crate) mod deploy;
+pub(crate) mod kill;
+pub(crate) mod logs;
+pub(crate) mod status;
+pub(crate) mod task;

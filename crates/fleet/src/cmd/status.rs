@@ -1,0 +1,90 @@
+//! `fleet status`.
+
+use serde_json::json;
+
+use crate::cli::StatusArgs;
+use crate::config::Config;
+use crate::observe::{AgentView, observe_task, sessions};
+use crate::{Error, emit};
+
+pub(crate) fn run(cfg: &Config, args: &StatusArgs, json_mode: bool) -> Result<(), Error> {
+    let registry = cfg.registry();
+    let backend = cfg.backend()?;
+    let prompts = cfg.prompts();
+    let ids = match &args.task {
+        Some(t) => vec![t.clone()],
+        None => registry.task_ids()?,
+    };
+    let live = sessions(&backend)?;
+    let mut tasks = Vec::new();
+    for id in ids {
+        let task = registry.read_task_file(&id)?;
+        let mut agents = observe_task(&registry, &backend, &prompts, &task, &live)?;
+        if let Some(only) = &args.agent {
+            agents.retain(|a| a.agent_id == only.as_str());
+        }
+        let task = registry.read_task_file(&id)?; // counters after any recorded ends
+        tasks.push((task, agents));
+    }
+    if let Some(only) = &args.agent
+        && tasks.iter().all(|(_, agents)| agents.is_empty())
+    {
+        return Err(Error::Usage(format!("no agent {only} in {}", scope(args))));
+    }
+    let value = json!(
+        tasks
+            .iter()
+            .map(|(t, agents)| json!({
+                "task_id": t.task_id,
+                "description": t.task_description,
+                "status": t.status,
+                "active_count": t.active_count,
+                "total_spawned": t.total_spawned,
+                "completed_count": t.completed_count,
+                "max_concurrent": t.max_concurrent,
+                "max_agents": t.max_agents,
+                "agents": agents,
+            }))
+            .collect::<Vec<_>>()
+    );
+    emit(json_mode, &value, || {
+        let mut out = String::new();
+        for (t, agents) in &tasks {
+            out.push_str(&format!(
+                "{}  {}  {} active / {} total (max {} / {})  {}\n",
+                t.task_id,
+                t.status,
+                t.active_count,
+                t.total_spawned,
+                t.max_concurrent,
+                t.max_agents,
+                t.task_description
+            ));
+            for a in agents {
+                out.push_str(&format!("  {}\n", row(a)));
+            }
+        }
+        out
+    });
+    Ok(())
+}
+
+fn scope(args: &StatusArgs) -> String {
+    args.task
+        .as_ref()
+        .map_or_else(|| "any task".to_owned(), |t| format!("task {t}"))
+}
+
+fn row(a: &AgentView) -> String {
+    let live = match (a.liveness, a.exit) {
+        (_, Some(exit)) => exit.to_string(),
+        (l, None) => l.to_owned(),
+    };
+    let age = a
+        .age_seconds
+        .map_or_else(|| "?".to_owned(), |s| format!("{s}s"));
+    format!(
+        "{:<36} {:<14} {:<11} {:<28} {:>7}  parent {}",
+        a.agent_id, a.agent_type, a.status, live, age, a.parent
+    )
+}

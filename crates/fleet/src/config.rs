@@ -1,0 +1,109 @@
+//! One configuration for every surface (CLI and MCP): flags override the environment, which
+//! overrides the defaults.
+
+use std::time::Duration;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use deploy_core::{DEFAULT_STARTUP_GRACE, FsJournal, FsPromptStore, Layout};
+use registry::JsonRegistry;
+use tmux_backend::{DEFAULT_SOCKET, Server, TmuxBackend};
+
+use crate::Error;
+
+/// The agent command when neither `-- COMMAND` nor `FLEET_AGENT_CMD` gives one: Claude Code in
+/// print mode with stream-json output, the prompt on stdin, as the Python server ran it.
+pub(crate) const DEFAULT_AGENT_CMD: &[&str] = &[
+    "claude",
+    "--print",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+];
+
+/// Resolved configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// The workspace root (absolute).
+    pub(crate) root: Utf8PathBuf,
+    /// The tmux socket name.
+    pub(crate) socket: String,
+    /// The agent command when a request names none.
+    pub(crate) agent_cmd: Vec<String>,
+    /// The startup grace when a request names none.
+    pub(crate) startup_grace: Duration,
+}
+
+impl Config {
+    /// Resolves flags (already merged with their env vars by clap) and the remaining
+    /// environment.
+    pub(crate) fn resolve(
+        root: Option<Utf8PathBuf>,
+        socket: Option<String>,
+    ) -> Result<Config, Error> {
+        let root = root
+            .or_else(|| env_path("CLAUDE_ORCHESTRATOR_WORKSPACE"))
+            .unwrap_or_else(|| Utf8PathBuf::from(".agent-workspace"));
+        let root = absolute(&root)?;
+        let socket = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_owned());
+        let agent_cmd = match std::env::var("FLEET_AGENT_CMD") {
+            Ok(cmd) if !cmd.trim().is_empty() => shell_words::split(&cmd).map_err(|e| {
+                Error::Usage(format!(
+                    "FLEET_AGENT_CMD {cmd:?} cannot be split into words: {e}"
+                ))
+            })?,
+            _ => DEFAULT_AGENT_CMD.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        Ok(Config {
+            root,
+            socket,
+            agent_cmd,
+            startup_grace: DEFAULT_STARTUP_GRACE,
+        })
+    }
+
+    /// The file layout.
+    pub(crate) fn layout(&self) -> Layout {
+        Layout::new(self.root.clone())
+    }
+
+    /// The registry.
+    pub(crate) fn registry(&self) -> JsonRegistry {
+        JsonRegistry::new(self.layout())
+    }
+
+    /// The tmux backend, with this very binary as the agent wrapper.
+    pub(crate) fn backend(&self) -> Result<TmuxBackend, Error> {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::Usage(format!("cannot find the fleet binary itself: {e}")))?;
+        let exe = exe.to_string_lossy().into_owned();
+        Ok(TmuxBackend::new(
+            Server::Name(self.socket.clone()),
+            vec![exe, "agent-wrap".to_owned()],
+        ))
+    }
+
+    /// The intent journal.
+    pub(crate) fn journal(&self) -> FsJournal {
+        FsJournal::new(&self.layout())
+    }
+
+    /// The prompt store.
+    pub(crate) fn prompts(&self) -> FsPromptStore {
+        FsPromptStore
+    }
+}
+
+fn env_path(name: &str) -> Option<Utf8PathBuf> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Utf8PathBuf::from)
+}
+
+/// Makes `path` absolute without requiring it to exist (registries record absolute paths).
+pub(crate) fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf, Error> {
+    let abs = std::path::absolute(path)
+        .map_err(|e| Error::Usage(format!("cannot make {path} absolute: {e}")))?;
+    Utf8PathBuf::from_path_buf(abs)
+        .map_err(|p| Error::Usage(format!("path {} is not UTF-8", p.display())))
+}

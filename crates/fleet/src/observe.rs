@@ -1,0 +1,122 @@
+//! What fleet sees when it looks at a task: each agent's registry status beside its liveness in
+//! tmux. An agent that ended by itself is recorded then and there — completed (exit 0) or error
+//! (with its status) — and its dead session and leftover processes are cleaned up; its logs are
+//! kept.
+
+use std::collections::HashMap;
+
+use deploy_core::{
+    AgentStatus, ExitStatus, PromptStore, Registry, SessionBackend, SessionListing, SessionName,
+    StatusUpdate,
+};
+use registry::JsonRegistry;
+use registry::format::{AgentEntry, TaskFile};
+use serde::Serialize;
+
+use crate::Error;
+
+/// One agent as `fleet status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AgentView {
+    pub(crate) agent_id: String,
+    #[serde(rename = "type")]
+    pub(crate) agent_type: String,
+    pub(crate) status: String,
+    /// `alive`, `exited` or `missing`.
+    pub(crate) liveness: &'static str,
+    pub(crate) exit: Option<ExitStatus>,
+    pub(crate) parent: String,
+    pub(crate) depth: u32,
+    pub(crate) session: String,
+    pub(crate) started_at: String,
+    pub(crate) age_seconds: Option<i64>,
+}
+
+/// Every fleet session, by name, from one tmux call.
+pub(crate) fn sessions(
+    backend: &dyn SessionBackend,
+) -> Result<HashMap<SessionName, SessionListing>, Error> {
+    Ok(backend
+        .list()?
+        .into_iter()
+        .map(|s| (s.session.clone(), s))
+        .collect())
+}
+
+fn age_seconds(started_at: &str) -> Option<i64> {
+    let start = chrono::NaiveDateTime::parse_from_str(started_at, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some((chrono::Local::now().naive_local() - start).num_seconds())
+}
+
+/// Looks at one task: records agents that ended by themselves, and returns the views.
+pub(crate) fn observe_task(
+    registry: &JsonRegistry,
+    backend: &dyn SessionBackend,
+    prompts: &dyn PromptStore,
+    task: &TaskFile,
+    sessions: &HashMap<SessionName, SessionListing>,
+) -> Result<Vec<AgentView>, Error> {
+    let mut views = Vec::new();
+    for a in &task.agents {
+        let listing = sessions.get(&a.tmux_session);
+        let (liveness, exit) = match listing {
+            None => ("missing", None),
+            Some(s) => match s.exited {
+                None => ("alive", None),
+                Some(status) => ("exited", Some(status)),
+            },
+        };
+        let mut status = a.status.clone();
+        if let (true, Some(exit)) = (a.status.is_active(), exit) {
+            status = record_end(registry, backend, prompts, task, a, exit)?;
+        }
+        views.push(AgentView {
+            agent_id: a.id.to_string(),
+            agent_type: a.agent_type.to_string(),
+            status: status.to_string(),
+            liveness,
+            exit,
+            parent: a.parent.to_string(),
+            depth: a.depth,
+            session: a.tmux_session.to_string(),
+            started_at: a.started_at.clone(),
+            age_seconds: age_seconds(&a.started_at),
+        });
+    }
+    Ok(views)
+}
+
+/// Records how an agent ended, then removes its dead session, any leftover tagged process and
+/// its prompt file.
+fn record_end(
+    registry: &JsonRegistry,
+    backend: &dyn SessionBackend,
+    prompts: &dyn PromptStore,
+    task: &TaskFile,
+    a: &AgentEntry,
+    exit: ExitStatus,
+) -> Result<AgentStatus, Error> {
+    let status = if exit.success() {
+        AgentStatus::Completed
+    } else {
+        AgentStatus::Error
+    };
+    let mut update = StatusUpdate::now(status.clone());
+    update.exit = Some(exit);
+    if !exit.success() {
+        update.reason = Some(format!("the agent {exit}"));
+    }
+    registry.update_status(&task.task_id, &a.id, &update)?;
+    tracing::info!(agent = %a.id, %exit, "agent ended by itself; recorded as {status}");
+    if let Err(e) = backend.kill(&a.tmux_session, &a.id) {
+        tracing::warn!(agent = %a.id, error = %e, "cannot clean up the ended agent's session");
+    }
+    let prompt = registry
+        .layout()
+        .tracked_files(&task.task_id, &a.id)
+        .prompt_file;
+    if let Err(e) = prompts.remove(&prompt) {
+        tracing::warn!(agent = %a.id, error = %e, "cannot remove the ended agent's prompt file");
+    }
+    Ok(status)
+}

@@ -1,0 +1,617 @@
+//! Black-box tests of the `fleet` binary against real tmux, each on its own private socket
+//! (killed at the end) and its own workspace root.
+
+// Test helpers may unwrap: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::Value;
+
+const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+struct Fleet {
+    dir: tempfile::TempDir,
+    socket: String,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        Fleet {
+            dir: tempfile::tempdir().unwrap(),
+            socket: format!(
+                "fleet-cli-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            ),
+        }
+    }
+
+    fn root(&self) -> Utf8PathBuf {
+        Utf8PathBuf::from_path_buf(self.dir.path().join("ws")).unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(FLEET);
+        c.args(args)
+            .env("FLEET_ROOT", self.root())
+            .env("FLEET_TMUX_SOCKET", &self.socket)
+            .env_remove("FLEET_AGENT_CMD")
+            .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
+            .env_remove("FLEET_AGENT_ID")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs, expects success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "fleet {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    fn task(&self, extra: &[&str]) -> String {
+        let mut args = vec!["task", "create", "--description", "test task"];
+        args.extend_from_slice(extra);
+        self.ok(&args).trim().to_owned()
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-f", "/dev/null", "-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn sessions(&self) -> Vec<String> {
+        let out = self.tmux(&["list-sessions", "-F", "#{session_name}"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Everything under the root except the logs (kept by design), as (path, bytes).
+    fn files(&self) -> Vec<(String, Vec<u8>)> {
+        fn walk(dir: &Utf8Path, out: &mut Vec<(String, Vec<u8>)>) {
+            let Ok(entries) = fs_err::read_dir(dir) else {
+                return;
+            };
+            for e in entries {
+                let p = Utf8PathBuf::from_path_buf(e.unwrap().path()).unwrap();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if !p.as_str().contains("/logs/") && !p.as_str().ends_with(".lock") {
+                    out.push((p.to_string(), fs_err::read(&p).unwrap()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+        use std::os::unix::fs::MetadataExt;
+        let uid = fs_err::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
+    }
+}
+
+fn agent_sh() -> String {
+    Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/agent.sh")
+        .to_string()
+}
+
+/// Snapshots `text` with what changes from run to run replaced by placeholders.
+macro_rules! snap {
+    ($name:expr, $text:expr, $fleet:expr) => {{
+        let root = regex::escape($fleet.root().as_str());
+        let socket = regex::escape(&$fleet.socket);
+        insta::with_settings!({filters => vec![
+            (root.as_str(), "[root]"),
+            (socket.as_str(), "[socket]"),
+            (r"TASK-\d{8}-\d{6}-[0-9a-f]{8}", "[task]"),
+            (r"[a-z]+-\d{6}-[0-9a-f]{6}", "[agent]"),
+            (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?", "[time]"),
+            (r#""(pane_pid|pid|age_seconds)": \d+"#, r#""$1": "[n]""#),
+            (r"/tmp/\.tmp[A-Za-z0-9]+", "[tmp]"),
+        ]}, {
+            insta::assert_snapshot!($name, $text);
+        });
+    }};
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---- the whole cycle -----------------------------------------------------------------------
+
+#[test]
+fn create_deploy_status_logs_kill() {
+    let f = Fleet::new();
+    let created = f.json(&[
+        "task",
+        "create",
+        "--description",
+        "cycle",
+        "--max-concurrent",
+        "3",
+    ]);
+    snap!(
+        "task_create_json",
+        serde_json::to_string_pretty(&created).unwrap(),
+        f
+    );
+    let task = created["task_id"].as_str().unwrap().to_owned();
+    assert!(f.root().join(&task).join("AGENT_REGISTRY.json").exists());
+
+    let listed = f.json(&["task", "list"]);
+    snap!(
+        "task_list_json",
+        serde_json::to_string_pretty(&listed).unwrap(),
+        f
+    );
+
+    let mut deploy = f.command(&[
+        "--json",
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "demo",
+        "--prompt",
+        "say hello",
+        "--startup-grace-ms",
+        "200",
+        "--",
+        "sh",
+        &agent_sh(),
+    ]);
+    let out = deploy.env("FLEET_DEMO_SECONDS", "60").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deployed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    snap!(
+        "deploy_json",
+        serde_json::to_string_pretty(&deployed).unwrap(),
+        f
+    );
+    let agent = deployed["agent_id"].as_str().unwrap().to_owned();
+    assert_eq!(f.sessions(), [format!("agent_{agent}")]);
+
+    let status = f.json(&["status", "--task", &task]);
+    assert_eq!(status[0]["agents"][0]["liveness"], "alive");
+    assert_eq!(status[0]["agents"][0]["status"], "running");
+    assert_eq!(status[0]["active_count"], 1);
+    snap!(
+        "status_json",
+        serde_json::to_string_pretty(&status).unwrap(),
+        f
+    );
+    let text = f.ok(&["status", "--task", &task]);
+    assert!(
+        text.contains(&agent) && text.contains("running") && text.contains("alive"),
+        "{text}"
+    );
+
+    wait_for("the agent's first output", || {
+        f.ok(&["logs", "--task", &task, "--agent", &agent])
+            .contains("\"type\":\"system\"")
+    });
+    let logs = f.ok(&["logs", "--task", &task, "--agent", &agent, "--lines", "1"]);
+    assert_eq!(logs.lines().count(), 1, "{logs}");
+    let first = f.json(&["logs", "--task", &task, "--agent", &agent, "--lines", "100"]);
+    assert!(
+        first["lines"][0]
+            .as_str()
+            .unwrap()
+            .contains("\"prompt_bytes\":9"),
+        "{first}"
+    );
+
+    let killed = f.json(&[
+        "kill",
+        "--task",
+        &task,
+        "--agent",
+        &agent,
+        "--reason",
+        "Superseded",
+    ]);
+    assert_eq!(killed["status"], "terminated");
+    assert_eq!(killed["session_killed"], true);
+    // Which processes exist at the instant of the kill depends on timing; the wrapper and the
+    // agent's shell always do.
+    let names: Vec<&str> = killed["killed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"fleet") && names.contains(&"sh"),
+        "{names:?}"
+    );
+    let mut killed = killed.clone();
+    killed["killed"] = Value::String("[processes]".into());
+    snap!(
+        "kill_json",
+        serde_json::to_string_pretty(&killed).unwrap(),
+        f
+    );
+    assert!(f.sessions().is_empty());
+    let after = f.json(&["status", "--task", &task]);
+    assert_eq!(after[0]["agents"][0]["status"], "terminated");
+    assert_eq!(after[0]["agents"][0]["liveness"], "missing");
+    assert_eq!(after[0]["active_count"], 0);
+    let registry: Value = serde_json::from_slice(
+        &fs_err::read(f.root().join(&task).join("AGENT_REGISTRY.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(registry["agents"][0]["termination_reason"], "Superseded");
+    assert!(
+        !f.root()
+            .join(&task)
+            .join(format!("agent_prompt_{agent}.txt"))
+            .exists()
+    );
+    assert!(
+        f.root()
+            .join(&task)
+            .join(format!("logs/{agent}_stream.jsonl"))
+            .exists(),
+        "logs are kept"
+    );
+}
+
+#[test]
+fn an_agent_that_dies_at_start_is_reported_with_its_status_and_output_and_leaves_nothing() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let before = f.files();
+    let out = f.run(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "doomed",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "300",
+        "--",
+        "sh",
+        "-c",
+        "echo 'fatal: no credentials' >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("failed at step `confirm live`") && err.contains("exited with status 3"),
+        "{err}"
+    );
+    assert!(err.contains("fatal: no credentials"), "{err}");
+    assert!(f.sessions().is_empty());
+    assert_eq!(f.files(), before, "nothing changed but the log");
+
+    let out = f.run(&[
+        "--json",
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "doomed",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "300",
+        "--",
+        "sh",
+        "-c",
+        "echo 'fatal: no credentials' >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["step"], "confirm_live");
+    snap!(
+        "deploy_failure_json",
+        serde_json::to_string_pretty(&v).unwrap(),
+        f
+    );
+    assert_eq!(f.files(), before);
+}
+
+#[test]
+fn an_agent_that_ends_by_itself_is_recorded_completed_or_error() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let deploy = |ty: &str, script: &str| {
+        f.ok(&[
+            "deploy",
+            "--task",
+            &task,
+            "--type",
+            ty,
+            "--prompt",
+            "p",
+            "--startup-grace-ms",
+            "100",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .trim()
+        .to_owned()
+    };
+    let good = deploy("good", "sleep 0.5; echo done");
+    let bad = deploy("bad", "sleep 0.5; echo crashed; exit 3");
+    wait_for("both agents to end", || {
+        f.tmux(&["list-panes", "-a", "-F", "#{pane_dead}"])
+            .stdout
+            .iter()
+            .filter(|b| **b == b'1')
+            .count()
+            == 2
+    });
+    let status = f.json(&["status", "--task", &task]);
+    let by_id = |id: &str| {
+        status[0]["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id(&good)["status"], "completed");
+    assert_eq!(by_id(&bad)["status"], "error");
+    assert_eq!(by_id(&bad)["exit"], serde_json::json!({ "code": 3 }));
+    assert_eq!(status[0]["active_count"], 0);
+    assert_eq!(status[0]["completed_count"], 1);
+    assert!(f.sessions().is_empty(), "dead sessions are cleaned up");
+    let registry: Value = serde_json::from_slice(
+        &fs_err::read(f.root().join(&task).join("AGENT_REGISTRY.json")).unwrap(),
+    )
+    .unwrap();
+    let bad_entry = registry["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == bad.as_str())
+        .unwrap();
+    assert_eq!(bad_entry["exit_status"], serde_json::json!({ "code": 3 }));
+}
+
+#[test]
+fn logs_follow_prints_everything_until_the_agent_ends() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let agent = f
+        .ok(&[
+            "deploy",
+            "--task",
+            &task,
+            "--type",
+            "t",
+            "--prompt",
+            "p",
+            "--startup-grace-ms",
+            "50",
+            "--",
+            "sh",
+            "-c",
+            "echo first; sleep 1; echo second",
+        ])
+        .trim()
+        .to_owned();
+    let followed = f.ok(&["logs", "--task", &task, "--agent", &agent, "--follow"]);
+    assert_eq!(followed, "first\nsecond\n");
+}
+
+// ---- bad input: one line, non-zero, nothing changed ----------------------------------------
+
+fn assert_refused(f: &Fleet, out: &Output, needle: &str) {
+    assert!(!out.status.success(), "expected a failure");
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("fleet: ") || err.starts_with("error: "),
+        "{err}"
+    );
+    assert!(err.contains(needle), "{needle:?} not in {err}");
+    assert!(f.sessions().is_empty(), "no session was left");
+}
+
+#[test]
+fn bad_input_is_one_line_nonzero_and_changes_nothing() {
+    let f = Fleet::new();
+    let task = f.task(&["--max-concurrent", "1"]);
+    let before = f.files();
+    let deploy = |extra: &[&str]| {
+        let mut args = vec![
+            "deploy",
+            "--task",
+            &task,
+            "--type",
+            "t",
+            "--startup-grace-ms",
+            "100",
+        ];
+        args.extend_from_slice(extra);
+        f.run(&args)
+    };
+    let cases: Vec<(Output, &str)> = vec![
+        (
+            f.run(&[
+                "deploy",
+                "--task",
+                "TASK-NOPE",
+                "--type",
+                "t",
+                "--prompt",
+                "p",
+                "--",
+                "sleep",
+                "9",
+            ]),
+            "unknown task TASK-NOPE",
+        ),
+        (
+            f.run(&["deploy", "--task", "../x", "--type", "t", "--prompt", "p"]),
+            "invalid task id \"../x\"",
+        ),
+        (
+            deploy(&["--prompt-file", "/no/such/prompt.txt"]),
+            "/no/such/prompt.txt",
+        ),
+        (
+            deploy(&["--prompt", "  ", "--", "sleep", "9"]),
+            "the prompt is empty",
+        ),
+        (
+            deploy(&[
+                "--prompt",
+                "p",
+                "--workdir",
+                "/no/such/dir",
+                "--",
+                "sleep",
+                "9",
+            ]),
+            "workdir /no/such/dir does not exist",
+        ),
+        (
+            f.run(&["kill", "--task", &task, "--agent", "ghost"]),
+            "unknown agent ghost",
+        ),
+        (
+            f.run(&["status", "--task", &task, "--agent", "ghost"]),
+            "no agent ghost",
+        ),
+    ];
+    for (out, needle) in &cases {
+        assert_refused(&f, out, needle);
+        assert_eq!(f.files(), before, "after {needle:?}");
+    }
+
+    // tmux not installed: the deployment fails at its session and rolls back.
+    let out = f
+        .command(&[
+            "deploy", "--task", &task, "--type", "t", "--prompt", "p", "--", "sleep", "9",
+        ])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_refused(&f, &out, "cannot run tmux");
+    assert_eq!(f.files(), before, "tmux missing");
+
+    // A limit reached names the limit.
+    f.ok(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "first",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "100",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    let registry = f.root().join(&task).join("AGENT_REGISTRY.json");
+    let one_agent = fs_err::read(&registry).unwrap();
+    let out = deploy(&["--prompt", "p", "--", "sleep", "30"]);
+    assert!(
+        stderr(&out).contains("limit max_concurrent = 1 reached"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs_err::read(&registry).unwrap(), one_agent);
+    assert_eq!(f.sessions().len(), 1);
+    f.tmux(&["kill-server"]);
+
+    // A corrupt registry is named with its position and left as it is.
+    fs_err::write(&registry, b"{\"task_id\": ").unwrap();
+    let out = deploy(&["--prompt", "p", "--", "sleep", "9"]);
+    assert_refused(&f, &out, "corrupt registry");
+    assert!(
+        stderr(&out).contains(registry.as_str()) && stderr(&out).contains("line 1 column"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs_err::read(&registry).unwrap(), b"{\"task_id\": ");
+}
+
+#[test]
+fn json_errors_go_to_stdout_as_objects() {
+    let f = Fleet::new();
+    let out = f.run(&["--json", "kill", "--task", "TASK-NOPE", "--agent", "a"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["message"], "unknown task TASK-NOPE");
+}
+
+#[test]
+fn help_texts() {
+    let f = Fleet::new();
+    for sub in [
+        &[][..],
+        &["task"],
+        &["task", "create"],
+        &["deploy"],
+        &["status"],
+        &["kill"],
+        &["logs"],
+        &["attach"],
+    ] {
+        let mut args: Vec<&str> = sub.to_vec();
+        args.push("--help");
+        let name = if sub.is_empty() {
+            "help".to_owned()
+        } else {
+            format!("help_{}", sub.join("_"))
+        };
+        snap!(name, f.ok(&args), f);
+    }
+}
