@@ -4,129 +4,13 @@
 // Test helpers may unwrap: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+mod common;
 
-use camino::{Utf8Path, Utf8PathBuf};
+use std::process::Output;
+
 use serde_json::Value;
 
-const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-struct Fleet {
-    dir: tempfile::TempDir,
-    socket: String,
-}
-
-impl Fleet {
-    fn new() -> Fleet {
-        Fleet {
-            dir: tempfile::tempdir().unwrap(),
-            socket: format!(
-                "fleet-cli-test-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, Ordering::SeqCst)
-            ),
-        }
-    }
-
-    fn root(&self) -> Utf8PathBuf {
-        Utf8PathBuf::from_path_buf(self.dir.path().join("ws")).unwrap()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(FLEET);
-        c.args(args)
-            .env("FLEET_ROOT", self.root())
-            .env("FLEET_TMUX_SOCKET", &self.socket)
-            .env_remove("FLEET_AGENT_CMD")
-            .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
-            .env_remove("FLEET_AGENT_ID")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().unwrap()
-    }
-
-    /// Runs, expects success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "fleet {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).unwrap()
-    }
-
-    fn task(&self, extra: &[&str]) -> String {
-        let mut args = vec!["task", "create", "--description", "test task"];
-        args.extend_from_slice(extra);
-        self.ok(&args).trim().to_owned()
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-f", "/dev/null", "-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn sessions(&self) -> Vec<String> {
-        let out = self.tmux(&["list-sessions", "-F", "#{session_name}"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Everything under the root except the logs (kept by design), as (path, bytes).
-    fn files(&self) -> Vec<(String, Vec<u8>)> {
-        fn walk(dir: &Utf8Path, out: &mut Vec<(String, Vec<u8>)>) {
-            let Ok(entries) = fs_err::read_dir(dir) else {
-                return;
-            };
-            for e in entries {
-                let p = Utf8PathBuf::from_path_buf(e.unwrap().path()).unwrap();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else if !p.as_str().contains("/logs/") && !p.as_str().ends_with(".lock") {
-                    out.push((p.to_string(), fs_err::read(&p).unwrap()));
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.root(), &mut out);
-        out.sort();
-        out
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-        use std::os::unix::fs::MetadataExt;
-        let uid = fs_err::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
-        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
-    }
-}
-
-fn agent_sh() -> String {
-    Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/agent.sh")
-        .to_string()
-}
+use common::{Fleet, agent_sh, stderr, wait_for};
 
 /// Snapshots `text` with what changes from run to run replaced by placeholders.
 macro_rules! snap {
@@ -145,21 +29,6 @@ macro_rules! snap {
             insta::assert_snapshot!($name, $text);
         });
     }};
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // ---- the whole cycle -----------------------------------------------------------------------
@@ -447,6 +316,51 @@ fn logs_follow_prints_everything_until_the_agent_ends() {
     assert_eq!(followed, "first\nsecond\n");
 }
 
+#[test]
+fn reconcile_reports_first_with_dry_run_then_repairs_once() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let agent = f
+        .ok(&[
+            "deploy",
+            "--task",
+            &task,
+            "--type",
+            "t",
+            "--prompt",
+            "p",
+            "--startup-grace-ms",
+            "50",
+            "--",
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_owned();
+    assert_eq!(
+        f.json(&["reconcile"])["nothing_to_do"],
+        true,
+        "a live agent is not a leftover"
+    );
+    f.tmux(&["kill-server"]); // the session vanishes under the registry's feet
+    let before = f.files();
+    let dry = f.json(&["reconcile", "--dry-run"]);
+    assert_eq!(dry["zombies"][0]["agent"], agent.as_str());
+    assert_eq!(dry["zombies"][0]["reason"], "session_not_found");
+    assert_eq!(f.files(), before, "a dry run changes nothing");
+    let done = f.json(&["reconcile"]);
+    snap!(
+        "reconcile_json",
+        serde_json::to_string_pretty(&done).unwrap(),
+        f
+    );
+    let status = f.json(&["status", "--task", &task]);
+    assert_eq!(status[0]["agents"][0]["status"], "terminated");
+    assert_eq!(status[0]["active_count"], 0);
+    assert_eq!(f.json(&["reconcile"])["nothing_to_do"], true);
+    assert_eq!(f.ok(&["reconcile"]), "nothing to do\n");
+}
+
 // ---- bad input: one line, non-zero, nothing changed ----------------------------------------
 
 fn assert_refused(f: &Fleet, out: &Output, needle: &str) {
@@ -604,6 +518,7 @@ fn help_texts() {
         &["kill"],
         &["logs"],
         &["attach"],
+        &["reconcile"],
     ] {
         let mut args: Vec<&str> = sub.to_vec();
         args.push("--help");

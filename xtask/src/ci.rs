@@ -10,31 +10,42 @@ pub(crate) fn run() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let proptest_cases =
         std::env::var("PROPTEST_CASES").unwrap_or_else(|_| PROPTEST_CASES.to_owned());
-    let steps: [(&str, Vec<&str>); 3] = [
-        ("format", vec!["fmt", "--all", "--check"]),
+    let steps: [(&str, &[&str]); 5] = [
+        ("format", &["fmt", "--all", "--check"]),
+        // --all-features: the failpoint code and the crash tests are linted too.
         (
             "clippy",
-            vec![
+            &[
                 "clippy",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--",
                 "-D",
                 "warnings",
             ],
         ),
-        // Unit, integration and doc tests of every crate.
-        ("tests", vec!["test", "--workspace", "--all-targets"]),
+        // Unit and integration tests of every crate (benches run once, as tests).
+        ("tests", &["test", "--workspace", "--all-targets"]),
+        // The crash tests need the failpoints compiled in (never in release builds).
+        (
+            "crash tests",
+            &[
+                "test",
+                "-p",
+                "fleet",
+                "--features",
+                "failpoints",
+                "--test",
+                "crash",
+            ],
+        ),
+        ("doc tests", &["test", "--workspace", "--doc"]),
     ];
     for (name, args) in steps {
-        step(name, &cargo, &args, &proptest_cases)?;
+        step(name, &cargo, args, &proptest_cases)?;
     }
-    step(
-        "doc tests",
-        &cargo,
-        &["test", "--workspace", "--doc"],
-        &proptest_cases,
-    )
+    Ok(())
 }
 
 fn step(name: &str, cargo: &str, args: &[&str], proptest_cases: &str) -> Result<(), String> {

@@ -23,7 +23,7 @@ use crate::prompt::{PromptStore, prompt_preview};
 use crate::record::{AgentRecord, Registration, TrackedFiles};
 use crate::registry::Registry;
 use crate::request::DeployRequest;
-use crate::{Error, timestamp};
+use crate::{Error, failpoint, timestamp};
 
 /// The services a deployment talks to. Copy it freely: it only borrows.
 ///
@@ -408,6 +408,7 @@ impl<'a> Deployer<'a> {
             .journal
             .begin(&intent)
             .map_err(|e| early(Step::WriteIntent, Some(&agent), e))?;
+        failpoint("deploy::after_intent");
         let mut txn = Txn {
             env: *self,
             started_at: intent.created_at,
@@ -432,6 +433,7 @@ impl<'a> Deployer<'a> {
             Ok(()) => txn.held.prompt = Some(txn.files.prompt_file.clone()),
             Err(e) => return Err(txn.fail(Step::WritePrompt, e)),
         }
+        failpoint("deploy::after_prompt");
         Ok(PromptWritten { txn })
     }
 }
@@ -447,6 +449,7 @@ impl<'a> PromptWritten<'a> {
         match txn.env.backend.start(&spec) {
             Ok(info) => {
                 txn.session_info = Some(info);
+                failpoint("deploy::after_session");
                 Ok(SessionStarted { txn })
             }
             Err(e) => {
@@ -482,6 +485,7 @@ impl<'a> SessionStarted<'a> {
         match txn.env.registry.register(&registration) {
             Ok(record) => {
                 txn.record = Some(record);
+                failpoint("deploy::after_register");
                 Ok(Registered { txn })
             }
             Err(e) => {
@@ -544,6 +548,7 @@ fn commit(mut txn: Txn<'_>) -> Result<Live, DeployFailure> {
         );
         return Err(txn.fail(Step::Commit, cause));
     };
+    failpoint("deploy::before_commit");
     if let Some(lease) = txn.held.intent.take()
         && let Err(e) = lease.finish()
     {
@@ -567,6 +572,7 @@ fn commit(mut txn: Txn<'_>) -> Result<Live, DeployFailure> {
     txn.held.registered = false;
     txn.held.session = false;
     txn.held.prompt = None;
+    failpoint("deploy::after_commit");
     Ok(Live {
         task: txn.held.task.clone(),
         record,

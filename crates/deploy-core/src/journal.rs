@@ -51,6 +51,9 @@ pub trait IntentJournal: Send + Sync {
     fn begin(&self, record: &IntentRecord) -> Result<Box<dyn IntentLease>, Error>;
     /// Takes every intent whose lock nobody holds, and sweeps temp files of dead writers.
     fn take_abandoned(&self) -> Result<Vec<Box<dyn IntentLease>>, Error>;
+    /// Every intent on record, held or not: deployments in flight (and abandoned ones not yet
+    /// rolled back).
+    fn pending(&self) -> Result<Vec<IntentRecord>, Error>;
 }
 
 /// Intents as files `<dir>/<agent_id>.json`, each flocked by its deploying process.
@@ -194,6 +197,46 @@ impl IntentJournal for FsJournal {
             out.push(Box::new(FsLease { record, path, lock }));
         }
         Ok(out)
+    }
+
+    fn pending(&self) -> Result<Vec<IntentRecord>, Error> {
+        let mut out = Vec::new();
+        for name in self.record_names()? {
+            let path = self.dir.join(&name);
+            let text = match fs_err::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // just finished
+                Err(e) => return Err(e.into()),
+            };
+            out.push(
+                serde_json::from_str(&text).map_err(|e| Error::CorruptIntent {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl FsJournal {
+    fn record_names(&self) -> Result<Vec<String>, Error> {
+        let entries = match fs_err::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            if let Some(name) = entry?.file_name().to_str()
+                && name.ends_with(".json")
+                && !name.starts_with('.')
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 }
 

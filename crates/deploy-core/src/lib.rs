@@ -103,6 +103,7 @@
 pub mod backend;
 mod deploy;
 mod error;
+pub mod failpoints;
 mod failure;
 pub mod id;
 pub mod journal;
@@ -121,6 +122,7 @@ pub use backend::{
 };
 pub use deploy::{AnyDeployment, Deployer, Live, PromptWritten, Registered, SessionStarted};
 pub use error::{BoxError, Error};
+pub use failpoints::failpoint;
 pub use failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure, Resource, Step};
 pub use id::{AgentId, AgentType, IdKind, SessionName, TaskId};
 pub use journal::{FsJournal, IntentJournal, IntentLease, IntentRecord};

@@ -1,8 +1,34 @@
-//! Recovery of deployments whose process died (SIGKILL runs no destructor).
+//! Recovery: what a deployment killed with SIGKILL (which runs no destructor) or an agent that
+//! ended unobserved left behind, found and undone without timeouts or PID guessing.
+//!
+//! - **Abandoned deployments**: an intent whose lock can be taken has no owner; everything it
+//!   names is rolled back ([`rollback_abandoned`]).
+//! - **Zombies**: the registry says active, but the session is missing or its pane is dead: the
+//!   agent is recorded as completed or error with its exit status, or terminated with reason
+//!   `session_not_found`.
+//! - **Orphans**: fleet-tagged sessions that no registry entry and no intent account for: killed
+//!   with the verified kill. Sessions fleet did not tag are never listed, so never touched.
+//!
+//! Deployments in flight hold their intents: their agents and sessions are left alone.
 
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::backend::{KillReport, Liveness, SessionListing};
 use crate::deploy::{Deployer, Held, undo};
 use crate::failure::CleanupReport;
+use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentLease, IntentRecord};
+use crate::record::{AgentRecord, AgentStatus, ExitStatus, StatusUpdate, TaskSnapshot};
+use crate::{Error, failpoint};
+
+/// Every failpoint of reconcile.
+pub const RECONCILE_FAILPOINTS: [&str; 3] = [
+    "reconcile::after_abandoned",
+    "reconcile::after_zombie",
+    "reconcile::after_orphan",
+];
 
 /// Rolls back everything an abandoned intent names — registration, session and processes,
 /// prompt file — then deletes the intent. Each step is idempotent: what the dead deployment
@@ -25,7 +51,7 @@ pub fn rollback_abandoned(env: &Deployer<'_>, lease: Box<dyn IntentLease>) -> Cl
 /// Takes every abandoned intent of `env.journal` and rolls each back.
 pub fn rollback_all_abandoned(
     env: &Deployer<'_>,
-) -> Result<Vec<(IntentRecord, CleanupReport)>, crate::Error> {
+) -> Result<Vec<(IntentRecord, CleanupReport)>, Error> {
     let leases = env.journal.take_abandoned()?;
     Ok(leases
         .into_iter()
@@ -34,4 +60,275 @@ pub fn rollback_all_abandoned(
             (record, rollback_abandoned(env, lease))
         })
         .collect())
+}
+
+/// What [`reconcile`] looks at and may do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// Only this task (abandoned deployments, zombies and orphans tagged with it).
+    pub task: Option<&'a TaskId>,
+    /// Report only; change nothing.
+    pub dry_run: bool,
+    /// Also look for orphan sessions (one `list` of the backend).
+    pub orphans: bool,
+}
+
+/// An abandoned deployment and its rollback.
+#[derive(Debug, Clone, Serialize)]
+pub struct Abandoned {
+    /// The task.
+    pub task: TaskId,
+    /// The agent it was deploying.
+    pub agent: AgentId,
+    /// Its session.
+    pub session: SessionName,
+    /// What the rollback did (empty in a dry run).
+    pub cleanup: CleanupReport,
+}
+
+/// A registry entry whose agent is gone.
+#[derive(Debug, Clone, Serialize)]
+pub struct Zombie {
+    /// The task.
+    pub task: TaskId,
+    /// The agent.
+    pub agent: AgentId,
+    /// Its session.
+    pub session: SessionName,
+    /// The status it had.
+    pub was: AgentStatus,
+    /// The status it has now (or would have, in a dry run).
+    pub now: AgentStatus,
+    /// How it ended, if known.
+    pub exit: Option<ExitStatus>,
+    /// Why it was recorded so.
+    pub reason: String,
+}
+
+/// A fleet session nothing accounts for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Orphan {
+    /// The session.
+    pub session: SessionName,
+    /// Its agent tag.
+    pub agent: AgentId,
+    /// Its task tag.
+    pub task: Option<TaskId>,
+    /// What the kill did (none in a dry run).
+    pub killed: Option<KillReport>,
+}
+
+/// What [`reconcile`] found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    /// Abandoned deployments.
+    pub abandoned: Vec<Abandoned>,
+    /// Zombies.
+    pub zombies: Vec<Zombie>,
+    /// Orphan sessions.
+    pub orphans: Vec<Orphan>,
+}
+
+impl ReconcileReport {
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.abandoned.is_empty() && self.zombies.is_empty() && self.orphans.is_empty()
+    }
+}
+
+/// Records that an agent ended — completed for exit 0, error otherwise — then removes its dead
+/// session, any process still carrying its tag, and its prompt file. Logs are kept.
+pub fn record_ended(
+    env: &Deployer<'_>,
+    task: &TaskId,
+    agent: &AgentRecord,
+    exit: ExitStatus,
+) -> Result<AgentStatus, Error> {
+    let status = if exit.success() {
+        AgentStatus::Completed
+    } else {
+        AgentStatus::Error
+    };
+    let mut update = StatusUpdate::now(status.clone());
+    update.exit = Some(exit);
+    if !exit.success() {
+        update.reason = Some(format!("the agent {exit}"));
+    }
+    env.registry.update_status(task, &agent.id, &update)?;
+    release_leftovers(env, task, agent);
+    Ok(status)
+}
+
+fn release_leftovers(env: &Deployer<'_>, task: &TaskId, agent: &AgentRecord) {
+    if let Err(e) = env.backend.kill(&agent.session, &agent.id) {
+        tracing::warn!(agent = %agent.id, error = %e, "cannot clean up the ended agent's session");
+    }
+    let prompt = env.layout.tracked_files(task, &agent.id).prompt_file;
+    if let Err(e) = env.prompts.remove(&prompt) {
+        tracing::warn!(agent = %agent.id, error = %e, "cannot remove the ended agent's prompt file");
+    }
+}
+
+/// Finds and (unless `scope.dry_run`) repairs abandoned deployments, zombies and orphans.
+///
+/// Order matters against concurrent deployments: sessions are listed *before* the intents are
+/// read, so every session listed was either accounted for by an intent at that moment or
+/// already registered; a zombie candidate whose session was not listed is probed again before
+/// it is declared missing.
+pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport, Error> {
+    let mut report = ReconcileReport::default();
+    let in_scope = |task: &TaskId| scope.task.is_none_or(|t| t == task);
+
+    for lease in env.journal.take_abandoned()? {
+        let r = lease.record().clone();
+        if !in_scope(&r.task) {
+            continue; // dropping the lease releases it, record kept
+        }
+        let cleanup = if scope.dry_run {
+            CleanupReport::default()
+        } else {
+            rollback_abandoned(env, lease)
+        };
+        report.abandoned.push(Abandoned {
+            task: r.task,
+            agent: r.agent,
+            session: r.session,
+            cleanup,
+        });
+        failpoint("reconcile::after_abandoned");
+    }
+
+    let listed: Option<BTreeMap<SessionName, SessionListing>> = if scope.orphans {
+        Some(
+            env.backend
+                .list()?
+                .into_iter()
+                .map(|s| (s.session.clone(), s))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let in_flight: HashSet<AgentId> = env
+        .journal
+        .pending()?
+        .into_iter()
+        .map(|r| r.agent)
+        .collect();
+
+    let tasks: Vec<TaskId> = match scope.task {
+        Some(t) => vec![t.clone()],
+        None => env
+            .registry
+            .list_tasks()?
+            .into_iter()
+            .map(|t| t.id)
+            .collect(),
+    };
+    let mut snapshots: BTreeMap<TaskId, TaskSnapshot> = BTreeMap::new();
+    for id in tasks {
+        snapshots.insert(id.clone(), env.registry.read_task(&id)?);
+    }
+    let candidates: Vec<(TaskId, AgentRecord)> = snapshots
+        .values()
+        .flat_map(|t| t.agents.iter().map(move |a| (t.id.clone(), a.clone())))
+        .filter(|(_, a)| a.status.is_active() && !in_flight.contains(&a.id))
+        .collect();
+    let listed = match (listed, candidates.is_empty()) {
+        (Some(l), _) => Some(l),
+        (None, false) => Some(
+            env.backend
+                .list()?
+                .into_iter()
+                .map(|s| (s.session.clone(), s))
+                .collect(),
+        ),
+        (None, true) => None,
+    };
+
+    for (task, agent) in candidates {
+        let listing = listed.as_ref().and_then(|l| l.get(&agent.session));
+        let exit = match listing {
+            Some(l) => match l.exited {
+                None => continue, // alive
+                Some(status) => Some(status),
+            },
+            // Not listed: it may have started after the listing. Ask again, exactly.
+            None => match env.backend.probe(&agent.session)? {
+                Liveness::Alive => continue,
+                Liveness::Exited { status, .. } => Some(status),
+                Liveness::Missing => None,
+            },
+        };
+        let (now, reason) = match exit {
+            Some(status) if status.success() => {
+                (AgentStatus::Completed, format!("the agent {status}"))
+            }
+            Some(status) => (AgentStatus::Error, format!("the agent {status}")),
+            None => (AgentStatus::Terminated, "session_not_found".to_owned()),
+        };
+        if !scope.dry_run {
+            match exit {
+                Some(status) => {
+                    record_ended(env, &task, &agent, status)?;
+                }
+                None => {
+                    let mut update = StatusUpdate::now(AgentStatus::Terminated);
+                    update.reason = Some(reason.clone());
+                    env.registry.update_status(&task, &agent.id, &update)?;
+                    release_leftovers(env, &task, &agent);
+                }
+            }
+        }
+        report.zombies.push(Zombie {
+            task,
+            was: agent.status.clone(),
+            agent: agent.id,
+            session: agent.session,
+            now,
+            exit,
+            reason,
+        });
+        failpoint("reconcile::after_zombie");
+    }
+
+    if scope.orphans {
+        for s in listed.into_iter().flat_map(BTreeMap::into_values) {
+            let in_task_scope = match (&s.task, scope.task) {
+                (_, None) => true,
+                (Some(t), Some(wanted)) => t == wanted,
+                (None, Some(_)) => false,
+            };
+            if in_flight.contains(&s.agent) || !in_task_scope {
+                continue;
+            }
+            let registered = match &s.task {
+                Some(t) => match snapshots.get(t) {
+                    Some(snap) => snap.agent(&s.agent).is_some(),
+                    None => match env.registry.read_task(t) {
+                        Ok(snap) => snap.agent(&s.agent).is_some(),
+                        Err(Error::UnknownTask(_)) => false,
+                        Err(e) => return Err(e),
+                    },
+                },
+                None => false,
+            };
+            if registered {
+                continue;
+            }
+            let killed = if scope.dry_run {
+                None
+            } else {
+                Some(env.backend.kill(&s.session, &s.agent)?)
+            };
+            report.orphans.push(Orphan {
+                session: s.session,
+                agent: s.agent,
+                task: s.task,
+                killed,
+            });
+            failpoint("reconcile::after_orphan");
+        }
+    }
+    Ok(report)
 }

@@ -53,6 +53,9 @@ pub(crate) enum Command {
     Logs(LogsArgs),
     /// Attach this terminal to an agent's tmux session
     Attach(AttachArgs),
+    /// Find and undo what crashes left behind: abandoned deployments, zombies, orphan sessions,
+    /// drifted counters, a stale global index, temp files
+    Reconcile(ReconcileArgs),
     /// The wrapper every agent runs under (internal)
     #[command(hide = true)]
     AgentWrap {
@@ -192,4 +195,14 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReconcileArgs {
+    /// Report only; change nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Only this task
+    #[arg(long, value_parser = parse_task)]
+    pub(crate) task: Option<TaskId>,
 }

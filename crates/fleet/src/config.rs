@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use deploy_core::{DEFAULT_STARTUP_GRACE, FsJournal, FsPromptStore, Layout};
+use deploy_core::{DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, Layout};
 use registry::JsonRegistry;
 use tmux_backend::{DEFAULT_SOCKET, Server, TmuxBackend};
 
@@ -106,4 +106,36 @@ pub(crate) fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf, Error> {
         .map_err(|e| Error::Usage(format!("cannot make {path} absolute: {e}")))?;
     Utf8PathBuf::from_path_buf(abs)
         .map_err(|p| Error::Usage(format!("path {} is not UTF-8", p.display())))
+}
+
+/// The four services of a deployment, built from one configuration.
+#[derive(Debug)]
+pub(crate) struct Services {
+    pub(crate) layout: Layout,
+    pub(crate) registry: JsonRegistry,
+    pub(crate) backend: TmuxBackend,
+    pub(crate) prompts: FsPromptStore,
+    pub(crate) journal: FsJournal,
+}
+
+impl Services {
+    pub(crate) fn new(cfg: &Config) -> Result<Services, Error> {
+        Ok(Services {
+            layout: cfg.layout(),
+            registry: cfg.registry(),
+            backend: cfg.backend()?,
+            prompts: cfg.prompts(),
+            journal: cfg.journal(),
+        })
+    }
+
+    pub(crate) fn deployer(&self) -> Deployer<'_> {
+        Deployer {
+            layout: &self.layout,
+            backend: &self.backend,
+            registry: &self.registry,
+            prompts: &self.prompts,
+            journal: &self.journal,
+        }
+    }
 }

@@ -123,6 +123,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Kill(args) => cmd::kill::run(&config()?, &args, json_mode),
         Command::Logs(args) => cmd::logs::run(&config()?, &args, json_mode),
         Command::Attach(args) => cmd::attach::run(&config()?, &args),
+        Command::Reconcile(args) => cmd::reconcile::run(&config()?, &args, json_mode),
         Command::AgentWrap { .. } => unreachable_wrap(),
     }
 }
@@ -158,6 +159,9 @@ fn parse() -> Result<Cli, ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // FAILPOINTS (env) configures the crash tests' failpoints; a no-op without the feature.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -1,16 +1,12 @@
 //! What fleet sees when it looks at a task: each agent's registry status beside its liveness in
-//! tmux. An agent that ended by itself is recorded then and there — completed (exit 0) or error
-//! (with its status) — and its dead session and leftover processes are cleaned up; its logs are
-//! kept.
+//! tmux. An agent that ended by itself is recorded then and there (see
+//! [`deploy_core::reconcile::record_ended`]); its logs are kept.
 
 use std::collections::HashMap;
 
-use deploy_core::{
-    AgentStatus, ExitStatus, PromptStore, Registry, SessionBackend, SessionListing, SessionName,
-    StatusUpdate,
-};
-use registry::JsonRegistry;
-use registry::format::{AgentEntry, TaskFile};
+use deploy_core::reconcile::record_ended;
+use deploy_core::{Deployer, ExitStatus, SessionListing, SessionName};
+use registry::format::TaskFile;
 use serde::Serialize;
 
 use crate::Error;
@@ -33,10 +29,9 @@ pub(crate) struct AgentView {
 }
 
 /// Every fleet session, by name, from one tmux call.
-pub(crate) fn sessions(
-    backend: &dyn SessionBackend,
-) -> Result<HashMap<SessionName, SessionListing>, Error> {
-    Ok(backend
+pub(crate) fn sessions(env: &Deployer<'_>) -> Result<HashMap<SessionName, SessionListing>, Error> {
+    Ok(env
+        .backend
         .list()?
         .into_iter()
         .map(|s| (s.session.clone(), s))
@@ -50,16 +45,13 @@ fn age_seconds(started_at: &str) -> Option<i64> {
 
 /// Looks at one task: records agents that ended by themselves, and returns the views.
 pub(crate) fn observe_task(
-    registry: &JsonRegistry,
-    backend: &dyn SessionBackend,
-    prompts: &dyn PromptStore,
+    env: &Deployer<'_>,
     task: &TaskFile,
     sessions: &HashMap<SessionName, SessionListing>,
 ) -> Result<Vec<AgentView>, Error> {
     let mut views = Vec::new();
     for a in &task.agents {
-        let listing = sessions.get(&a.tmux_session);
-        let (liveness, exit) = match listing {
+        let (liveness, exit) = match sessions.get(&a.tmux_session) {
             None => ("missing", None),
             Some(s) => match s.exited {
                 None => ("alive", None),
@@ -68,7 +60,8 @@ pub(crate) fn observe_task(
         };
         let mut status = a.status.clone();
         if let (true, Some(exit)) = (a.status.is_active(), exit) {
-            status = record_end(registry, backend, prompts, task, a, exit)?;
+            status = record_ended(env, &task.task_id, &a.record(), exit)?;
+            tracing::info!(agent = %a.id, %exit, "agent ended by itself; recorded as {status}");
         }
         views.push(AgentView {
             agent_id: a.id.to_string(),
@@ -84,39 +77,4 @@ pub(crate) fn observe_task(
         });
     }
     Ok(views)
-}
-
-/// Records how an agent ended, then removes its dead session, any leftover tagged process and
-/// its prompt file.
-fn record_end(
-    registry: &JsonRegistry,
-    backend: &dyn SessionBackend,
-    prompts: &dyn PromptStore,
-    task: &TaskFile,
-    a: &AgentEntry,
-    exit: ExitStatus,
-) -> Result<AgentStatus, Error> {
-    let status = if exit.success() {
-        AgentStatus::Completed
-    } else {
-        AgentStatus::Error
-    };
-    let mut update = StatusUpdate::now(status.clone());
-    update.exit = Some(exit);
-    if !exit.success() {
-        update.reason = Some(format!("the agent {exit}"));
-    }
-    registry.update_status(&task.task_id, &a.id, &update)?;
-    tracing::info!(agent = %a.id, %exit, "agent ended by itself; recorded as {status}");
-    if let Err(e) = backend.kill(&a.tmux_session, &a.id) {
-        tracing::warn!(agent = %a.id, error = %e, "cannot clean up the ended agent's session");
-    }
-    let prompt = registry
-        .layout()
-        .tracked_files(&task.task_id, &a.id)
-        .prompt_file;
-    if let Err(e) = prompts.remove(&prompt) {
-        tracing::warn!(agent = %a.id, error = %e, "cannot remove the ended agent's prompt file");
-    }
-    Ok(status)
 }

@@ -268,6 +268,7 @@ impl JsonRegistry {
         let task_bytes = to_json(&task_file, &task_path)?;
         let global_bytes = to_json(&global, &global_path)?;
         write_atomic(&task_path, &task_bytes)?;
+        deploy_core::failpoint("registry::after_task_write");
         if let Err(e) = write_atomic(&global_path, &global_bytes) {
             if let Err(restore) = write_atomic(&task_path, &old_task_bytes) {
                 tracing::error!(path = %task_path, error = %restore,
@@ -275,6 +276,7 @@ impl JsonRegistry {
             }
             return Err(e);
         }
+        deploy_core::failpoint("registry::after_global_write");
         Ok(out)
     }
 
@@ -412,6 +414,12 @@ impl JsonRegistry {
     /// lock, in id order, then the global lock. A corrupt index is moved aside, never
     /// overwritten in place.
     pub fn rebuild_global(&self) -> Result<RebuildReport, Error> {
+        self.rebuild_global_with(false)
+    }
+
+    /// [`rebuild_global`](Self::rebuild_global), or with `dry_run` only the report of what it
+    /// would change.
+    pub fn rebuild_global_with(&self, dry_run: bool) -> Result<RebuildReport, Error> {
         let ids = self.task_ids()?;
         let mut locks = Vec::with_capacity(ids.len());
         let mut tasks = Vec::with_capacity(ids.len());
@@ -431,7 +439,7 @@ impl JsonRegistry {
         };
         let old = match read_json::<GlobalFile>(&global_path) {
             Ok(g) => g,
-            Err(Error::Corrupt { message, .. }) => {
+            Err(Error::Corrupt { message, .. }) if !dry_run => {
                 let aside = global_path.with_file_name(format!(
                     "GLOBAL_REGISTRY.json.corrupt-{}",
                     timestamp().replace([':', '.'], "-")
@@ -537,7 +545,7 @@ impl JsonRegistry {
         global.recount();
         let new_bytes = to_json(&global, &global_path)?;
         report.changed = old_bytes.as_deref() != Some(new_bytes.as_slice());
-        if report.changed {
+        if report.changed && !dry_run {
             write_atomic(&global_path, &new_bytes)?;
         }
         drop(locks);
@@ -546,18 +554,62 @@ impl JsonRegistry {
 
     /// Removes temp files left by dead writers next to every registry file. Returns how many.
     pub fn sweep_temps(&self) -> Result<usize, Error> {
-        let mut swept = 0;
-        for id in self.task_ids()? {
-            let path = self.layout.task_registry(&id);
-            let _lock = self.lock(&path)?;
-            swept += usize::from(sweep_temp(&path)?);
-        }
+        self.sweep_temps_with(false)
+    }
+
+    /// [`sweep_temps`](Self::sweep_temps), or with `dry_run` only the count.
+    pub fn sweep_temps_with(&self, dry_run: bool) -> Result<usize, Error> {
+        let mut paths: Vec<Utf8PathBuf> = self
+            .task_ids()?
+            .iter()
+            .map(|id| self.layout.task_registry(id))
+            .collect();
         let global = self.layout.global_registry();
         if global.parent().is_some_and(Utf8Path::exists) {
-            let _lock = self.lock(&global)?;
-            swept += usize::from(sweep_temp(&global)?);
+            paths.push(global);
+        }
+        let mut swept = 0;
+        for path in paths {
+            let _lock = self.lock(&path)?;
+            swept += usize::from(if dry_run {
+                atomic::temp_path(&path).exists()
+            } else {
+                sweep_temp(&path)?
+            });
         }
         Ok(swept)
+    }
+
+    /// Rewrites every task registry (or just `only`) whose counters differ from its agent
+    /// list, and returns those tasks; with `dry_run`, only returns them.
+    pub fn recount_tasks(
+        &self,
+        only: Option<&TaskId>,
+        dry_run: bool,
+    ) -> Result<Vec<TaskId>, Error> {
+        let ids = match only {
+            Some(t) => vec![t.clone()],
+            None => self.task_ids()?,
+        };
+        let mut fixed = Vec::new();
+        for id in ids {
+            let drifted = self.transact(&id, |t, _| {
+                let before = (t.total_spawned, t.active_count, t.completed_count);
+                let mut probe = t.clone();
+                probe.recount();
+                let drifted = before
+                    != (
+                        probe.total_spawned,
+                        probe.active_count,
+                        probe.completed_count,
+                    );
+                Ok((drifted, drifted && !dry_run))
+            })?;
+            if drifted {
+                fixed.push(id);
+            }
+        }
+        Ok(fixed)
     }
 
     /// Changes an agent's fields in its task registry and the global index under the locks:

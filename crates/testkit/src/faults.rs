@@ -46,11 +46,13 @@ pub enum Op {
     FinishIntent,
     /// [`IntentJournal::take_abandoned`].
     TakeAbandoned,
+    /// [`IntentJournal::pending`].
+    PendingIntents,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 15] = [
+    pub const ALL: [Op; 16] = [
         Op::Start,
         Op::Probe,
         Op::Kill,
@@ -66,6 +68,7 @@ impl Op {
         Op::BeginIntent,
         Op::FinishIntent,
         Op::TakeAbandoned,
+        Op::PendingIntents,
     ];
 
     /// `service.method`.
@@ -86,6 +89,7 @@ impl Op {
             Op::BeginIntent => "journal.begin",
             Op::FinishIntent => "journal.finish",
             Op::TakeAbandoned => "journal.take_abandoned",
+            Op::PendingIntents => "journal.pending",
         }
     }
 
@@ -101,7 +105,8 @@ impl Op {
             | Op::RemovePrompt
             | Op::BeginIntent
             | Op::FinishIntent
-            | Op::TakeAbandoned => Error::Store(Box::new(fault)),
+            | Op::TakeAbandoned
+            | Op::PendingIntents => Error::Store(Box::new(fault)),
         }
     }
 }
@@ -363,6 +368,10 @@ impl<J: IntentJournal> IntentJournal for Faulty<J> {
                 }) as Box<dyn IntentLease>
             })
             .collect())
+    }
+    fn pending(&self) -> Result<Vec<IntentRecord>, Error> {
+        self.faults.check(Op::PendingIntents)?;
+        self.inner.pending()
     }
 }
 

@@ -133,6 +133,13 @@ impl IntentJournal for FakeJournal {
         }))
     }
 
+    fn pending(&self) -> Result<Vec<IntentRecord>, Error> {
+        Ok(lock(&self.entries)
+            .values()
+            .map(|e| e.record.clone())
+            .collect())
+    }
+
     fn take_abandoned(&self) -> Result<Vec<Box<dyn IntentLease>>, Error> {
         let mut entries = lock(&self.entries);
         let mut out: Vec<Box<dyn IntentLease>> = Vec::new();

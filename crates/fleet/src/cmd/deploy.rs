@@ -3,11 +3,11 @@
 use std::io::Read;
 use std::time::Duration;
 
-use deploy_core::{DeployRequest, Deployer};
+use deploy_core::{DeployRequest, reconcile};
 use serde_json::json;
 
 use crate::cli::DeployArgs;
-use crate::config::{Config, absolute};
+use crate::config::{Config, Services, absolute};
 use crate::{Error, emit};
 
 pub(crate) fn run(cfg: &Config, args: DeployArgs, json_mode: bool) -> Result<(), Error> {
@@ -38,18 +38,26 @@ pub(crate) fn run(cfg: &Config, args: DeployArgs, json_mode: bool) -> Result<(),
     } else {
         args.command.clone()
     };
-    let layout = cfg.layout();
-    let registry = cfg.registry();
-    let backend = cfg.backend()?;
-    let prompts = cfg.prompts();
-    let journal = cfg.journal();
-    let deployer = Deployer {
-        layout: &layout,
-        backend: &backend,
-        registry: &registry,
-        prompts: &prompts,
-        journal: &journal,
+    let services = Services::new(cfg)?;
+    let deployer = services.deployer();
+    // Leftovers of this task (abandoned deployments, agents that ended unobserved) must not
+    // block new work or count against a limit: the same check as `fleet reconcile`, for this
+    // task only and without the orphan scan. It costs no tmux call unless the task has active
+    // agents to look at.
+    let scope = reconcile::Scope {
+        task: Some(&args.task),
+        dry_run: false,
+        orphans: false,
     };
+    match reconcile::reconcile(&deployer, scope) {
+        Ok(report) if !report.is_empty() => {
+            tracing::info!(task = %args.task, "cleaned up before deploying: {}", serde_json::to_string(&report).unwrap_or_default());
+        }
+        Ok(_) => {}
+        // An unknown task is reported by the deployment itself, at its precheck.
+        Err(deploy_core::Error::UnknownTask(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     let mut request = DeployRequest::new(args.task, args.agent_type, prompt, command);
     request.parent = args.parent;
     request.workdir = workdir;

@@ -4,5 +4,6 @@ pub(crate) mod attach;
 pub(crate) mod deploy;
 pub(crate) mod kill;
 pub(crate) mod logs;
+pub(crate) mod reconcile;
 pub(crate) mod status;
 pub(crate) mod task;

@@ -3,23 +3,23 @@
 use serde_json::json;
 
 use crate::cli::StatusArgs;
-use crate::config::Config;
+use crate::config::{Config, Services};
 use crate::observe::{AgentView, observe_task, sessions};
 use crate::{Error, emit};
 
 pub(crate) fn run(cfg: &Config, args: &StatusArgs, json_mode: bool) -> Result<(), Error> {
-    let registry = cfg.registry();
-    let backend = cfg.backend()?;
-    let prompts = cfg.prompts();
+    let services = Services::new(cfg)?;
+    let env = services.deployer();
+    let registry = &services.registry;
     let ids = match &args.task {
         Some(t) => vec![t.clone()],
         None => registry.task_ids()?,
     };
-    let live = sessions(&backend)?;
+    let live = sessions(&env)?;
     let mut tasks = Vec::new();
     for id in ids {
         let task = registry.read_task_file(&id)?;
-        let mut agents = observe_task(&registry, &backend, &prompts, &task, &live)?;
+        let mut agents = observe_task(&env, &task, &live)?;
         if let Some(only) = &args.agent {
             agents.retain(|a| a.agent_id == only.as_str());
         }

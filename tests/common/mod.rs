@@ -1,0 +1,143 @@
+//! The harness shared by the black-box tests: a workspace root and a private tmux socket per
+//! test, both removed at the end; only this test's own server is ever killed.
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses part of it
+
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde_json::Value;
+
+const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub socket: String,
+}
+
+impl Fleet {
+    pub fn new() -> Fleet {
+        Fleet {
+            dir: tempfile::tempdir().unwrap(),
+            socket: format!(
+                "fleet-cli-test-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::SeqCst)
+            ),
+        }
+    }
+
+    pub fn root(&self) -> Utf8PathBuf {
+        Utf8PathBuf::from_path_buf(self.dir.path().join("ws")).unwrap()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(FLEET);
+        c.args(args)
+            .env("FLEET_ROOT", self.root())
+            .env("FLEET_TMUX_SOCKET", &self.socket)
+            .env_remove("FLEET_AGENT_CMD")
+            .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
+            .env_remove("FLEET_AGENT_ID")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs, expects success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "fleet {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+
+    pub fn task(&self, extra: &[&str]) -> String {
+        let mut args = vec!["task", "create", "--description", "test task"];
+        args.extend_from_slice(extra);
+        self.ok(&args).trim().to_owned()
+    }
+
+    pub fn tmux(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-f", "/dev/null", "-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn sessions(&self) -> Vec<String> {
+        let out = self.tmux(&["list-sessions", "-F", "#{session_name}"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Everything under the root except the logs (kept by design), as (path, bytes).
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        fn walk(dir: &Utf8Path, out: &mut Vec<(String, Vec<u8>)>) {
+            let Ok(entries) = fs_err::read_dir(dir) else {
+                return;
+            };
+            for e in entries {
+                let p = Utf8PathBuf::from_path_buf(e.unwrap().path()).unwrap();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if !p.as_str().contains("/logs/") && !p.as_str().ends_with(".lock") {
+                    out.push((p.to_string(), fs_err::read(&p).unwrap()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+        use std::os::unix::fs::MetadataExt;
+        let uid = fs_err::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
+    }
+}
+
+pub fn agent_sh() -> String {
+    Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/agent.sh")
+        .to_string()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,472 @@
+//! Crash safety: SIGKILL at any instant, then `fleet reconcile`, leaves nothing behind.
+//!
+//! Built only with `--features failpoints` (`cargo xtask ci` runs it). A failpoint set to
+//! `pause` blocks the process where it is; the harness waits for the failpoint's marker file —
+//! so it knows the process is exactly there — then SIGKILLs it.
+
+// Test helpers may unwrap: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::Instant;
+
+use camino::Utf8PathBuf;
+use serde_json::Value;
+
+use common::{Fleet, wait_for};
+
+/// Every failpoint a deployment passes, in order: deploy-core's steps and the registry's two
+/// writes inside registration.
+const DEPLOY_POINTS: [&str; 8] = [
+    "deploy::after_intent",
+    "deploy::after_prompt",
+    "deploy::after_session",
+    "registry::after_task_write",
+    "registry::after_global_write",
+    "deploy::after_register",
+    "deploy::before_commit",
+    "deploy::after_commit",
+];
+
+const RECONCILE_POINTS: [&str; 4] = [
+    "reconcile::after_abandoned",
+    "reconcile::after_zombie",
+    "reconcile::after_orphan",
+    "reconcile::after_rebuild",
+];
+
+fn markers(f: &Fleet) -> Utf8PathBuf {
+    let dir = Utf8PathBuf::from_path_buf(f.dir.path().join("markers")).unwrap();
+    fs_err::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `fleet args` with `failpoint=action`, and (for `pause`) returns once it is there.
+fn start_at(f: &Fleet, failpoint: &str, action: &str, args: &[&str]) -> Child {
+    let markers = markers(f);
+    let _ = fs_err::remove_file(markers.join(failpoint));
+    let child = f
+        .command(args)
+        .env("FAILPOINTS", format!("{failpoint}={action}"))
+        .env("FLEET_FAILPOINT_MARKERS", &markers)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(failpoint, || markers.join(failpoint).exists());
+    child
+}
+
+fn sigkill(mut child: Child) {
+    child.kill().unwrap(); // SIGKILL: no destructor, no rollback in the process
+    child.wait().unwrap();
+}
+
+fn deploy_args<'a>(task: &'a str, ty: &'a str) -> Vec<&'a str> {
+    vec![
+        "deploy",
+        "--task",
+        task,
+        "--type",
+        ty,
+        "--prompt",
+        "p",
+        "--allow-duplicate",
+        "--startup-grace-ms",
+        "0",
+        "--",
+        "sleep",
+        "300",
+    ]
+}
+
+/// Processes whose environment carries one of these agents' tags.
+fn tagged(agents: &BTreeSet<String>) -> Vec<u32> {
+    tagged_where(|tag| agents.contains(tag))
+}
+
+/// Processes whose `FLEET_AGENT_ID` satisfies `keep`, with their tags.
+fn tagged_where(keep: impl Fn(&str) -> bool) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let tag = env
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(b"FLEET_AGENT_ID="))
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        if tag.is_some_and(|t| keep(&t)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// The state of the world, checked for consistency: both registries parse and their counters
+/// match their lists; returns (registered agents with their status, sessions, intents, prompt
+/// files).
+struct World {
+    registered: Vec<(String, String)>,
+    sessions: BTreeSet<String>,
+    intents: Vec<String>,
+    prompts: Vec<String>,
+}
+
+fn world(f: &Fleet, task: &str) -> World {
+    let root = f.root();
+    let t: Value =
+        serde_json::from_slice(&fs_err::read(root.join(task).join("AGENT_REGISTRY.json")).unwrap())
+            .unwrap();
+    let g: Value =
+        serde_json::from_slice(&fs_err::read(root.join("registry/GLOBAL_REGISTRY.json")).unwrap())
+            .unwrap();
+    let agents = t["agents"].as_array().unwrap();
+    assert_eq!(t["total_spawned"], agents.len());
+    let active = agents
+        .iter()
+        .filter(|a| ["running", "working", "blocked"].contains(&a["status"].as_str().unwrap()))
+        .count();
+    assert_eq!(t["active_count"], active);
+    let indexed: BTreeSet<&String> = g["agents"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v["task_id"] == task)
+        .map(|(k, _)| k)
+        .collect();
+    let listed: BTreeSet<String> = agents
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        indexed.into_iter().cloned().collect::<BTreeSet<_>>(),
+        listed,
+        "the index matches the task"
+    );
+    assert_eq!(
+        g["total_agents_spawned"],
+        g["agents"].as_object().unwrap().len()
+    );
+    let list = |dir: Utf8PathBuf, keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        fs_err::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().into_string().unwrap())
+                    .filter(|n| keep(n))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    World {
+        registered: agents
+            .iter()
+            .map(|a| {
+                (
+                    a["id"].as_str().unwrap().to_owned(),
+                    a["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect(),
+        sessions: f.sessions().into_iter().collect(),
+        intents: list(root.join(".fleet/intents"), &|_| true),
+        prompts: list(root.join(task), &|n| n.starts_with("agent_prompt_")),
+    }
+}
+
+fn reconcile(f: &Fleet) -> Value {
+    f.json(&["reconcile"])
+}
+
+fn intent_agents(f: &Fleet) -> BTreeSet<String> {
+    fs_err::read_dir(f.root().join(".fleet/intents"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .into_string()
+                        .ok()?
+                        .strip_suffix(".json")
+                        .map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn sigkill_at_every_deploy_failpoint_then_reconcile_leaves_nothing() {
+    for point in DEPLOY_POINTS {
+        let f = Fleet::new();
+        let task = f.task(&[]);
+        let deploying = start_at(&f, point, "pause", &deploy_args(&task, "victim"));
+        let mut agents = intent_agents(&f);
+        agents.extend(
+            f.sessions()
+                .iter()
+                .filter_map(|s| s.strip_prefix("agent_").map(str::to_owned)),
+        );
+        sigkill(deploying);
+
+        let report = reconcile(&f);
+        let w = world(&f, &task);
+        if point == "deploy::after_commit" {
+            // Committed before the kill: a complete Live agent, which reconcile leaves alone.
+            assert_eq!(w.registered.len(), 1, "{point}");
+            assert_eq!(w.registered[0].1, "running");
+            assert_eq!(w.sessions.len(), 1, "{point}");
+            assert!(w.intents.is_empty() && w.prompts.len() == 1, "{point}");
+            assert_eq!(report["nothing_to_do"], true, "{point}: {report}");
+        } else {
+            assert!(!agents.is_empty(), "{point}: the deployment had begun");
+            assert_eq!(
+                report["abandoned"].as_array().unwrap().len(),
+                1,
+                "{point}: {report}"
+            );
+            assert!(w.registered.is_empty(), "{point}: {:?}", w.registered);
+            assert!(w.sessions.is_empty(), "{point}: {:?}", w.sessions);
+            assert!(w.intents.is_empty(), "{point}: {:?}", w.intents);
+            assert!(w.prompts.is_empty(), "{point}: {:?}", w.prompts);
+            assert!(tagged(&agents).is_empty(), "{point}: agent processes left");
+        }
+        assert_eq!(
+            reconcile(&f)["nothing_to_do"],
+            true,
+            "{point}: a second reconcile has nothing to do"
+        );
+    }
+}
+
+/// Leaves one of each kind of leftover in `task`: an abandoned deployment, a zombie (an agent
+/// that ended unobserved) and an orphan session.
+fn leftovers(f: &Fleet, task: &str, other: &str) {
+    let zombie = f.ok(&[
+        "deploy",
+        "--task",
+        task,
+        "--type",
+        "zombie",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "0",
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.2; exit 4",
+    ]);
+    let zombie_session = format!("agent_{}", zombie.trim());
+    wait_for("the zombie to die", || {
+        let out = f.tmux(&[
+            "list-panes",
+            "-s",
+            "-t",
+            &format!("={zombie_session}:"),
+            "-F",
+            "#{pane_dead}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    });
+    let tag = |k: &str, v: &str| f.tmux(&["set-option", "-t", "=agent_orphan-1:", k, v]);
+    assert!(
+        f.tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "agent_orphan-1",
+            "-e",
+            "FLEET_AGENT_ID=orphan-1",
+            "sleep",
+            "300"
+        ])
+        .status
+        .success()
+    );
+    assert!(tag("@fleet_agent_id", "orphan-1").status.success());
+    assert!(tag("@fleet_task_id", task).status.success());
+    // In another task: a `fleet deploy` first cleans up its own task's leftovers.
+    sigkill(start_at(
+        f,
+        "deploy::after_register",
+        "pause",
+        &deploy_args(other, "abandoned"),
+    ));
+}
+
+fn assert_converged(f: &Fleet, task: &str, other: &str, context: &str) {
+    let o = world(f, other);
+    assert!(
+        o.registered.is_empty() && o.prompts.is_empty(),
+        "{context}: the abandoned deployment is gone"
+    );
+    let w = world(f, task);
+    let statuses: Vec<&str> = w.registered.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["error"],
+        "{context}: only the zombie remains, recorded as error"
+    );
+    assert!(w.sessions.is_empty(), "{context}: {:?}", w.sessions);
+    assert!(w.intents.is_empty() && w.prompts.is_empty(), "{context}");
+    assert!(
+        tagged(&["orphan-1".to_owned()].into()).is_empty(),
+        "{context}: the orphan's process"
+    );
+}
+
+#[test]
+fn sigkill_inside_reconcile_then_a_second_converges_and_a_third_has_nothing_to_do() {
+    for point in RECONCILE_POINTS {
+        let f = Fleet::new();
+        let task = f.task(&[]);
+        let other = f.task(&[]);
+        leftovers(&f, &task, &other);
+        sigkill(start_at(&f, point, "pause", &["reconcile"]));
+        reconcile(&f);
+        assert_converged(&f, &task, &other, point);
+        let third = reconcile(&f);
+        assert_eq!(third["nothing_to_do"], true, "{point}: {third}");
+    }
+}
+
+#[test]
+fn a_reconcile_beside_a_live_deployment_never_touches_it() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    // Paused after its session started, before registration: the session is in no registry,
+    // but the intent is held.
+    let paused = start_at(
+        &f,
+        "deploy::after_session",
+        "pause",
+        &deploy_args(&task, "inflight"),
+    );
+    let report = reconcile(&f);
+    assert_eq!(report["nothing_to_do"], true, "{report}");
+    assert_eq!(f.sessions().len(), 1, "the in-flight session survives");
+    assert_eq!(intent_agents(&f).len(), 1);
+    sigkill(paused);
+    assert_eq!(
+        reconcile(&f)["abandoned"].as_array().unwrap().len(),
+        1,
+        "once its owner is dead, it is rolled back"
+    );
+    assert!(f.sessions().is_empty());
+
+    // Slowed down inside registration: reconcile runs beside it and the deployment still ends
+    // Live.
+    let slow = start_at(
+        &f,
+        "deploy::after_register",
+        "sleep(1500)",
+        &deploy_args(&task, "slow"),
+    );
+    let report = reconcile(&f);
+    assert_eq!(report["nothing_to_do"], true, "{report}");
+    let out = slow.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w = world(&f, &task);
+    assert_eq!(w.registered.len(), 1);
+    assert_eq!(w.registered[0].1, "running");
+    assert_eq!(w.sessions.len(), 1);
+}
+
+#[test]
+fn two_hundred_deployments_killed_at_random_instants_end_live_or_gone() {
+    let f = Fleet::new();
+    let task = f.task(&["--max-agents", "1000", "--max-concurrent", "1000"]);
+    // How long one deployment takes here, to spread the kills over it — measured as in the
+    // loop below, where each deployment first rolls back its killed predecessor.
+    sigkill(start_at(
+        &f,
+        "deploy::after_session",
+        "pause",
+        &deploy_args(&task, "calibrate"),
+    ));
+    let start = Instant::now();
+    f.ok(&deploy_args(&task, "probe"));
+    let duration = start.elapsed();
+    // A fixed, evenly spread sequence of delays in [0, duration]: reproducible.
+    let n: u32 = 200;
+    for i in 0..n {
+        let delay = duration.mul_f64(f64::from((i * 83) % n) / f64::from(n - 1));
+        let child = f
+            .command(&deploy_args(&task, "racer"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        sigkill(child);
+    }
+    reconcile(&f);
+    let w = world(&f, &task);
+    let registered: BTreeSet<String> = w.registered.iter().map(|(id, _)| id.clone()).collect();
+    let sessions: BTreeSet<String> = w
+        .sessions
+        .iter()
+        .filter_map(|s| s.strip_prefix("agent_").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        registered, sessions,
+        "every registered agent has its session, and no other session exists"
+    );
+    assert!(
+        w.registered.iter().all(|(_, s)| s == "running"),
+        "{:?}",
+        w.registered
+    );
+    assert!(w.intents.is_empty(), "{:?}", w.intents);
+    let prompts: BTreeSet<String> = w
+        .prompts
+        .iter()
+        .map(|p| {
+            p.trim_start_matches("agent_prompt_")
+                .trim_end_matches(".txt")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        prompts, registered,
+        "a prompt file exactly for each live agent"
+    );
+    let strays = tagged_where(|tag| tag.starts_with("racer-") && !registered.contains(tag));
+    assert!(
+        strays.is_empty(),
+        "processes of rolled-back deployments: {strays:?}"
+    );
+    let live = w
+        .registered
+        .iter()
+        .filter(|(id, _)| id.starts_with("racer-"))
+        .count();
+    eprintln!(
+        "{n} deployments killed at instants spread over {} ms: {live} ended live, {} rolled back",
+        duration.as_millis(),
+        n as usize - live
+    );
+    assert_eq!(reconcile(&f)["nothing_to_do"], true);
+}
