@@ -390,8 +390,11 @@ impl<'a> Deployer<'a> {
             },
         )
         .map_err(|e| early(Step::Precheck, None, e))?;
-        let agent =
-            AgentId::generate(&request.agent_type).map_err(|e| early(Step::Precheck, None, e))?;
+        let agent = match &request.agent {
+            Some(chosen) => chosen.clone(),
+            None => AgentId::generate(&request.agent_type)
+                .map_err(|e| early(Step::Precheck, None, e))?,
+        };
         let session_name =
             SessionName::for_agent(&agent).map_err(|e| early(Step::Precheck, Some(&agent), e))?;
         let files = self.layout.tracked_files(&task, &agent);

@@ -6,7 +6,7 @@ use camino::Utf8PathBuf;
 
 use crate::Error;
 use crate::backend::AGENT_ID_ENV;
-use crate::id::{AgentType, TaskId};
+use crate::id::{AgentId, AgentType, TaskId};
 use crate::record::Parent;
 
 /// The startup grace when a request names none: how long an agent must stay alive before its
@@ -34,6 +34,9 @@ pub struct DeployRequest {
     pub env: Vec<(String, String)>,
     /// Whether another active agent of the same type is allowed.
     pub allow_duplicate: bool,
+    /// The agent's id, when the caller chose it (to name it in the prompt); generated
+    /// otherwise. It must leave room for the session prefix (`agent_<id>` ≤ 64).
+    pub agent: Option<AgentId>,
 }
 
 impl DeployRequest {
@@ -55,6 +58,7 @@ impl DeployRequest {
             startup_grace: DEFAULT_STARTUP_GRACE,
             env: Vec::new(),
             allow_duplicate: false,
+            agent: None,
         }
     }
 

@@ -56,6 +56,9 @@ pub(crate) enum Command {
     /// Find and undo what crashes left behind: abandoned deployments, zombies, orphan sessions,
     /// drifted counters, a stale global index, temp files
     Reconcile(ReconcileArgs),
+    /// Serve MCP over stdio, with the Python orchestrator's tools (for Claude Code and other
+    /// MCP clients)
+    Mcp,
     /// The wrapper every agent runs under (internal)
     #[command(hide = true)]
     AgentWrap {
@@ -202,7 +205,7 @@ pub(crate) struct ReconcileArgs {
     /// Report only; change nothing
     #[arg(long)]
     pub(crate) dry_run: bool,
-    /// Only this task
+    /// Only this task (the global index is then left to an unscoped run)
     #[arg(long, value_parser = parse_task)]
     pub(crate) task: Option<TaskId>,
 }

@@ -53,11 +53,19 @@ impl Config {
             })?,
             _ => DEFAULT_AGENT_CMD.iter().map(|s| (*s).to_owned()).collect(),
         };
+        let startup_grace = match std::env::var("FLEET_STARTUP_GRACE_MS") {
+            Ok(ms) if !ms.is_empty() => Duration::from_millis(ms.parse().map_err(|_| {
+                Error::Usage(format!(
+                    "FLEET_STARTUP_GRACE_MS {ms:?} is not a number of milliseconds"
+                ))
+            })?),
+            _ => DEFAULT_STARTUP_GRACE,
+        };
         Ok(Config {
             root,
             socket,
             agent_cmd,
-            startup_grace: DEFAULT_STARTUP_GRACE,
+            startup_grace,
         })
     }
 

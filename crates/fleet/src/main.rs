@@ -4,7 +4,9 @@
 mod cli;
 mod cmd;
 mod config;
+mod mcp;
 mod observe;
+mod ops;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -124,6 +126,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Logs(args) => cmd::logs::run(&config()?, &args, json_mode),
         Command::Attach(args) => cmd::attach::run(&config()?, &args),
         Command::Reconcile(args) => cmd::reconcile::run(&config()?, &args, json_mode),
+        Command::Mcp => mcp::serve(config()?),
         Command::AgentWrap { .. } => unreachable_wrap(),
     }
 }

@@ -3,12 +3,12 @@
 use std::io::Read;
 use std::time::Duration;
 
-use deploy_core::{DeployRequest, reconcile};
+use deploy_core::DeployRequest;
 use serde_json::json;
 
 use crate::cli::DeployArgs;
 use crate::config::{Config, Services, absolute};
-use crate::{Error, emit};
+use crate::{Error, emit, ops};
 
 pub(crate) fn run(cfg: &Config, args: DeployArgs, json_mode: bool) -> Result<(), Error> {
     let prompt = match (&args.prompt, &args.prompt_file) {
@@ -39,25 +39,6 @@ pub(crate) fn run(cfg: &Config, args: DeployArgs, json_mode: bool) -> Result<(),
         args.command.clone()
     };
     let services = Services::new(cfg)?;
-    let deployer = services.deployer();
-    // Leftovers of this task (abandoned deployments, agents that ended unobserved) must not
-    // block new work or count against a limit: the same check as `fleet reconcile`, for this
-    // task only and without the orphan scan. It costs no tmux call unless the task has active
-    // agents to look at.
-    let scope = reconcile::Scope {
-        task: Some(&args.task),
-        dry_run: false,
-        orphans: false,
-    };
-    match reconcile::reconcile(&deployer, scope) {
-        Ok(report) if !report.is_empty() => {
-            tracing::info!(task = %args.task, "cleaned up before deploying: {}", serde_json::to_string(&report).unwrap_or_default());
-        }
-        Ok(_) => {}
-        // An unknown task is reported by the deployment itself, at its precheck.
-        Err(deploy_core::Error::UnknownTask(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
     let mut request = DeployRequest::new(args.task, args.agent_type, prompt, command);
     request.parent = args.parent;
     request.workdir = workdir;
@@ -66,9 +47,7 @@ pub(crate) fn run(cfg: &Config, args: DeployArgs, json_mode: bool) -> Result<(),
         .map_or(cfg.startup_grace, Duration::from_millis);
     request.env = args.env;
     request.allow_duplicate = args.allow_duplicate;
-    let live = deployer
-        .deploy(request)
-        .map_err(|f| Error::Deploy(Box::new(f)))?;
+    let live = ops::deploy(&services, request)?;
     let r = live.record();
     tracing::info!(agent = %r.id, session = %r.session, "agent is live");
     let value = json!({

@@ -7,22 +7,19 @@ use deploy_core::{Liveness, SessionBackend};
 use serde_json::json;
 
 use crate::cli::LogsArgs;
-use crate::config::Config;
-use crate::{Error, emit};
+use crate::config::{Config, Services};
+use crate::{Error, emit, ops};
 
 pub(crate) fn run(cfg: &Config, args: &LogsArgs, json_mode: bool) -> Result<(), Error> {
-    let registry = cfg.registry();
-    let task = registry.read_task_file(&args.task)?;
+    let services = Services::new(cfg)?;
+    let task = services.registry.read_task_file(&args.task)?;
     let entry = task
         .agent(&args.agent)
         .ok_or_else(|| deploy_core::Error::UnknownAgent {
             task: args.task.clone(),
             agent: args.agent.clone(),
         })?;
-    let log = registry
-        .layout()
-        .tracked_files(&args.task, &args.agent)
-        .log_file;
+    let log = ops::log_file(&services, &args.task, &args.agent);
     let lines = tmux_backend::tail_lines(&log, args.lines);
     let value = json!({ "agent_id": args.agent, "log_file": log, "lines": lines });
     emit(json_mode, &value, || {
@@ -31,7 +28,7 @@ pub(crate) fn run(cfg: &Config, args: &LogsArgs, json_mode: bool) -> Result<(), 
     if !args.follow || json_mode {
         return Ok(());
     }
-    let backend = cfg.backend()?;
+    let backend = &services.backend;
     let mut offset = fs_err::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let mut out = std::io::stdout().lock();
     loop {

@@ -1,0 +1,358 @@
+//! `fleet mcp` driven by rmcp's own client over stdio, as Claude Code would drive it: every
+//! tool of the Python server, then each bad input answered as a tool error — with the server
+//! still answering afterwards.
+
+// Test helpers may unwrap: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use serde_json::{Value, json};
+
+use common::{Fleet, agent_sh};
+
+const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
+
+type Client = RunningService<RoleClient, ()>;
+
+async fn connect(f: &Fleet) -> Client {
+    let root = f.root();
+    let socket = f.socket.clone();
+    let transport = TokioChildProcess::new(tokio::process::Command::new(FLEET).configure(|c| {
+        c.arg("mcp")
+            .env("FLEET_ROOT", root.as_str())
+            .env("FLEET_TMUX_SOCKET", &socket)
+            .env("FLEET_AGENT_CMD", format!("sh {}", agent_sh()))
+            .env("FLEET_STARTUP_GRACE_MS", "150")
+            .env("FLEET_DEMO_SECONDS", "60")
+            .env_remove("FLEET_AGENT_ID")
+            .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE");
+    }))
+    .unwrap();
+    ().serve(transport).await.unwrap()
+}
+
+/// Calls a tool; returns (is_error, the JSON it answered).
+async fn call(client: &Client, tool: &'static str, args: Value) -> (bool, Value) {
+    let params = CallToolRequestParams::new(tool).with_arguments(args.as_object().unwrap().clone());
+    let result = client.call_tool(params).await.unwrap();
+    let v = serde_json::to_value(&result).unwrap();
+    let text = v["content"][0]["text"].as_str().unwrap_or_default();
+    let body: Value =
+        serde_json::from_str(text).unwrap_or_else(|_| panic!("{tool}: not JSON: {text}"));
+    (v["isError"] == true, body)
+}
+
+async fn ok(client: &Client, tool: &'static str, args: Value) -> Value {
+    let (is_error, body) = call(client, tool, args).await;
+    assert!(!is_error, "{tool} failed: {body}");
+    assert_eq!(body["success"], true, "{tool}: {body}");
+    body
+}
+
+async fn refused(client: &Client, healthy: &str, tool: &'static str, args: Value, needle: &str) {
+    let (is_error, body) = call(client, tool, args).await;
+    assert!(is_error, "{tool} should fail: {body}");
+    assert_eq!(body["success"], false);
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains(needle), "{needle:?} not in {msg:?}");
+    assert!(!msg.contains('\n'), "one line: {msg:?}");
+    // The server is still there.
+    let still = call(
+        client,
+        "get_real_task_status",
+        json!({ "task_id": healthy }),
+    )
+    .await;
+    assert!(
+        !still.0,
+        "the server answers after {tool} failed: {}",
+        still.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_servers_tools_over_stdio() {
+    let f = Fleet::new();
+    let client = connect(&f).await;
+
+    let mut tools: Vec<Value> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| json!({ "name": t.name, "input_schema": t.input_schema }))
+        .collect();
+    tools.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    insta::assert_json_snapshot!("tools", tools);
+
+    let task = ok(
+        &client,
+        "create_real_task",
+        json!({
+            "description": "Fix the registry race",
+            "priority": "P1",
+            "max_concurrent": 3,
+            "background_context": "Concurrent deploys lose agents.",
+            "expected_deliverables": ["Patch", "Test"],
+        }),
+    )
+    .await;
+    assert_eq!(task["has_enhanced_context"], true);
+    assert_eq!(task["expected_deliverables"], json!(["Patch", "Test"]));
+    let task_id = task["task_id"].as_str().unwrap().to_owned();
+
+    let deployed = ok(
+        &client,
+        "deploy_headless_agent",
+        json!({
+            "task_id": task_id, "agent_type": "investigator", "prompt": "Find every unlocked write."
+        }),
+    )
+    .await;
+    assert_eq!(deployed["status"], "deployed");
+    assert_eq!(deployed["deployment_method"], "tmux session");
+    let agent = deployed["agent_id"].as_str().unwrap().to_owned();
+    assert_eq!(f.sessions(), [format!("agent_{agent}")]);
+    let prompt = fs_err::read_to_string(
+        f.root()
+            .join(&task_id)
+            .join(format!("agent_prompt_{agent}.txt")),
+    )
+    .unwrap();
+    assert!(
+        prompt.starts_with(&format!(
+            "You are agent {agent}, of type investigator, in task {task_id}"
+        )),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("depth 1 of at most 5") && prompt.contains("Find every unlocked write.")
+    );
+    assert!(
+        prompt.contains("update_agent_progress")
+            && prompt.contains("report_agent_finding")
+            && prompt.contains("spawn_child_agent")
+    );
+
+    let progress = ok(&client, "update_agent_progress", json!({
+        "task_id": task_id, "agent_id": agent, "status": "working", "message": "Scanning writes", "progress": 30
+    }))
+    .await;
+    assert_eq!(progress["own_update"]["progress"], 30);
+    assert_eq!(progress["coordination_info"]["agent_counts"]["active"], 1);
+    let finding = ok(
+        &client,
+        "report_agent_finding",
+        json!({
+            "task_id": task_id, "agent_id": agent, "finding_type": "issue", "severity": "high",
+            "message": "unlocked write", "data": { "file": "real_mcp_server.py", "line": 3290 }
+        }),
+    )
+    .await;
+    assert_eq!(
+        finding["coordination_info"]["recent_findings"][0]["data"]["line"],
+        3290
+    );
+    let lines = fs_err::read_to_string(
+        f.root()
+            .join(&task_id)
+            .join(format!("findings/{agent}_findings.jsonl")),
+    )
+    .unwrap();
+    assert_eq!(lines.lines().count(), 1);
+
+    let status = ok(
+        &client,
+        "get_real_task_status",
+        json!({ "task_id": task_id }),
+    )
+    .await;
+    assert_eq!(status["agents"]["active"], 1);
+    assert_eq!(status["agents"]["agents_list"][0]["status"], "working");
+    assert_eq!(status["agents"]["agents_list"][0]["liveness"], "alive");
+    assert_eq!(status["enhanced_progress"]["total_progress_entries"], 1);
+    assert_eq!(status["enhanced_progress"]["total_findings"], 1);
+    assert_eq!(status["limits"]["max_concurrent"], 3);
+
+    common::wait_for("the agent's output", || {
+        fs_err::read_to_string(
+            f.root()
+                .join(&task_id)
+                .join(format!("logs/{agent}_stream.jsonl")),
+        )
+        .is_ok_and(|s| !s.is_empty())
+    });
+    let output = ok(
+        &client,
+        "get_agent_output",
+        json!({ "task_id": task_id, "agent_id": agent, "tail": 5 }),
+    )
+    .await;
+    assert!(
+        output["output"]
+            .as_str()
+            .unwrap()
+            .contains("\"type\":\"system\""),
+        "{output}"
+    );
+
+    let child = ok(&client, "spawn_child_agent", json!({
+        "task_id": task_id, "parent_agent_id": agent, "child_agent_type": "builder", "child_prompt": "Write the lock."
+    }))
+    .await;
+    assert_eq!(child["depth"], 2);
+    assert_eq!(child["parent"], agent.as_str());
+    let child_id = child["agent_id"].as_str().unwrap().to_owned();
+
+    let killed = ok(
+        &client,
+        "kill_real_agent",
+        json!({ "task_id": task_id, "agent_id": child_id, "reason": "Superseded" }),
+    )
+    .await;
+    assert_eq!(killed["status"], "terminated");
+    assert_eq!(killed["session_killed"], true);
+    assert_eq!(killed["cleanup"]["prompt_file_deleted"], true);
+
+    // A final report ends the agent as the Python server did.
+    let done = ok(&client, "update_agent_progress", json!({
+        "task_id": task_id, "agent_id": agent, "status": "completed", "message": "Done", "progress": 100
+    }))
+    .await;
+    assert_eq!(done["coordination_info"]["agent_counts"]["completed"], 1);
+    assert_eq!(done["coordination_info"]["agent_counts"]["active"], 0);
+    assert!(f.sessions().is_empty(), "{:?}", f.sessions());
+    let archive = f.root().join(&task_id).join("archive");
+    for name in [
+        format!("{agent}_stream.jsonl"),
+        format!("{agent}_progress.jsonl"),
+        format!("{agent}_findings.jsonl"),
+    ] {
+        assert!(archive.join(&name).exists(), "{name} archived");
+    }
+
+    // Each bad input: a tool error with fleet's message, and the server goes on.
+    refused(
+        &client,
+        &task_id,
+        "get_real_task_status",
+        json!({ "task_id": "TASK-NOPE" }),
+        "unknown task TASK-NOPE",
+    )
+    .await;
+    refused(
+        &client,
+        &task_id,
+        "get_real_task_status",
+        json!({ "task_id": "../x" }),
+        "invalid task id \"../x\"",
+    )
+    .await;
+    refused(
+        &client,
+        &task_id,
+        "deploy_headless_agent",
+        json!({ "task_id": task_id, "agent_type": "a;b", "prompt": "p" }),
+        "invalid agent type",
+    )
+    .await;
+    refused(
+        &client,
+        &task_id,
+        "deploy_headless_agent",
+        json!({ "task_id": task_id, "agent_type": "x", "prompt": "  " }),
+        "the prompt is empty",
+    )
+    .await;
+    refused(&client, &task_id, "spawn_child_agent", json!({
+        "task_id": task_id, "parent_agent_id": "ghost", "child_agent_type": "x", "child_prompt": "p"
+    }), "unknown parent agent ghost").await;
+    refused(&client, &task_id, "update_agent_progress", json!({
+        "task_id": task_id, "agent_id": agent, "status": "dancing", "message": "m", "progress": 1
+    }), "unknown status").await;
+    refused(
+        &client,
+        &task_id,
+        "kill_real_agent",
+        json!({ "task_id": task_id, "agent_id": "ghost" }),
+        "unknown agent ghost",
+    )
+    .await;
+
+    let limited = ok(
+        &client,
+        "create_real_task",
+        json!({ "description": "one at a time", "max_concurrent": 1 }),
+    )
+    .await;
+    let limited = limited["task_id"].as_str().unwrap().to_owned();
+    ok(
+        &client,
+        "deploy_headless_agent",
+        json!({ "task_id": limited, "agent_type": "a", "prompt": "p" }),
+    )
+    .await;
+    refused(
+        &client,
+        &task_id,
+        "deploy_headless_agent",
+        json!({ "task_id": limited, "agent_type": "b", "prompt": "p" }),
+        "limit max_concurrent = 1 reached",
+    )
+    .await;
+
+    let registry = f.root().join(&limited).join("AGENT_REGISTRY.json");
+    fs_err::write(&registry, b"{\"task_id\": ").unwrap();
+    refused(
+        &client,
+        &task_id,
+        "get_real_task_status",
+        json!({ "task_id": limited }),
+        "corrupt registry",
+    )
+    .await;
+    refused(
+        &client,
+        &task_id,
+        "deploy_headless_agent",
+        json!({ "task_id": limited, "agent_type": "c", "prompt": "p" }),
+        "line 1 column",
+    )
+    .await;
+    assert_eq!(
+        fs_err::read(&registry).unwrap(),
+        b"{\"task_id\": ",
+        "never overwritten"
+    );
+
+    // reconcile repairs nothing over a registry it cannot read: it says which file, and why;
+    // scoped to a healthy task, it works.
+    refused(
+        &client,
+        &task_id,
+        "reconcile",
+        json!({ "dry_run": true }),
+        "corrupt registry",
+    )
+    .await;
+    let scoped = ok_any(
+        &client,
+        "reconcile",
+        json!({ "task_id": task_id, "dry_run": true }),
+    )
+    .await;
+    assert_eq!(scoped["dry_run"], true);
+    client.cancel().await.unwrap();
+}
+
+/// A successful call whose answer has no `success` field (fleet's own tools).
+async fn ok_any(client: &Client, tool: &'static str, args: Value) -> Value {
+    let (is_error, body) = call(client, tool, args).await;
+    assert!(!is_error, "{tool} failed: {body}");
+    body
+}
