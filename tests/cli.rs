@@ -135,8 +135,8 @@ fn create_deploy_status_logs_kill() {
         .map(|k| k["name"].as_str().unwrap())
         .collect();
     assert!(
-        names.contains(&"fleet") && names.contains(&"sh"),
-        "{names:?}"
+        names.iter().any(|n| n.starts_with("fleet")) && names.contains(&"sh"),
+        "the wrapper and the agent: {names:?}"
     );
     let mut killed = killed.clone();
     killed["killed"] = Value::String("[processes]".into());
@@ -288,6 +288,61 @@ fn an_agent_that_ends_by_itself_is_recorded_completed_or_error() {
         .find(|a| a["id"] == bad.as_str())
         .unwrap();
     assert_eq!(bad_entry["exit_status"], serde_json::json!({ "code": 3 }));
+}
+
+#[test]
+fn an_agent_that_ended_unobserved_does_not_count_against_a_limit() {
+    let f = Fleet::new();
+    let task = f.task(&["--max-concurrent", "1"]);
+    let first = f
+        .ok(&[
+            "deploy",
+            "--task",
+            &task,
+            "--type",
+            "a",
+            "--prompt",
+            "p",
+            "--startup-grace-ms",
+            "0",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3",
+        ])
+        .trim()
+        .to_owned();
+    wait_for("the first agent to end", || {
+        let out = f.tmux(&["list-panes", "-a", "-F", "#{pane_dead}"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    });
+    // The registry still says running: a limit of 1 would refuse the next deployment...
+    let out = f.run(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "b",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "0",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // ...but the ended agent was recorded first, and no longer counts.
+    let status = f.json(&["status", "--task", &task]);
+    let first_now = status[0]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent_id"] == first.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(first_now["status"], "completed");
+    assert_eq!(status[0]["active_count"], 1);
 }
 
 #[test]

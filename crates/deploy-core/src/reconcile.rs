@@ -69,7 +69,9 @@ pub struct Scope<'a> {
     pub task: Option<&'a TaskId>,
     /// Report only; change nothing.
     pub dry_run: bool,
-    /// Also look for orphan sessions (one `list` of the backend).
+    /// Look for zombies (one `list` of the backend when the scope has active agents).
+    pub zombies: bool,
+    /// Look for orphan sessions (one `list` of the backend).
     pub orphans: bool,
 }
 
@@ -217,6 +219,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         .collect();
 
     let tasks: Vec<TaskId> = match scope.task {
+        _ if !scope.zombies && !scope.orphans => Vec::new(),
         Some(t) => vec![t.clone()],
         None => env
             .registry
@@ -232,7 +235,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     let candidates: Vec<(TaskId, AgentRecord)> = snapshots
         .values()
         .flat_map(|t| t.agents.iter().map(move |a| (t.id.clone(), a.clone())))
-        .filter(|(_, a)| a.status.is_active() && !in_flight.contains(&a.id))
+        .filter(|(_, a)| scope.zombies && a.status.is_active() && !in_flight.contains(&a.id))
         .collect();
     let listed = match (listed, candidates.is_empty()) {
         (Some(l), _) => Some(l),

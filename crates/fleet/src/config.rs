@@ -79,15 +79,18 @@ impl Config {
         JsonRegistry::new(self.layout())
     }
 
-    /// The tmux backend, with this very binary as the agent wrapper.
+    /// The tmux backend. Agents run under `fleet-agent-wrap` from beside this binary (small,
+    /// quick to start), or under this binary's hidden `agent-wrap` if it is not there.
     pub(crate) fn backend(&self) -> Result<TmuxBackend, Error> {
         let exe = std::env::current_exe()
             .map_err(|e| Error::Usage(format!("cannot find the fleet binary itself: {e}")))?;
-        let exe = exe.to_string_lossy().into_owned();
-        Ok(TmuxBackend::new(
-            Server::Name(self.socket.clone()),
-            vec![exe, "agent-wrap".to_owned()],
-        ))
+        let small = exe.with_file_name("fleet-agent-wrap");
+        let wrapper = if small.is_file() {
+            vec![small.to_string_lossy().into_owned()]
+        } else {
+            vec![exe.to_string_lossy().into_owned(), "agent-wrap".to_owned()]
+        };
+        Ok(TmuxBackend::new(Server::Name(self.socket.clone()), wrapper))
     }
 
     /// The intent journal.

@@ -14,30 +14,42 @@ use serde_json::{Value, json};
 use crate::Error;
 use crate::config::Services;
 
-/// Deploys `request` after cleaning up its task's leftovers (abandoned deployments, agents
-/// that ended unobserved), so they never block new work or count against a limit. The cleanup
-/// costs no tmux call unless the task has active agents.
+/// Deploys `request` after rolling back its task's abandoned deployments (a scan of the intent
+/// journal, no tmux call). Agents that ended unobserved only matter when they push the task
+/// over a limit: on a limit refusal they are looked for, recorded, and the deployment is tried
+/// once more — so leftovers never block new work or count against a limit, and the common
+/// path pays nothing for them.
 pub(crate) fn deploy(services: &Services, request: DeployRequest) -> Result<Live, Error> {
     let deployer = services.deployer();
-    let scope = Scope {
-        task: Some(&request.task),
-        dry_run: false,
-        orphans: false,
+    let cleanup = |zombies: bool| -> Result<bool, Error> {
+        let scope = Scope {
+            task: Some(&request.task),
+            dry_run: false,
+            zombies,
+            orphans: false,
+        };
+        match reconcile::reconcile(&deployer, scope) {
+            Ok(report) if !report.is_empty() => {
+                tracing::info!(
+                    task = %request.task,
+                    "cleaned up before deploying: {}",
+                    serde_json::to_string(&report).unwrap_or_default()
+                );
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            // An unknown task is reported by the deployment itself, at its precheck.
+            Err(deploy_core::Error::UnknownTask(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     };
-    match reconcile::reconcile(&deployer, scope) {
-        Ok(report) if !report.is_empty() => tracing::info!(
-            task = %request.task,
-            "cleaned up before deploying: {}",
-            serde_json::to_string(&report).unwrap_or_default()
-        ),
-        Ok(_) => {}
-        // An unknown task is reported by the deployment itself, at its precheck.
-        Err(deploy_core::Error::UnknownTask(_)) => {}
-        Err(e) => return Err(e.into()),
+    cleanup(false)?;
+    match deployer.deploy(request.clone()) {
+        Err(f) if matches!(*f.cause, deploy_core::Error::Limit(_)) && cleanup(true)? => deployer
+            .deploy(request)
+            .map_err(|f| Error::Deploy(Box::new(f))),
+        other => other.map_err(|f| Error::Deploy(Box::new(f))),
     }
-    deployer
-        .deploy(request)
-        .map_err(|f| Error::Deploy(Box::new(f)))
 }
 
 /// What a kill did.
@@ -137,6 +149,7 @@ pub(crate) fn reconcile(
         Scope {
             task,
             dry_run,
+            zombies: true,
             orphans: true,
         },
     )?;

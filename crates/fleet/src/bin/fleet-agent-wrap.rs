@@ -1,0 +1,18 @@
+//! The agent wrapper as its own small program (see `tmux_backend::wrapper`). `fleet` starts
+//! agents under it when it is installed beside `fleet` — tmux forks and execs it for every
+//! agent, and a small binary starts measurably faster than `fleet` itself (docs/BENCHMARKS.md)
+//! — and under `fleet agent-wrap` otherwise.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    match tmux_backend::wrapper::WrapArgs::from_args(&args) {
+        Ok(wrap) => tmux_backend::wrapper::run(&wrap),
+        Err(e) => {
+            eprintln!("fleet-agent-wrap: {e}");
+            ExitCode::from(126)
+        }
+    }
+}
