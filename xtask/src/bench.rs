@@ -13,13 +13,33 @@ pub(crate) fn run() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let root = workspace_root()?;
     let status = Command::new(&cargo)
-        .args(["bench", "-p", "registry", "-p", "tmux-backend", "--benches"])
+        .args([
+            "bench",
+            "-p",
+            "registry",
+            "-p",
+            "tmux-backend",
+            "-p",
+            "fleet",
+            "--benches",
+        ])
         .current_dir(&root)
         .status()
         .map_err(|e| format!("cannot run cargo bench: {e}"))?;
     if !status.success() {
         return Err(format!("cargo bench failed ({status})"));
     }
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "-p", "fleet", "--bins"])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("cannot build fleet: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --release failed ({status})"));
+    }
+    eprintln!("xtask bench: whole-process benchmarks (a few minutes)");
+    let scratch = root.join("target/xtask-bench");
+    let p = crate::procs::run(&root.join("target/release/fleet"), &scratch)?;
     let crit = root.join("target/criterion");
     let mut md = String::new();
     md.push_str("# Benchmarks\n\nWritten by `cargo xtask bench` (criterion; mean of the samples, ");
@@ -85,6 +105,126 @@ pub(crate) fn run() -> Result<(), String> {
         "| ratio backend / raw | {:.2}× |",
         backend.mean / raw.mean
     );
+
+    md.push_str("\n## Deployment overhead (issue 8)\n\n");
+    md.push_str(
+        "A deployment to Live with startup grace 0 against the tmux calls any deployment needs: ",
+    );
+    md.push_str("`new-session` with its options and one liveness probe. Everything fleet adds — ");
+    md.push_str(
+        "validation, the intent (written, fsynced, flocked, deleted), the prompt file, the ",
+    );
+    md.push_str(
+        "registry transaction (two locks, two atomic writes, four fsyncs) — is the difference.\n\n",
+    );
+    let lib = estimate(&crit, "deploy/library_deploy_to_live")?;
+    let lib_raw = estimate(&crit, "deploy/raw_tmux_new_session_and_probe")?;
+    md.push_str("| what | time | ratio |\n|---|---:|---:|\n");
+    let _ = writeln!(
+        md,
+        "| `fleet deploy` as a process (release build) | {} | {:.2}× |",
+        p.deploy_fleet.show(),
+        p.deploy_fleet.mean() / p.deploy_raw.mean()
+    );
+    let _ = writeln!(
+        md,
+        "| raw tmux: `new-session …` + `list-panes`, as processes | {} | 1× |",
+        p.deploy_raw.show()
+    );
+    let _ = writeln!(
+        md,
+        "| library: `Deployer::deploy` (criterion) | {} | {:.2}× |",
+        lib.show(),
+        lib.mean / lib_raw.mean
+    );
+    let _ = writeln!(
+        md,
+        "| raw tmux, same two calls (criterion, same run) | {} | 1× |",
+        lib_raw.show()
+    );
+    let process_ratio = p.deploy_fleet.mean() / p.deploy_raw.mean();
+    let library_ratio = lib.mean / lib_raw.mean;
+    let verdict = |r: f64| if r <= 1.5 { "met" } else { "not met" };
+    let _ = writeln!(
+        md,
+        "\nGoal: at most 1.5×. Measured in this run: {process_ratio:.2}× as a process ({}), \
+         {library_ratio:.2}× through the library ({}). Of what fleet adds, about 1.75 ms is the \
+         fsyncs that make a deployment durable (three files at ~0.5 ms each on this disk, four \
+         directories at ~0.06 ms); they stay, because the intent must be on disk before anything \
+         exists and a registry must never be lost. `fleet` itself starts about as fast as a tmux \
+         client (1.3 ms). The agent wrapper is a small binary of its own because tmux's \
+         fork+exec of the large `fleet` binary cost ~0.6 ms more per agent.",
+        verdict(process_ratio),
+        verdict(library_ratio)
+    );
+
+    md.push_str(
+        "\n## Bulk (issue 8)\n\n100 agents (`sleep 300`) into one task, startup grace 0, each ",
+    );
+    md.push_str("`fleet deploy` a process.\n\n| how | total | per agent |\n|---|---:|---:|\n");
+    for (how, d) in [
+        ("one after another", p.bulk_sequential),
+        ("8 concurrent deployers", p.bulk_concurrent),
+    ] {
+        let _ = writeln!(
+            md,
+            "| {how} | {:.2} s | {:.1} ms |",
+            d.as_secs_f64(),
+            d.as_secs_f64() * 10.0
+        );
+    }
+    md.push_str(
+        "\nThe goal was 100 agents Live within 2 s plus one startup grace: with a grace, each ",
+    );
+    md.push_str(
+        "deployment waits it out, so 8 deployers take about ⌈100/8⌉ graces; 100 concurrent ",
+    );
+    md.push_str("deployers would take one.\n");
+
+    md.push_str("\n## Reconcile with nothing to do (issue 8)\n\n");
+    let _ = writeln!(
+        md,
+        "1,000 live fleet sessions (listed by one tmux call) and 10,000 registry entries (1,000 running, 9,000 completed): `fleet reconcile` {}.",
+        p.reconcile_idle.show()
+    );
+
+    md.push_str("\n## Peak memory (issue 8)\n\n| process | max RSS |\n|---|---:|\n");
+    let _ = writeln!(
+        md,
+        "| `fleet deploy` | {:.1} MiB |",
+        p.rss_deploy_kb as f64 / 1024.0
+    );
+    let _ = writeln!(
+        md,
+        "| `fleet mcp` answering 1,000 `get_real_task_status` calls ({:.2} ms per call) | {:.1} MiB |",
+        p.mcp_status_calls.as_secs_f64(),
+        p.rss_mcp_kb as f64 / 1024.0
+    );
+
+    md.push_str("\n## The default startup grace\n\n| failing start | time |\n|---|---:|\n");
+    for (what, stats) in &p.grace {
+        let _ = writeln!(md, "| {what} | {} |", stats.show());
+    }
+    md.push_str(
+        "\nThe default is 1000 ms. A deployment is Live only if its agent is still alive at the ",
+    );
+    md.push_str(
+        "end of the window, so the window must outlast the slowest start that fails: Claude Code ",
+    );
+    md.push_str(
+        "without credentials, the slowest measured here, dies in about half a second on an idle ",
+    );
+    md.push_str(
+        "machine; 1000 ms leaves it twice that, for a machine busy starting other agents. The ",
+    );
+    md.push_str(
+        "window costs a failure nothing — fleet probes the agent at growing intervals within it ",
+    );
+    md.push_str(
+        "and reports a death as soon as it sees one (see the `fleet deploy` rows) — and a success ",
+    );
+    md.push_str("pays it once. The Python server slept a fixed 2 s on every deployment. ");
+    md.push_str("`--startup-grace-ms` and `FLEET_STARTUP_GRACE_MS` change it.\n");
 
     let out = root.join("docs/BENCHMARKS.md");
     std::fs::write(&out, md).map_err(|e| format!("cannot write {}: {e}", out.display()))?;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod ci;
+mod procs;
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(),
+        Some("rss") => procs::rss_main(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask ci|bench\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md"

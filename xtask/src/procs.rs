@@ -1,0 +1,547 @@
+//! Whole-process benchmarks: `fleet` as people run it, each process timed over repeated runs,
+//! beside the raw tmux commands it needs, on a private tmux server and a scratch root.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Timings in milliseconds.
+pub(crate) struct Stats(pub(crate) Vec<f64>);
+
+impl Stats {
+    pub(crate) fn mean(&self) -> f64 {
+        self.0.iter().sum::<f64>() / self.0.len().max(1) as f64
+    }
+    pub(crate) fn median(&self) -> f64 {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    }
+    pub(crate) fn min(&self) -> f64 {
+        self.0.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+    pub(crate) fn show(&self) -> String {
+        format!(
+            "{:.2} ms (median {:.2}, min {:.2}, n = {})",
+            self.mean(),
+            self.median(),
+            self.min(),
+            self.0.len()
+        )
+    }
+}
+
+pub(crate) struct Results {
+    pub(crate) deploy_fleet: Stats,
+    pub(crate) deploy_raw: Stats,
+    pub(crate) bulk_sequential: Duration,
+    pub(crate) bulk_concurrent: Duration,
+    pub(crate) reconcile_idle: Stats,
+    pub(crate) rss_deploy_kb: u64,
+    pub(crate) rss_mcp_kb: u64,
+    pub(crate) mcp_status_calls: Duration,
+    pub(crate) grace: Vec<(String, Stats)>,
+}
+
+/// A private tmux server and a scratch root, removed on drop.
+struct Env {
+    fleet: PathBuf,
+    socket: String,
+    root: PathBuf,
+}
+
+impl Env {
+    fn new(fleet: &Path, scratch: &Path, name: &str) -> Result<Env, String> {
+        let root = scratch.join(name);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        Ok(Env {
+            fleet: fleet.to_owned(),
+            socket: format!("fleet-xbench-{}-{name}", std::process::id()),
+            root,
+        })
+    }
+
+    fn fleet(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.fleet);
+        c.args(args)
+            .env("FLEET_ROOT", &self.root)
+            .env("FLEET_TMUX_SOCKET", &self.socket)
+            .env_remove("FLEET_AGENT_CMD")
+            .env_remove("FLEET_AGENT_ID")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.fleet(args).output().map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "fleet {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn tmux(&self, args: &[&str]) -> Result<Output, String> {
+        Command::new("tmux")
+            .args(["-f", "/dev/null", "-L", &self.socket])
+            .args(args)
+            .output()
+            .map_err(|e| format!("tmux: {e}"))
+    }
+
+    fn task(&self) -> Result<String, String> {
+        Ok(self
+            .ok(&[
+                "task",
+                "create",
+                "--description",
+                "bench",
+                "--max-agents",
+                "100000",
+                "--max-concurrent",
+                "100000",
+            ])?
+            .trim()
+            .to_owned())
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+        let _ = std::fs::remove_dir_all(&self.root);
+        // tmux leaves its socket file behind: remove ours (tmux's -L location).
+        let uid = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        if let Ok(uid) = uid {
+            let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
+        }
+    }
+}
+
+fn time<T>(f: impl FnOnce() -> Result<T, String>) -> Result<(f64, T), String> {
+    let start = Instant::now();
+    let out = f()?;
+    Ok((start.elapsed().as_secs_f64() * 1e3, out))
+}
+
+fn deploy_args<'a>(task: &'a str, grace: &'a str) -> Vec<&'a str> {
+    vec![
+        "deploy",
+        "--task",
+        task,
+        "--type",
+        "bench",
+        "--prompt",
+        "p",
+        "--allow-duplicate",
+        "--startup-grace-ms",
+        grace,
+        "--",
+        "sleep",
+        "300",
+    ]
+}
+
+pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
+    // 1. Deploy overhead: `fleet deploy` (grace 0) against new-session + one probe, interleaved.
+    let env = Env::new(fleet, scratch, "deploy")?;
+    let task = env.task()?;
+    env.tmux(&["new-session", "-d", "-s", "keepalive", "sleep", "3600"])?;
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for i in 0..40 {
+        ours.push(time(|| env.ok(&deploy_args(&task, "0")))?.0);
+        let name = format!("agent_raw-{i}");
+        let exact = format!("={name}:");
+        let root = env.root.to_string_lossy().into_owned();
+        raw.push(
+            time(|| {
+                let a = env.tmux(&[
+                    "new-session",
+                    "-d",
+                    "-P",
+                    "-F",
+                    "#{pane_pid}",
+                    "-s",
+                    &name,
+                    "-c",
+                    &root,
+                    "-e",
+                    "FLEET_AGENT_ID=x",
+                    "--",
+                    "sleep",
+                    "300",
+                    ";",
+                    "set-option",
+                    "-p",
+                    "-t",
+                    &exact,
+                    "remain-on-exit",
+                    "on",
+                    ";",
+                    "set-option",
+                    "-t",
+                    &exact,
+                    "@fleet_agent_id",
+                    "x",
+                ])?;
+                let b = env.tmux(&["list-panes", "-s", "-t", &exact, "-F", "#{pane_dead}"])?;
+                if a.status.success() && b.status.success() {
+                    Ok(())
+                } else {
+                    Err("raw tmux failed".into())
+                }
+            })?
+            .0,
+        );
+    }
+
+    // 6a. Peak memory of one `fleet deploy`.
+    let rss_deploy_kb = rss(&env, &deploy_args(&task, "0"))?;
+
+    // 6b. `fleet mcp` answering 1,000 status calls (the task holds 40 agents).
+    let (mcp_status_calls, rss_mcp_kb) = mcp_status_calls(&env, &task, 1000)?;
+    drop(env);
+
+    // 3. Bulk: 100 agents into one task, sequentially and with 8 concurrent deployers.
+    let env = Env::new(fleet, scratch, "bulk")?;
+    let seq_task = env.task()?;
+    let (seq_ms, ()) = time(|| {
+        for _ in 0..100 {
+            env.ok(&deploy_args(&seq_task, "0"))?;
+        }
+        Ok(())
+    })?;
+    let par_task = env.task()?;
+    let (par_ms, ()) = time(|| {
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|w| {
+                    let (env, task) = (&env, &par_task);
+                    s.spawn(move || -> Result<(), String> {
+                        for _ in (w..100).step_by(8) {
+                            env.ok(&deploy_args(task, "0"))?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .map_err(|_| "a deployer thread panicked".to_owned())?
+            })
+        })
+    })?;
+    let live: Value = serde_json::from_str(&env.ok(&["--json", "status", "--task", &par_task])?)
+        .map_err(|e| e.to_string())?;
+    if live[0]["active_count"] != 100 {
+        return Err(format!(
+            "concurrent bulk: {} active, not 100",
+            live[0]["active_count"]
+        ));
+    }
+    drop(env);
+
+    // 5. Reconcile with nothing to do over 1,000 sessions and 10,000 registry entries.
+    let reconcile_idle = idle_reconcile(fleet, scratch)?;
+
+    // The startup grace: how fast do failing agents die?
+    let grace = grace(fleet, scratch)?;
+
+    Ok(Results {
+        deploy_fleet: Stats(ours),
+        deploy_raw: Stats(raw),
+        bulk_sequential: Duration::from_secs_f64(seq_ms / 1e3),
+        bulk_concurrent: Duration::from_secs_f64(par_ms / 1e3),
+        reconcile_idle,
+        rss_deploy_kb,
+        rss_mcp_kb,
+        mcp_status_calls,
+        grace,
+    })
+}
+
+/// Runs `fleet args` under `xtask rss`, which reports the peak RSS of its only child.
+fn rss(env: &Env, args: &[&str]) -> Result<u64, String> {
+    let xtask = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(xtask)
+        .arg("rss")
+        .arg(&env.fleet)
+        .args(args)
+        .env("FLEET_ROOT", &env.root)
+        .env("FLEET_TMUX_SOCKET", &env.socket)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    parse_rss(&String::from_utf8_lossy(&out.stderr))
+}
+
+fn parse_rss(stderr: &str) -> Result<u64, String> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no maxrss in: {stderr}"))
+}
+
+fn mcp_status_calls(env: &Env, task: &str, calls: u64) -> Result<(Duration, u64), String> {
+    let xtask = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(xtask)
+        .arg("rss")
+        .arg(&env.fleet)
+        .arg("mcp")
+        .env("FLEET_ROOT", &env.root)
+        .env("FLEET_TMUX_SOCKET", &env.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+    let mut send = |v: Value| {
+        writeln!(stdin, "{v}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| e.to_string())
+    };
+    let mut answer = |id: u64| -> Result<Value, String> {
+        for line in lines.by_ref() {
+            let v: Value = serde_json::from_str(&line.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            if v["id"] == id {
+                return Ok(v);
+            }
+        }
+        Err("fleet mcp closed its output".into())
+    };
+    send(
+        json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "xtask", "version": "0"}}}),
+    )?;
+    answer(0)?;
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+    let start = Instant::now();
+    for id in 1..=calls {
+        send(
+            json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "get_real_task_status", "arguments": {"task_id": task}}}),
+        )?;
+        let v = answer(id)?;
+        if v["result"]["isError"] == true || v.get("error").is_some() {
+            return Err(format!("status call {id} failed: {v}"));
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(stdin);
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    Ok((elapsed, parse_rss(&String::from_utf8_lossy(&out.stderr))?))
+}
+
+fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
+    let env = Env::new(fleet, scratch, "reconcile")?;
+    let task = env.task()?;
+    // 1,000 live fleet sessions, 50 per tmux invocation.
+    for batch in 0..20 {
+        let mut args: Vec<String> = Vec::new();
+        for i in batch * 50..(batch + 1) * 50 {
+            let (agent, session) = (
+                format!("idle-{i:06}-000000"),
+                format!("agent_idle-{i:06}-000000"),
+            );
+            let exact = format!("={session}:");
+            if !args.is_empty() {
+                args.push(";".into());
+            }
+            args.extend(
+                [
+                    "new-session",
+                    "-d",
+                    "-s",
+                    &session,
+                    "-e",
+                    &format!("FLEET_AGENT_ID={agent}"),
+                    "sleep",
+                    "3600",
+                ]
+                .map(String::from),
+            );
+            args.extend(
+                [";", "set-option", "-t", &exact, "@fleet_agent_id", &agent].map(String::from),
+            );
+            args.extend(
+                [";", "set-option", "-t", &exact, "@fleet_task_id", &task].map(String::from),
+            );
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        if !env.tmux(&refs)?.status.success() {
+            return Err("cannot create the idle sessions".into());
+        }
+    }
+    // 10,000 registry entries: those 1,000 running, 9,000 completed.
+    let path = env.root.join(&task).join("AGENT_REGISTRY.json");
+    let mut file: Value = serde_json::from_slice(&std::fs::read(&path).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let mut agents = Vec::new();
+    for i in 0..10_000 {
+        let (id, status) = if i < 1000 {
+            (format!("idle-{i:06}-000000"), "running")
+        } else {
+            (format!("done-{i:06}-000000"), "completed")
+        };
+        let dir = env.root.join(&task);
+        agents.push(json!({
+            "id": id, "type": if i < 1000 { "idle" } else { "done" }, "tmux_session": format!("agent_{id}"),
+            "parent": "orchestrator", "depth": 1, "status": status,
+            "started_at": "2026-11-24T08:33:01.582508", "progress": 0,
+            "last_update": "2026-11-24T08:33:01.582517", "prompt": "Find every unlocked registry write.",
+            "tracked_files": {
+                "prompt_file": dir.join(format!("agent_prompt_{id}.txt")),
+                "log_file": dir.join(format!("logs/{id}_stream.jsonl")),
+                "progress_file": dir.join(format!("progress/{id}_progress.jsonl")),
+                "findings_file": dir.join(format!("findings/{id}_findings.jsonl")),
+                "deploy_log": dir.join(format!("logs/deploy_{id}.json")),
+            },
+        }));
+    }
+    file["agents"] = Value::Array(agents);
+    file["total_spawned"] = json!(10_000);
+    file["active_count"] = json!(1000);
+    file["completed_count"] = json!(9000);
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    env.ok(&["reconcile"])?; // builds the global index once
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let (ms, out) = time(|| env.ok(&["--json", "reconcile"]))?;
+        let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+        if v["nothing_to_do"] != true {
+            return Err(format!("idle reconcile found work: {v}"));
+        }
+        runs.push(ms);
+    }
+    Ok(Stats(runs))
+}
+
+/// How long failing agents take to die, directly and as fleet reports it.
+fn grace(fleet: &Path, scratch: &Path) -> Result<Vec<(String, Stats)>, String> {
+    let env = Env::new(fleet, scratch, "grace")?;
+    let task = env.task()?;
+    let home = env.root.join("empty-home");
+    std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+    let home = home.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    let claude = Command::new("claude")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let deploy_fails = |cmd: &[&str]| -> Result<Stats, String> {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            let mut args = vec![
+                "deploy",
+                "--task",
+                &task,
+                "--type",
+                "doomed",
+                "--prompt",
+                "hello",
+                "--allow-duplicate",
+                "--startup-grace-ms",
+                "5000",
+                "--",
+            ];
+            args.extend_from_slice(cmd);
+            let (ms, o) = time(|| env.fleet(&args).output().map_err(|e| e.to_string()))?;
+            if o.status.success() {
+                return Err(format!("{cmd:?} did not fail"));
+            }
+            v.push(ms);
+        }
+        Ok(Stats(v))
+    };
+    if claude {
+        let direct = |args: &[&str]| -> Result<Stats, String> {
+            let mut v = Vec::new();
+            for _ in 0..3 {
+                let (ms, _) = time(|| {
+                    let mut c = Command::new("claude");
+                    c.args(args)
+                        .env("HOME", &home)
+                        .env_remove("ANTHROPIC_API_KEY")
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    let mut child = c.spawn().map_err(|e| e.to_string())?;
+                    if let Some(mut i) = child.stdin.take() {
+                        let _ = i.write_all(b"hello");
+                    }
+                    child.wait().map_err(|e| e.to_string())
+                })?;
+                v.push(ms);
+            }
+            Ok(Stats(v))
+        };
+        out.push((
+            "`claude --print --output-format stream-json --verbose`, no credentials, run directly"
+                .to_owned(),
+            direct(&["--print", "--output-format", "stream-json", "--verbose"])?,
+        ));
+        out.push((
+            "`claude --no-such-flag`, run directly".to_owned(),
+            direct(&["--no-such-flag"])?,
+        ));
+        let home_env = format!("HOME={home}");
+        out.push((
+            "`fleet deploy` of Claude Code without credentials: until the failure is reported"
+                .to_owned(),
+            deploy_fails(&[
+                "env",
+                "-u",
+                "ANTHROPIC_API_KEY",
+                &home_env,
+                "claude",
+                "--print",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+            ])?,
+        ));
+    }
+    out.push((
+        "`fleet deploy` of a missing binary: until the failure is reported".to_owned(),
+        deploy_fails(&["/nonexistent/agent"])?,
+    ));
+    Ok(out)
+}
+
+/// `xtask rss CMD ARGS...`: runs CMD with this process's stdio, then prints the peak RSS of
+/// its only child — CMD — as `maxrss_kb=N` on stderr.
+pub(crate) fn rss_main(args: &[String]) -> Result<(), String> {
+    let (cmd, rest) = args
+        .split_first()
+        .ok_or("usage: cargo xtask rss CMD [ARGS...]")?;
+    let status = Command::new(cmd)
+        .args(rest)
+        .status()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map_err(|e| e.to_string())?;
+    eprintln!("maxrss_kb={}", usage.max_rss());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd} failed: {status}"))
+    }
+}
