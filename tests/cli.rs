@@ -232,35 +232,14 @@ fn an_agent_that_dies_at_start_is_reported_with_its_status_and_output_and_leaves
 fn an_agent_that_ends_by_itself_is_recorded_completed_or_error() {
     let f = Fleet::new();
     let task = f.task(&[]);
-    let deploy = |ty: &str, script: &str| {
-        f.ok(&[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            ty,
-            "--prompt",
-            "p",
-            "--startup-grace-ms",
-            "100",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
-        .trim()
-        .to_owned()
-    };
-    let good = deploy("good", "sleep 0.5; echo done");
-    let bad = deploy("bad", "sleep 0.5; echo crashed; exit 3");
-    wait_for("both agents to end", || {
-        f.tmux(&["list-panes", "-a", "-F", "#{pane_dead}"])
-            .stdout
-            .iter()
-            .filter(|b| **b == b'1')
-            .count()
-            == 2
-    });
+    let good = f.deploy(&task, "good", "100", &["sh", "-c", "sleep 0.5; echo done"]);
+    let bad = f.deploy(
+        &task,
+        "bad",
+        "100",
+        &["sh", "-c", "sleep 0.5; echo crashed; exit 3"],
+    );
+    f.wait_dead_panes(2);
     let status = f.json(&["status", "--task", &task]);
     let by_id = |id: &str| {
         status[0]["agents"]
@@ -294,28 +273,8 @@ fn an_agent_that_ends_by_itself_is_recorded_completed_or_error() {
 fn an_agent_that_ended_unobserved_does_not_count_against_a_limit() {
     let f = Fleet::new();
     let task = f.task(&["--max-concurrent", "1"]);
-    let first = f
-        .ok(&[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            "a",
-            "--prompt",
-            "p",
-            "--startup-grace-ms",
-            "0",
-            "--",
-            "sh",
-            "-c",
-            "sleep 0.3",
-        ])
-        .trim()
-        .to_owned();
-    wait_for("the first agent to end", || {
-        let out = f.tmux(&["list-panes", "-a", "-F", "#{pane_dead}"]);
-        String::from_utf8_lossy(&out.stdout).trim() == "1"
-    });
+    let first = f.deploy(&task, "a", "0", &["sh", "-c", "sleep 0.3"]);
+    f.wait_dead_panes(1);
     // The registry still says running: a limit of 1 would refuse the next deployment...
     let out = f.run(&[
         "deploy",
@@ -349,24 +308,12 @@ fn an_agent_that_ended_unobserved_does_not_count_against_a_limit() {
 fn logs_follow_prints_everything_until_the_agent_ends() {
     let f = Fleet::new();
     let task = f.task(&[]);
-    let agent = f
-        .ok(&[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            "t",
-            "--prompt",
-            "p",
-            "--startup-grace-ms",
-            "50",
-            "--",
-            "sh",
-            "-c",
-            "echo first; sleep 1; echo second",
-        ])
-        .trim()
-        .to_owned();
+    let agent = f.deploy(
+        &task,
+        "t",
+        "50",
+        &["sh", "-c", "echo first; sleep 1; echo second"],
+    );
     let followed = f.ok(&["logs", "--task", &task, "--agent", &agent, "--follow"]);
     assert_eq!(followed, "first\nsecond\n");
 }
@@ -375,23 +322,7 @@ fn logs_follow_prints_everything_until_the_agent_ends() {
 fn reconcile_reports_first_with_dry_run_then_repairs_once() {
     let f = Fleet::new();
     let task = f.task(&[]);
-    let agent = f
-        .ok(&[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            "t",
-            "--prompt",
-            "p",
-            "--startup-grace-ms",
-            "50",
-            "--",
-            "sleep",
-            "300",
-        ])
-        .trim()
-        .to_owned();
+    let agent = f.deploy(&task, "t", "50", &["sleep", "300"]);
     assert_eq!(
         f.json(&["reconcile"])["nothing_to_do"],
         true,

@@ -259,33 +259,8 @@ fn sigkill_at_every_deploy_failpoint_then_reconcile_leaves_nothing() {
 /// Leaves one of each kind of leftover in `task`: an abandoned deployment, a zombie (an agent
 /// that ended unobserved) and an orphan session.
 fn leftovers(f: &Fleet, task: &str, other: &str) {
-    let zombie = f.ok(&[
-        "deploy",
-        "--task",
-        task,
-        "--type",
-        "zombie",
-        "--prompt",
-        "p",
-        "--startup-grace-ms",
-        "0",
-        "--",
-        "sh",
-        "-c",
-        "sleep 0.2; exit 4",
-    ]);
-    let zombie_session = format!("agent_{}", zombie.trim());
-    wait_for("the zombie to die", || {
-        let out = f.tmux(&[
-            "list-panes",
-            "-s",
-            "-t",
-            &format!("={zombie_session}:"),
-            "-F",
-            "#{pane_dead}",
-        ]);
-        String::from_utf8_lossy(&out.stdout).trim() == "1"
-    });
+    f.deploy(task, "zombie", "0", &["sh", "-c", "sleep 0.2; exit 4"]);
+    f.wait_dead_panes(1);
     let tag = |k: &str, v: &str| f.tmux(&["set-option", "-t", "=agent_orphan-1:", k, v]);
     assert!(
         f.tmux(&[

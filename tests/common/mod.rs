@@ -73,6 +73,36 @@ impl Fleet {
         self.ok(&args).trim().to_owned()
     }
 
+    /// `fleet deploy` of `cmd` as an agent of `agent_type`; returns the agent id.
+    pub fn deploy(&self, task: &str, agent_type: &str, grace_ms: &str, cmd: &[&str]) -> String {
+        let mut args = vec![
+            "deploy",
+            "--task",
+            task,
+            "--type",
+            agent_type,
+            "--prompt",
+            "p",
+            "--startup-grace-ms",
+            grace_ms,
+            "--",
+        ];
+        args.extend_from_slice(cmd);
+        self.ok(&args).trim().to_owned()
+    }
+
+    /// Waits until `n` panes on this test's server are dead (their agents ended).
+    pub fn wait_dead_panes(&self, n: usize) {
+        wait_for("agents to end", || {
+            let out = self.tmux(&["list-panes", "-a", "-F", "#{pane_dead}"]);
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| *l == "1")
+                .count()
+                == n
+        });
+    }
+
     pub fn tmux(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .args(["-f", "/dev/null", "-L", &self.socket])

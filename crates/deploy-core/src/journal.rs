@@ -149,21 +149,8 @@ impl IntentJournal for FsJournal {
     }
 
     fn take_abandoned(&self) -> Result<Vec<Box<dyn IntentLease>>, Error> {
-        let entries = match fs_err::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            if let Some(name) = entry.file_name().to_str() {
-                names.push(name.to_owned());
-            }
-        }
-        names.sort();
         let mut out: Vec<Box<dyn IntentLease>> = Vec::new();
-        for name in names {
+        for name in self.names()? {
             let path = self.dir.join(&name);
             let is_tmp = name.starts_with('.') && name.ends_with(".json.tmp");
             let is_record = name.ends_with(".json") && !name.starts_with('.');
@@ -201,7 +188,11 @@ impl IntentJournal for FsJournal {
 
     fn pending(&self) -> Result<Vec<IntentRecord>, Error> {
         let mut out = Vec::new();
-        for name in self.record_names()? {
+        for name in self
+            .names()?
+            .into_iter()
+            .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+        {
             let path = self.dir.join(&name);
             let text = match fs_err::read_to_string(&path) {
                 Ok(t) => t,
@@ -220,7 +211,8 @@ impl IntentJournal for FsJournal {
 }
 
 impl FsJournal {
-    fn record_names(&self) -> Result<Vec<String>, Error> {
+    /// Every file name in the journal directory, sorted; none if it does not exist.
+    fn names(&self) -> Result<Vec<String>, Error> {
         let entries = match fs_err::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -228,10 +220,7 @@ impl FsJournal {
         };
         let mut names = Vec::new();
         for entry in entries {
-            if let Some(name) = entry?.file_name().to_str()
-                && name.ends_with(".json")
-                && !name.starts_with('.')
-            {
+            if let Some(name) = entry?.file_name().to_str() {
                 names.push(name.to_owned());
             }
         }

@@ -172,13 +172,7 @@ fn main() -> ExitCode {
     if let Command::AgentWrap { args } = &cli.command {
         // The agent wrapper: no logging setup, no configuration, nothing on stdout but the
         // agent's own output.
-        return match tmux_backend::wrapper::WrapArgs::from_args(args) {
-            Ok(wrap) => tmux_backend::wrapper::run(&wrap),
-            Err(e) => {
-                eprintln!("fleet agent-wrap: {e}");
-                ExitCode::from(126)
-            }
-        };
+        return tmux_backend::wrapper::main(args);
     }
     init_tracing(cli.verbose);
     let json_mode = cli.json;

@@ -381,13 +381,7 @@ impl FleetMcp {
             let task = task_id(&p.task_id)?;
             let agent = agent_id(&p.agent_id)?;
             let services = Services::new(cfg)?;
-            let file = services.registry.read_task_file(&task)?;
-            let entry = file
-                .agent(&agent)
-                .ok_or_else(|| deploy_core::Error::UnknownAgent {
-                    task: task.clone(),
-                    agent: agent.clone(),
-                })?;
+            let entry = ops::agent_entry(&services, &task, &agent)?;
             let lines = tmux_backend::tail_lines(
                 &ops::log_file(&services, &task, &agent),
                 p.tail.unwrap_or(50),

@@ -8,7 +8,7 @@ use deploy_core::{
     AgentId, AgentStatus, DeployRequest, KillReport, Live, Parent, PromptStore, Registry,
     SessionBackend, StatusUpdate, TaskId, timestamp,
 };
-use registry::format::TaskFile;
+use registry::format::{AgentEntry, TaskFile};
 use serde_json::{Value, json};
 
 use crate::Error;
@@ -71,13 +71,7 @@ pub(crate) fn kill(
     reason: &str,
     archive: bool,
 ) -> Result<Killed, Error> {
-    let file = services.registry.read_task_file(task)?;
-    let entry = file
-        .agent(agent)
-        .ok_or_else(|| deploy_core::Error::UnknownAgent {
-            task: task.clone(),
-            agent: agent.clone(),
-        })?;
+    let entry = agent_entry(services, task, agent)?;
     let report = services.backend.kill(&entry.tmux_session, agent)?;
     let status = if entry.status.is_active() {
         let mut update = StatusUpdate::now(AgentStatus::Terminated);
@@ -284,14 +278,7 @@ pub(crate) fn progress(
     if progress > 100 {
         return Err(Error::Usage(format!("progress {progress} is over 100")));
     }
-    let file = services.registry.read_task_file(task)?;
-    if file.agent(agent).is_none() {
-        return Err(deploy_core::Error::UnknownAgent {
-            task: task.clone(),
-            agent: agent.clone(),
-        }
-        .into());
-    }
+    agent_entry(services, task, agent)?;
     let now = timestamp();
     let line = json!({
         "timestamp": now,
@@ -338,14 +325,7 @@ pub(crate) fn finding(
     message: &str,
     data: Value,
 ) -> Result<Value, Error> {
-    let file = services.registry.read_task_file(task)?;
-    if file.agent(agent).is_none() {
-        return Err(deploy_core::Error::UnknownAgent {
-            task: task.clone(),
-            agent: agent.clone(),
-        }
-        .into());
-    }
+    agent_entry(services, task, agent)?;
     let line = json!({
         "timestamp": timestamp(),
         "agent_id": agent,
@@ -363,6 +343,22 @@ pub(crate) fn finding(
         "own_finding": line,
         "coordination_info": coordination_info(services, task)?,
     }))
+}
+
+/// The registry entry of `agent` in `task`; an error if it has none.
+pub(crate) fn agent_entry(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+) -> Result<AgentEntry, Error> {
+    match services.registry.read_task_file(task)?.agent(agent) {
+        Some(entry) => Ok(entry.clone()),
+        None => Err(deploy_core::Error::UnknownAgent {
+            task: task.clone(),
+            agent: agent.clone(),
+        }
+        .into()),
+    }
 }
 
 /// What an agent is told about itself and how to report, in front of its task.

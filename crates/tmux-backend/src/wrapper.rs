@@ -95,6 +95,18 @@ impl WrapArgs {
     }
 }
 
+/// The wrapper as a program's `main`: parses `args` (without the program name; see
+/// [`WrapArgs::from_args`]) and runs. A malformed call ends with status 126.
+pub fn main(args: &[OsString]) -> ExitCode {
+    match WrapArgs::from_args(args) {
+        Ok(wrap) => run(&wrap),
+        Err(e) => {
+            eprintln!("fleet-agent-wrap: {e}");
+            ExitCode::from(126)
+        }
+    }
+}
+
 /// Runs the wrapper and ends as the agent ended. Returns only with an exit code (a signal
 /// re-raised on the wrapper ends it before).
 pub fn run(args: &WrapArgs) -> ExitCode {

@@ -3,16 +3,9 @@
 //! agent, and a small binary starts measurably faster than `fleet` itself (docs/BENCHMARKS.md)
 //! — and under `fleet agent-wrap` otherwise.
 
-use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    match tmux_backend::wrapper::WrapArgs::from_args(&args) {
-        Ok(wrap) => tmux_backend::wrapper::run(&wrap),
-        Err(e) => {
-            eprintln!("fleet-agent-wrap: {e}");
-            ExitCode::from(126)
-        }
-    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    tmux_backend::wrapper::main(&args)
 }

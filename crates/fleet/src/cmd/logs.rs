@@ -12,13 +12,7 @@ use crate::{Error, emit, ops};
 
 pub(crate) fn run(cfg: &Config, args: &LogsArgs, json_mode: bool) -> Result<(), Error> {
     let services = Services::new(cfg)?;
-    let task = services.registry.read_task_file(&args.task)?;
-    let entry = task
-        .agent(&args.agent)
-        .ok_or_else(|| deploy_core::Error::UnknownAgent {
-            task: args.task.clone(),
-            agent: args.agent.clone(),
-        })?;
+    let entry = ops::agent_entry(&services, &args.task, &args.agent)?;
     let log = ops::log_file(&services, &args.task, &args.agent);
     let lines = tmux_backend::tail_lines(&log, args.lines);
     let value = json!({ "agent_id": args.agent, "log_file": log, "lines": lines });
