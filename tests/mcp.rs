@@ -20,6 +20,11 @@ const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 type Client = RunningService<RoleClient, ()>;
 
 async fn connect(f: &Fleet) -> Client {
+    connect_with(f, None).await
+}
+
+/// Connects to a `fleet mcp` of `f`'s root and socket, with `PATH` replaced if given.
+async fn connect_with(f: &Fleet, path: Option<&str>) -> Client {
     let root = f.root();
     let socket = f.socket.clone();
     let transport = TokioChildProcess::new(tokio::process::Command::new(FLEET).configure(|c| {
@@ -31,6 +36,9 @@ async fn connect(f: &Fleet) -> Client {
             .env("FLEET_DEMO_SECONDS", "60")
             .env_remove("FLEET_AGENT_ID")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE");
+        if let Some(path) = path {
+            c.env("PATH", path);
+        }
     }))
     .unwrap();
     ().serve(transport).await.unwrap()
@@ -329,6 +337,28 @@ async fn the_python_servers_tools_over_stdio() {
         b"{\"task_id\": ",
         "never overwritten"
     );
+
+    // tmux not installed: the deployment fails at its session, rolled back, and says so; the
+    // server goes on (asked with a tool that needs no tmux).
+    let no_tmux = connect_with(&f, Some("/nonexistent")).await;
+    let (is_error, body) = call(
+        &no_tmux,
+        "deploy_headless_agent",
+        json!({ "task_id": task_id, "agent_type": "z", "prompt": "p" }),
+    )
+    .await;
+    assert!(is_error, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("cannot run tmux"),
+        "{body}"
+    );
+    ok(
+        &no_tmux,
+        "get_agent_output",
+        json!({ "task_id": task_id, "agent_id": agent }),
+    )
+    .await;
+    no_tmux.cancel().await.unwrap();
 
     // reconcile repairs nothing over a registry it cannot read: it says which file, and why;
     // scoped to a healthy task, it works.
