@@ -183,7 +183,7 @@ fn an_agent_that_dies_at_start_is_reported_with_its_status_and_output_and_leaves
     let f = Fleet::new();
     let task = f.task(&[]);
     let before = f.files();
-    let out = f.run(&[
+    let doomed = [
         "deploy",
         "--task",
         &task,
@@ -197,7 +197,8 @@ fn an_agent_that_dies_at_start_is_reported_with_its_status_and_output_and_leaves
         "sh",
         "-c",
         "echo 'fatal: no credentials' >&2; exit 3",
-    ]);
+    ];
+    let out = f.run(&doomed);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -209,22 +210,7 @@ fn an_agent_that_dies_at_start_is_reported_with_its_status_and_output_and_leaves
     assert!(f.sessions().is_empty());
     assert_eq!(f.files(), before, "nothing changed but the log");
 
-    let out = f.run(&[
-        "--json",
-        "deploy",
-        "--task",
-        &task,
-        "--type",
-        "doomed",
-        "--prompt",
-        "p",
-        "--startup-grace-ms",
-        "300",
-        "--",
-        "sh",
-        "-c",
-        "echo 'fatal: no credentials' >&2; exit 3",
-    ]);
+    let out = f.run(&[&["--json"][..], &doomed].concat());
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["step"], "confirm_live");

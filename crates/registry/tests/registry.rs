@@ -593,6 +593,28 @@ fn reader(root: &Root, task: &TaskId) -> Child {
     spawn(&["read", root.path.as_str(), task.as_str(), "3000"])
 }
 
+/// `processes` OS processes, started together, each registering `each` agents of
+/// `agent_type` into `task`; returns every line they printed (`ok <agent>` / `refused <why>`).
+fn race(
+    root: &Root,
+    task: &TaskId,
+    processes: usize,
+    each: usize,
+    agent_type: &str,
+) -> Vec<String> {
+    let each = each.to_string();
+    let args = [
+        "register",
+        root.path.as_str(),
+        task.as_str(),
+        &each,
+        agent_type,
+        "--allow-duplicate",
+    ];
+    let workers: Vec<Child> = (0..processes).map(|_| spawn(&args)).collect();
+    workers.into_iter().flat_map(output).collect()
+}
+
 fn assert_reader_saw_no_torn_file(reader: Child) {
     let lines = output(reader);
     let last = lines.last().unwrap();
@@ -613,26 +635,12 @@ fn eight_processes_times_fifty_registrations_lose_nothing() {
         },
     );
     let reader = reader(&root, &task);
-    let workers: Vec<Child> = (0..8)
-        .map(|_| {
-            spawn(&[
-                "register",
-                root.path.as_str(),
-                task.as_str(),
-                "50",
-                "worker",
-                "--allow-duplicate",
-            ])
-        })
-        .collect();
     let mut ok = Vec::new();
-    for w in workers {
-        for line in output(w) {
-            let agent = line
-                .strip_prefix("ok ")
-                .unwrap_or_else(|| panic!("refused: {line}"));
-            ok.push(agent.to_owned());
-        }
+    for line in race(&root, &task, 8, 50, "worker") {
+        let agent = line
+            .strip_prefix("ok ")
+            .unwrap_or_else(|| panic!("refused: {line}"));
+        ok.push(agent.to_owned());
     }
     assert_eq!(ok.len(), 400);
     let (t, g) = assert_counters_match(&root, &task);
@@ -662,19 +670,7 @@ fn eight_processes_racing_under_max_concurrent_three() {
         },
     );
     let reader = reader(&root, &task);
-    let workers: Vec<Child> = (0..8)
-        .map(|_| {
-            spawn(&[
-                "register",
-                root.path.as_str(),
-                task.as_str(),
-                "1",
-                "racer",
-                "--allow-duplicate",
-            ])
-        })
-        .collect();
-    let lines: Vec<String> = workers.into_iter().flat_map(output).collect();
+    let lines = race(&root, &task, 8, 1, "racer");
     let ok = lines.iter().filter(|l| l.starts_with("ok ")).count();
     let refused: Vec<&String> = lines.iter().filter(|l| l.starts_with("refused ")).collect();
     assert_eq!(ok, 3, "{lines:?}");
