@@ -10,7 +10,7 @@ pub(crate) fn run() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let proptest_cases =
         std::env::var("PROPTEST_CASES").unwrap_or_else(|_| PROPTEST_CASES.to_owned());
-    let steps: [(&str, &[&str]); 5] = [
+    let steps: [(&str, &[&str]); 6] = [
         ("format", &["fmt", "--all", "--check"]),
         // --all-features: the failpoint code and the crash tests are linted too.
         (
@@ -41,6 +41,8 @@ pub(crate) fn run() -> Result<(), String> {
             ],
         ),
         ("doc tests", &["test", "--workspace", "--doc"]),
+        // Rustdoc warnings (broken intra-doc links) fail too: RUSTDOCFLAGS is set below.
+        ("docs", &["doc", "--workspace", "--no-deps"]),
     ];
     for (name, args) in steps {
         step(name, &cargo, args, &proptest_cases)?;
@@ -58,6 +60,7 @@ fn step(name: &str, cargo: &str, args: &[&str], proptest_cases: &str) -> Result<
         .env("INSTA_UPDATE", "no")
         .env("PROPTEST_CASES", proptest_cases)
         .env("RUSTFLAGS", std::env::var("RUSTFLAGS").unwrap_or_default())
+        .env("RUSTDOCFLAGS", "-D warnings")
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     eprintln!(

@@ -100,6 +100,8 @@
 //! };
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backend;
 mod deploy;
 mod error;

@@ -18,6 +18,8 @@
 //! - **Corruption**: a file that does not parse is never overwritten; the error names the file,
 //!   line and column. Unknown fields are kept on every rewrite.
 
+#![warn(missing_docs)]
+
 pub mod atomic;
 pub mod format;
 

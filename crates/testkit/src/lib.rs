@@ -30,6 +30,8 @@
 //! assert_eq!(world.backend.inner().session_count(), 0);
 //! ```
 
+#![warn(missing_docs)]
+
 mod backend;
 mod faults;
 mod registry;

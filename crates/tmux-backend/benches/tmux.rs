@@ -14,7 +14,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use deploy_core::{AgentId, Liveness, SessionBackend, SessionName, SessionSpec, TaskId};
 use tmux_backend::{Server, TmuxBackend};
 
-const WRAP: &str = env!("CARGO_BIN_EXE_fleet-agent-wrap");
+const WRAP: &str = env!("CARGO_BIN_EXE_tmux-agent-wrap");
 
 fn benches(c: &mut Criterion) {
     let socket = format!("fleet-bench-{}", std::process::id());

@@ -19,6 +19,8 @@
 //!   checked against start times, never the tmux server; then verify none is left.
 //! - **"No server" means no sessions**; every other tmux failure is an error.
 
+#![warn(missing_docs)]
+
 mod cmd;
 mod procs;
 pub mod wrapper;
@@ -149,7 +151,8 @@ struct PaneState {
 
 impl TmuxBackend {
     /// A backend on `server`, starting agents under `wrapper` (program and leading arguments:
-    /// `["/path/fleet-agent-wrap"]`, or `["/path/fleet", "agent-wrap"]`).
+    /// `["/path/tmux-agent-wrap"]`, `["/path/fleet-agent-wrap"]`, or `["/path/fleet",
+    /// "agent-wrap"]` — any program that calls [`wrapper::main`]).
     pub fn new(server: Server, wrapper: Vec<String>) -> Self {
         TmuxBackend {
             tmux: OsString::from("tmux"),

@@ -16,7 +16,7 @@ use deploy_core::{
 use sha2::{Digest, Sha256};
 use tmux_backend::{Server, TmuxBackend};
 
-const WRAP: &str = env!("CARGO_BIN_EXE_fleet-agent-wrap");
+const WRAP: &str = env!("CARGO_BIN_EXE_tmux-agent-wrap");
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 

@@ -1,5 +1,6 @@
 //! The agent wrapper as a standalone program (see `tmux_backend::wrapper`), for this crate's
-//! tests and for downstream users of the library.
+//! tests and benchmarks and for downstream users of the library. (`fleet` ships the same
+//! wrapper as `fleet-agent-wrap`; the names differ so the two never collide in `target/`.)
 
 use std::process::ExitCode;
 
