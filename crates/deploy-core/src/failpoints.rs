@@ -1,4 +1,4 @@
-//! Failpoints at every step that creates or changes state (listed in docs/FAULTS.md).
+//! Failpoints at every step that creates or changes state (docs/FAULTS.md lists them all).
 //!
 //! With the `failpoints` feature, [`failpoint`] evaluates a `fail` crate failpoint configured by
 //! the `FAILPOINTS` environment variable (`pause`, `sleep(ms)`, `panic`, ...) — after touching
@@ -18,13 +18,3 @@ pub fn failpoint(name: &'static str) {
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
 }
-
-/// Every failpoint of deploy-core, in the order a deployment reaches them.
-pub const DEPLOY_FAILPOINTS: [&str; 6] = [
-    "deploy::after_intent",
-    "deploy::after_prompt",
-    "deploy::after_session",
-    "deploy::after_register",
-    "deploy::before_commit",
-    "deploy::after_commit",
-];

@@ -15,20 +15,13 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::{KillReport, Liveness, SessionListing};
+use crate::backend::{KillReport, Liveness, SessionBackend, SessionListing};
 use crate::deploy::{Deployer, Held, undo};
 use crate::failure::CleanupReport;
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentLease, IntentRecord};
 use crate::record::{AgentRecord, AgentStatus, ExitStatus, StatusUpdate, TaskSnapshot};
 use crate::{Error, failpoint};
-
-/// Every failpoint of reconcile.
-pub const RECONCILE_FAILPOINTS: [&str; 3] = [
-    "reconcile::after_abandoned",
-    "reconcile::after_zombie",
-    "reconcile::after_orphan",
-];
 
 /// Rolls back everything an abandoned intent names — registration, session and processes,
 /// prompt file — then deletes the intent. Each step is idempotent: what the dead deployment
@@ -138,6 +131,43 @@ impl ReconcileReport {
     }
 }
 
+/// Every fleet session of `backend`, by name, from one `list`.
+pub fn sessions_by_name(
+    backend: &dyn SessionBackend,
+) -> Result<BTreeMap<SessionName, SessionListing>, Error> {
+    Ok(backend
+        .list()?
+        .into_iter()
+        .map(|s| (s.session.clone(), s))
+        .collect())
+}
+
+/// How an agent that is gone is recorded: completed for exit 0, error for any other end, or
+/// terminated with reason `session_not_found` when its session vanished without a status.
+fn outcome(exit: Option<ExitStatus>) -> (AgentStatus, String) {
+    match exit {
+        Some(status) if status.success() => (AgentStatus::Completed, format!("the agent {status}")),
+        Some(status) => (AgentStatus::Error, format!("the agent {status}")),
+        None => (AgentStatus::Terminated, "session_not_found".to_owned()),
+    }
+}
+
+/// Writes `outcome` into the registry, then releases the agent's leftovers.
+fn record_outcome(
+    env: &Deployer<'_>,
+    task: &TaskId,
+    agent: &AgentRecord,
+    exit: Option<ExitStatus>,
+    (status, reason): &(AgentStatus, String),
+) -> Result<(), Error> {
+    let mut update = StatusUpdate::now(status.clone());
+    update.exit = exit;
+    update.reason = Some(reason.clone());
+    env.registry.update_status(task, &agent.id, &update)?;
+    release_leftovers(env, task, agent);
+    Ok(())
+}
+
 /// Records that an agent ended — completed for exit 0, error otherwise — then removes its dead
 /// session, any process still carrying its tag, and its prompt file. Logs are kept.
 pub fn record_ended(
@@ -146,19 +176,9 @@ pub fn record_ended(
     agent: &AgentRecord,
     exit: ExitStatus,
 ) -> Result<AgentStatus, Error> {
-    let status = if exit.success() {
-        AgentStatus::Completed
-    } else {
-        AgentStatus::Error
-    };
-    let mut update = StatusUpdate::now(status.clone());
-    update.exit = Some(exit);
-    if !exit.success() {
-        update.reason = Some(format!("the agent {exit}"));
-    }
-    env.registry.update_status(task, &agent.id, &update)?;
-    release_leftovers(env, task, agent);
-    Ok(status)
+    let outcome = outcome(Some(exit));
+    record_outcome(env, task, agent, Some(exit), &outcome)?;
+    Ok(outcome.0)
 }
 
 fn release_leftovers(env: &Deployer<'_>, task: &TaskId, agent: &AgentRecord) {
@@ -200,14 +220,8 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         failpoint("reconcile::after_abandoned");
     }
 
-    let listed: Option<BTreeMap<SessionName, SessionListing>> = if scope.orphans {
-        Some(
-            env.backend
-                .list()?
-                .into_iter()
-                .map(|s| (s.session.clone(), s))
-                .collect(),
-        )
+    let listed = if scope.orphans {
+        Some(sessions_by_name(env.backend)?)
     } else {
         None
     };
@@ -239,13 +253,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         .collect();
     let listed = match (listed, candidates.is_empty()) {
         (Some(l), _) => Some(l),
-        (None, false) => Some(
-            env.backend
-                .list()?
-                .into_iter()
-                .map(|s| (s.session.clone(), s))
-                .collect(),
-        ),
+        (None, false) => Some(sessions_by_name(env.backend)?),
         (None, true) => None,
     };
 
@@ -263,26 +271,11 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
                 Liveness::Missing => None,
             },
         };
-        let (now, reason) = match exit {
-            Some(status) if status.success() => {
-                (AgentStatus::Completed, format!("the agent {status}"))
-            }
-            Some(status) => (AgentStatus::Error, format!("the agent {status}")),
-            None => (AgentStatus::Terminated, "session_not_found".to_owned()),
-        };
+        let recorded = outcome(exit);
         if !scope.dry_run {
-            match exit {
-                Some(status) => {
-                    record_ended(env, &task, &agent, status)?;
-                }
-                None => {
-                    let mut update = StatusUpdate::now(AgentStatus::Terminated);
-                    update.reason = Some(reason.clone());
-                    env.registry.update_status(&task, &agent.id, &update)?;
-                    release_leftovers(env, &task, &agent);
-                }
-            }
+            record_outcome(env, &task, &agent, exit, &recorded)?;
         }
+        let (now, reason) = recorded;
         report.zombies.push(Zombie {
             task,
             was: agent.status.clone(),

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::config::{Config, Services, absolute};
-use crate::observe::{observe_task, sessions};
+use crate::observe::observe_task;
 use crate::ops;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -330,9 +330,15 @@ impl FleetMcp {
             let task = task_id(&p.task_id)?;
             let services = Services::new(cfg)?;
             let env = services.deployer();
-            let file = services.registry.read_task_file(&task)?;
-            let views = observe_task(&env, &file, &sessions(&env)?)?;
-            let file = services.registry.read_task_file(&task)?;
+            let mut file = services.registry.read_task_file(&task)?;
+            let (views, recorded) = observe_task(
+                &env,
+                &file,
+                &deploy_core::reconcile::sessions_by_name(env.backend)?,
+            )?;
+            if recorded {
+                file = services.registry.read_task_file(&task)?; // statuses and counters after
+            }
             let agents: Vec<Value> = file
                 .agents
                 .iter()

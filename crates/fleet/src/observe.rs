@@ -2,7 +2,7 @@
 //! tmux. An agent that ended by itself is recorded then and there (see
 //! [`deploy_core::reconcile::record_ended`]); its logs are kept.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use deploy_core::reconcile::record_ended;
 use deploy_core::{Deployer, ExitStatus, SessionListing, SessionName};
@@ -28,28 +28,20 @@ pub(crate) struct AgentView {
     pub(crate) age_seconds: Option<i64>,
 }
 
-/// Every fleet session, by name, from one tmux call.
-pub(crate) fn sessions(env: &Deployer<'_>) -> Result<HashMap<SessionName, SessionListing>, Error> {
-    Ok(env
-        .backend
-        .list()?
-        .into_iter()
-        .map(|s| (s.session.clone(), s))
-        .collect())
-}
-
 fn age_seconds(started_at: &str) -> Option<i64> {
     let start = chrono::NaiveDateTime::parse_from_str(started_at, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
     Some((chrono::Local::now().naive_local() - start).num_seconds())
 }
 
-/// Looks at one task: records agents that ended by themselves, and returns the views.
+/// Looks at one task: records agents that ended by themselves, and returns the views, and
+/// whether anything was recorded (then the task's registry changed since `task` was read).
 pub(crate) fn observe_task(
     env: &Deployer<'_>,
     task: &TaskFile,
-    sessions: &HashMap<SessionName, SessionListing>,
-) -> Result<Vec<AgentView>, Error> {
+    sessions: &BTreeMap<SessionName, SessionListing>,
+) -> Result<(Vec<AgentView>, bool), Error> {
     let mut views = Vec::new();
+    let mut recorded = false;
     for a in &task.agents {
         let (liveness, exit) = match sessions.get(&a.tmux_session) {
             None => ("missing", None),
@@ -61,6 +53,7 @@ pub(crate) fn observe_task(
         let mut status = a.status.clone();
         if let (true, Some(exit)) = (a.status.is_active(), exit) {
             status = record_ended(env, &task.task_id, &a.record(), exit)?;
+            recorded = true;
             tracing::info!(agent = %a.id, %exit, "agent ended by itself; recorded as {status}");
         }
         views.push(AgentView {
@@ -76,5 +69,5 @@ pub(crate) fn observe_task(
             age_seconds: age_seconds(&a.started_at),
         });
     }
-    Ok(views)
+    Ok((views, recorded))
 }

@@ -4,7 +4,9 @@ use serde_json::json;
 
 use crate::cli::StatusArgs;
 use crate::config::{Config, Services};
-use crate::observe::{AgentView, observe_task, sessions};
+use deploy_core::reconcile::sessions_by_name;
+
+use crate::observe::{AgentView, observe_task};
 use crate::{Error, emit};
 
 pub(crate) fn run(cfg: &Config, args: &StatusArgs, json_mode: bool) -> Result<(), Error> {
@@ -15,15 +17,17 @@ pub(crate) fn run(cfg: &Config, args: &StatusArgs, json_mode: bool) -> Result<()
         Some(t) => vec![t.clone()],
         None => registry.task_ids()?,
     };
-    let live = sessions(&env)?;
+    let live = sessions_by_name(env.backend)?;
     let mut tasks = Vec::new();
     for id in ids {
-        let task = registry.read_task_file(&id)?;
-        let mut agents = observe_task(&env, &task, &live)?;
+        let mut task = registry.read_task_file(&id)?;
+        let (mut agents, recorded) = observe_task(&env, &task, &live)?;
         if let Some(only) = &args.agent {
             agents.retain(|a| a.agent_id == only.as_str());
         }
-        let task = registry.read_task_file(&id)?; // counters after any recorded ends
+        if recorded {
+            task = registry.read_task_file(&id)?; // the counters after the recorded ends
+        }
         tasks.push((task, agents));
     }
     if let Some(only) = &args.agent
