@@ -139,14 +139,17 @@ fn read_json<T: DeserializeOwned>(path: &Utf8Path) -> Result<Option<T>, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Corrupt {
-            path: path.to_owned(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        })
+    parse(&bytes, path).map(Some)
+}
+
+/// Parses the bytes of the registry file `path`; a parse error names the file and position.
+fn parse<T: DeserializeOwned>(bytes: &[u8], path: &Utf8Path) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
 }
 
 fn to_json<T: Serialize>(value: &T, path: &Utf8Path) -> Result<Vec<u8>, Error> {
@@ -217,6 +220,23 @@ impl JsonRegistry {
         Ok(Flock::open(&lock_path(file), self.lock_timeout)?)
     }
 
+    /// Takes the global index's lock (creating its directory if needed) and sweeps the temp
+    /// file a dead writer may have left; returns the lock and the index's path.
+    fn lock_global(&self) -> Result<(Flock, Utf8PathBuf), Error> {
+        let path = self.layout.global_registry();
+        fs_err::create_dir_all(self.layout.global_dir())?;
+        let lock = self.lock(&path)?;
+        sweep_temp(&path)?;
+        Ok((lock, path))
+    }
+
+    /// [`lock_global`](Self::lock_global), then reads the index (a new one if there is none).
+    fn open_global(&self) -> Result<(Flock, Utf8PathBuf, GlobalFile), Error> {
+        let (lock, path) = self.lock_global()?;
+        let global = read_json::<GlobalFile>(&path)?.unwrap_or_else(new_global);
+        Ok((lock, path, global))
+    }
+
     /// Reads a task registry without locking (files are replaced atomically).
     pub fn read_task_file(&self, task: &TaskId) -> Result<TaskFile, Error> {
         read_json(&self.layout.task_registry(task))?
@@ -249,18 +269,8 @@ impl JsonRegistry {
             }
             Err(e) => return Err(e.into()),
         };
-        let mut task_file: TaskFile =
-            serde_json::from_slice(&old_task_bytes).map_err(|e| Error::Corrupt {
-                path: task_path.clone(),
-                line: e.line(),
-                column: e.column(),
-                message: e.to_string(),
-            })?;
-        let global_path = self.layout.global_registry();
-        fs_err::create_dir_all(self.layout.global_dir())?;
-        let _global_lock = self.lock(&global_path)?;
-        sweep_temp(&global_path)?;
-        let mut global = read_json::<GlobalFile>(&global_path)?.unwrap_or_else(new_global);
+        let mut task_file: TaskFile = parse(&old_task_bytes, &task_path)?;
+        let (_global_lock, global_path, mut global) = self.open_global()?;
         let (out, changed) = f(&mut task_file, &mut global)?;
         if !changed {
             return Ok(out);
@@ -360,11 +370,7 @@ impl JsonRegistry {
         };
         write_atomic(&task_path, &to_json(&task_file, &task_path)?)?;
 
-        let global_path = self.layout.global_registry();
-        fs_err::create_dir_all(self.layout.global_dir())?;
-        let _global_lock = self.lock(&global_path)?;
-        sweep_temp(&global_path)?;
-        let mut global = read_json::<GlobalFile>(&global_path)?.unwrap_or_else(new_global);
+        let (_global_lock, global_path, mut global) = self.open_global()?;
         let mut entry = json!({
             "description": new.description,
             "created_at": now,
@@ -431,10 +437,7 @@ impl JsonRegistry {
             sweep_temp(&path)?;
             tasks.push(self.read_task_file(id)?);
         }
-        let global_path = self.layout.global_registry();
-        fs_err::create_dir_all(self.layout.global_dir())?;
-        let _global_lock = self.lock(&global_path)?;
-        sweep_temp(&global_path)?;
+        let (_global_lock, global_path) = self.lock_global()?;
         let mut report = RebuildReport {
             tasks: tasks.len(),
             ..RebuildReport::default()
