@@ -198,28 +198,44 @@ impl TmuxBackend {
         }
     }
 
+    /// Runs a command about one target: its output, or `None` when there is no server or no
+    /// such target.
+    fn query(&self, args: &[String]) -> Result<Option<String>, Error> {
+        match self.tmux(args)? {
+            Reply::Ok(out) => Ok(Some(out)),
+            Reply::NoServer | Reply::NotFound(_) => Ok(None),
+            Reply::Failed { code, stderr, .. } => Err(Self::failed(args, code, stderr)),
+        }
+    }
+
+    /// Runs a command about the server: its output, or `None` when there is no server. Having
+    /// no target, it cannot miss one: "can't find" is an error here.
+    fn query_server(&self, args: &[String]) -> Result<Option<String>, Error> {
+        match self.tmux(args)? {
+            Reply::Ok(out) => Ok(Some(out)),
+            Reply::NoServer => Ok(None),
+            Reply::NotFound(e) => Err(Self::failed(args, Some(1), e)),
+            Reply::Failed { code, stderr, .. } => Err(Self::failed(args, code, stderr)),
+        }
+    }
+
     /// Kills this backend's whole tmux server (tests and teardown only). No server is fine.
     pub fn kill_server(&self) -> Result<(), Error> {
-        let args = vec!["kill-server".to_owned()];
-        match self.tmux(&args)? {
-            Reply::Ok(_) | Reply::NoServer => Ok(()),
-            Reply::NotFound(e) => Err(Self::failed(&args, Some(1), e)),
-            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
-        }
+        self.query_server(&["kill-server".to_owned()])?;
+        Ok(())
     }
 
     /// The PID of the tmux server, if one runs.
     pub fn server_pid(&self) -> Result<Option<u32>, Error> {
         let args = vec!["display-message".into(), "-p".into(), "#{pid}".into()];
-        match self.tmux(&args)? {
-            Reply::Ok(out) => out.trim().parse().map(Some).map_err(|_| Error::Parse {
-                command: "display-message".into(),
-                output: out,
-            }),
-            Reply::NoServer => Ok(None),
-            Reply::NotFound(e) => Err(Self::failed(&args, Some(1), e)),
-            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
-        }
+        self.query_server(&args)?
+            .map(|out| {
+                out.trim().parse().map_err(|_| Error::Parse {
+                    command: "display-message".into(),
+                    output: out,
+                })
+            })
+            .transpose()
     }
 
     fn pane_state(&self, session: &SessionName) -> Result<Option<PaneState>, Error> {
@@ -233,10 +249,8 @@ impl TmuxBackend {
             "-F".into(),
             "#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_pid}\t#{pid}\t#{@fleet_agent_id}\t#{@fleet_log}".into(),
         ];
-        let out = match self.tmux(&args)? {
-            Reply::Ok(out) => out,
-            Reply::NoServer | Reply::NotFound(_) => return Ok(None),
-            Reply::Failed { code, stderr, .. } => return Err(Self::failed(&args, code, stderr)),
+        let Some(out) = self.query(&args)? else {
+            return Ok(None);
         };
         let line = out.lines().next().unwrap_or_default();
         let f: Vec<&str> = line.splitn(7, '\t').collect();
@@ -379,11 +393,7 @@ impl TmuxBackend {
 
     fn kill_session(&self, session: &SessionName) -> Result<bool, Error> {
         let args = vec!["kill-session".into(), "-t".into(), format!("={session}")];
-        match self.tmux(&args)? {
-            Reply::Ok(_) => Ok(true),
-            Reply::NoServer | Reply::NotFound(_) => Ok(false),
-            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
-        }
+        Ok(self.query(&args)?.is_some())
     }
 
     fn do_kill(&self, session: &SessionName, agent: &AgentId) -> Result<KillReport, Error> {
@@ -469,11 +479,8 @@ impl TmuxBackend {
             "-F".into(),
             "#{session_name}\t#{@fleet_agent_id}\t#{@fleet_task_id}\t#{session_created}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{@fleet_log}".into(),
         ];
-        let out = match self.tmux(&args)? {
-            Reply::Ok(out) => out,
-            Reply::NoServer => return Ok(Vec::new()),
-            Reply::NotFound(e) => return Err(Self::failed(&args, Some(1), e)),
-            Reply::Failed { code, stderr, .. } => return Err(Self::failed(&args, code, stderr)),
+        let Some(out) = self.query_server(&args)? else {
+            return Ok(Vec::new());
         };
         let mut sessions = Vec::new();
         for line in out.lines() {
@@ -488,15 +495,8 @@ impl TmuxBackend {
                 session,
                 agent,
                 task: TaskId::parse(f[2]).ok(),
-                exited: (f[4] == "1").then(|| {
-                    match exit_status(f[5].parse().ok(), f[6].parse().ok()) {
-                        ExitStatus::Unknown => {
-                            wrapper::read_status(Utf8Path::new(f[7]).as_std_path())
-                                .unwrap_or(ExitStatus::Unknown)
-                        }
-                        known => known,
-                    }
-                }),
+                exited: (f[4] == "1")
+                    .then(|| exit_of(f[5].parse().ok(), f[6].parse().ok(), Utf8Path::new(f[7]))),
                 created: f[3].parse().unwrap_or(0),
             });
         }
@@ -513,18 +513,15 @@ impl TmuxBackend {
             "-S".into(),
             format!("-{lines}"),
         ];
-        match self.tmux(&args)? {
-            Reply::Ok(out) => {
-                let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
-                while v.last().is_some_and(|l| l.trim().is_empty()) {
-                    v.pop();
-                }
-                let skip = v.len().saturating_sub(lines);
-                Ok(v.split_off(skip))
-            }
-            Reply::NoServer | Reply::NotFound(_) => Ok(Vec::new()),
-            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
+        let Some(out) = self.query(&args)? else {
+            return Ok(Vec::new());
+        };
+        let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
+        while v.last().is_some_and(|l| l.trim().is_empty()) {
+            v.pop();
         }
+        let skip = v.len().saturating_sub(lines);
+        Ok(v.split_off(skip))
     }
 }
 
@@ -533,6 +530,16 @@ fn exit_status(status: Option<i32>, signal: Option<i32>) -> ExitStatus {
         (Some(sig), _) => ExitStatus::Signal(sig),
         (None, Some(code)) => ExitStatus::Code(code),
         (None, None) => ExitStatus::Unknown,
+    }
+}
+
+/// How a dead pane's agent ended: tmux's record, else the wrapper's status file beside `log`.
+fn exit_of(status: Option<i32>, signal: Option<i32>, log: &Utf8Path) -> ExitStatus {
+    match exit_status(status, signal) {
+        ExitStatus::Unknown => {
+            wrapper::read_status(log.as_std_path()).unwrap_or(ExitStatus::Unknown)
+        }
+        known => known,
     }
 }
 
@@ -592,13 +599,10 @@ impl SessionBackend for TmuxBackend {
                 return Ok(Liveness::Alive);
             }
             let log = Utf8Path::new(&p.log);
-            let status = match exit_status(p.status, p.signal) {
-                ExitStatus::Unknown => wrapper::read_status(log.as_std_path()),
-                known => Some(known),
-            };
-            if status.is_some() || start.elapsed() >= STATUS_WAIT {
+            let status = exit_of(p.status, p.signal, log);
+            if status != ExitStatus::Unknown || start.elapsed() >= STATUS_WAIT {
                 return Ok(Liveness::Exited {
-                    status: status.unwrap_or(ExitStatus::Unknown),
+                    status,
                     last_lines: tail_lines(log, LAST_LINES),
                 });
             }
