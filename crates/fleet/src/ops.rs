@@ -104,14 +104,13 @@ fn archive_files(
     agent: &AgentId,
 ) -> Result<Vec<Utf8PathBuf>, Error> {
     let files = services.layout.tracked_files(task, agent);
-    let dir = services.layout.archive_dir(task);
     let mut moved = Vec::new();
     for path in [files.log_file, files.progress_file, files.findings_file] {
         if !path.exists() {
             continue;
         }
-        fs_err::create_dir_all(&dir)?;
-        let to = dir.join(path.file_name().unwrap_or("unnamed"));
+        fs_err::create_dir_all(services.layout.archive_dir(task))?;
+        let to = archived(services, task, &path);
         fs_err::rename(&path, &to)?;
         moved.push(to);
     }
@@ -121,15 +120,20 @@ fn archive_files(
 /// The log file of an agent: in `logs/`, or in `archive/` once the agent ended.
 pub(crate) fn log_file(services: &Services, task: &TaskId, agent: &AgentId) -> Utf8PathBuf {
     let log = services.layout.tracked_files(task, agent).log_file;
-    let archived = services
-        .layout
-        .archive_dir(task)
-        .join(log.file_name().unwrap_or("unnamed"));
+    let archived = archived(services, task, &log);
     if !log.exists() && archived.exists() {
         archived
     } else {
         log
     }
+}
+
+/// Where an agent's file goes when it is archived: `<task>/archive/<its name>`.
+fn archived(services: &Services, task: &TaskId, path: &Utf8Path) -> Utf8PathBuf {
+    services
+        .layout
+        .archive_dir(task)
+        .join(path.file_name().unwrap_or("unnamed"))
 }
 
 /// `fleet reconcile`, in full: the generic repairs, then counters, the index and temp files.
@@ -206,9 +210,11 @@ pub(crate) fn read_jsonl(path: &Utf8Path) -> Vec<Value> {
 
 /// Every line of every `*<suffix>` file of a task, in `dir` and in `archive/`, oldest first.
 fn task_lines(services: &Services, task: &TaskId, dir: &str, suffix: &str) -> Vec<Value> {
-    let task_dir = services.layout.task_dir(task);
     let mut lines = Vec::new();
-    for d in [task_dir.join(dir), task_dir.join("archive")] {
+    for d in [
+        services.layout.task_dir(task).join(dir),
+        services.layout.archive_dir(task),
+    ] {
         let Ok(entries) = fs_err::read_dir(&d) else {
             continue;
         };
