@@ -8,15 +8,13 @@
 //! leak a resource.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
-
-use camino::Utf8PathBuf;
 
 use crate::backend::{Liveness, SessionBackend, SessionInfo, SessionSpec};
 use crate::failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure, Resource, Step};
+use crate::guard::{IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard};
 use crate::id::{AgentId, SessionName, TaskId};
-use crate::journal::{IntentJournal, IntentLease, IntentRecord};
+use crate::journal::{IntentJournal, IntentRecord};
 use crate::layout::Layout;
 use crate::limits::{self, Candidate};
 use crate::prompt::{PromptStore, prompt_preview};
@@ -54,155 +52,33 @@ impl fmt::Debug for Deployer<'_> {
     }
 }
 
-/// What a deployment (or a reconcile of an abandoned one) holds and must release.
+/// What a deployment knows, whatever its state: the request and the names derived from it.
 #[derive(Debug)]
-pub(crate) struct Held {
-    pub(crate) task: TaskId,
-    pub(crate) agent: AgentId,
-    pub(crate) session_name: SessionName,
-    pub(crate) registered: bool,
-    pub(crate) session: bool,
-    pub(crate) prompt: Option<Utf8PathBuf>,
-    pub(crate) intent: Option<Box<dyn IntentLease>>,
-}
-
-impl Held {
-    fn is_empty(&self) -> bool {
-        !self.registered && !self.session && self.prompt.is_none() && self.intent.is_none()
-    }
-}
-
-/// How a guarded cleanup call went wrong.
-#[derive(Debug)]
-enum Fault {
-    Failed(Error),
-    Panicked(String),
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Fault::Failed(e) => e.fmt(f),
-            Fault::Panicked(msg) => write!(f, "panicked: {msg}"),
-        }
-    }
-}
-
-/// Runs `f`, catching a panic: cleanup runs in Drop, where a second panic would abort.
-fn guarded<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Fault> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Fault::Failed(e)),
-        Err(panic) => Err(Fault::Panicked(
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned()),
-        )),
-    }
-}
-
-/// Releases everything `held` names, in reverse creation order. The intent goes last, and only
-/// if everything else was released: otherwise it is kept (unlocked) so that reconcile finishes
-/// the job.
-pub(crate) fn undo(env: &Deployer<'_>, held: &mut Held) -> CleanupReport {
-    let mut report = CleanupReport::default();
-    let mut push = |resource: Resource, outcome: CleanupOutcome| {
-        report.entries.push(CleanupEntry { resource, outcome });
-    };
-    if std::mem::take(&mut held.registered) {
-        let outcome = match guarded(|| env.registry.unregister(&held.task, &held.agent)) {
-            Ok(true) => CleanupOutcome::Released,
-            // A task that no longer exists holds no registration.
-            Ok(false) | Err(Fault::Failed(Error::UnknownTask(_))) => CleanupOutcome::AlreadyGone,
-            Err(e) => CleanupOutcome::NotReleased(e.to_string()),
-        };
-        push(
-            Resource::Registration {
-                task: held.task.clone(),
-                agent: held.agent.clone(),
-            },
-            outcome,
-        );
-    }
-    if std::mem::take(&mut held.session) {
-        let outcome = match guarded(|| env.backend.kill(&held.session_name, &held.agent)) {
-            Ok(r) if r.session_existed || !r.killed.is_empty() => CleanupOutcome::Released,
-            Ok(_) => CleanupOutcome::AlreadyGone,
-            Err(e) => CleanupOutcome::NotReleased(e.to_string()),
-        };
-        push(Resource::Session(held.session_name.clone()), outcome);
-    }
-    if let Some(path) = held.prompt.take() {
-        let outcome = match guarded(|| env.prompts.remove(&path)) {
-            Ok(true) => CleanupOutcome::Released,
-            Ok(false) => CleanupOutcome::AlreadyGone,
-            Err(e) => CleanupOutcome::NotReleased(e.to_string()),
-        };
-        push(Resource::PromptFile(path), outcome);
-    }
-    if let Some(lease) = held.intent.take() {
-        let unreleased = report.unreleased().count();
-        let outcome = if unreleased == 0 {
-            match guarded(|| lease.finish()) {
-                Ok(()) => CleanupOutcome::Released,
-                Err(e) => CleanupOutcome::NotReleased(e.to_string()),
-            }
-        } else {
-            drop(lease); // releases the lock, keeps the record: reconcile takes it from here
-            CleanupOutcome::NotReleased(format!(
-                "kept for `fleet reconcile`, which finishes the rollback: {unreleased} resource(s) above were not released"
-            ))
-        };
-        report.entries.push(CleanupEntry {
-            resource: Resource::Intent(held.agent.clone()),
-            outcome,
-        });
-    }
-    report
-}
-
-fn log_drop_rollback(agent: &AgentId, report: &CleanupReport) {
-    if report.is_clean() {
-        tracing::info!(%agent, "deployment dropped before Live; rolled back");
-    } else {
-        tracing::warn!(%agent, "deployment dropped before Live; rollback incomplete\n{report}");
-    }
-}
-
-/// Everything a deployment knows, plus what it holds. Dropping it rolls back.
-struct Txn<'a> {
-    env: Deployer<'a>,
+struct Plan {
     request: DeployRequest,
+    task: TaskId,
+    agent: AgentId,
+    session_name: SessionName,
     files: TrackedFiles,
     started_at: String,
-    held: Held,
-    session_info: Option<SessionInfo>,
-    record: Option<AgentRecord>,
 }
 
-impl Txn<'_> {
-    fn fail(mut self, step: Step, cause: Error) -> DeployFailure {
-        let cleanup = undo(&self.env, &mut self.held);
+impl Plan {
+    fn failure(&self, step: Step, cause: Error, cleanup: CleanupReport) -> DeployFailure {
         DeployFailure {
             step,
-            task: self.held.task.clone(),
-            agent: Some(self.held.agent.clone()),
+            task: self.task.clone(),
+            agent: Some(self.agent.clone()),
             cause: Box::new(cause),
             cleanup,
         }
     }
 
-    fn abort(mut self) -> CleanupReport {
-        undo(&self.env, &mut self.held)
-    }
-
     fn spec(&self) -> SessionSpec {
         SessionSpec {
-            session: self.held.session_name.clone(),
-            agent: self.held.agent.clone(),
-            task: self.held.task.clone(),
+            session: self.session_name.clone(),
+            agent: self.agent.clone(),
+            task: self.task.clone(),
             argv: self.request.command.clone(),
             workdir: self.request.workdir.clone(),
             env: self.request.env.clone(),
@@ -212,79 +88,115 @@ impl Txn<'_> {
     }
 }
 
-impl Drop for Txn<'_> {
-    fn drop(&mut self) {
-        if self.held.is_empty() {
-            return;
-        }
-        let report = undo(&self.env, &mut self.held);
-        log_drop_rollback(&self.held.agent, &report);
-    }
-}
-
-impl fmt::Debug for Txn<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Txn")
-            .field("held", &self.held)
-            .finish_non_exhaustive()
-    }
-}
-
 macro_rules! state_accessors {
     ($state:ident) => {
         impl<'a> $state<'a> {
             /// The task.
             pub fn task(&self) -> &TaskId {
-                &self.txn.held.task
+                &self.plan.task
             }
 
             /// The agent being deployed.
             pub fn agent(&self) -> &AgentId {
-                &self.txn.held.agent
+                &self.plan.agent
             }
 
             /// Its session name.
             pub fn session_name(&self) -> &SessionName {
-                &self.txn.held.session_name
+                &self.plan.session_name
             }
 
             /// Its files.
             pub fn files(&self) -> &TrackedFiles {
-                &self.txn.files
+                &self.plan.files
             }
 
             /// Rolls back now and says how it went (dropping does the same, but only logs).
             pub fn abort(self) -> CleanupReport {
-                self.txn.abort()
+                self.rollback().1
+            }
+
+            fn fail(self, step: Step, cause: Error) -> DeployFailure {
+                let (plan, cleanup) = self.rollback();
+                plan.failure(step, cause, cleanup)
             }
         }
     };
 }
 
+// Every state declares its guards newest first: fields drop in declaration order, so dropping a
+// state releases them in reverse creation order, the intent last — exactly what `rollback` does
+// explicitly.
+
 /// (type state) The intent is journaled and the prompt file written.
 #[derive(Debug)]
 #[must_use = "dropping a deployment state rolls it back"]
 pub struct PromptWritten<'a> {
-    txn: Txn<'a>,
+    prompt: PromptGuard<'a>,
+    intent: IntentGuard,
+    ledger: Ledger,
+    plan: Box<Plan>,
+    env: Deployer<'a>,
 }
 
 /// (type state) The agent runs in its session.
 #[derive(Debug)]
 #[must_use = "dropping a deployment state rolls it back"]
 pub struct SessionStarted<'a> {
-    txn: Txn<'a>,
+    session: SessionGuard<'a>,
+    info: SessionInfo,
+    prompt: PromptGuard<'a>,
+    intent: IntentGuard,
+    ledger: Ledger,
+    plan: Box<Plan>,
+    env: Deployer<'a>,
 }
 
 /// (type state) The agent is in the task registry and the global index.
 #[derive(Debug)]
 #[must_use = "dropping a deployment state rolls it back"]
 pub struct Registered<'a> {
-    txn: Txn<'a>,
+    registration: RegistrationGuard<'a>,
+    record: AgentRecord,
+    session: SessionGuard<'a>,
+    info: SessionInfo,
+    prompt: PromptGuard<'a>,
+    intent: IntentGuard,
+    ledger: Ledger,
+    plan: Box<Plan>,
+    env: Deployer<'a>,
 }
 
 state_accessors!(PromptWritten);
 state_accessors!(SessionStarted);
 state_accessors!(Registered);
+
+impl PromptWritten<'_> {
+    fn rollback(self) -> (Box<Plan>, CleanupReport) {
+        self.prompt.release();
+        self.intent.release();
+        (self.plan, self.ledger.report())
+    }
+}
+
+impl SessionStarted<'_> {
+    fn rollback(self) -> (Box<Plan>, CleanupReport) {
+        self.session.release();
+        self.prompt.release();
+        self.intent.release();
+        (self.plan, self.ledger.report())
+    }
+}
+
+impl Registered<'_> {
+    fn rollback(self) -> (Box<Plan>, CleanupReport) {
+        self.registration.release();
+        self.session.release();
+        self.prompt.release();
+        self.intent.release();
+        (self.plan, self.ledger.report())
+    }
+}
 
 /// A deployed agent: alive after its startup grace, registered, its intent deleted. It owns
 /// nothing: the agent now belongs to the registry.
@@ -411,53 +323,62 @@ impl<'a> Deployer<'a> {
             .journal
             .begin(&intent)
             .map_err(|e| early(Step::WriteIntent, Some(&agent), e))?;
+        let ledger = Ledger::default();
+        let intent_guard = IntentGuard::arm(lease, &ledger);
         failpoint("deploy::after_intent");
-        let mut txn = Txn {
-            env: *self,
-            started_at: intent.created_at,
-            held: Held {
-                task,
-                agent,
-                session_name,
-                registered: false,
-                session: false,
-                prompt: None,
-                intent: Some(lease),
-            },
-            files,
+        let plan = Box::new(Plan {
             request,
-            session_info: None,
-            record: None,
-        };
-        match self
+            task,
+            agent,
+            session_name,
+            files,
+            started_at: intent.created_at,
+        });
+        if let Err(e) = self
             .prompts
-            .write(&txn.files.prompt_file, &txn.request.prompt)
+            .write(&plan.files.prompt_file, &plan.request.prompt)
         {
-            Ok(()) => txn.held.prompt = Some(txn.files.prompt_file.clone()),
-            Err(e) => return Err(txn.fail(Step::WritePrompt, e)),
+            // The store's contract: on `Err` no file was left, so there is nothing to own.
+            intent_guard.release();
+            return Err(plan.failure(Step::WritePrompt, e, ledger.report()));
         }
+        let prompt = PromptGuard::arm(self.prompts, plan.files.prompt_file.clone(), &ledger);
         failpoint("deploy::after_prompt");
-        Ok(PromptWritten { txn })
+        Ok(PromptWritten {
+            prompt,
+            intent: intent_guard,
+            ledger,
+            plan,
+            env: *self,
+        })
     }
 }
 
 impl<'a> PromptWritten<'a> {
     /// Starts the agent in its session.
     pub fn start_session(self) -> Result<SessionStarted<'a>, DeployFailure> {
-        let mut txn = self.txn;
-        let spec = txn.spec();
-        // Held before the call: should the backend panic half-way, unwinding kills the session
-        // by its exact name (a kill of a missing session is harmless).
-        txn.held.session = true;
-        match txn.env.backend.start(&spec) {
+        let session = SessionGuard::arm(
+            self.env.backend,
+            self.plan.session_name.clone(),
+            self.plan.agent.clone(),
+            &self.ledger,
+        );
+        match self.env.backend.start(&self.plan.spec()) {
             Ok(info) => {
-                txn.session_info = Some(info);
                 failpoint("deploy::after_session");
-                Ok(SessionStarted { txn })
+                Ok(SessionStarted {
+                    session,
+                    info,
+                    prompt: self.prompt,
+                    intent: self.intent,
+                    ledger: self.ledger,
+                    plan: self.plan,
+                    env: self.env,
+                })
             }
             Err(e) => {
-                txn.held.session = false; // contract: an Err left nothing behind
-                Err(txn.fail(Step::StartSession, e))
+                session.disarm(); // the backend's contract: an Err left nothing behind
+                Err(self.fail(Step::StartSession, e))
             }
         }
     }
@@ -465,35 +386,49 @@ impl<'a> PromptWritten<'a> {
 
 impl<'a> SessionStarted<'a> {
     /// The session as the backend started it.
-    pub fn session(&self) -> Option<&SessionInfo> {
-        self.txn.session_info.as_ref()
+    pub fn session(&self) -> &SessionInfo {
+        &self.info
     }
 
     /// Registers the agent; the registry checks the limits again, authoritatively, under its
     /// lock.
     pub fn register(self) -> Result<Registered<'a>, DeployFailure> {
-        let mut txn = self.txn;
+        let plan = &self.plan;
         let registration = Registration {
-            task: txn.held.task.clone(),
-            agent: txn.held.agent.clone(),
-            agent_type: txn.request.agent_type.clone(),
-            parent: txn.request.parent.clone(),
-            session: txn.held.session_name.clone(),
-            prompt_preview: prompt_preview(&txn.request.prompt),
-            tracked_files: txn.files.clone(),
-            started_at: txn.started_at.clone(),
-            allow_duplicate: txn.request.allow_duplicate,
+            task: plan.task.clone(),
+            agent: plan.agent.clone(),
+            agent_type: plan.request.agent_type.clone(),
+            parent: plan.request.parent.clone(),
+            session: plan.session_name.clone(),
+            prompt_preview: prompt_preview(&plan.request.prompt),
+            tracked_files: plan.files.clone(),
+            started_at: plan.started_at.clone(),
+            allow_duplicate: plan.request.allow_duplicate,
         };
-        txn.held.registered = true; // see start_session
-        match txn.env.registry.register(&registration) {
+        let guard = RegistrationGuard::arm(
+            self.env.registry,
+            plan.task.clone(),
+            plan.agent.clone(),
+            &self.ledger,
+        );
+        match self.env.registry.register(&registration) {
             Ok(record) => {
-                txn.record = Some(record);
                 failpoint("deploy::after_register");
-                Ok(Registered { txn })
+                Ok(Registered {
+                    registration: guard,
+                    record,
+                    session: self.session,
+                    info: self.info,
+                    prompt: self.prompt,
+                    intent: self.intent,
+                    ledger: self.ledger,
+                    plan: self.plan,
+                    env: self.env,
+                })
             }
             Err(e) => {
-                txn.held.registered = false;
-                Err(txn.fail(Step::Register, e))
+                guard.disarm(); // the registry's contract: an Err changed nothing
+                Err(self.fail(Step::Register, e))
             }
         }
     }
@@ -501,37 +436,39 @@ impl<'a> SessionStarted<'a> {
 
 impl Registered<'_> {
     /// The registered record.
-    pub fn record(&self) -> Option<&AgentRecord> {
-        self.txn.record.as_ref()
+    pub fn record(&self) -> &AgentRecord {
+        &self.record
+    }
+
+    /// The session as the backend started it.
+    pub fn session(&self) -> &SessionInfo {
+        &self.info
     }
 
     /// Waits out the startup grace, probing the agent, and commits: the agent is Live only if
     /// it is still alive at the end of the window. An agent that dies inside it fails the
     /// deployment with its exit status and last output.
     pub fn confirm_live(self) -> Result<Live, DeployFailure> {
-        let txn = self.txn;
-        let grace = txn.request.startup_grace;
+        let grace = self.plan.request.startup_grace;
         let start = Instant::now();
         let mut pause = Duration::from_millis(10);
         loop {
             let remaining = grace.saturating_sub(start.elapsed());
-            match txn.env.backend.probe(&txn.held.session_name) {
-                Err(e) => return Err(txn.fail(Step::ConfirmLive, e)),
+            let agent = self.plan.agent.clone();
+            match self.env.backend.probe(&self.plan.session_name) {
+                Err(e) => return Err(self.fail(Step::ConfirmLive, e)),
                 Ok(Liveness::Exited { status, last_lines }) => {
                     let cause = Error::AgentDied {
-                        agent: txn.held.agent.clone(),
+                        agent,
                         status,
                         last_lines,
                         grace,
                     };
-                    return Err(txn.fail(Step::ConfirmLive, cause));
+                    return Err(self.fail(Step::ConfirmLive, cause));
                 }
                 Ok(Liveness::Missing) => {
-                    let cause = Error::SessionVanished {
-                        agent: txn.held.agent.clone(),
-                        grace,
-                    };
-                    return Err(txn.fail(Step::ConfirmLive, cause));
+                    let cause = Error::SessionVanished { agent, grace };
+                    return Err(self.fail(Step::ConfirmLive, cause));
                 }
                 Ok(Liveness::Alive) if remaining.is_zero() => break,
                 Ok(Liveness::Alive) => {
@@ -540,46 +477,46 @@ impl Registered<'_> {
                 }
             }
         }
-        commit(txn)
+        self.commit()
     }
-}
 
-fn commit(mut txn: Txn<'_>) -> Result<Live, DeployFailure> {
-    let (Some(record), Some(session)) = (txn.record.clone(), txn.session_info.clone()) else {
-        let cause = Error::InvalidRequest(
-            "invariant broken: a Registered state has a record and a session".into(),
-        );
-        return Err(txn.fail(Step::Commit, cause));
-    };
-    failpoint("deploy::before_commit");
-    if let Some(lease) = txn.held.intent.take()
-        && let Err(e) = lease.finish()
-    {
-        // The intent is still on disk, so the deployment is not committed: roll back the rest
-        // now rather than leave reconcile to undo a running agent later. (A panic in `finish`
-        // propagates like one in any forward step; Drop then rolls back the rest.)
-        let mut cleanup = undo(&txn.env, &mut txn.held);
-        cleanup.entries.push(CleanupEntry {
-            resource: Resource::Intent(txn.held.agent.clone()),
-            outcome: CleanupOutcome::NotReleased(format!("{e}; `fleet reconcile` removes it")),
-        });
-        return Err(DeployFailure {
-            step: Step::Commit,
-            task: txn.held.task.clone(),
-            agent: Some(txn.held.agent.clone()),
-            cause: Box::new(e),
-            cleanup,
-        });
+    /// Deletes the intent — the commit record — and disarms every guard. If the intent cannot
+    /// be deleted, the deployment is not committed: everything else is rolled back now rather
+    /// than leaving reconcile to undo a running agent later. (A panic in the deletion
+    /// propagates like one in any forward step; the other guards then roll back as they drop.)
+    fn commit(self) -> Result<Live, DeployFailure> {
+        failpoint("deploy::before_commit");
+        let Registered {
+            registration,
+            record,
+            session,
+            info,
+            prompt,
+            intent,
+            ledger,
+            plan,
+            env: _,
+        } = self;
+        if let Err(e) = intent.commit() {
+            registration.release();
+            session.release();
+            prompt.release();
+            let mut cleanup = ledger.report();
+            cleanup.entries.push(CleanupEntry {
+                resource: Resource::Intent(plan.agent.clone()),
+                outcome: CleanupOutcome::NotReleased(format!("{e}; `fleet reconcile` removes it")),
+            });
+            return Err(plan.failure(Step::Commit, e, cleanup));
+        }
+        registration.commit();
+        session.commit();
+        prompt.commit();
+        failpoint("deploy::after_commit");
+        Ok(Live {
+            task: plan.task,
+            record,
+            session: info,
+            files: plan.files,
+        })
     }
-    // Committed: the resources now belong to the registry, not to this deployment.
-    txn.held.registered = false;
-    txn.held.session = false;
-    txn.held.prompt = None;
-    failpoint("deploy::after_commit");
-    Ok(Live {
-        task: txn.held.task.clone(),
-        record,
-        session,
-        files: txn.files.clone(),
-    })
 }

@@ -99,6 +99,9 @@
 //!     files: todo!(),
 //! };
 //! ```
+//!
+//! Each state is made of [`guard`]s, one per resource, with no public constructor; the
+//! [`guard`] module lists what they rule out.
 
 #![warn(missing_docs)]
 
@@ -107,6 +110,7 @@ mod deploy;
 mod error;
 pub mod failpoints;
 mod failure;
+pub mod guard;
 pub mod id;
 pub mod journal;
 mod layout;

@@ -16,29 +16,44 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 
 use crate::backend::{KillReport, Liveness, SessionBackend, SessionListing};
-use crate::deploy::{Deployer, Held, undo};
+use crate::deploy::Deployer;
 use crate::failure::CleanupReport;
+use crate::guard::{IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard};
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentLease, IntentRecord};
 use crate::record::{AgentRecord, AgentStatus, ExitStatus, StatusUpdate, TaskSnapshot};
 use crate::{Error, failpoint};
 
 /// Rolls back everything an abandoned intent names — registration, session and processes,
-/// prompt file — then deletes the intent. Each step is idempotent: what the dead deployment
-/// had not created yet is reported as already gone. If something cannot be released, the
-/// intent is kept for the next reconcile.
+/// prompt file — then deletes the intent. The guards are rebuilt from the record's validated ids:
+/// the session name and the prompt file's path are derived from them through the layout, never
+/// read from the file. Each release is idempotent: what the dead deployment had not created yet
+/// is reported as already gone. If something cannot be released, the intent is kept for the next
+/// reconcile.
 pub fn rollback_abandoned(env: &Deployer<'_>, lease: Box<dyn IntentLease>) -> CleanupReport {
     let record = lease.record().clone();
-    let mut held = Held {
-        task: record.task,
-        agent: record.agent,
-        session_name: record.session,
-        registered: true,
-        session: true,
-        prompt: Some(record.prompt_file),
-        intent: Some(lease),
-    };
-    undo(env, &mut held)
+    let ledger = Ledger::default();
+    let intent = IntentGuard::arm(lease, &ledger);
+    let prompt = PromptGuard::arm(
+        env.prompts,
+        env.layout
+            .tracked_files(&record.task, &record.agent)
+            .prompt_file,
+        &ledger,
+    );
+    // `begin` named the session with `for_agent`; an id it cannot name had no session.
+    let session = SessionName::for_agent(&record.agent)
+        .ok()
+        .map(|name| SessionGuard::arm(env.backend, name, record.agent.clone(), &ledger));
+    let registration =
+        RegistrationGuard::arm(env.registry, record.task.clone(), record.agent, &ledger);
+    registration.release();
+    if let Some(session) = session {
+        session.release();
+    }
+    prompt.release();
+    intent.release();
+    ledger.report()
 }
 
 /// Takes every abandoned intent of `env.journal` and rolls each back.

@@ -22,11 +22,8 @@ const PLAIN_TASK: &str = "TASK-20261124-083259-e00e2d0d";
 
 fn fixtures() -> Utf8PathBuf {
     let dir = Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/python-orchestrator");
-    assert!(
-        dir.is_dir(),
-        "the Python server's fixtures are expected at {dir} (shared/ beside the clone)"
-    );
+        .join("../../tests/fixtures/python-orchestrator");
+    assert!(dir.is_dir(), "the Python server's fixtures are expected at {dir}");
     dir
 }
 
