@@ -343,16 +343,105 @@ fn reconcile_reports_first_with_dry_run_then_repairs_once() {
 
 // ---- bad input: one line, non-zero, nothing changed ----------------------------------------
 
+/// A refusal that is not a usage error: one line on stderr, exit 1, no session left.
 fn assert_refused(f: &Fleet, out: &Output, needle: &str) {
-    assert!(!out.status.success(), "expected a failure");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
     let err = stderr(out);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(
-        err.starts_with("fleet: ") || err.starts_with("error: "),
-        "{err}"
-    );
+    assert!(err.starts_with("fleet: "), "{err}");
     assert!(err.contains(needle), "{needle:?} not in {err}");
     assert!(f.sessions().is_empty(), "no session was left");
+}
+
+/// A usage error: clap's whole message on stderr — what was wrong and where to look — exit 2.
+fn assert_usage(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(
+        err.contains("--help"),
+        "the pointer to --help is kept: {err}"
+    );
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_clap_s_whole_message() {
+    let f = Fleet::new();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["deploy", "--task", "../x", "--type", "t", "--prompt", "p"],
+            vec![
+                "invalid value '../x' for '--task <TASK>'",
+                "invalid task id",
+            ],
+        ),
+        (
+            vec!["deploy", "--task", "T", "--type", "t"],
+            vec![
+                "the following required arguments were not provided",
+                "--prompt <PROMPT>",
+                "Usage: fleet deploy",
+            ],
+        ),
+        (
+            vec!["deploy", "--task", "T", "--type", "t", "--promt", "p"],
+            vec![
+                "unexpected argument '--promt'",
+                "tip: a similar argument exists: '--prompt'",
+            ],
+        ),
+        (
+            vec!["statsu"],
+            vec![
+                "unrecognized subcommand 'statsu'",
+                "similar subcommand exists: 'status'",
+            ],
+        ),
+        (
+            vec!["status", "--agent", "a\nb"],
+            vec![
+                "invalid value 'a\nb' for '--agent <AGENT>'",
+                "invalid agent id",
+            ],
+        ),
+        (
+            vec![
+                "task",
+                "create",
+                "--description",
+                "d",
+                "--priority",
+                "P9;$(id)",
+            ],
+            vec![
+                "invalid value 'P9;$(id)' for '--priority <PRIORITY>'",
+                "[possible values: P0, P1, P2, P3, P4]",
+            ],
+        ),
+        (
+            vec!["task", "create", "--description", "  "],
+            vec!["the task description is empty"],
+        ),
+    ];
+    for (args, needles) in &cases {
+        assert_usage(&f.run(args), needles);
+    }
+    assert!(!f.root().exists(), "a usage error creates nothing");
+
+    // Under --json the same message is an object on stdout too.
+    let out = f.run(&["--json", "statsu"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "usage");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("similar subcommand exists: 'status'"),
+        "{message}"
+    );
+    assert!(message.contains("--help"), "{message}");
 }
 
 #[test]
@@ -390,10 +479,6 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
             "unknown task TASK-NOPE",
         ),
         (
-            f.run(&["deploy", "--task", "../x", "--type", "t", "--prompt", "p"]),
-            "invalid task id \"../x\"",
-        ),
-        (
             deploy(&["--prompt-file", "/no/such/prompt.txt"]),
             "/no/such/prompt.txt",
         ),
@@ -419,7 +504,18 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
         ),
         (
             f.run(&["status", "--task", &task, "--agent", "ghost"]),
-            "no agent ghost",
+            "unknown agent ghost in task",
+        ),
+        (
+            f.run(&["status", "--agent", "ghost"]),
+            "unknown agent ghost in any task",
+        ),
+        (
+            f.command(&["status"])
+                .env("FLEET_AGENT_CMD", "claude 'unclosed")
+                .output()
+                .unwrap(),
+            "FLEET_AGENT_CMD",
         ),
     ];
     for (out, needle) in &cases {

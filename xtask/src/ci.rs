@@ -26,7 +26,10 @@ pub(crate) fn run() -> Result<(), String> {
             ],
         ),
         // Unit and integration tests of every crate (benches run once, as tests).
-        ("tests", &["test", "--workspace", "--all-targets", "--no-fail-fast"]),
+        (
+            "tests",
+            &["test", "--workspace", "--all-targets", "--no-fail-fast"],
+        ),
         // The crash tests need the failpoints compiled in (never in release builds).
         (
             "crash tests",

@@ -126,7 +126,10 @@ impl<H: Hold> Drop for Armed<H> {
         if let Some(entry) = self.release_now() {
             match &entry.outcome {
                 CleanupOutcome::NotReleased(why) => {
-                    tracing::warn!("dropped before Live: {} NOT RELEASED: {why}", entry.resource);
+                    tracing::warn!(
+                        "dropped before Live: {} NOT RELEASED: {why}",
+                        entry.resource
+                    );
                 }
                 _ => tracing::info!("dropped before Live: {} released", entry.resource),
             }

@@ -121,6 +121,7 @@ pub mod reconcile;
 mod record;
 mod registry;
 mod request;
+mod task;
 
 pub use backend::{
     AGENT_ID_ENV, KillReport, KilledProcess, Liveness, PROMPT_FILE_PLACEHOLDER, SessionBackend,
@@ -141,6 +142,7 @@ pub use record::{
 };
 pub use registry::Registry;
 pub use request::{DEFAULT_STARTUP_GRACE, DeployRequest};
+pub use task::{IndexRepair, NewTask, RepairReport, TaskContext};
 
 /// Now as the Python server wrote times: naive local ISO-8601 with microseconds.
 pub fn timestamp() -> String {

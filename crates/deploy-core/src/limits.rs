@@ -161,7 +161,11 @@ mod tests {
             id: TaskId::parse("T").unwrap(),
             description: String::new(),
             status: "INITIALIZED".into(),
+            priority: "P1".into(),
+            created_at: String::new(),
+            workspace: String::new(),
             limits,
+            extra: Default::default(),
             agents: agents
                 .iter()
                 .map(|(id, ty, depth, status)| AgentRecord {
@@ -172,6 +176,7 @@ mod tests {
                     depth: *depth,
                     status: status.clone(),
                     started_at: String::new(),
+                    extra: Default::default(),
                 })
                 .collect(),
         }

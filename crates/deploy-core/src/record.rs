@@ -4,6 +4,7 @@ use std::fmt;
 
 use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::id::{AgentId, AgentType, SessionName, TaskId};
 use crate::limits::Limits;
@@ -214,7 +215,7 @@ pub struct Registration {
     pub allow_duplicate: bool,
 }
 
-/// An agent as a registry holds it.
+/// An agent as a registry holds it. Serialized with the Python server's field names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentRecord {
     /// Its id.
@@ -223,6 +224,7 @@ pub struct AgentRecord {
     #[serde(rename = "type")]
     pub agent_type: AgentType,
     /// Its tmux session.
+    #[serde(rename = "tmux_session")]
     pub session: SessionName,
     /// Its parent.
     pub parent: Parent,
@@ -232,6 +234,10 @@ pub struct AgentRecord {
     pub status: AgentStatus,
     /// When it started.
     pub started_at: String,
+    /// Every field fleet does not interpret (`progress`, `last_update`, `prompt`,
+    /// `tracked_files`, `completed_at`, ...), kept as the registry holds it.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 /// A task as a registry holds it: enough to check limits and to report.
@@ -243,10 +249,18 @@ pub struct TaskSnapshot {
     pub description: String,
     /// Its status word (`INITIALIZED`, ...).
     pub status: String,
+    /// `P0` (highest) to `P4`.
+    pub priority: String,
+    /// When it was created (naive local ISO-8601).
+    pub created_at: String,
+    /// Its directory.
+    pub workspace: String,
     /// Its limits.
     pub limits: Limits,
     /// Every agent ever registered in it, in registration order.
     pub agents: Vec<AgentRecord>,
+    /// Every task field fleet does not interpret (`spiral_checks`, `task_context`, ...).
+    pub extra: Map<String, Value>,
 }
 
 impl TaskSnapshot {
@@ -258,6 +272,43 @@ impl TaskSnapshot {
     /// How many agents count against `max_concurrent`.
     pub fn active_count(&self) -> usize {
         self.agents.iter().filter(|a| a.status.is_active()).count()
+    }
+
+    /// How many agents completed.
+    pub fn completed_count(&self) -> usize {
+        self.agents
+            .iter()
+            .filter(|a| a.status == AgentStatus::Completed)
+            .count()
+    }
+
+    /// Parent to children, in registration order, as the Python server's `agent_hierarchy`:
+    /// derived from the agents, so it cannot drift.
+    pub fn hierarchy(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        out.insert(Parent::ORCHESTRATOR.to_owned(), Value::Array(Vec::new()));
+        for a in &self.agents {
+            if let Value::Array(children) = out
+                .entry(a.parent.as_str().to_owned())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                children.push(Value::String(a.id.to_string()));
+            }
+        }
+        out
+    }
+
+    /// The one-line summary.
+    pub fn summary(&self) -> TaskSummary {
+        TaskSummary {
+            id: self.id.clone(),
+            description: self.description.clone(),
+            status: self.status.clone(),
+            priority: self.priority.clone(),
+            created_at: self.created_at.clone(),
+            active_count: self.active_count(),
+            total_spawned: self.agents.len(),
+        }
     }
 }
 
@@ -293,11 +344,18 @@ impl StatusUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSummary {
     /// Its id.
+    #[serde(rename = "task_id")]
     pub id: TaskId,
     /// What it is about.
     pub description: String,
     /// Its status word.
     pub status: String,
+    /// `P0` (highest) to `P4`.
+    pub priority: String,
     /// When it was created.
     pub created_at: String,
+    /// Agents running, working or blocked.
+    pub active_count: usize,
+    /// Agents ever registered.
+    pub total_spawned: usize,
 }

@@ -4,14 +4,18 @@
 use crate::Error;
 use crate::id::{AgentId, TaskId};
 use crate::record::{AgentRecord, Registration, StatusUpdate, TaskSnapshot, TaskSummary};
+use crate::task::{NewTask, RepairReport};
 
-/// Records tasks and agents.
+/// Records tasks and agents. Everything the binary needs of a registry is here, in core types,
+/// so a new implementation plugs in without touching the binary's operations.
 ///
 /// Contract for implementations: `register` checks every limit with [`crate::limits::check`]
 /// and inserts the agent into the task and the global index as one atomic step under the lock,
 /// failing with [`Error::Limit`] when a limit refuses; `unregister` undoes exactly that and is
 /// `Ok(false)` for an agent that is not there; a method that returns `Err` changed nothing.
 pub trait Registry: Send + Sync {
+    /// Creates a task (after [`NewTask::validate`]) and returns it.
+    fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, Error>;
     /// Registers an agent under the task's limits; returns the record with its depth.
     fn register(&self, registration: &Registration) -> Result<AgentRecord, Error>;
     /// Removes an agent from its task and from the global index.
@@ -25,6 +29,10 @@ pub trait Registry: Send + Sync {
     ) -> Result<(), Error>;
     /// Reads one task.
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error>;
-    /// Lists every task.
+    /// Lists every task, by id.
     fn list_tasks(&self) -> Result<Vec<TaskSummary>, Error>;
+    /// Repairs what crashes leave in the storage itself: stored counters that differ from the
+    /// agent lists, a stale global index (rebuilt only when `task` is `None`), temp files of dead
+    /// writers. With `dry_run`, reports what it would do and changes nothing.
+    fn repair(&self, task: Option<&TaskId>, dry_run: bool) -> Result<RepairReport, Error>;
 }

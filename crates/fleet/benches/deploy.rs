@@ -3,8 +3,14 @@
 //! needs (new-session with its options, one liveness probe) run as processes, in the same run.
 //! The cleanup after each iteration (kill, unregister) is not timed. Run by `cargo xtask bench`.
 
-// Bench setup may unwrap: a failed unwrap is a failed benchmark.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+// Bench setup may unwrap: a failed unwrap is a failed benchmark. It constructs the real
+// services itself, like `Services::new`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::disallowed_types,
+    missing_docs
+)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

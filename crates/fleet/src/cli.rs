@@ -78,7 +78,7 @@ pub(crate) enum TaskCommand {
 #[derive(Debug, Args)]
 pub(crate) struct TaskCreateArgs {
     /// What the task is about
-    #[arg(long)]
+    #[arg(long, value_parser = parse_description)]
     pub(crate) description: String,
     /// Agents ever registered in the task
     #[arg(long, default_value_t = 45)]
@@ -89,8 +89,8 @@ pub(crate) struct TaskCreateArgs {
     /// Deepest level below the orchestrator
     #[arg(long, default_value_t = 5)]
     pub(crate) max_depth: u32,
-    /// Priority (P0..P4)
-    #[arg(long, default_value = "P1")]
+    /// Priority
+    #[arg(long, default_value = "P1", value_parser = deploy_core::NewTask::PRIORITIES)]
     pub(crate) priority: String,
 }
 
@@ -176,6 +176,14 @@ pub(crate) struct AttachArgs {
     /// The agent
     #[arg(long, value_parser = parse_agent)]
     pub(crate) agent: AgentId,
+}
+
+fn parse_description(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("the task description is empty".into())
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 fn parse_task(s: &str) -> Result<TaskId, String> {

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use deploy_core::{DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, Layout};
-use registry::JsonRegistry;
-use tmux_backend::{DEFAULT_SOCKET, Server, TmuxBackend};
+use deploy_core::{
+    DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, IntentJournal, Layout, PromptStore,
+    Registry, SessionBackend,
+};
+use tmux_backend::{DEFAULT_SOCKET, Server};
 
 use crate::Error;
 
@@ -47,7 +49,7 @@ impl Config {
         let socket = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_owned());
         let agent_cmd = match std::env::var("FLEET_AGENT_CMD") {
             Ok(cmd) if !cmd.trim().is_empty() => shell_words::split(&cmd).map_err(|e| {
-                Error::Usage(format!(
+                Error::Invalid(format!(
                     "FLEET_AGENT_CMD {cmd:?} cannot be split into words: {e}"
                 ))
             })?,
@@ -55,7 +57,7 @@ impl Config {
         };
         let startup_grace = match std::env::var("FLEET_STARTUP_GRACE_MS") {
             Ok(ms) if !ms.is_empty() => Duration::from_millis(ms.parse().map_err(|_| {
-                Error::Usage(format!(
+                Error::Invalid(format!(
                     "FLEET_STARTUP_GRACE_MS {ms:?} is not a number of milliseconds"
                 ))
             })?),
@@ -74,33 +76,17 @@ impl Config {
         Layout::new(self.root.clone())
     }
 
-    /// The registry.
-    pub(crate) fn registry(&self) -> JsonRegistry {
-        JsonRegistry::new(self.layout())
-    }
-
-    /// The tmux backend. Agents run under `fleet-agent-wrap` from beside this binary (small,
-    /// quick to start), or under this binary's hidden `agent-wrap` if it is not there.
-    pub(crate) fn backend(&self) -> Result<TmuxBackend, Error> {
+    /// The agent wrapper's argv: `fleet-agent-wrap` from beside this binary (small, quick to
+    /// start), or this binary's hidden `agent-wrap` if it is not there.
+    fn wrapper(&self) -> Result<Vec<String>, Error> {
         let exe = std::env::current_exe()
-            .map_err(|e| Error::Usage(format!("cannot find the fleet binary itself: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("cannot find the fleet binary itself: {e}")))?;
         let small = exe.with_file_name("fleet-agent-wrap");
-        let wrapper = if small.is_file() {
+        Ok(if small.is_file() {
             vec![small.to_string_lossy().into_owned()]
         } else {
             vec![exe.to_string_lossy().into_owned(), "agent-wrap".to_owned()]
-        };
-        Ok(TmuxBackend::new(Server::Name(self.socket.clone()), wrapper))
-    }
-
-    /// The intent journal.
-    pub(crate) fn journal(&self) -> FsJournal {
-        FsJournal::new(&self.layout())
-    }
-
-    /// The prompt store.
-    pub(crate) fn prompts(&self) -> FsPromptStore {
-        FsPromptStore
+        })
     }
 }
 
@@ -114,39 +100,58 @@ fn env_path(name: &str) -> Option<Utf8PathBuf> {
 /// Makes `path` absolute without requiring it to exist (registries record absolute paths).
 pub(crate) fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf, Error> {
     let abs = std::path::absolute(path)
-        .map_err(|e| Error::Usage(format!("cannot make {path} absolute: {e}")))?;
+        .map_err(|e| Error::Invalid(format!("cannot make {path} absolute: {e}")))?;
     Utf8PathBuf::from_path_buf(abs)
-        .map_err(|p| Error::Usage(format!("path {} is not UTF-8", p.display())))
+        .map_err(|p| Error::Invalid(format!("path {} is not UTF-8", p.display())))
 }
 
-/// The four services of a deployment, built from one configuration.
-#[derive(Debug)]
+/// The services every operation goes through, built from one configuration. This is the one
+/// place that names their implementations (enforced by clippy's `disallowed-types` in
+/// `crates/fleet/clippy.toml`): `ops`, `cmd` and `mcp` see only deploy-core's traits.
 pub(crate) struct Services {
+    pub(crate) config: Config,
     pub(crate) layout: Layout,
-    pub(crate) registry: JsonRegistry,
-    pub(crate) backend: TmuxBackend,
-    pub(crate) prompts: FsPromptStore,
-    pub(crate) journal: FsJournal,
+    pub(crate) registry: Box<dyn Registry>,
+    pub(crate) backend: Box<dyn SessionBackend>,
+    pub(crate) prompts: Box<dyn PromptStore>,
+    pub(crate) journal: Box<dyn IntentJournal>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Services {
-    pub(crate) fn new(cfg: &Config) -> Result<Services, Error> {
+    /// The JSON registry of the Python server's layout, tmux on the configured socket, prompt
+    /// files and intents on disk.
+    #[allow(clippy::disallowed_types)] // the construction site
+    pub(crate) fn new(config: &Config) -> Result<Services, Error> {
+        let layout = config.layout();
         Ok(Services {
-            layout: cfg.layout(),
-            registry: cfg.registry(),
-            backend: cfg.backend()?,
-            prompts: cfg.prompts(),
-            journal: cfg.journal(),
+            registry: Box::new(registry::JsonRegistry::new(layout.clone())),
+            backend: Box::new(tmux_backend::TmuxBackend::new(
+                Server::Name(config.socket.clone()),
+                config.wrapper()?,
+            )),
+            prompts: Box::new(FsPromptStore),
+            journal: Box::new(FsJournal::new(&layout)),
+            layout,
+            config: config.clone(),
         })
     }
 
+    /// The deployer over these services.
     pub(crate) fn deployer(&self) -> Deployer<'_> {
         Deployer {
             layout: &self.layout,
-            backend: &self.backend,
-            registry: &self.registry,
-            prompts: &self.prompts,
-            journal: &self.journal,
+            backend: &*self.backend,
+            registry: &*self.registry,
+            prompts: &*self.prompts,
+            journal: &*self.journal,
         }
     }
 }

@@ -1,103 +1,22 @@
-//! `fleet`: the command line (and, later, the MCP server) over deploy-core, tmux-backend and
-//! registry.
+//! `fleet`: the command line and the MCP server over deploy-core's traits.
 
 mod cli;
 mod cmd;
 mod config;
+mod error;
 mod mcp;
-mod observe;
 mod ops;
+mod output;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use deploy_core::DeployFailure;
 use serde_json::json;
 
 use crate::cli::{Cli, Command, TaskCommand};
-use crate::config::Config;
-
-/// Everything a fleet command can fail with.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Error {
-    /// The command line or the environment is wrong.
-    #[error("{0}")]
-    Usage(String),
-    /// A deploy-core error (unknown ids, limits, ...).
-    #[error(transparent)]
-    Core(#[from] deploy_core::Error),
-    /// A registry error (corrupt files, ...).
-    #[error(transparent)]
-    Registry(#[from] registry::Error),
-    /// A tmux error.
-    #[error(transparent)]
-    Tmux(#[from] tmux_backend::Error),
-    /// A deployment failed (and rolled back).
-    #[error("{}", .0.headline())]
-    Deploy(Box<DeployFailure>),
-    /// A file error (fs-err names the path).
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-impl Error {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Error::Usage(_) => 2,
-            _ => 1,
-        }
-    }
-
-    /// One line for stderr: the message, and for a deployment whose rollback left something,
-    /// what and why.
-    fn line(&self) -> String {
-        let mut line = self.to_string();
-        if let Error::Deploy(f) = self {
-            let left: Vec<String> = f
-                .cleanup
-                .unreleased()
-                .map(|e| match &e.outcome {
-                    deploy_core::CleanupOutcome::NotReleased(why) => {
-                        format!("{}: {why}", e.resource)
-                    }
-                    _ => e.resource.to_string(),
-                })
-                .collect();
-            if !left.is_empty() {
-                line.push_str(&format!(
-                    "; rollback incomplete, run `fleet reconcile`: {}",
-                    left.join("; ")
-                ));
-            }
-        }
-        line.replace('\n', " ")
-    }
-
-    fn json(&self) -> serde_json::Value {
-        match self {
-            Error::Deploy(f) => json!({
-                "error": { "step": f.step, "message": self.to_string() },
-                "cleanup": f.cleanup,
-            }),
-            _ => json!({ "error": { "message": self.to_string() } }),
-        }
-    }
-}
-
-/// Prints a value on stdout: JSON, or the text `text` makes of it.
-pub(crate) fn emit(json_mode: bool, value: &serde_json::Value, text: impl FnOnce() -> String) {
-    let mut out = std::io::stdout().lock();
-    let printed = if json_mode {
-        serde_json::to_string_pretty(value)
-            .map(|s| s + "\n")
-            .unwrap_or_default()
-    } else {
-        text()
-    };
-    let _ = out.write_all(printed.as_bytes());
-    let _ = out.flush();
-}
+use crate::config::{Config, Services};
+use crate::error::Error;
+use crate::output::emit;
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
@@ -116,48 +35,54 @@ fn init_tracing(verbose: u8) {
 
 fn run(cli: Cli) -> Result<(), Error> {
     let json_mode = cli.json;
-    let config = || Config::resolve(cli.root.clone(), Some(cli.socket.clone()));
+    let config = Config::resolve(cli.root.clone(), Some(cli.socket.clone()))?;
+    if let Command::Mcp = cli.command {
+        return mcp::serve(config);
+    }
+    let services = Services::new(&config)?;
+    let s = &services;
     match cli.command {
-        Command::Task(TaskCommand::Create(args)) => cmd::task::create(&config()?, &args, json_mode),
-        Command::Task(TaskCommand::List) => cmd::task::list(&config()?, json_mode),
-        Command::Deploy(args) => cmd::deploy::run(&config()?, args, json_mode),
-        Command::Status(args) => cmd::status::run(&config()?, &args, json_mode),
-        Command::Kill(args) => cmd::kill::run(&config()?, &args, json_mode),
-        Command::Logs(args) => cmd::logs::run(&config()?, &args, json_mode),
-        Command::Attach(args) => cmd::attach::run(&config()?, &args),
-        Command::Reconcile(args) => cmd::reconcile::run(&config()?, &args, json_mode),
-        Command::Mcp => mcp::serve(config()?),
-        Command::AgentWrap { .. } => unreachable_wrap(),
+        Command::Task(TaskCommand::Create(args)) => cmd::task::create(s, &args, json_mode),
+        Command::Task(TaskCommand::List) => cmd::task::list(s, json_mode),
+        Command::Deploy(args) => cmd::deploy::run(s, args, json_mode),
+        Command::Status(args) => cmd::status::run(s, &args, json_mode),
+        Command::Kill(args) => cmd::kill::run(s, &args, json_mode),
+        Command::Logs(args) => cmd::logs::run(s, &args, json_mode),
+        Command::Attach(args) => cmd::attach::run(s, &args),
+        Command::Reconcile(args) => cmd::reconcile::run(s, &args, json_mode),
+        // Both are dispatched before configuration; reaching them here is a bug.
+        Command::Mcp | Command::AgentWrap { .. } => Err(Error::Invalid(
+            "internal error: a command dispatched twice".into(),
+        )),
     }
 }
 
-/// `agent-wrap` is dispatched in `main` before anything else; reaching it here is a bug.
-fn unreachable_wrap() -> Result<(), Error> {
-    Err(Error::Usage(
-        "agent-wrap is handled before configuration (a bug if seen)".into(),
-    ))
-}
-
-/// Parses the command line; a usage error becomes one line (and JSON with `--json`), exit 2.
+/// Parses the command line. A usage error is clap's whole message (what was wrong, the usage
+/// line, any "similar" tip) on stderr — and under `--json` also as `{"error": {...}}` on
+/// stdout — with exit 2.
 fn parse() -> Result<Cli, ExitCode> {
     use clap::error::ErrorKind;
-    match Cli::try_parse() {
-        Ok(cli) => Ok(cli),
-        Err(e) => match e.kind() {
-            ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
-            _ => {
-                let text = e.to_string();
-                let line = text.lines().next().unwrap_or_default();
-                let line = line.strip_prefix("error: ").unwrap_or(line).to_owned();
-                if std::env::args().any(|a| a == "--json") {
-                    emit(true, &json!({ "error": { "message": line } }), String::new);
-                }
-                eprintln!("fleet: {line}");
-                Err(ExitCode::from(2))
+    let e = match Cli::try_parse() {
+        Ok(cli) => return Ok(cli),
+        Err(e) => e,
+    };
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        kind => {
+            if std::env::args().any(|a| a == "--json") {
+                let message = e.render().to_string();
+                let value = json!({ "error": {
+                    "kind": "usage",
+                    "clap_kind": kind.as_str(),
+                    "message": message.trim_end(),
+                }});
+                emit(true, &value, String::new);
             }
-        },
+            let _ = e.print();
+            Err(ExitCode::from(2))
+        }
     }
 }
 
@@ -183,7 +108,7 @@ fn main() -> ExitCode {
                 emit(true, &e.json(), String::new);
             }
             eprintln!("fleet: {}", e.line());
-            ExitCode::from(e.exit_code())
+            ExitCode::FAILURE
         }
     }
 }

@@ -154,8 +154,12 @@ impl TaskFile {
             id: self.task_id.clone(),
             description: self.task_description.clone(),
             status: self.status.clone(),
+            priority: self.priority.clone(),
+            created_at: self.created_at.clone(),
+            workspace: self.workspace.clone(),
             limits: self.limits(),
             agents: self.agents.iter().map(AgentEntry::record).collect(),
+            extra: self.extra.clone(),
         }
     }
 
@@ -165,7 +169,10 @@ impl TaskFile {
             id: self.task_id.clone(),
             description: self.task_description.clone(),
             status: self.status.clone(),
+            priority: self.priority.clone(),
             created_at: self.created_at.clone(),
+            active_count: self.active_count as usize,
+            total_spawned: self.total_spawned as usize,
         }
     }
 }
@@ -181,6 +188,7 @@ impl AgentEntry {
             depth: self.depth,
             status: self.status.clone(),
             started_at: self.started_at.clone(),
+            extra: self.extra.clone(),
         }
     }
 }

@@ -30,7 +30,7 @@ use deploy_core::limits::{self, Candidate};
 use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
 use deploy_core::{
     AgentId, AgentRecord, AgentStatus, ExitStatus, Layout, Limits, Parent, Registration, Registry,
-    StatusUpdate, TaskId, TaskSnapshot, TaskSummary, timestamp,
+    RepairReport, StatusUpdate, TaskId, TaskSnapshot, TaskSummary, timestamp,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -78,52 +78,7 @@ impl From<Error> for deploy_core::Error {
     }
 }
 
-/// What a new task is created with.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NewTask {
-    /// What it is about.
-    pub description: String,
-    /// `P0`..`P4` (the Python server's default is `P1`).
-    pub priority: String,
-    /// Its limits.
-    pub limits: Limits,
-    /// The client's directory, if known.
-    pub client_cwd: Option<String>,
-    /// The optional context of the Python server's enhanced tasks.
-    pub context: Option<TaskContext>,
-}
-
-/// The enhanced context of a task (`task_context`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct TaskContext {
-    /// Background for the agents.
-    pub background_context: Option<String>,
-    /// What must be delivered.
-    pub expected_deliverables: Vec<String>,
-    /// How success is judged.
-    pub success_criteria: Vec<String>,
-    /// What must not be done.
-    pub constraints: Vec<String>,
-    /// Files to look at.
-    pub relevant_files: Vec<String>,
-}
-
-/// What [`JsonRegistry::rebuild_global`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct RebuildReport {
-    /// Tasks read.
-    pub tasks: usize,
-    /// Agents indexed.
-    pub agents: usize,
-    /// Index entries added (agents missing from the index).
-    pub added: Vec<AgentId>,
-    /// Index entries removed (agents no task has).
-    pub removed: Vec<String>,
-    /// Whether the file changed.
-    pub changed: bool,
-    /// Where a corrupt index was moved before being rebuilt.
-    pub moved_corrupt: Option<Utf8PathBuf>,
-}
+pub use deploy_core::{IndexRepair, NewTask, TaskContext};
 
 /// The JSON registry under one root.
 #[derive(Debug, Clone)]
@@ -301,6 +256,7 @@ impl JsonRegistry {
 
     /// [`create_task`](Self::create_task) with a chosen id.
     pub fn create_task_with_id(&self, id: TaskId, new: &NewTask) -> Result<TaskFile, Error> {
+        new.validate()?;
         let dir = self.layout.task_dir(&id);
         for sub in ["logs", "progress", "findings"] {
             fs_err::create_dir_all(dir.join(sub))?;
@@ -344,11 +300,7 @@ impl JsonRegistry {
         }
         let mut hierarchy = Map::new();
         hierarchy.insert("orchestrator".into(), json!([]));
-        let priority = if new.priority.is_empty() {
-            "P1".to_owned()
-        } else {
-            new.priority.clone()
-        };
+        let priority = new.priority_or_default().to_owned();
         let task_file = TaskFile {
             task_id: id.clone(),
             task_description: new.description.clone(),
@@ -421,13 +373,13 @@ impl JsonRegistry {
     /// the index knows that the tasks do not (task summaries, extra fields). Holds every task
     /// lock, in id order, then the global lock. A corrupt index is moved aside, never
     /// overwritten in place.
-    pub fn rebuild_global(&self) -> Result<RebuildReport, Error> {
+    pub fn rebuild_global(&self) -> Result<IndexRepair, Error> {
         self.rebuild_global_with(false)
     }
 
     /// [`rebuild_global`](Self::rebuild_global), or with `dry_run` only the report of what it
     /// would change.
-    pub fn rebuild_global_with(&self, dry_run: bool) -> Result<RebuildReport, Error> {
+    pub fn rebuild_global_with(&self, dry_run: bool) -> Result<IndexRepair, Error> {
         let ids = self.task_ids()?;
         let mut locks = Vec::with_capacity(ids.len());
         let mut tasks = Vec::with_capacity(ids.len());
@@ -438,9 +390,9 @@ impl JsonRegistry {
             tasks.push(self.read_task_file(id)?);
         }
         let (_global_lock, global_path) = self.lock_global()?;
-        let mut report = RebuildReport {
+        let mut report = IndexRepair {
             tasks: tasks.len(),
-            ..RebuildReport::default()
+            ..IndexRepair::default()
         };
         let old = match read_json::<GlobalFile>(&global_path) {
             Ok(g) => g,
@@ -650,6 +602,10 @@ impl JsonRegistry {
 }
 
 impl Registry for JsonRegistry {
+    fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, deploy_core::Error> {
+        Ok(JsonRegistry::create_task(self, new)?.snapshot())
+    }
+
     fn register(&self, r: &Registration) -> Result<AgentRecord, deploy_core::Error> {
         Ok(self.transact(&r.task, |task, global| {
             if task.agent(&r.agent).is_some() || global.agents.contains_key(r.agent.as_str()) {
@@ -785,5 +741,26 @@ impl Registry for JsonRegistry {
             out.push(self.read_task_file(&id)?.summary());
         }
         Ok(out)
+    }
+
+    /// Counters first (task by task), then — for an unscoped repair only, so that one task can
+    /// be repaired while another's registry cannot be read — the global index, then temp files.
+    fn repair(
+        &self,
+        task: Option<&TaskId>,
+        dry_run: bool,
+    ) -> Result<RepairReport, deploy_core::Error> {
+        let counters_fixed = self.recount_tasks(task, dry_run)?;
+        let index = match task {
+            None => Some(self.rebuild_global_with(dry_run)?),
+            Some(_) => None,
+        };
+        deploy_core::failpoint("reconcile::after_rebuild");
+        let temp_files = self.sweep_temps_with(dry_run)?;
+        Ok(RepairReport {
+            counters_fixed,
+            index,
+            temp_files,
+        })
     }
 }

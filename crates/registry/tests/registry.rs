@@ -23,7 +23,10 @@ const PLAIN_TASK: &str = "TASK-20261124-083259-e00e2d0d";
 fn fixtures() -> Utf8PathBuf {
     let dir = Utf8PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/python-orchestrator");
-    assert!(dir.is_dir(), "the Python server's fixtures are expected at {dir}");
+    assert!(
+        dir.is_dir(),
+        "the Python server's fixtures are expected at {dir}"
+    );
     dir
 }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use camino::Utf8Path;
 use deploy_core::{
     AgentId, AgentRecord, Error, IntentJournal, IntentLease, IntentRecord, KillReport, Liveness,
-    PromptStore, Registration, Registry, SessionBackend, SessionInfo, SessionListing, SessionName,
-    SessionSpec, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
+    NewTask, PromptStore, Registration, Registry, RepairReport, SessionBackend, SessionInfo,
+    SessionListing, SessionName, SessionSpec, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
 };
 
 use crate::lock;
@@ -26,6 +26,8 @@ pub enum Op {
     List,
     /// [`SessionBackend::capture`].
     Capture,
+    /// [`Registry::create_task`].
+    CreateTask,
     /// [`Registry::register`].
     Register,
     /// [`Registry::unregister`].
@@ -36,6 +38,8 @@ pub enum Op {
     ReadTask,
     /// [`Registry::list_tasks`].
     ListTasks,
+    /// [`Registry::repair`].
+    Repair,
     /// [`PromptStore::write`].
     WritePrompt,
     /// [`PromptStore::remove`].
@@ -52,17 +56,19 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 16] = [
+    pub const ALL: [Op; 18] = [
         Op::Start,
         Op::Probe,
         Op::Kill,
         Op::List,
         Op::Capture,
+        Op::CreateTask,
         Op::Register,
         Op::Unregister,
         Op::UpdateStatus,
         Op::ReadTask,
         Op::ListTasks,
+        Op::Repair,
         Op::WritePrompt,
         Op::RemovePrompt,
         Op::BeginIntent,
@@ -79,11 +85,13 @@ impl Op {
             Op::Kill => "backend.kill",
             Op::List => "backend.list",
             Op::Capture => "backend.capture",
+            Op::CreateTask => "registry.create_task",
             Op::Register => "registry.register",
             Op::Unregister => "registry.unregister",
             Op::UpdateStatus => "registry.update_status",
             Op::ReadTask => "registry.read_task",
             Op::ListTasks => "registry.list_tasks",
+            Op::Repair => "registry.repair",
             Op::WritePrompt => "prompts.write",
             Op::RemovePrompt => "prompts.remove",
             Op::BeginIntent => "journal.begin",
@@ -98,9 +106,13 @@ impl Op {
             Op::Start | Op::Probe | Op::Kill | Op::List | Op::Capture => {
                 Error::Backend(Box::new(fault))
             }
-            Op::Register | Op::Unregister | Op::UpdateStatus | Op::ReadTask | Op::ListTasks => {
-                Error::Registry(Box::new(fault))
-            }
+            Op::CreateTask
+            | Op::Register
+            | Op::Unregister
+            | Op::UpdateStatus
+            | Op::ReadTask
+            | Op::ListTasks
+            | Op::Repair => Error::Registry(Box::new(fault)),
             Op::WritePrompt
             | Op::RemovePrompt
             | Op::BeginIntent
@@ -308,6 +320,10 @@ impl<B: SessionBackend> SessionBackend for Faulty<B> {
 }
 
 impl<R: Registry> Registry for Faulty<R> {
+    fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, Error> {
+        self.faults.check(Op::CreateTask)?;
+        self.inner.create_task(new)
+    }
     fn register(&self, registration: &Registration) -> Result<AgentRecord, Error> {
         self.faults.check(Op::Register)?;
         self.inner.register(registration)
@@ -332,6 +348,10 @@ impl<R: Registry> Registry for Faulty<R> {
     fn list_tasks(&self) -> Result<Vec<TaskSummary>, Error> {
         self.faults.check(Op::ListTasks)?;
         self.inner.list_tasks()
+    }
+    fn repair(&self, task: Option<&TaskId>, dry_run: bool) -> Result<RepairReport, Error> {
+        self.faults.check(Op::Repair)?;
+        self.inner.repair(task, dry_run)
     }
 }
 

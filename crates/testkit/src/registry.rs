@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use deploy_core::limits::{self, Candidate};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, Error, Limits, Registration, Registry, StatusUpdate, TaskId,
-    TaskSnapshot, TaskSummary,
+    AgentId, AgentRecord, AgentStatus, Error, Limits, NewTask, Registration, Registry,
+    RepairReport, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
 };
 
 use crate::lock;
@@ -54,11 +54,15 @@ impl FakeRegistry {
         s.tasks.insert(
             id.clone(),
             TaskSnapshot {
-                id,
+                id: id.clone(),
                 description: "fake task".into(),
                 status: "INITIALIZED".into(),
+                priority: "P1".into(),
+                created_at: String::new(),
+                workspace: format!("/fake-root/{id}"),
                 limits,
                 agents: Vec::new(),
+                extra: Default::default(),
             },
         );
         true
@@ -82,6 +86,19 @@ impl FakeRegistry {
 }
 
 impl Registry for FakeRegistry {
+    fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, Error> {
+        new.validate()?;
+        let id = self.create_task(new.limits);
+        let mut s = lock(&self.state);
+        let task = s
+            .tasks
+            .get_mut(&id)
+            .ok_or_else(|| Error::UnknownTask(id.clone()))?;
+        task.description = new.description.clone();
+        task.priority = new.priority_or_default().to_owned();
+        Ok(task.clone())
+    }
+
     fn register(&self, r: &Registration) -> Result<AgentRecord, Error> {
         let mut s = lock(&self.state);
         if s.global.contains_key(&r.agent) {
@@ -110,6 +127,7 @@ impl Registry for FakeRegistry {
             depth,
             status: AgentStatus::Running,
             started_at: r.started_at.clone(),
+            extra: Default::default(),
         };
         task.agents.push(record.clone());
         s.global.insert(r.agent.clone(), r.task.clone());
@@ -164,12 +182,15 @@ impl Registry for FakeRegistry {
         Ok(lock(&self.state)
             .tasks
             .values()
-            .map(|t| TaskSummary {
-                id: t.id.clone(),
-                description: t.description.clone(),
-                status: t.status.clone(),
-                created_at: String::new(),
-            })
+            .map(TaskSnapshot::summary)
             .collect())
+    }
+
+    /// Counters are derived and there is no separate storage: nothing can drift.
+    fn repair(&self, task: Option<&TaskId>, _dry_run: bool) -> Result<RepairReport, Error> {
+        if let Some(t) = task {
+            self.read_task(t)?;
+        }
+        Ok(RepairReport::default())
     }
 }

@@ -3,26 +3,27 @@
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use deploy_core::{Liveness, SessionBackend, SessionName};
+use deploy_core::{Liveness, SessionName};
 
-use crate::Error;
 use crate::cli::AttachArgs;
-use crate::config::Config;
+use crate::config::Services;
+use crate::error::Error;
 
-pub(crate) fn run(cfg: &Config, args: &AttachArgs) -> Result<(), Error> {
+pub(crate) fn run(services: &Services, args: &AttachArgs) -> Result<(), Error> {
     let session = SessionName::for_agent(&args.agent)?;
-    if cfg.backend()?.probe(&session)? == Liveness::Missing {
-        return Err(Error::Usage(format!(
-            "agent {} has no session on tmux socket {}",
-            args.agent, cfg.socket
+    let socket = &services.config.socket;
+    if services.backend.probe(&session)? == Liveness::Missing {
+        return Err(Error::Invalid(format!(
+            "agent {} has no session on tmux socket {socket}",
+            args.agent
         )));
     }
     // Replaces this process: the terminal belongs to tmux from here on.
     let err = Command::new("tmux")
-        .args(["-L", &cfg.socket, "attach-session", "-t"])
+        .args(["-L", socket, "attach-session", "-t"])
         .arg(format!("={session}"))
         .exec();
-    Err(Error::Usage(format!(
+    Err(Error::Invalid(format!(
         "cannot run tmux attach-session: {err}"
     )))
 }

@@ -1,35 +1,25 @@
 //! `fleet kill`.
 
-use serde_json::json;
-
 use crate::cli::KillArgs;
-use crate::config::{Config, Services};
-use crate::{Error, emit, ops};
+use crate::config::Services;
+use crate::error::Error;
+use crate::ops::kill::{self, Logs};
+use crate::output::emit;
 
-pub(crate) fn run(cfg: &Config, args: &KillArgs, json_mode: bool) -> Result<(), Error> {
-    let services = Services::new(cfg)?;
+pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Result<(), Error> {
     // The CLI keeps the logs where they are (`fleet logs` reads them).
-    let k = ops::kill(&services, &args.task, &args.agent, &args.reason, false)?;
-    let value = json!({
-        "agent_id": args.agent,
-        "task_id": args.task,
-        "session": k.session,
-        "session_killed": k.report.session_existed,
-        "killed": k.report.killed,
-        "status": k.status,
-        "reason": args.reason,
-    });
-    emit(json_mode, &value, || {
+    let k = kill::run(services, &args.task, &args.agent, &args.reason, Logs::Keep)?;
+    emit(json_mode, &k, || {
         format!(
             "{} {} (session {}, {} process(es) ended)\n",
-            args.agent,
+            k.agent_id,
             k.status,
-            if k.report.session_existed {
+            if k.session_killed {
                 "killed"
             } else {
                 "already gone"
             },
-            k.report.killed.len()
+            k.killed.len()
         )
     });
     Ok(())

@@ -1,0 +1,68 @@
+//! Everything a fleet command can fail with, and how a failure reaches the user: one line on
+//! stderr (and a JSON object on stdout under `--json`), exit 1. Usage errors are clap's, exit 2,
+//! printed whole by `main`.
+
+use deploy_core::{CleanupOutcome, DeployFailure};
+use serde_json::json;
+
+/// A failed fleet operation.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// A value given to fleet is wrong in a way its syntax could not show (a workdir that does
+    /// not exist, an unreadable prompt file, a bad environment variable).
+    #[error("{0}")]
+    Invalid(String),
+    /// deploy-core or one of its services: unknown ids, limits, corrupt registries, tmux.
+    #[error(transparent)]
+    Core(#[from] deploy_core::Error),
+    /// A deployment failed (and rolled back).
+    #[error("{}", .0.headline())]
+    Deploy(Box<DeployFailure>),
+    /// A file error (fs-err names the path).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The MCP server could not run.
+    #[error("mcp server: {0}")]
+    Mcp(String),
+}
+
+impl From<DeployFailure> for Error {
+    fn from(f: DeployFailure) -> Self {
+        Error::Deploy(Box::new(f))
+    }
+}
+
+impl Error {
+    /// One line: the message, and for a deployment whose rollback left something, what and why.
+    pub(crate) fn line(&self) -> String {
+        let mut line = self.to_string();
+        if let Error::Deploy(f) = self {
+            let left: Vec<String> = f
+                .cleanup
+                .unreleased()
+                .map(|e| match &e.outcome {
+                    CleanupOutcome::NotReleased(why) => format!("{}: {why}", e.resource),
+                    _ => e.resource.to_string(),
+                })
+                .collect();
+            if !left.is_empty() {
+                line.push_str(&format!(
+                    "; rollback incomplete, run `fleet reconcile`: {}",
+                    left.join("; ")
+                ));
+            }
+        }
+        line.replace('\n', " ")
+    }
+
+    /// The failure as JSON: `{"error": {"message", "step"?}, "cleanup"?}`.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        match self {
+            Error::Deploy(f) => json!({
+                "error": { "step": f.step, "message": self.to_string() },
+                "cleanup": f.cleanup,
+            }),
+            _ => json!({ "error": { "message": self.to_string() } }),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! `fleet mcp`: an MCP server over stdio (rmcp) with the Python server's tool names, parameters
+//! and result fields, so its users switch by changing one line of their MCP configuration.
+//!
+//! Every tool runs the same operations as the CLI ([`crate::ops`]) on tokio's blocking pool.
+//! A failure is an MCP tool error carrying fleet's one-line message — never a crash — and the
+//! server keeps answering. Nothing but protocol goes to stdout; logs go to stderr.
+
+use std::sync::Arc;
+
+mod params;
+mod views;
+
+use deploy_core::{AgentId, AgentType, Limits, Parent, TaskContext, TaskId};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use serde_json::{Value, json};
+
+use crate::config::{Config, Services};
+use crate::error::Error;
+use crate::ops;
+use crate::ops::deploy::DeployOptions;
+use crate::ops::kill::Logs;
+use crate::ops::task::TaskOptions;
+use params::{
+    CreateTaskParams, DeployParams, FindingParams, KillParams, OutputParams, ProgressParams,
+    ReconcileParams, SpawnChildParams, TaskParams,
+};
+
+/// The server.
+#[derive(Debug, Clone)]
+pub(crate) struct FleetMcp {
+    services: Arc<Services>,
+}
+
+fn tool_error(message: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(
+        json!({ "success": false, "error": message }).to_string(),
+    )])
+}
+
+fn task_id(s: &str) -> Result<TaskId, Error> {
+    Ok(TaskId::parse(s)?)
+}
+
+fn agent_id(s: &str) -> Result<AgentId, Error> {
+    Ok(AgentId::parse(s)?)
+}
+
+impl FleetMcp {
+    fn new(services: Services) -> Self {
+        FleetMcp {
+            services: Arc::new(services),
+        }
+    }
+
+    /// Runs `f` on the blocking pool; an error (or a panic) becomes a tool error.
+    async fn run(
+        &self,
+        f: impl FnOnce(&Services) -> Result<Value, Error> + Send + 'static,
+    ) -> Result<CallToolResult, McpError> {
+        let services = Arc::clone(&self.services);
+        Ok(
+            match tokio::task::spawn_blocking(move || f(&services)).await {
+                Ok(Ok(value)) => CallToolResult::success(vec![ContentBlock::text(
+                    serde_json::to_string_pretty(&value).unwrap_or_default(),
+                )]),
+                Ok(Err(e)) => tool_error(e.line()),
+                Err(join) => tool_error(format!(
+                    "internal error (a bug; the server goes on): {join}"
+                )),
+            },
+        )
+    }
+}
+
+/// Deploys through the one operation both surfaces share, with the agent's identity in front
+/// of its prompt.
+fn deploy(
+    services: &Services,
+    task: &str,
+    agent_type: &str,
+    prompt: &str,
+    parent: &str,
+) -> Result<Value, Error> {
+    let mut options = DeployOptions::new(
+        task_id(task)?,
+        AgentType::parse(agent_type)?,
+        prompt.to_owned(),
+    );
+    options.parent = Parent::parse(parent)?;
+    options.preamble = true;
+    Ok(views::deployed(&ops::deploy::run(services, options)?))
+}
+
+#[tool_router]
+impl FleetMcp {
+    #[tool(
+        description = "Create a task: a workspace and registry that agents are deployed into, with limits on how many run at once, in total, and how deep they may spawn."
+    )]
+    async fn create_real_task(
+        &self,
+        Parameters(p): Parameters<CreateTaskParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let defaults = Limits::default();
+            let context = TaskContext {
+                background_context: p.background_context,
+                expected_deliverables: p.expected_deliverables.unwrap_or_default(),
+                success_criteria: p.success_criteria.unwrap_or_default(),
+                constraints: p.constraints.unwrap_or_default(),
+                relevant_files: p.relevant_files.unwrap_or_default(),
+            };
+            let task = ops::task::create(
+                services,
+                TaskOptions {
+                    description: p.description,
+                    priority: p.priority,
+                    limits: Limits {
+                        max_agents: p.max_agents.unwrap_or(defaults.max_agents),
+                        max_concurrent: p.max_concurrent.unwrap_or(defaults.max_concurrent),
+                        max_depth: p.max_depth.unwrap_or(defaults.max_depth),
+                    },
+                    context: Some(context),
+                },
+            )?;
+            Ok(views::task_created(&task))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Deploy a headless agent into a task, transactionally: it returns once the agent is alive after its startup grace and registered; on failure nothing is left behind and the error says the step and cause (for an agent that died at start, its exit status and last output)."
+    )]
+    async fn deploy_headless_agent(
+        &self,
+        Parameters(p): Parameters<DeployParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| deploy(services, &p.task_id, &p.agent_type, &p.prompt, &p.parent))
+            .await
+    }
+
+    #[tool(
+        description = "Spawn a child agent under an existing agent of the task; the task's max_depth is enforced."
+    )]
+    async fn spawn_child_agent(
+        &self,
+        Parameters(p): Parameters<SpawnChildParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            deploy(
+                services,
+                &p.task_id,
+                &p.child_agent_type,
+                &p.child_prompt,
+                &p.parent_agent_id,
+            )
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Status of a task: its agents (with liveness from tmux; agents that ended by themselves are recorded as completed or error), hierarchy, recent progress and findings, limits."
+    )]
+    async fn get_real_task_status(
+        &self,
+        Parameters(p): Parameters<TaskParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let task = task_id(&p.task_id)?;
+            let mut statuses = ops::status::run(services, Some(&task), None)?;
+            let reports = ops::reports::task_reports(services, &task);
+            match statuses.pop() {
+                Some(status) => Ok(views::task_status(&status, &reports)),
+                None => Err(deploy_core::Error::UnknownTask(task).into()),
+            }
+        })
+        .await
+    }
+
+    #[tool(description = "The last lines of an agent's output (its stream-json log).")]
+    async fn get_agent_output(
+        &self,
+        Parameters(p): Parameters<OutputParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let out = ops::output::tail(
+                services,
+                &task_id(&p.task_id)?,
+                &agent_id(&p.agent_id)?,
+                p.tail.unwrap_or(50),
+            )?;
+            Ok(views::agent_output(&out))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Kill an agent: its session and every process of it, verified; it is recorded as terminated with the reason, its logs move to archive/."
+    )]
+    async fn kill_real_agent(
+        &self,
+        Parameters(p): Parameters<KillParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let agent = agent_id(&p.agent_id)?;
+            let reason = p.reason.unwrap_or_else(|| "Manual termination".into());
+            let k = ops::kill::run(
+                services,
+                &task_id(&p.task_id)?,
+                &agent,
+                &reason,
+                Logs::Archive,
+            )?;
+            Ok(views::killed(&k, &agent))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Report an agent's progress (appended to progress/<agent>_progress.jsonl and recorded in the registry). A final status (completed, error, terminated) ends the agent: its session is killed, verified, and its logs move to archive/."
+    )]
+    async fn update_agent_progress(
+        &self,
+        Parameters(p): Parameters<ProgressParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let reported = ops::reports::progress(
+                services,
+                &task_id(&p.task_id)?,
+                &agent_id(&p.agent_id)?,
+                &p.status,
+                &p.message,
+                p.progress,
+            )?;
+            Ok(views::success(&reported))
+        })
+        .await
+    }
+
+    #[tool(description = "Report a finding (appended to findings/<agent>_findings.jsonl).")]
+    async fn report_agent_finding(
+        &self,
+        Parameters(p): Parameters<FindingParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let reported = ops::reports::finding(
+                services,
+                &task_id(&p.task_id)?,
+                &agent_id(&p.agent_id)?,
+                &p.finding_type,
+                &p.severity,
+                &p.message,
+                p.data,
+            )?;
+            Ok(views::success(&reported))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "fleet's addition: find and undo what crashes left behind — abandoned deployments, zombies, orphan sessions, drifted counters, a stale global index, temp files. Idempotent; dry_run reports only."
+    )]
+    async fn reconcile(
+        &self,
+        Parameters(p): Parameters<ReconcileParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let task = p.task_id.as_deref().map(task_id).transpose()?;
+            let r = ops::reconcile::run(services, task.as_ref(), p.dry_run)?;
+            Ok(serde_json::to_value(&r).unwrap_or(Value::Null))
+        })
+        .await
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for FleetMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "fleet deploys headless AI coding agents into tmux sessions, transactionally. Create a task, deploy agents into it, read their status and output, kill them; agents report progress and findings and spawn children with the same tools.",
+        )
+    }
+}
+
+/// Serves MCP on stdin/stdout until the client goes away.
+pub(crate) fn serve(config: Config) -> Result<(), Error> {
+    let services = Services::new(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let running = FleetMcp::new(services)
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| Error::Mcp(format!("cannot start: {e}")))?;
+        running
+            .waiting()
+            .await
+            .map_err(|e| Error::Mcp(format!("stopped: {e}")))?;
+        Ok(())
+    })
+}

@@ -1,0 +1,127 @@
+//! The tools' parameters, with the Python server's names.
+
+use rmcp::schemars;
+use serde::Deserialize;
+use serde_json::Value;
+
+use deploy_core::Parent;
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct CreateTaskParams {
+    /// What the task is about.
+    pub(crate) description: String,
+    /// P0 (highest) to P4; default P1.
+    pub(crate) priority: Option<String>,
+    /// Agents ever registered in the task (default 45).
+    pub(crate) max_agents: Option<u32>,
+    /// Agents active at once (default 20).
+    pub(crate) max_concurrent: Option<u32>,
+    /// Deepest level below the orchestrator (default 5).
+    pub(crate) max_depth: Option<u32>,
+    /// Background for the agents.
+    pub(crate) background_context: Option<String>,
+    /// What must be delivered.
+    pub(crate) expected_deliverables: Option<Vec<String>>,
+    /// How success is judged.
+    pub(crate) success_criteria: Option<Vec<String>>,
+    /// What must not be done.
+    pub(crate) constraints: Option<Vec<String>>,
+    /// Files to look at.
+    pub(crate) relevant_files: Option<Vec<String>>,
+}
+
+fn orchestrator() -> String {
+    Parent::ORCHESTRATOR.to_owned()
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct DeployParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// The agent's type (investigator, builder, fixer, ...).
+    pub(crate) agent_type: String,
+    /// What the agent is to do.
+    pub(crate) prompt: String,
+    /// "orchestrator" or the id of the parent agent.
+    #[serde(default = "orchestrator")]
+    pub(crate) parent: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct SpawnChildParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// The agent spawning the child.
+    pub(crate) parent_agent_id: String,
+    /// The child's type.
+    pub(crate) child_agent_type: String,
+    /// What the child is to do.
+    pub(crate) child_prompt: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct TaskParams {
+    /// The task.
+    pub(crate) task_id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct OutputParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// The agent.
+    pub(crate) agent_id: String,
+    /// How many lines from the end (default 50).
+    pub(crate) tail: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct KillParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// The agent.
+    pub(crate) agent_id: String,
+    /// Why (recorded as termination_reason).
+    pub(crate) reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct ProgressParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// The reporting agent.
+    pub(crate) agent_id: String,
+    /// running, working, blocked, completed, error or terminated; the last three end the agent.
+    pub(crate) status: String,
+    /// What is happening.
+    pub(crate) message: String,
+    /// Percent done, 0-100.
+    #[serde(default)]
+    pub(crate) progress: u8,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct FindingParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// The reporting agent.
+    pub(crate) agent_id: String,
+    /// issue, solution, insight, recommendation, ...
+    pub(crate) finding_type: String,
+    /// low, medium, high or critical.
+    pub(crate) severity: String,
+    /// The finding.
+    pub(crate) message: String,
+    /// Evidence: any JSON.
+    #[serde(default)]
+    pub(crate) data: Value,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub(crate) struct ReconcileParams {
+    /// Only this task.
+    pub(crate) task_id: Option<String>,
+    /// Report only; change nothing.
+    #[serde(default)]
+    pub(crate) dry_run: bool,
+}

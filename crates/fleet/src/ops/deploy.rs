@@ -1,0 +1,159 @@
+//! Deploying one agent: the request assembled from what a surface gives, then the transaction,
+//! after the task's abandoned deployments are rolled back.
+
+use std::time::Duration;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use deploy_core::reconcile::{self, Scope};
+use deploy_core::{AgentId, AgentType, DeployRequest, Live, Parent, SessionName, TaskId};
+use serde::Serialize;
+
+use crate::config::{Services, absolute};
+use crate::error::Error;
+
+/// What a surface gives to deploy an agent; what it leaves out comes from the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct DeployOptions {
+    pub(crate) task: TaskId,
+    pub(crate) agent_type: AgentType,
+    pub(crate) prompt: String,
+    pub(crate) parent: Parent,
+    /// Default: the current directory.
+    pub(crate) workdir: Option<Utf8PathBuf>,
+    /// Default: the configured agent command.
+    pub(crate) command: Option<Vec<String>>,
+    /// Default: the configured startup grace.
+    pub(crate) startup_grace: Option<Duration>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) allow_duplicate: bool,
+    /// Put the agent's identity and how to report in front of its prompt.
+    pub(crate) preamble: bool,
+}
+
+impl DeployOptions {
+    /// Options with every default.
+    pub(crate) fn new(task: TaskId, agent_type: AgentType, prompt: String) -> Self {
+        DeployOptions {
+            task,
+            agent_type,
+            prompt,
+            parent: Parent::Orchestrator,
+            workdir: None,
+            command: None,
+            startup_grace: None,
+            env: Vec::new(),
+            allow_duplicate: false,
+            preamble: false,
+        }
+    }
+}
+
+/// A Live agent.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Deployed {
+    pub(crate) agent_id: AgentId,
+    pub(crate) task_id: TaskId,
+    pub(crate) session: SessionName,
+    /// Always `live`.
+    pub(crate) status: &'static str,
+    #[serde(rename = "type")]
+    pub(crate) agent_type: AgentType,
+    pub(crate) parent: Parent,
+    pub(crate) depth: u32,
+    pub(crate) pane_pid: u32,
+    pub(crate) prompt_file: Utf8PathBuf,
+    pub(crate) log_file: Utf8PathBuf,
+    /// The task's directory.
+    #[serde(skip)]
+    pub(crate) workspace: String,
+}
+
+/// Builds the request: defaults from the configuration, the workdir checked, and with
+/// `preamble` the agent's identity in front of its prompt.
+fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest, Error> {
+    let config = &services.config;
+    let workdir = absolute(options.workdir.as_deref().unwrap_or(Utf8Path::new(".")))?;
+    if !workdir.is_dir() {
+        return Err(Error::Invalid(format!(
+            "workdir {workdir} does not exist or is not a directory"
+        )));
+    }
+    let command = options.command.unwrap_or_else(|| config.agent_cmd.clone());
+    let mut request = DeployRequest::new(options.task, options.agent_type, options.prompt, command);
+    // A blank prompt is refused as such by the request's validation, not hidden by a preamble.
+    if options.preamble && !request.prompt.trim().is_empty() {
+        let task = services.registry.read_task(&request.task)?;
+        let agent = AgentId::generate(&request.agent_type)?;
+        request.prompt = super::preamble::preamble(
+            &agent,
+            &request.agent_type,
+            &task,
+            &options.parent,
+            &request.prompt,
+        );
+        request.agent = Some(agent);
+    }
+    request.parent = options.parent;
+    request.workdir = workdir;
+    request.startup_grace = options.startup_grace.unwrap_or(config.startup_grace);
+    request.env = options.env;
+    request.allow_duplicate = options.allow_duplicate;
+    Ok(request)
+}
+
+/// Deploys after rolling back the task's abandoned deployments (a scan of the intent journal,
+/// no tmux call). Agents that ended unobserved only matter when they push the task over a
+/// limit: on a limit refusal they are looked for, recorded, and the deployment is tried once
+/// more — so leftovers never block new work or count against a limit, and the common path pays
+/// nothing for them.
+pub(crate) fn run(services: &Services, options: DeployOptions) -> Result<Deployed, Error> {
+    let request = request(services, options)?;
+    let deployer = services.deployer();
+    let cleanup = |zombies: bool| -> Result<bool, Error> {
+        let scope = Scope {
+            task: Some(&request.task),
+            dry_run: false,
+            zombies,
+            orphans: false,
+        };
+        match reconcile::reconcile(&deployer, scope) {
+            Ok(report) if !report.is_empty() => {
+                tracing::info!(
+                    task = %request.task,
+                    "cleaned up before deploying: {}",
+                    serde_json::to_string(&report).unwrap_or_default()
+                );
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            // An unknown task is reported by the deployment itself, at its precheck.
+            Err(deploy_core::Error::UnknownTask(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    };
+    cleanup(false)?;
+    let live = match deployer.deploy(request.clone()) {
+        Err(f) if matches!(*f.cause, deploy_core::Error::Limit(_)) && cleanup(true)? => {
+            deployer.deploy(request)?
+        }
+        other => other?,
+    };
+    Ok(deployed(services, &live))
+}
+
+fn deployed(services: &Services, live: &Live) -> Deployed {
+    let r = live.record();
+    Deployed {
+        agent_id: r.id.clone(),
+        task_id: live.task().clone(),
+        session: r.session.clone(),
+        status: "live",
+        agent_type: r.agent_type.clone(),
+        parent: r.parent.clone(),
+        depth: r.depth,
+        pane_pid: live.session().pane_pid,
+        prompt_file: live.files().prompt_file.clone(),
+        log_file: live.files().log_file.clone(),
+        workspace: services.layout.task_dir(live.task()).to_string(),
+    }
+}

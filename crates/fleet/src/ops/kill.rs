@@ -1,0 +1,100 @@
+//! Killing an agent.
+
+use camino::{Utf8Path, Utf8PathBuf};
+use deploy_core::{AgentId, AgentStatus, KilledProcess, SessionName, StatusUpdate, TaskId};
+use serde::Serialize;
+
+use crate::config::Services;
+use crate::error::Error;
+
+/// Where an agent's files go at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Logs {
+    /// They stay in `logs/`, `progress/`, `findings/` (the CLI: `fleet logs` reads them).
+    Keep,
+    /// They move to `<task>/archive/`, as the Python server did.
+    Archive,
+}
+
+/// What a kill did.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Killed {
+    pub(crate) agent_id: AgentId,
+    pub(crate) task_id: TaskId,
+    pub(crate) session: SessionName,
+    /// Whether the session existed.
+    pub(crate) session_killed: bool,
+    /// The agent's processes that were signalled; none is left.
+    pub(crate) killed: Vec<KilledProcess>,
+    /// The agent's status afterwards.
+    pub(crate) status: AgentStatus,
+    pub(crate) reason: String,
+    pub(crate) prompt_removed: bool,
+    pub(crate) archived_files: Vec<Utf8PathBuf>,
+}
+
+/// The verified kill of an agent; an active agent is recorded terminated with `reason`. An
+/// agent that had already ended keeps its record.
+pub(crate) fn run(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+    reason: &str,
+    logs: Logs,
+) -> Result<Killed, Error> {
+    let record = super::agent_record(services, task, agent)?;
+    let report = services.backend.kill(&record.session, agent)?;
+    let status = if record.status.is_active() {
+        let mut update = StatusUpdate::now(AgentStatus::Terminated);
+        update.reason = Some(reason.to_owned());
+        services.registry.update_status(task, agent, &update)?;
+        AgentStatus::Terminated
+    } else {
+        record.status.clone()
+    };
+    let files = services.layout.tracked_files(task, agent);
+    let prompt_removed = services.prompts.remove(&files.prompt_file)?;
+    let archived_files = match logs {
+        Logs::Archive => archive_files(services, task, agent)?,
+        Logs::Keep => Vec::new(),
+    };
+    Ok(Killed {
+        agent_id: agent.clone(),
+        task_id: task.clone(),
+        session: record.session,
+        session_killed: report.session_existed,
+        killed: report.killed,
+        status,
+        reason: reason.to_owned(),
+        prompt_removed,
+        archived_files,
+    })
+}
+
+/// Moves an agent's log, progress and findings files into `<task>/archive/`.
+fn archive_files(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+) -> Result<Vec<Utf8PathBuf>, Error> {
+    let files = services.layout.tracked_files(task, agent);
+    let mut moved = Vec::new();
+    for path in [files.log_file, files.progress_file, files.findings_file] {
+        if !path.exists() {
+            continue;
+        }
+        fs_err::create_dir_all(services.layout.archive_dir(task))?;
+        let to = archived(services, task, &path);
+        fs_err::rename(&path, &to)?;
+        moved.push(to);
+    }
+    Ok(moved)
+}
+
+/// Where an agent's file goes when it is archived: `<task>/archive/<its name>`.
+pub(crate) fn archived(services: &Services, task: &TaskId, path: &Utf8Path) -> Utf8PathBuf {
+    services
+        .layout
+        .archive_dir(task)
+        .join(path.file_name().unwrap_or("unnamed"))
+}

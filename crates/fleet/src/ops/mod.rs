@@ -1,0 +1,33 @@
+//! Each operation once, typed: the CLI (`cmd/`) and the MCP server (`mcp/`) only parse their
+//! input into these functions' arguments and render their results. Every operation goes through
+//! deploy-core's traits ([`Services`](crate::config::Services)), never a concrete backend.
+
+pub(crate) mod deploy;
+pub(crate) mod kill;
+pub(crate) mod output;
+pub(crate) mod preamble;
+pub(crate) mod reconcile;
+pub(crate) mod reports;
+pub(crate) mod status;
+pub(crate) mod task;
+
+use deploy_core::{AgentId, AgentRecord, TaskId};
+
+use crate::config::Services;
+use crate::error::Error;
+
+/// The registry record of `agent` in `task`; an error if it has none.
+pub(crate) fn agent_record(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+) -> Result<AgentRecord, Error> {
+    match services.registry.read_task(task)?.agent(agent) {
+        Some(record) => Ok(record.clone()),
+        None => Err(deploy_core::Error::UnknownAgent {
+            task: task.clone(),
+            agent: agent.clone(),
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,49 @@
+//! An agent's output: the tail of its log, wherever the log is now.
+
+use camino::Utf8PathBuf;
+use deploy_core::{AgentId, AgentStatus, SessionName, TaskId};
+use serde::Serialize;
+
+use crate::config::Services;
+use crate::error::Error;
+
+/// The last lines of an agent's log.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AgentOutput {
+    pub(crate) agent_id: AgentId,
+    pub(crate) log_file: Utf8PathBuf,
+    pub(crate) lines: Vec<String>,
+    #[serde(skip)]
+    pub(crate) status: AgentStatus,
+    #[serde(skip)]
+    pub(crate) session: SessionName,
+}
+
+/// The log file of an agent: in `logs/`, or in `archive/` once the agent ended.
+pub(crate) fn log_file(services: &Services, task: &TaskId, agent: &AgentId) -> Utf8PathBuf {
+    let log = services.layout.tracked_files(task, agent).log_file;
+    let archived = super::kill::archived(services, task, &log);
+    if !log.exists() && archived.exists() {
+        archived
+    } else {
+        log
+    }
+}
+
+/// The last `lines` lines of a registered agent's log.
+pub(crate) fn tail(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+    lines: usize,
+) -> Result<AgentOutput, Error> {
+    let record = super::agent_record(services, task, agent)?;
+    let log_file = log_file(services, task, agent);
+    Ok(AgentOutput {
+        agent_id: agent.clone(),
+        lines: tmux_backend::tail_lines(&log_file, lines),
+        log_file,
+        status: record.status,
+        session: record.session,
+    })
+}

@@ -1,0 +1,243 @@
+//! What agents report: progress and findings, appended as JSON lines to
+//! `<task>/progress/<agent>_progress.jsonl` and `<task>/findings/<agent>_findings.jsonl` (moved to
+//! `archive/` when the agent ends), and what they read back of each other's reports.
+
+use camino::Utf8Path;
+use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
+use deploy_core::{AgentId, AgentStatus, StatusUpdate, TaskId, TaskSnapshot, timestamp};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Services;
+use crate::error::Error;
+
+/// One progress line, as the Python server wrote it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProgressLine {
+    pub(crate) timestamp: String,
+    pub(crate) agent_id: AgentId,
+    pub(crate) status: AgentStatus,
+    pub(crate) message: String,
+    pub(crate) progress: u8,
+}
+
+/// One finding line, as the Python server wrote it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FindingLine {
+    pub(crate) timestamp: String,
+    pub(crate) agent_id: AgentId,
+    pub(crate) finding_type: String,
+    pub(crate) severity: String,
+    pub(crate) message: String,
+    pub(crate) data: Value,
+}
+
+/// How many agents a task has, by state.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AgentCounts {
+    pub(crate) total_spawned: usize,
+    pub(crate) active: usize,
+    pub(crate) completed: usize,
+}
+
+/// What a reporting agent learns about its task (the Python server's `coordination_info`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Coordination {
+    pub(crate) task_id: TaskId,
+    pub(crate) agent_counts: AgentCounts,
+    /// The last ten findings of every agent of the task.
+    pub(crate) recent_findings: Vec<Value>,
+}
+
+/// A task's reports (the Python server's `enhanced_progress`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TaskReports {
+    pub(crate) total_progress_entries: usize,
+    pub(crate) total_findings: usize,
+    pub(crate) recent_updates: Vec<Value>,
+    pub(crate) recent_findings: Vec<Value>,
+}
+
+/// A recorded progress report.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ProgressReported {
+    pub(crate) own_update: ProgressLine,
+    pub(crate) coordination_info: Coordination,
+}
+
+/// A recorded finding.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FindingReported {
+    pub(crate) own_finding: FindingLine,
+    pub(crate) coordination_info: Coordination,
+}
+
+/// Records a progress report: a progress line, and the agent's status and progress in the
+/// registry. A final status ends the agent as the Python server did: verified kill of its
+/// session, logs moved to `archive/`, prompt file removed.
+pub(crate) fn progress(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+    status: &str,
+    message: &str,
+    progress: u8,
+) -> Result<ProgressReported, Error> {
+    let status = match AgentStatus::from(status.to_owned()) {
+        AgentStatus::Other(word) => {
+            return Err(Error::Invalid(format!(
+                "unknown status {word:?}: use running, working, blocked, completed, error or terminated"
+            )));
+        }
+        s => s,
+    };
+    if progress > 100 {
+        return Err(Error::Invalid(format!("progress {progress} is over 100")));
+    }
+    super::agent_record(services, task, agent)?;
+    let line = ProgressLine {
+        timestamp: timestamp(),
+        agent_id: agent.clone(),
+        status: status.clone(),
+        message: message.to_owned(),
+        progress,
+    };
+    let files = services.layout.tracked_files(task, agent);
+    append_jsonl(&files.progress_file, &line)?;
+    let update = StatusUpdate {
+        status: status.clone(),
+        progress: Some(progress),
+        reason: (!status.is_active()).then(|| message.to_owned()),
+        exit: None,
+        at: line.timestamp.clone(),
+    };
+    services.registry.update_status(task, agent, &update)?;
+    if !status.is_active() {
+        super::kill::run(services, task, agent, message, super::kill::Logs::Archive)?;
+    }
+    Ok(ProgressReported {
+        own_update: line,
+        coordination_info: coordination(services, task)?,
+    })
+}
+
+/// Records a finding.
+pub(crate) fn finding(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+    finding_type: &str,
+    severity: &str,
+    message: &str,
+    data: Value,
+) -> Result<FindingReported, Error> {
+    super::agent_record(services, task, agent)?;
+    let line = FindingLine {
+        timestamp: timestamp(),
+        agent_id: agent.clone(),
+        finding_type: finding_type.to_owned(),
+        severity: severity.to_owned(),
+        message: message.to_owned(),
+        data,
+    };
+    append_jsonl(
+        &services.layout.tracked_files(task, agent).findings_file,
+        &line,
+    )?;
+    Ok(FindingReported {
+        own_finding: line,
+        coordination_info: coordination(services, task)?,
+    })
+}
+
+/// What a reporting agent learns about its task.
+pub(crate) fn coordination(services: &Services, task: &TaskId) -> Result<Coordination, Error> {
+    let t: TaskSnapshot = services.registry.read_task(task)?;
+    Ok(Coordination {
+        task_id: task.clone(),
+        agent_counts: AgentCounts {
+            total_spawned: t.agents.len(),
+            active: t.active_count(),
+            completed: t.completed_count(),
+        },
+        recent_findings: last(
+            task_lines(services, task, "findings", "_findings.jsonl"),
+            10,
+        ),
+    })
+}
+
+/// Every progress line and finding of a task.
+pub(crate) fn task_reports(services: &Services, task: &TaskId) -> TaskReports {
+    let progress = task_lines(services, task, "progress", "_progress.jsonl");
+    let findings = task_lines(services, task, "findings", "_findings.jsonl");
+    TaskReports {
+        total_progress_entries: progress.len(),
+        total_findings: findings.len(),
+        recent_updates: last(progress, 10),
+        recent_findings: last(findings, 10),
+    }
+}
+
+/// Appends one JSON line to `path` under its sidecar lock, replacing the file atomically, so
+/// readers never see a torn line and concurrent writers never lose one.
+fn append_jsonl<T: Serialize>(path: &Utf8Path, line: &T) -> Result<(), Error> {
+    if let Some(dir) = path.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    let lock = path.with_file_name(format!("{}.lock", path.file_name().unwrap_or("jsonl")));
+    let _held = Flock::open(&lock, DEFAULT_LOCK_TIMEOUT)?;
+    let mut bytes = match fs_err::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+        bytes.push(b'\n');
+    }
+    bytes.extend(
+        serde_json::to_vec(line)
+            .map_err(|e| Error::Invalid(format!("cannot write a line of {path}: {e}")))?,
+    );
+    bytes.push(b'\n');
+    registry::atomic::write_atomic(path, &bytes).map_err(deploy_core::Error::from)?;
+    Ok(())
+}
+
+/// The JSON lines of a file (skipping any that do not parse); none if it does not exist.
+fn read_jsonl(path: &Utf8Path) -> Vec<Value> {
+    fs_err::read_to_string(path)
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every line of every `*<suffix>` file of a task, in `dir` and in `archive/`, oldest first.
+fn task_lines(services: &Services, task: &TaskId, dir: &str, suffix: &str) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for d in [
+        services.layout.task_dir(task).join(dir),
+        services.layout.archive_dir(task),
+    ] {
+        let Ok(entries) = fs_err::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if let Some(name) = e.file_name().to_str()
+                && name.ends_with(suffix)
+            {
+                lines.extend(read_jsonl(&d.join(name)));
+            }
+        }
+    }
+    lines.sort_by(|a, b| a["timestamp"].as_str().cmp(&b["timestamp"].as_str()));
+    lines
+}
+
+fn last(mut v: Vec<Value>, n: usize) -> Vec<Value> {
+    let skip = v.len().saturating_sub(n);
+    v.split_off(skip)
+}

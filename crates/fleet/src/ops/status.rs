@@ -1,0 +1,177 @@
+//! What fleet sees when it looks at a task: each agent's registry status beside its liveness.
+//! An agent that ended by itself is recorded then and there (see
+//! [`deploy_core::reconcile::record_ended`]); its logs are kept.
+
+use std::collections::BTreeMap;
+
+use deploy_core::reconcile::{record_ended, sessions_by_name};
+use deploy_core::{
+    AgentId, AgentRecord, AgentStatus, AgentType, Deployer, ExitStatus, Parent, SessionListing,
+    SessionName, TaskId, TaskSnapshot,
+};
+use serde::Serialize;
+
+use crate::config::Services;
+use crate::error::Error;
+
+/// One agent as fleet sees it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AgentView {
+    pub(crate) agent_id: AgentId,
+    #[serde(rename = "type")]
+    pub(crate) agent_type: AgentType,
+    pub(crate) status: AgentStatus,
+    pub(crate) liveness: Liveness,
+    pub(crate) exit: Option<ExitStatus>,
+    pub(crate) parent: Parent,
+    pub(crate) depth: u32,
+    pub(crate) session: SessionName,
+    pub(crate) started_at: String,
+    pub(crate) age_seconds: Option<i64>,
+}
+
+/// Whether an agent's session runs, as one listing of the backend saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Liveness {
+    Alive,
+    Exited,
+    Missing,
+}
+
+impl Liveness {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Alive => "alive",
+            Liveness::Exited => "exited",
+            Liveness::Missing => "missing",
+        }
+    }
+}
+
+/// One task as fleet sees it: its registry (after recording the agents that ended) and a view
+/// of each agent.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TaskStatus {
+    pub(crate) task_id: TaskId,
+    pub(crate) description: String,
+    pub(crate) status: String,
+    pub(crate) active_count: usize,
+    pub(crate) total_spawned: usize,
+    pub(crate) completed_count: usize,
+    pub(crate) max_concurrent: u32,
+    pub(crate) max_agents: u32,
+    pub(crate) agents: Vec<AgentView>,
+    /// The task as the registry holds it now.
+    #[serde(skip)]
+    pub(crate) snapshot: TaskSnapshot,
+}
+
+/// Looks at `task` (or every task), from one listing of the backend, recording agents that
+/// ended by themselves; with `agent`, keeps only that agent, which must exist.
+pub(crate) fn run(
+    services: &Services,
+    task: Option<&TaskId>,
+    agent: Option<&AgentId>,
+) -> Result<Vec<TaskStatus>, Error> {
+    let env = services.deployer();
+    let ids = match task {
+        Some(t) => vec![t.clone()],
+        None => services
+            .registry
+            .list_tasks()?
+            .into_iter()
+            .map(|t| t.id)
+            .collect(),
+    };
+    let sessions = sessions_by_name(env.backend)?;
+    let mut tasks = Vec::new();
+    for id in ids {
+        let mut snapshot = services.registry.read_task(&id)?;
+        let (mut agents, recorded) = observe(&env, &snapshot, &sessions)?;
+        if let Some(only) = agent {
+            agents.retain(|a| &a.agent_id == only);
+        }
+        if recorded {
+            snapshot = services.registry.read_task(&id)?; // the counters after the recorded ends
+        }
+        tasks.push(TaskStatus {
+            task_id: snapshot.id.clone(),
+            description: snapshot.description.clone(),
+            status: snapshot.status.clone(),
+            active_count: snapshot.active_count(),
+            total_spawned: snapshot.agents.len(),
+            completed_count: snapshot.completed_count(),
+            max_concurrent: snapshot.limits.max_concurrent,
+            max_agents: snapshot.limits.max_agents,
+            agents,
+            snapshot,
+        });
+    }
+    if let Some(only) = agent
+        && tasks.iter().all(|t| t.agents.is_empty())
+    {
+        return Err(match task {
+            Some(t) => deploy_core::Error::UnknownAgent {
+                task: t.clone(),
+                agent: only.clone(),
+            }
+            .into(),
+            None => Error::Invalid(format!("unknown agent {only} in any task")),
+        });
+    }
+    Ok(tasks)
+}
+
+fn age_seconds(started_at: &str) -> Option<i64> {
+    let start = chrono::NaiveDateTime::parse_from_str(started_at, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some((chrono::Local::now().naive_local() - start).num_seconds())
+}
+
+/// Looks at one task: records agents that ended by themselves, and returns the views, and
+/// whether anything was recorded (then the task's registry changed since `task` was read).
+fn observe(
+    env: &Deployer<'_>,
+    task: &TaskSnapshot,
+    sessions: &BTreeMap<SessionName, SessionListing>,
+) -> Result<(Vec<AgentView>, bool), Error> {
+    let mut views = Vec::new();
+    let mut recorded = false;
+    for a in &task.agents {
+        let (liveness, exit) = match sessions.get(&a.session) {
+            None => (Liveness::Missing, None),
+            Some(s) => match s.exited {
+                None => (Liveness::Alive, None),
+                Some(status) => (Liveness::Exited, Some(status)),
+            },
+        };
+        let mut status = a.status.clone();
+        if let (true, Some(exit)) = (a.status.is_active(), exit) {
+            status = record_ended(env, &task.id, a, exit)?;
+            recorded = true;
+            tracing::info!(agent = %a.id, %exit, "agent ended by itself; recorded as {status}");
+        }
+        views.push(view(a, status, liveness, exit));
+    }
+    Ok((views, recorded))
+}
+
+fn view(
+    a: &AgentRecord,
+    status: AgentStatus,
+    liveness: Liveness,
+    exit: Option<ExitStatus>,
+) -> AgentView {
+    AgentView {
+        agent_id: a.id.clone(),
+        agent_type: a.agent_type.clone(),
+        status,
+        liveness,
+        exit,
+        parent: a.parent.clone(),
+        depth: a.depth,
+        session: a.session.clone(),
+        started_at: a.started_at.clone(),
+        age_seconds: age_seconds(&a.started_at),
+    }
+}
