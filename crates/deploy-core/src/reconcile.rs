@@ -167,7 +167,9 @@ fn outcome(exit: Option<ExitStatus>) -> (AgentStatus, String) {
     }
 }
 
-/// Writes `outcome` into the registry, then releases the agent's leftovers.
+/// Releases the agent's leftovers, then writes `outcome` into the registry. The end is recorded
+/// last: until everything is released the agent stays a zombie, which the next reconcile (or
+/// look at its task) finds and finishes — an end recorded first would hide what was left.
 fn record_outcome(
     env: &Deployer<'_>,
     task: &TaskId,
@@ -175,16 +177,16 @@ fn record_outcome(
     exit: Option<ExitStatus>,
     (status, reason): &(AgentStatus, String),
 ) -> Result<(), Error> {
+    release_leftovers(env, task, agent)?;
     let mut update = StatusUpdate::now(status.clone());
     update.exit = exit;
     update.reason = Some(reason.clone());
-    env.registry.update_status(task, &agent.id, &update)?;
-    release_leftovers(env, task, agent);
-    Ok(())
+    env.registry.update_status(task, &agent.id, &update)
 }
 
-/// Records that an agent ended — completed for exit 0, error otherwise — then removes its dead
-/// session, any process still carrying its tag, and its prompt file. Logs are kept.
+/// Removes an ended agent's dead session, any process still carrying its tag, and its prompt
+/// file, then records the end — completed for exit 0, error otherwise. Logs are kept. On `Err`
+/// the end is not recorded: the agent is still a zombie for the next look.
 pub fn record_ended(
     env: &Deployer<'_>,
     task: &TaskId,
@@ -196,14 +198,11 @@ pub fn record_ended(
     Ok(outcome.0)
 }
 
-fn release_leftovers(env: &Deployer<'_>, task: &TaskId, agent: &AgentRecord) {
-    if let Err(e) = env.backend.kill(&agent.session, &agent.id) {
-        tracing::warn!(agent = %agent.id, error = %e, "cannot clean up the ended agent's session");
-    }
+fn release_leftovers(env: &Deployer<'_>, task: &TaskId, agent: &AgentRecord) -> Result<(), Error> {
+    env.backend.kill(&agent.session, &agent.id)?;
     let prompt = env.layout.tracked_files(task, &agent.id).prompt_file;
-    if let Err(e) = env.prompts.remove(&prompt) {
-        tracing::warn!(agent = %agent.id, error = %e, "cannot remove the ended agent's prompt file");
-    }
+    env.prompts.remove(&prompt)?;
+    Ok(())
 }
 
 /// Finds and (unless `scope.dry_run`) repairs abandoned deployments, zombies and orphans.

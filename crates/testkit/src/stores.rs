@@ -72,6 +72,15 @@ impl FakeJournal {
         lock(&self.entries).is_empty()
     }
 
+    /// The deploying process died (SIGKILL): the kernel releases every lock it held; the
+    /// records stay. Pair it with `std::mem::forget` of the deployments in flight, which runs no
+    /// destructor, as SIGKILL does not.
+    pub fn crash(&self) {
+        for e in lock(&self.entries).values_mut() {
+            e.held = false;
+        }
+    }
+
     /// Every intent, with whether its lock is held.
     pub fn records(&self) -> Vec<(IntentRecord, bool)> {
         lock(&self.entries)

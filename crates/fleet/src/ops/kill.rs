@@ -43,7 +43,11 @@ pub(crate) fn run(
     logs: Logs,
 ) -> Result<Killed, Error> {
     let record = super::agent_record(services, task, agent)?;
+    // Everything is released before the end is recorded: should a step fail, the agent stays
+    // active with its session gone — a zombie that the next reconcile records and finishes.
     let report = services.backend.kill(&record.session, agent)?;
+    let files = services.layout.tracked_files(task, agent);
+    let prompt_removed = services.prompts.remove(&files.prompt_file)?;
     let status = if record.status.is_active() {
         let mut update = StatusUpdate::now(AgentStatus::Terminated);
         update.reason = Some(reason.to_owned());
@@ -52,8 +56,6 @@ pub(crate) fn run(
     } else {
         record.status.clone()
     };
-    let files = services.layout.tracked_files(task, agent);
-    let prompt_removed = services.prompts.remove(&files.prompt_file)?;
     let archived_files = match logs {
         Logs::Archive => archive_files(services, task, agent)?,
         Logs::Keep => Vec::new(),

@@ -88,7 +88,7 @@ pub(crate) fn run(
     let mut tasks = Vec::new();
     for id in ids {
         let mut snapshot = services.registry.read_task(&id)?;
-        let (mut agents, recorded) = observe(&env, &snapshot, &sessions)?;
+        let (mut agents, recorded) = observe(&env, &snapshot, &sessions);
         if let Some(only) = agent {
             agents.retain(|a| &a.agent_id == only);
         }
@@ -134,7 +134,7 @@ fn observe(
     env: &Deployer<'_>,
     task: &TaskSnapshot,
     sessions: &BTreeMap<SessionName, SessionListing>,
-) -> Result<(Vec<AgentView>, bool), Error> {
+) -> (Vec<AgentView>, bool) {
     let mut views = Vec::new();
     let mut recorded = false;
     for a in &task.agents {
@@ -147,13 +147,21 @@ fn observe(
         };
         let mut status = a.status.clone();
         if let (true, Some(exit)) = (a.status.is_active(), exit) {
-            status = record_ended(env, &task.id, a, exit)?;
-            recorded = true;
-            tracing::info!(agent = %a.id, %exit, "agent ended by itself; recorded as {status}");
+            match record_ended(env, &task.id, a, exit) {
+                Ok(now) => {
+                    status = now;
+                    recorded = true;
+                    tracing::info!(agent = %a.id, %exit, "agent ended by itself; recorded as {status}");
+                }
+                // Shown as it is (exited, still active); the next look or reconcile records it.
+                Err(e) => {
+                    tracing::warn!(agent = %a.id, error = %e, "cannot record the agent's end yet")
+                }
+            }
         }
         views.push(view(a, status, liveness, exit));
     }
-    Ok((views, recorded))
+    (views, recorded)
 }
 
 fn view(

@@ -1,0 +1,586 @@
+//! Property tests over *sequences* of operations, after sled's `test_tree_failpoints.rs`:
+//! deployments (some stopped in flight, as a concurrent deployer would be), agents exiting,
+//! kills, reconciles, and `Restart` — every in-memory state forgotten without running a
+//! destructor and every lock released, as SIGKILL does — under one fault plan whose k-th-call
+//! rules count calls across the whole sequence, so they fire in the middle of anything.
+//!
+//! A reference model tracks which agents went Live and which must still be running. After every
+//! step: no limit is exceeded and every resource (session, prompt file, registration) is
+//! accounted for — by a registration or by an intent on record, which is what lets reconcile
+//! find it. At the end, with the faults lifted and the deployments in flight dropped: a
+//! reconcile leaves exactly the running agents the model expects, each registered, alive and
+//! with its prompt file, nothing else, no intent — and a second reconcile finds nothing.
+
+// Test helpers may unwrap: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use deploy_core::reconcile::{self, ReconcileReport, Scope};
+use deploy_core::{
+    AgentId, AgentStatus, AgentType, AnyDeployment, DeployRequest, ExitStatus, Limits, Liveness,
+    StatusUpdate, TaskId,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use testkit::{FaultKind, FaultPlan, FaultRule, Op, World};
+
+const TYPES: [&str; 3] = ["investigator", "builder", "fixer"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopAt {
+    PromptWritten,
+    SessionStarted,
+    Registered,
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    /// Deploy an agent; with `stop_at`, leave it in flight at that state.
+    Deploy {
+        type_idx: usize,
+        dies_at_start: bool,
+        stop_at: Option<StopAt>,
+    },
+    /// Carry a deployment in flight on to Live.
+    Resume(usize),
+    /// The agent of a running session exits.
+    Exit(usize, i32),
+    /// Kill a registered agent as `fleet kill` does: verified kill, recorded terminated, prompt
+    /// file removed.
+    Kill(usize),
+    /// A full reconcile.
+    Reconcile,
+    /// SIGKILL of the process: forget the deployments in flight, release their locks.
+    Restart,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    limits: Limits,
+    actions: Vec<Action>,
+    faults: Vec<FaultRule>,
+}
+
+fn action_strategy() -> impl Strategy<Value = Action> {
+    let stop = prop_oneof![
+        4 => Just(None),
+        1 => Just(Some(StopAt::PromptWritten)),
+        1 => Just(Some(StopAt::SessionStarted)),
+        1 => Just(Some(StopAt::Registered)),
+    ];
+    prop_oneof![
+        6 => (0..3usize, prop::bool::weighted(0.15), stop).prop_map(
+            |(type_idx, dies_at_start, stop_at)| Action::Deploy { type_idx, dies_at_start, stop_at }
+        ),
+        1 => any::<usize>().prop_map(Action::Resume),
+        2 => (any::<usize>(), 0..3i32).prop_map(|(i, code)| Action::Exit(i, code)),
+        2 => any::<usize>().prop_map(Action::Kill),
+        2 => Just(Action::Reconcile),
+        1 => Just(Action::Restart),
+    ]
+}
+
+fn fault_strategy() -> impl Strategy<Value = FaultRule> {
+    // The operations a sequence calls (no capture, no task creation, no storage repair).
+    let called: Vec<Op> = Op::ALL
+        .into_iter()
+        .filter(|op| !matches!(op, Op::Capture | Op::CreateTask | Op::Repair))
+        .collect();
+    (
+        proptest::sample::select(called),
+        // Calls are counted across the sequence: a deployment makes about one call of each of
+        // its operations, a reconcile several, so the first few calls fire mid-sequence.
+        1u32..=4,
+        prop_oneof![
+            3 => Just(FaultKind::Transient),
+            2 => Just(FaultKind::Persistent),
+            1 => Just(FaultKind::Panic),
+        ],
+    )
+        .prop_map(|(op, nth, kind)| FaultRule { op, nth, kind })
+}
+
+fn case_strategy() -> impl Strategy<Value = Case> {
+    (
+        (1u32..4, 2u32..8),
+        proptest::collection::vec(action_strategy(), 1..16),
+        proptest::collection::vec(fault_strategy(), 0..5),
+    )
+        .prop_map(|((max_concurrent, max_agents), actions, faults)| Case {
+            limits: Limits {
+                max_agents,
+                max_concurrent,
+                max_depth: 5,
+            },
+            actions,
+            faults,
+        })
+}
+
+// ---- the model and the world ---------------------------------------------------------------
+
+/// What the model knows.
+#[derive(Debug, Default)]
+struct Model {
+    /// Every agent that ever went Live.
+    went_live: BTreeSet<AgentId>,
+    /// Live agents nothing has ended: they must be running at the end.
+    running: BTreeSet<AgentId>,
+}
+
+fn request(task: &TaskId, type_idx: usize, dies_at_start: bool) -> DeployRequest {
+    let command = if dies_at_start {
+        vec!["fake-exit".to_owned(), "3".to_owned()]
+    } else {
+        vec!["agent".to_owned()]
+    };
+    let mut r = DeployRequest::new(
+        task.clone(),
+        AgentType::parse(TYPES[type_idx]).unwrap(),
+        "work",
+        command,
+    );
+    r.allow_duplicate = true;
+    r.startup_grace = Duration::ZERO;
+    r
+}
+
+fn full_scope() -> Scope<'static> {
+    Scope {
+        task: None,
+        dry_run: false,
+        zombies: true,
+        orphans: true,
+    }
+}
+
+/// Runs `f`; an injected panic counts as a failed operation, as it would for a caller that
+/// catches it (the MCP server does).
+fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
+}
+
+fn silence_injected_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .unwrap_or("");
+            if !msg.starts_with("injected panic") {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Advances a fresh deployment to `stop_at` (or Live).
+fn deploy<'a>(
+    world: &'a World,
+    req: DeployRequest,
+    stop_at: Option<StopAt>,
+    model: &mut Model,
+) -> Option<AnyDeployment<'a>> {
+    let d = world.deployer();
+    let result = guarded(
+        || -> Result<AnyDeployment<'a>, deploy_core::DeployFailure> {
+            let p = d.begin(req)?;
+            if stop_at == Some(StopAt::PromptWritten) {
+                return Ok(AnyDeployment::PromptWritten(p));
+            }
+            let s = p.start_session()?;
+            if stop_at == Some(StopAt::SessionStarted) {
+                return Ok(AnyDeployment::SessionStarted(s));
+            }
+            let r = s.register()?;
+            if stop_at == Some(StopAt::Registered) {
+                return Ok(AnyDeployment::Registered(r));
+            }
+            Ok(AnyDeployment::Live(r.confirm_live()?))
+        },
+    );
+    match result {
+        Some(Ok(AnyDeployment::Live(live))) => {
+            model.went_live.insert(live.record().id.clone());
+            model.running.insert(live.record().id.clone());
+            None
+        }
+        Some(Ok(in_flight)) => Some(in_flight),
+        Some(Err(_)) | None => None,
+    }
+}
+
+/// Carries a deployment in flight on to Live.
+fn resume(state: AnyDeployment<'_>, model: &mut Model) {
+    let result = guarded(move || match state {
+        AnyDeployment::PromptWritten(p) => p.start_session()?.register()?.confirm_live(),
+        AnyDeployment::SessionStarted(s) => s.register()?.confirm_live(),
+        AnyDeployment::Registered(r) => r.confirm_live(),
+        AnyDeployment::Live(l) => Ok(l),
+    });
+    if let Some(Ok(live)) = result {
+        model.went_live.insert(live.record().id.clone());
+        model.running.insert(live.record().id.clone());
+    }
+}
+
+/// `fleet kill`'s sequence of calls (`ops::kill`): release, then record; stops at the first
+/// failure.
+fn kill(world: &World, task: &TaskId, agent: &AgentId) {
+    let registry = &world.registry;
+    let _ = guarded(|| -> Result<(), deploy_core::Error> {
+        let record = deploy_core::Registry::read_task(registry, task)?
+            .agent(agent)
+            .cloned()
+            .ok_or_else(|| deploy_core::Error::UnknownAgent {
+                task: task.clone(),
+                agent: agent.clone(),
+            })?;
+        deploy_core::SessionBackend::kill(&world.backend, &record.session, agent)?;
+        let prompt = world.layout.tracked_files(task, agent).prompt_file;
+        deploy_core::PromptStore::remove(&world.prompts, &prompt)?;
+        if record.status.is_active() {
+            let mut update = StatusUpdate::now(AgentStatus::Terminated);
+            update.reason = Some("killed".into());
+            deploy_core::Registry::update_status(registry, task, agent, &update)?;
+        }
+        Ok(())
+    });
+}
+
+fn reconcile_once(world: &World) -> Option<ReconcileReport> {
+    guarded(|| reconcile::reconcile(&world.deployer(), full_scope()).ok()).flatten()
+}
+
+// ---- the checks ----------------------------------------------------------------------------
+
+/// After every step: limits hold, and every resource is accounted for by a registration or an
+/// intent on record (so that reconcile can find it).
+fn check_step(world: &World, task: &TaskId, model: &Model, step: usize) -> Result<(), String> {
+    let state = world.registry.inner().snapshot();
+    let t = &state.tasks[task];
+    if t.active_count() > t.limits.max_concurrent as usize {
+        return Err(format!(
+            "step {step}: {} active agents over max_concurrent {}",
+            t.active_count(),
+            t.limits.max_concurrent
+        ));
+    }
+    if t.agents.len() > t.limits.max_agents as usize {
+        return Err(format!(
+            "step {step}: {} agents over max_agents {}",
+            t.agents.len(),
+            t.limits.max_agents
+        ));
+    }
+    let registered: BTreeSet<AgentId> = t.agents.iter().map(|a| a.id.clone()).collect();
+    let intents: BTreeSet<AgentId> = world
+        .journal
+        .inner()
+        .records()
+        .into_iter()
+        .map(|(r, _)| r.agent)
+        .collect();
+    let accounted = |agent: &AgentId| registered.contains(agent) || intents.contains(agent);
+    for s in world.backend.inner().sessions() {
+        if !accounted(&s.spec.agent) {
+            return Err(format!(
+                "step {step}: session of {} is accounted for by nothing",
+                s.spec.agent
+            ));
+        }
+    }
+    for agent in prompt_owners(world, task) {
+        if !accounted(&agent) {
+            return Err(format!(
+                "step {step}: prompt file of {agent} is accounted for by nothing"
+            ));
+        }
+    }
+    for agent in &registered {
+        if !model.went_live.contains(agent) && !intents.contains(agent) {
+            return Err(format!(
+                "step {step}: {agent} is registered, never went Live, and has no intent"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The agents whose prompt file exists.
+fn prompt_owners(world: &World, task: &TaskId) -> Vec<AgentId> {
+    let dir = world.layout.task_dir(task);
+    world
+        .prompts
+        .inner()
+        .files()
+        .keys()
+        .filter_map(|path| {
+            let name = path.strip_prefix(&dir).ok()?.as_str();
+            let id = name.strip_prefix("agent_prompt_")?.strip_suffix(".txt")?;
+            AgentId::parse(id).ok()
+        })
+        .collect()
+}
+
+/// At the end, faults lifted: exactly the running agents remain, whole; nothing else.
+fn check_end(
+    world: &World,
+    task: &TaskId,
+    model: &Model,
+    second: &ReconcileReport,
+) -> Result<(), String> {
+    if !second.is_empty() {
+        return Err(format!("a second reconcile found something: {second:?}"));
+    }
+    if !world.journal.inner().is_empty() {
+        return Err(format!(
+            "intents left: {:?}",
+            world.journal.inner().records()
+        ));
+    }
+    let state = world.registry.inner().snapshot();
+    let t = &state.tasks[task];
+    let active: BTreeSet<AgentId> = t
+        .agents
+        .iter()
+        .filter(|a| a.status.is_active())
+        .map(|a| a.id.clone())
+        .collect();
+    for a in &t.agents {
+        if !model.went_live.contains(&a.id) {
+            return Err(format!("{} is registered but never went Live", a.id));
+        }
+    }
+    for agent in &model.running {
+        if !active.contains(agent) {
+            return Err(format!(
+                "{agent} went Live, nothing ended it, but it is not active"
+            ));
+        }
+    }
+    let sessions = world.backend.inner().sessions();
+    let alive: BTreeSet<AgentId> = sessions
+        .iter()
+        .filter(|s| s.liveness == Liveness::Alive)
+        .map(|s| s.spec.agent.clone())
+        .collect();
+    for s in &sessions {
+        if !active.contains(&s.spec.agent) || s.liveness != Liveness::Alive {
+            return Err(format!(
+                "session of {} left ({:?}; active: {})",
+                s.spec.agent,
+                s.liveness,
+                active.contains(&s.spec.agent)
+            ));
+        }
+    }
+    if active != alive {
+        return Err(format!(
+            "active agents {active:?} but running sessions {alive:?}"
+        ));
+    }
+    let prompts: BTreeSet<AgentId> = prompt_owners(world, task).into_iter().collect();
+    if prompts != active {
+        return Err(format!(
+            "prompt files {prompts:?} but active agents {active:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs one case; returns how many fault rules fired.
+fn run(case: &Case) -> Result<usize, String> {
+    silence_injected_panics();
+    let world = World::new();
+    let task = world.create_task(case.limits);
+    world.faults.set_plan(FaultPlan {
+        rules: case.faults.clone(),
+    });
+    let mut model = Model::default();
+    let mut in_flight: Vec<AnyDeployment<'_>> = Vec::new();
+    for (step, action) in case.actions.iter().enumerate() {
+        match action {
+            Action::Deploy {
+                type_idx,
+                dies_at_start,
+                stop_at,
+            } => {
+                let req = request(&task, *type_idx, *dies_at_start);
+                if let Some(state) = deploy(&world, req, *stop_at, &mut model) {
+                    in_flight.push(state);
+                }
+            }
+            Action::Resume(i) if !in_flight.is_empty() => {
+                let state = in_flight.remove(i % in_flight.len());
+                resume(state, &mut model);
+            }
+            Action::Exit(i, code) => {
+                let alive: Vec<_> = world
+                    .backend
+                    .inner()
+                    .sessions()
+                    .into_iter()
+                    .filter(|s| s.liveness == Liveness::Alive)
+                    .collect();
+                if !alive.is_empty() {
+                    let s = &alive[i % alive.len()];
+                    world
+                        .backend
+                        .inner()
+                        .end_agent(&s.spec.session, ExitStatus::Code(*code));
+                    model.running.remove(&s.spec.agent);
+                }
+            }
+            Action::Kill(i) => {
+                let agents = world.registry.inner().snapshot().tasks[&task]
+                    .agents
+                    .clone();
+                if !agents.is_empty() {
+                    let agent = agents[i % agents.len()].id.clone();
+                    model.running.remove(&agent);
+                    kill(&world, &task, &agent);
+                }
+            }
+            Action::Reconcile => {
+                reconcile_once(&world);
+            }
+            Action::Restart => {
+                for state in in_flight.drain(..) {
+                    std::mem::forget(state);
+                }
+                world.journal.inner().crash();
+            }
+            Action::Resume(_) => {}
+        }
+        check_step(&world, &task, &model, step)?;
+    }
+    let fired = world.faults.fired().len();
+    world.faults.set_plan(FaultPlan::new());
+    in_flight.clear(); // dropped: rolled back
+    reconcile_once(&world).ok_or("the final reconcile failed without faults")?;
+    let second = reconcile_once(&world).ok_or("the second reconcile failed without faults")?;
+    check_end(&world, &task, &model, &second)?;
+    Ok(fired)
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+#[test]
+fn sequences_of_operations_under_faults_leak_nothing_and_reconcile_to_the_model() {
+    let cases = cases();
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let with_fired = AtomicUsize::new(0);
+    let rules_fired = AtomicUsize::new(0);
+    let result = runner.run(&case_strategy(), |case| {
+        let fired = run(&case).map_err(TestCaseError::fail)?;
+        rules_fired.fetch_add(fired, Ordering::Relaxed);
+        with_fired.fetch_add(usize::from(fired > 0), Ordering::Relaxed);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let with_fired = with_fired.into_inner();
+    eprintln!(
+        "{cases} sequences; {with_fired} had a fault fire; {} faults fired in all",
+        rules_fired.into_inner()
+    );
+    assert!(
+        with_fired * 3 >= cases as usize,
+        "faults fired in only {with_fired} of {cases} sequences"
+    );
+}
+
+// ---- frozen counterexamples ----------------------------------------------------------------
+
+fn limits(max_concurrent: u32, max_agents: u32) -> Limits {
+    Limits {
+        max_agents,
+        max_concurrent,
+        max_depth: 5,
+    }
+}
+
+fn live_deploy() -> Action {
+    Action::Deploy {
+        type_idx: 0,
+        dies_at_start: false,
+        stop_at: None,
+    }
+}
+
+/// Postmortem: reconcile recorded an agent that had exited as completed, then its session's
+/// kill failed — logged only. The dead session stayed behind a registration that said
+/// "completed", which no later reconcile looks at again. An end is now recorded only after the
+/// agent's leftovers are released; until then it stays a zombie that the next reconcile
+/// finishes.
+#[test]
+fn regression_a_failed_kill_while_recording_an_end_left_the_dead_session() {
+    let case = Case {
+        limits: limits(1, 2),
+        actions: vec![live_deploy(), Action::Exit(0, 0), Action::Reconcile],
+        faults: vec![FaultRule {
+            op: Op::Kill,
+            nth: 1,
+            kind: FaultKind::Transient,
+        }],
+    };
+    assert_eq!(run(&case), Ok(1));
+}
+
+/// The same hole on `fleet kill`'s path: the prompt file's removal failed after the agent was
+/// recorded terminated, and nothing ever looked for it again. `ops::kill` (and this test's
+/// `kill`) now release first and record last.
+#[test]
+fn regression_a_failed_prompt_removal_in_a_kill_left_the_prompt_file() {
+    let case = Case {
+        limits: limits(1, 2),
+        actions: vec![live_deploy(), Action::Kill(0), Action::Reconcile],
+        faults: vec![FaultRule {
+            op: Op::RemovePrompt,
+            nth: 1,
+            kind: FaultKind::Transient,
+        }],
+    };
+    assert_eq!(run(&case), Ok(1));
+}
+
+/// A deployment in flight survives a reconcile beside it, and SIGKILL of its process hands it
+/// to the next reconcile, which rolls it back.
+#[test]
+fn a_deployment_in_flight_is_left_alone_until_its_process_dies() {
+    let in_flight = Action::Deploy {
+        type_idx: 1,
+        dies_at_start: false,
+        stop_at: Some(StopAt::Registered),
+    };
+    let case = Case {
+        limits: limits(2, 4),
+        actions: vec![in_flight.clone(), Action::Reconcile, Action::Resume(0)],
+        faults: Vec::new(),
+    };
+    assert_eq!(run(&case), Ok(0));
+    let crashed = Case {
+        limits: limits(2, 4),
+        actions: vec![in_flight, Action::Restart, Action::Reconcile],
+        faults: Vec::new(),
+    };
+    assert_eq!(run(&crashed), Ok(0));
+}
