@@ -20,7 +20,7 @@ use common::{Fleet, wait_for};
 
 /// Every failpoint a deployment passes, in order: deploy-core's steps and the registry's two
 /// writes inside registration.
-const DEPLOY_POINTS: [&str; 8] = [
+const DEPLOY_POINTS: [&str; 9] = [
     "deploy::after_intent",
     "deploy::after_prompt",
     "deploy::after_session",
@@ -29,6 +29,7 @@ const DEPLOY_POINTS: [&str; 8] = [
     "deploy::after_register",
     "deploy::before_commit",
     "deploy::after_commit",
+    "deploy::after_confirm",
 ];
 
 const RECONCILE_POINTS: [&str; 4] = [
@@ -228,7 +229,7 @@ fn sigkill_at_every_deploy_failpoint_then_reconcile_leaves_nothing() {
 
         let report = reconcile(&f);
         let w = world(&f, &task);
-        if point == "deploy::after_commit" {
+        if point == "deploy::after_commit" || point == "deploy::after_confirm" {
             // Committed before the kill: a complete Live agent, which reconcile leaves alone.
             assert_eq!(w.registered.len(), 1, "{point}");
             assert_eq!(w.registered[0].1, "running");

@@ -46,6 +46,20 @@ impl Fleet {
         c
     }
 
+    /// `sh -c script fleet`: a script with fleet's binary as `$0` and this test's workspace
+    /// and socket in its environment.
+    pub fn shell(&self, script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script, FLEET])
+            .env("FLEET_ROOT", self.root())
+            .env("FLEET_TMUX_SOCKET", &self.socket)
+            .env_remove("FLEET_AGENT_CMD")
+            .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
+            .env_remove("FLEET_AGENT_ID")
+            .stdin(Stdio::null());
+        c
+    }
+
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{Liveness, SessionBackend, SessionInfo, SessionSpec};
 use crate::failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure, Resource, Step};
-use crate::guard::{IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard};
+use crate::guard::{IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard, guarded};
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentJournal, IntentRecord};
 use crate::layout::Layout;
@@ -480,10 +480,13 @@ impl Registered<'_> {
         self.commit()
     }
 
-    /// Deletes the intent — the commit record — and disarms every guard. If the intent cannot
-    /// be deleted, the deployment is not committed: everything else is rolled back now rather
-    /// than leaving reconcile to undo a running agent later. (A panic in the deletion
-    /// propagates like one in any forward step; the other guards then roll back as they drop.)
+    /// Deletes the intent — the commit record — and disarms every guard, then records the agent
+    /// as confirmed Live in the registry, so that no reconcile ever rolls it back, whatever
+    /// intent names it. If the intent cannot be deleted, the deployment is not committed:
+    /// everything is rolled back now rather than leaving reconcile to undo a running agent later.
+    /// (A panic in the deletion propagates like one in any forward step; the guards then roll
+    /// back as they drop.) Once committed the deployment is Live: a failed confirmation is
+    /// logged, and the agent is reported unconfirmed.
     fn commit(self) -> Result<Live, DeployFailure> {
         failpoint("deploy::before_commit");
         let Registered {
@@ -495,7 +498,7 @@ impl Registered<'_> {
             intent,
             ledger,
             plan,
-            env: _,
+            env,
         } = self;
         if let Err(e) = intent.commit() {
             registration.release();
@@ -512,9 +515,20 @@ impl Registered<'_> {
         session.commit();
         prompt.commit();
         failpoint("deploy::after_commit");
+        let confirmed = match guarded(|| env.registry.confirm(&plan.task, &plan.agent)) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(agent = %plan.agent, "live, but its confirmation could not be recorded: {e}");
+                false
+            }
+        };
+        failpoint("deploy::after_confirm");
         Ok(Live {
             task: plan.task,
-            record,
+            record: AgentRecord {
+                confirmed,
+                ..record
+            },
             session: info,
             files: plan.files,
         })

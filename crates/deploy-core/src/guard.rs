@@ -137,8 +137,8 @@ impl<H: Hold> Drop for Armed<H> {
     }
 }
 
-/// How a guarded cleanup call went wrong.
-enum Fault {
+/// How a guarded call went wrong.
+pub(crate) enum Fault {
     Failed(Error),
     Panicked(String),
 }
@@ -154,7 +154,7 @@ impl fmt::Display for Fault {
 
 /// Runs a cleanup call, catching a panic: cleanup runs in Drop, where a second panic would
 /// abort.
-fn guarded<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Fault> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Fault> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Fault::Failed(e)),
@@ -236,6 +236,17 @@ impl IntentGuard {
     }
 
     release_fn!();
+
+    /// Releases the lock and keeps the record, for the next reconcile to finish the job:
+    /// returns the report's line, saying why.
+    pub(crate) fn keep(self, why: String) -> CleanupEntry {
+        let held = self.armed.disarm();
+        drop(held.lease);
+        CleanupEntry {
+            resource: Resource::Intent(held.agent),
+            outcome: CleanupOutcome::NotReleased(why),
+        }
+    }
 
     /// Deletes the record: the deployment is committed. On `Err` the record is still on disk
     /// (its lock released), and reconcile will roll back whatever it names.

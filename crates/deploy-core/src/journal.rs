@@ -7,9 +7,11 @@
 
 use std::fmt;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 
 use camino::{Utf8Path, Utf8PathBuf};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -58,10 +60,12 @@ pub trait IntentJournal: Send + Sync {
 
 /// Intents as files `<dir>/<agent_id>.json`, each flocked by its deploying process.
 ///
-/// A record is written to a temp file, locked, fsynced and renamed into place, so it never
-/// appears unlocked or half-written; [`FsLease::finish`] deletes it while still holding the lock,
-/// and a reconciler that takes a lock checks the file is still the one at the path. Together
-/// these mean a reconciler never mistakes a live deployment for an abandoned one.
+/// A record is written into an unnamed file (`O_TMPFILE`), locked, fsynced and only then linked
+/// at its name, so it never appears unlocked or half-written while its deployer lives;
+/// [`FsLease::finish`] deletes it while still holding the lock, and a reconciler that takes a
+/// lock checks the file is still the one at the path. Together these mean a reconciler never
+/// mistakes a live deployment for an abandoned one. A record that does not parse, or whose ids
+/// disagree with its name, is moved to `quarantine/` with a warning and never blocks another.
 #[derive(Debug, Clone)]
 pub struct FsJournal {
     dir: Utf8PathBuf,
@@ -111,36 +115,49 @@ impl IntentJournal for FsJournal {
     fn begin(&self, record: &IntentRecord) -> Result<Box<dyn IntentLease>, Error> {
         fs_err::create_dir_all(&self.dir)?;
         let path = self.path_of(&record.agent);
-        if path.exists() {
-            return Err(Error::DuplicateAgent {
-                task: record.task.clone(),
-                agent: record.agent.clone(),
-            });
-        }
-        let tmp = self.dir.join(format!(".{}.json.tmp", record.agent));
-        let file = fs_err::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let (file, _) = file.into_parts();
-        let lock = match Flock::try_acquire(file, &tmp)? {
-            Ok(lock) => lock,
-            Err(_) => {
-                return Err(Error::CorruptIntent {
-                    path: tmp,
-                    reason: "a new temp file is locked by someone else".into(),
-                });
-            }
+        let duplicate = || Error::DuplicateAgent {
+            task: record.task.clone(),
+            agent: record.agent.clone(),
         };
+        if path.exists() {
+            return Err(duplicate());
+        }
         let json = serde_json::to_vec_pretty(record).map_err(|e| Error::CorruptIntent {
-            path: tmp.clone(),
+            path: path.clone(),
             reason: e.to_string(),
         })?;
-        let mut writer = fs_err::File::from_parts(lock.file().try_clone()?, tmp.as_std_path());
+        // The record is written into an unnamed file (O_TMPFILE), locked before it has a name,
+        // and linked into place complete: no reader ever sees it unlocked, empty or partial
+        // while its deployer lives. (A temp name that exists before its lock would look
+        // abandoned to a concurrent deployer's cleanup, which would delete it.)
+        let dir = fs_err::File::open(&self.dir)?;
+        let unnamed = rustix::fs::openat(
+            &dir,
+            ".",
+            OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| io_error(&self.dir, "cannot create an unnamed intent file in", e))?;
+        let lock = match Flock::try_acquire(std::fs::File::from(unnamed), &path)? {
+            Ok(lock) => lock,
+            Err(_) => unreachable!("nobody else can reach an unnamed file to lock it"),
+        };
+        let mut writer = fs_err::File::from_parts(lock.file().try_clone()?, path.as_std_path());
         writer.write_all(&json)?;
         writer.sync_all()?;
-        fs_err::rename(&tmp, &path)?;
-        sync_dir(&self.dir)?;
+        let fd_path = format!("/proc/self/fd/{}", lock.file().as_raw_fd());
+        match rustix::fs::linkat(
+            rustix::fs::CWD,
+            fd_path.as_str(),
+            &dir,
+            path.file_name().unwrap_or_default(),
+            AtFlags::SYMLINK_FOLLOW,
+        ) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::EXIST) => return Err(duplicate()),
+            Err(e) => return Err(io_error(&path, "cannot link the intent file at", e)),
+        }
+        dir.sync_all()?;
         Ok(Box::new(FsLease {
             record: record.clone(),
             path,
@@ -152,9 +169,11 @@ impl IntentJournal for FsJournal {
         let mut out: Vec<Box<dyn IntentLease>> = Vec::new();
         for name in self.names()? {
             let path = self.dir.join(&name);
-            let is_tmp = name.starts_with('.') && name.ends_with(".json.tmp");
-            let is_record = name.ends_with(".json") && !name.starts_with('.');
-            if !is_tmp && !is_record {
+            if is_legacy_temp(&name) {
+                self.sweep_legacy_temp(&path)?;
+                continue;
+            }
+            if !is_record(&name) {
                 continue;
             }
             let file = match fs_err::File::open(&path) {
@@ -166,51 +185,111 @@ impl IntentJournal for FsJournal {
                 continue; // its deployer is alive
             };
             if !still_at_path(&lock, &path)? {
-                continue; // finished (or renamed into place) between listing and locking
+                continue; // finished between listing and locking
             }
-            if is_tmp {
-                // A writer died between creating its temp file and renaming it: nothing else
-                // exists yet for that deployment.
-                tracing::info!(%path, "removing stale intent temp file");
-                fs_err::remove_file(&path)?;
-                continue;
+            match self.read_valid(&path, &name) {
+                Ok(record) => out.push(Box::new(FsLease { record, path, lock })),
+                Err(reason) => self.quarantine(&path, &reason)?,
             }
-            let text = fs_err::read_to_string(&path)?;
-            let record: IntentRecord =
-                serde_json::from_str(&text).map_err(|e| Error::CorruptIntent {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            out.push(Box::new(FsLease { record, path, lock }));
         }
         Ok(out)
     }
 
     fn pending(&self) -> Result<Vec<IntentRecord>, Error> {
         let mut out = Vec::new();
-        for name in self
-            .names()?
-            .into_iter()
-            .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
-        {
+        for name in self.names()?.into_iter().filter(|n| is_record(n)) {
             let path = self.dir.join(&name);
-            let text = match fs_err::read_to_string(&path) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // just finished
-                Err(e) => return Err(e.into()),
-            };
-            out.push(
-                serde_json::from_str(&text).map_err(|e| Error::CorruptIntent {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?,
-            );
+            match self.read_valid(&path, &name) {
+                Ok(record) => out.push(record),
+                // Just finished, or not a record: a bad file is quarantined by
+                // `take_abandoned` once its lock can be taken, never a blocker here.
+                Err(reason) => tracing::debug!(%path, %reason, "skipping an intent"),
+            }
         }
         Ok(out)
     }
 }
 
+/// Whether `name` is an intent record's file name (`<agent_id>.json`).
+fn is_record(name: &str) -> bool {
+    name.ends_with(".json") && !name.starts_with('.')
+}
+
+/// Whether `name` is a temp file of the previous scheme (`.<agent>.json.tmp`).
+fn is_legacy_temp(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".json.tmp")
+}
+
+fn io_error(path: &Utf8Path, doing: &str, e: rustix::io::Errno) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::Error::from(e).kind(),
+        format!("{doing} {path}: {e}"),
+    ))
+}
+
 impl FsJournal {
+    /// `<dir>/quarantine`: where unreadable or mismatched intents are moved.
+    pub fn quarantine_dir(&self) -> Utf8PathBuf {
+        self.dir.join("quarantine")
+    }
+
+    /// Reads and checks a record: it parses, names the agent its file is named after, and
+    /// names the session that agent's deployment would have. Paths in it are never used.
+    fn read_valid(&self, path: &Utf8Path, name: &str) -> Result<IntentRecord, String> {
+        let text = match fs_err::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return Err(e.to_string()),
+        };
+        let record: IntentRecord = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let stem = name.strip_suffix(".json").unwrap_or(name);
+        if record.agent.as_str() != stem {
+            return Err(format!(
+                "it names agent {} but is the file of {stem}",
+                record.agent
+            ));
+        }
+        match SessionName::for_agent(&record.agent) {
+            Ok(session) if session == record.session => Ok(record),
+            _ => Err(format!(
+                "its session {} is not the one agent {} would have",
+                record.session, record.agent
+            )),
+        }
+    }
+
+    /// Moves a bad intent aside, with a warning: one bad file never blocks another intent.
+    fn quarantine(&self, path: &Utf8Path, reason: &str) -> Result<(), Error> {
+        let dir = self.quarantine_dir();
+        fs_err::create_dir_all(&dir)?;
+        let name = path.file_name().unwrap_or("intent");
+        let to = dir.join(format!(
+            "{name}.{}",
+            crate::timestamp().replace([':', '.'], "-")
+        ));
+        tracing::warn!(%path, %reason, moved_to = %to, "moving an unreadable intent aside");
+        fs_err::rename(path, &to)?;
+        sync_dir(&self.dir)
+    }
+
+    /// A temp file of the previous scheme, left by a writer that died before renaming it:
+    /// nothing else exists for that deployment. (Intents are no longer written through named
+    /// temp files.)
+    fn sweep_legacy_temp(&self, path: &Utf8Path) -> Result<(), Error> {
+        let file = match fs_err::File::open(path) {
+            Ok(f) => f.into_parts().0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if let Ok(_lock) = Flock::try_acquire(file, path)? {
+            tracing::info!(%path, "removing a stale intent temp file");
+            match fs_err::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Every file name in the journal directory, sorted; none if it does not exist.
     fn names(&self) -> Result<Vec<String>, Error> {
         let entries = match fs_err::read_dir(&self.dir) {
@@ -303,14 +382,55 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_intent_is_named() {
+    fn unreadable_or_mismatched_intents_are_quarantined_and_block_nothing() {
         let (_dir, journal) = journal();
         fs_err::create_dir_all(journal.dir()).unwrap();
         fs_err::write(journal.dir().join("x.json"), b"{\"version\":").unwrap();
-        let err = journal.take_abandoned().unwrap_err().to_string();
-        assert!(
-            err.starts_with("corrupt intent ") && err.contains("x.json"),
-            "{err}"
+        fs_err::write(journal.dir().join("empty.json"), b"").unwrap();
+        let mut forged = record("victim");
+        forged.session = SessionName::parse("agent_other").unwrap();
+        fs_err::write(
+            journal.dir().join("victim.json"),
+            serde_json::to_vec(&forged).unwrap(),
+        )
+        .unwrap();
+        fs_err::write(
+            journal.dir().join("renamed.json"),
+            serde_json::to_vec(&record("a")).unwrap(),
+        )
+        .unwrap();
+        drop(journal.begin(&record("good")).unwrap()); // abandoned, and well-formed
+        assert_eq!(journal.pending().unwrap(), vec![record("good")]);
+        let taken = journal.take_abandoned().unwrap();
+        let names: Vec<&str> = taken.iter().map(|l| l.record().agent.as_str()).collect();
+        assert_eq!(names, ["good"]);
+        let mut moved: Vec<String> = fs_err::read_dir(journal.quarantine_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .map(|n| n.split(".json").next().unwrap().to_owned())
+            .collect();
+        moved.sort();
+        assert_eq!(moved, ["empty", "renamed", "victim", "x"]);
+    }
+
+    #[test]
+    fn a_record_is_never_visible_unlocked_or_partial() {
+        let (_dir, journal) = journal();
+        let held = journal.begin(&record("a")).unwrap();
+        // Everything in the directory is the complete, locked record: no temp file exists.
+        let names: Vec<String> = fs_err::read_dir(journal.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["a.json"]);
+        let text = fs_err::read_to_string(journal.dir().join("a.json")).unwrap();
+        assert_eq!(
+            serde_json::from_str::<IntentRecord>(&text).unwrap(),
+            record("a")
         );
+        assert!(journal.take_abandoned().unwrap().is_empty());
+        let dup = journal.begin(&record("a")).unwrap_err();
+        assert!(matches!(dup, Error::DuplicateAgent { .. }), "{dup}");
+        held.finish().unwrap();
     }
 }

@@ -176,6 +176,7 @@ mod tests {
                     depth: *depth,
                     status: status.clone(),
                     started_at: String::new(),
+                    confirmed: false,
                     extra: Default::default(),
                 })
                 .collect(),

@@ -30,10 +30,47 @@ use crate::{Error, failpoint};
 /// read from the file. Each release is idempotent: what the dead deployment had not created yet
 /// is reported as already gone. If something cannot be released, the intent is kept for the next
 /// reconcile.
-pub fn rollback_abandoned(env: &Deployer<'_>, lease: Box<dyn IntentLease>) -> CleanupReport {
+///
+/// An agent the registry records as confirmed Live — or registered by another deployment than
+/// this intent's (its `started_at` differs) — is not this intent's to undo: only the intent is
+/// deleted, and the returned flag says so.
+pub fn rollback_abandoned(
+    env: &Deployer<'_>,
+    lease: Box<dyn IntentLease>,
+) -> (CleanupReport, Option<String>) {
     let record = lease.record().clone();
     let ledger = Ledger::default();
+    // Read before the intent has a guard: should the read panic, the bare lease drops, which
+    // keeps the record (a guard dropped with nothing released before it would delete it).
+    let registered = env.registry.read_task(&record.task);
     let intent = IntentGuard::arm(lease, &ledger);
+    let registered = match registered {
+        Ok(task) => task.agent(&record.agent).cloned(),
+        Err(Error::UnknownTask(_)) => None,
+        Err(e) => {
+            // Cannot tell whether the agent is Live: keep the intent for the next reconcile.
+            let entry = intent.keep(format!(
+                "kept for the next reconcile: cannot read task {}: {e}",
+                record.task
+            ));
+            return (
+                CleanupReport {
+                    entries: vec![entry],
+                },
+                None,
+            );
+        }
+    };
+    if let Some(r) = registered.filter(|r| r.confirmed || r.started_at != record.created_at) {
+        let why = if r.confirmed {
+            format!("the registry records {} as confirmed Live", r.id)
+        } else {
+            format!("{} was registered by another deployment", r.id)
+        };
+        tracing::warn!(agent = %r.id, "an abandoned intent names an agent it does not own: {why}; only the intent is removed");
+        intent.release();
+        return (ledger.report(), Some(why));
+    }
     let prompt = PromptGuard::arm(
         env.prompts,
         env.layout
@@ -41,7 +78,7 @@ pub fn rollback_abandoned(env: &Deployer<'_>, lease: Box<dyn IntentLease>) -> Cl
             .prompt_file,
         &ledger,
     );
-    // `begin` named the session with `for_agent`; an id it cannot name had no session.
+    // `begin` named the session with `for_agent`, and the journal checked the record against it.
     let session = SessionName::for_agent(&record.agent)
         .ok()
         .map(|name| SessionGuard::arm(env.backend, name, record.agent.clone(), &ledger));
@@ -53,7 +90,7 @@ pub fn rollback_abandoned(env: &Deployer<'_>, lease: Box<dyn IntentLease>) -> Cl
     }
     prompt.release();
     intent.release();
-    ledger.report()
+    (ledger.report(), None)
 }
 
 /// Takes every abandoned intent of `env.journal` and rolls each back.
@@ -65,7 +102,7 @@ pub fn rollback_all_abandoned(
         .into_iter()
         .map(|lease| {
             let record = lease.record().clone();
-            (record, rollback_abandoned(env, lease))
+            (record, rollback_abandoned(env, lease).0)
         })
         .collect())
 }
@@ -94,6 +131,10 @@ pub struct Abandoned {
     pub session: SessionName,
     /// What the rollback did (empty in a dry run).
     pub cleanup: CleanupReport,
+    /// Why only the intent was removed, when the agent it names is not its to undo (confirmed
+    /// Live, or registered by another deployment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_owned: Option<String>,
 }
 
 /// A registry entry whose agent is gone.
@@ -220,8 +261,8 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         if !in_scope(&r.task) {
             continue; // dropping the lease releases it, record kept
         }
-        let cleanup = if scope.dry_run {
-            CleanupReport::default()
+        let (cleanup, not_owned) = if scope.dry_run {
+            (CleanupReport::default(), None)
         } else {
             rollback_abandoned(env, lease)
         };
@@ -230,6 +271,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             agent: r.agent,
             session: r.session,
             cleanup,
+            not_owned,
         });
         failpoint("reconcile::after_abandoned");
     }

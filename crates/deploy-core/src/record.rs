@@ -234,6 +234,15 @@ pub struct AgentRecord {
     pub status: AgentStatus,
     /// When it started.
     pub started_at: String,
+    /// Whether its deployment was confirmed Live: written just before the deployment's intent
+    /// is deleted, so reconcile never rolls back an agent that went Live, whatever intent names
+    /// it. (`fleet_confirmed`, a field the Python server ignores.)
+    #[serde(
+        rename = "fleet_confirmed",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub confirmed: bool,
     /// Every field fleet does not interpret (`progress`, `last_update`, `prompt`,
     /// `tracked_files`, `completed_at`, ...), kept as the registry holds it.
     #[serde(flatten)]

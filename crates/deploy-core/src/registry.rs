@@ -18,6 +18,8 @@ pub trait Registry: Send + Sync {
     fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, Error>;
     /// Registers an agent under the task's limits; returns the record with its depth.
     fn register(&self, registration: &Registration) -> Result<AgentRecord, Error>;
+    /// Records that the agent's deployment is confirmed Live ([`AgentRecord::confirmed`]).
+    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), Error>;
     /// Removes an agent from its task and from the global index.
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, Error>;
     /// Changes an agent's status.

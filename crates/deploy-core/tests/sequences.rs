@@ -584,3 +584,63 @@ fn a_deployment_in_flight_is_left_alone_until_its_process_dies() {
     };
     assert_eq!(run(&crashed), Ok(0));
 }
+
+/// Postmortem: an abandoned intent whose task could not be read was to be kept for the next
+/// reconcile, but dropping its guard released it — deleting the intent and orphaning the prompt
+/// file it accounted for. Keeping an intent is now its own operation (`IntentGuard::keep`).
+#[test]
+fn regression_an_intent_kept_because_its_task_was_unreadable_was_deleted() {
+    let case = Case {
+        limits: limits(1, 2),
+        actions: vec![
+            Action::Deploy {
+                type_idx: 0,
+                dies_at_start: false,
+                stop_at: Some(StopAt::PromptWritten),
+            },
+            Action::Restart,
+            Action::Reconcile,
+        ],
+        faults: vec![FaultRule {
+            op: Op::ReadTask,
+            nth: 2,
+            kind: FaultKind::Transient,
+        }],
+    };
+    assert_eq!(run(&case), Ok(1));
+}
+
+/// Postmortem: the rollback of an abandoned intent read its task with the intent's guard armed;
+/// a panic in that read dropped the guard, which — nothing having failed before it — deleted
+/// the intent, while the prompt file an earlier failed rollback had left was still there. The
+/// read now happens before the guard exists, so a panic leaves the record for the next run.
+#[test]
+fn regression_a_panic_reading_the_task_during_a_rollback_deleted_the_intent() {
+    let case = Case {
+        limits: limits(1, 2),
+        actions: vec![
+            live_deploy(),
+            live_deploy(),
+            live_deploy(),
+            Action::Reconcile,
+        ],
+        faults: vec![
+            FaultRule {
+                op: Op::ReadTask,
+                nth: 4,
+                kind: FaultKind::Panic,
+            },
+            FaultRule {
+                op: Op::Register,
+                nth: 1,
+                kind: FaultKind::Transient,
+            },
+            FaultRule {
+                op: Op::RemovePrompt,
+                nth: 1,
+                kind: FaultKind::Transient,
+            },
+        ],
+    };
+    assert_eq!(run(&case), Ok(3));
+}

@@ -413,7 +413,8 @@ fn model(case: &Case) -> Expect {
             };
         }
     }
-    // Commit: the intent's finish is its first call.
+    // Commit: the intent's finish is its first call. (The registry's confirmation after it
+    // cannot fail a deployment that is committed: a fault there still ends Live.)
     match first_call_fault(case, Op::FinishIntent) {
         Some(FaultKind::Panic) => Expect::Panic {
             unreleased: unreleased(case, &[Registration, Session, Prompt, Intent]),

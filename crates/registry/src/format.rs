@@ -180,6 +180,10 @@ impl TaskFile {
 impl AgentEntry {
     /// The typed record.
     pub fn record(&self) -> AgentRecord {
+        let mut extra = self.extra.clone();
+        let confirmed = extra
+            .shift_remove(crate::CONFIRMED)
+            .and_then(|v| v.as_bool());
         AgentRecord {
             id: self.id.clone(),
             agent_type: self.agent_type.clone(),
@@ -188,7 +192,8 @@ impl AgentEntry {
             depth: self.depth,
             status: self.status.clone(),
             started_at: self.started_at.clone(),
-            extra: self.extra.clone(),
+            confirmed: confirmed.unwrap_or(false),
+            extra,
         }
     }
 }

@@ -87,6 +87,9 @@ pub struct JsonRegistry {
     lock_timeout: Duration,
 }
 
+/// The agent field that records a confirmed deployment ([`AgentRecord::confirmed`]).
+pub const CONFIRMED: &str = "fleet_confirmed";
+
 /// Reads and parses a JSON file; `None` if it does not exist.
 fn read_json<T: DeserializeOwned>(path: &Utf8Path) -> Result<Option<T>, Error> {
     let bytes = match fs_err::read(path) {
@@ -663,6 +666,12 @@ impl Registry for JsonRegistry {
             );
             Ok((record, true))
         })?)
+    }
+
+    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), deploy_core::Error> {
+        let mut fields = Map::new();
+        fields.insert(CONFIRMED.into(), json!(true));
+        Ok(self.update_agent_fields(task, agent, None, fields, Map::new())?)
     }
 
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, deploy_core::Error> {

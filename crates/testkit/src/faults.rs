@@ -30,6 +30,8 @@ pub enum Op {
     CreateTask,
     /// [`Registry::register`].
     Register,
+    /// [`Registry::confirm`].
+    Confirm,
     /// [`Registry::unregister`].
     Unregister,
     /// [`Registry::update_status`].
@@ -56,7 +58,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 18] = [
+    pub const ALL: [Op; 19] = [
         Op::Start,
         Op::Probe,
         Op::Kill,
@@ -64,6 +66,7 @@ impl Op {
         Op::Capture,
         Op::CreateTask,
         Op::Register,
+        Op::Confirm,
         Op::Unregister,
         Op::UpdateStatus,
         Op::ReadTask,
@@ -87,6 +90,7 @@ impl Op {
             Op::Capture => "backend.capture",
             Op::CreateTask => "registry.create_task",
             Op::Register => "registry.register",
+            Op::Confirm => "registry.confirm",
             Op::Unregister => "registry.unregister",
             Op::UpdateStatus => "registry.update_status",
             Op::ReadTask => "registry.read_task",
@@ -108,6 +112,7 @@ impl Op {
             }
             Op::CreateTask
             | Op::Register
+            | Op::Confirm
             | Op::Unregister
             | Op::UpdateStatus
             | Op::ReadTask
@@ -327,6 +332,10 @@ impl<R: Registry> Registry for Faulty<R> {
     fn register(&self, registration: &Registration) -> Result<AgentRecord, Error> {
         self.faults.check(Op::Register)?;
         self.inner.register(registration)
+    }
+    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), Error> {
+        self.faults.check(Op::Confirm)?;
+        self.inner.confirm(task, agent)
     }
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, Error> {
         self.faults.check(Op::Unregister)?;

@@ -127,11 +127,30 @@ impl Registry for FakeRegistry {
             depth,
             status: AgentStatus::Running,
             started_at: r.started_at.clone(),
+            confirmed: false,
             extra: Default::default(),
         };
         task.agents.push(record.clone());
         s.global.insert(r.agent.clone(), r.task.clone());
         Ok(record)
+    }
+
+    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), Error> {
+        let mut s = lock(&self.state);
+        let t = s
+            .tasks
+            .get_mut(task)
+            .ok_or_else(|| Error::UnknownTask(task.clone()))?;
+        let a = t
+            .agents
+            .iter_mut()
+            .find(|a| &a.id == agent)
+            .ok_or_else(|| Error::UnknownAgent {
+                task: task.clone(),
+                agent: agent.clone(),
+            })?;
+        a.confirmed = true;
+        Ok(())
     }
 
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, Error> {

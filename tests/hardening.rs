@@ -1,0 +1,127 @@
+//! The breaks of the hostile review (issue 12), each frozen as a black-box test of the built
+//! binary on a private tmux server.
+
+// Test helpers may unwrap: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{Fleet, stderr};
+use serde_json::Value;
+
+/// Break 0: concurrent deployers into one workspace. A deployer's intent never looks abandoned
+/// to another's pre-deploy cleanup (it was created before it was locked, and deleted by them).
+#[test]
+fn concurrent_deployers_all_go_live() {
+    const DEPLOYERS: usize = 8;
+    const EACH: usize = 25;
+    let f = Fleet::new();
+    let task = f.task(&["--max-agents", "500", "--max-concurrent", "500"]);
+    let children: Vec<_> = (0..DEPLOYERS)
+        .map(|d| {
+            let script = format!(
+                "fail=0; for i in $(seq 1 {EACH}); do \"$0\" deploy --task {task} --type t{d}_$i \
+                 --prompt p --startup-grace-ms 0 -- sleep 60 >/dev/null || fail=$((fail+1)); done; \
+                 exit $fail"
+            );
+            f.shell(&script)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        if !out.status.success() {
+            failures.push(stderr(&out));
+        }
+    }
+    assert!(failures.is_empty(), "failed deployments: {failures:#?}");
+    let status = f.json(&["status", "--task", &task]);
+    let agents = status[0]["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), DEPLOYERS * EACH);
+    assert!(
+        agents
+            .iter()
+            .all(|a| a["liveness"] == "alive" && a["status"] == "running")
+    );
+    assert_eq!(f.sessions().len(), DEPLOYERS * EACH);
+    let intents = f.root().join(".fleet/intents");
+    let left: Vec<_> = fs_err::read_dir(&intents).unwrap().collect();
+    assert!(left.is_empty(), "intents left: {left:?}");
+    let _: Value = f.json(&["reconcile"]);
+}
+
+/// Break 1: intent files are written by fleet, but agents can write in the workspace. An intent
+/// naming a path outside it, an intent naming a live agent, and garbage: reconcile (and a
+/// deploy's pre-clean) derive every path from validated ids, never roll back a confirmed agent,
+/// and move unreadable intents aside without blocking anything.
+#[test]
+fn forged_or_garbage_intents_cannot_make_fleet_delete_or_kill() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let live = f.deploy(&task, "worker", "0", &["sleep", "60"]);
+    let intents = f.root().join(".fleet/intents");
+    let outside = f.dir.path().join("precious.txt");
+    fs_err::write(&outside, b"keep me").unwrap();
+    let forge = |agent: &str, prompt_file: &str, created_at: &str| {
+        let record = serde_json::json!({
+            "version": 1,
+            "task": task,
+            "agent": agent,
+            "session": format!("agent_{agent}"),
+            "prompt_file": prompt_file,
+            "pid": 1,
+            "created_at": created_at,
+        });
+        fs_err::write(intents.join(format!("{agent}.json")), record.to_string()).unwrap();
+    };
+    forge(
+        "ghost",
+        outside.to_str().unwrap(),
+        "2026-01-01T00:00:00.000000",
+    );
+    forge(
+        &live,
+        outside.to_str().unwrap(),
+        "2026-01-01T00:00:00.000000",
+    );
+    fs_err::write(intents.join("empty.json"), b"").unwrap();
+
+    // A deploy into the task cleans its abandoned intents first: it must still work.
+    let second = f.deploy(&task, "other", "0", &["sleep", "60"]);
+    let report = f.json(&["reconcile"]);
+    assert_eq!(fs_err::read(&outside).unwrap(), b"keep me", "{report}");
+    let status = f.json(&["status", "--task", &task]);
+    let by_id = |id: &str| {
+        status[0]["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent_id"] == id)
+            .cloned()
+    };
+    for agent in [&live, &second] {
+        let a = by_id(agent).unwrap_or_else(|| panic!("{agent} was erased: {status}"));
+        assert_eq!(a["liveness"], "alive", "{agent}: {status}");
+        assert_eq!(a["status"], "running", "{agent}: {status}");
+    }
+    let left: Vec<String> = fs_err::read_dir(&intents)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        ["quarantine"],
+        "forged intents are gone, garbage set aside"
+    );
+    let quarantined = fs_err::read_dir(intents.join("quarantine"))
+        .unwrap()
+        .count();
+    assert_eq!(quarantined, 1, "the empty intent");
+    assert_eq!(f.json(&["reconcile"])["nothing_to_do"], true);
+}
