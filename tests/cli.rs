@@ -134,18 +134,16 @@ fn create_deploy_status_logs_kill() {
     ]);
     assert_eq!(killed["status"], "terminated");
     assert_eq!(killed["session_killed"], true);
-    // Which processes exist at the instant of the kill depends on timing; the wrapper and the
-    // agent's shell always do.
+    // Which processes exist at the instant of the kill depends on timing; the agent's shell
+    // always does. (The wrapper is signalled only if it has not ended by itself once its agent
+    // was gone.)
     let names: Vec<&str> = killed["killed"]
         .as_array()
         .unwrap()
         .iter()
         .map(|k| k["name"].as_str().unwrap())
         .collect();
-    assert!(
-        names.iter().any(|n| n.starts_with("fleet")) && names.contains(&"sh"),
-        "the wrapper and the agent: {names:?}"
-    );
+    assert!(names.contains(&"sh"), "the agent: {names:?}");
     let mut killed = killed.clone();
     killed["killed"] = Value::String("[processes]".into());
     snap!(

@@ -125,3 +125,120 @@ fn forged_or_garbage_intents_cannot_make_fleet_delete_or_kill() {
     assert_eq!(quarantined, 1, "the empty intent");
     assert_eq!(f.json(&["reconcile"])["nothing_to_do"], true);
 }
+
+/// Processes whose command line contains `marker`, zombies aside.
+fn marked(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Break 2: a daemon that leaves the agent's tree and drops its tag does not survive `fleet
+/// kill`, nor the rollback of a failed deployment.
+#[test]
+fn a_daemon_that_leaves_the_tree_survives_neither_kill_nor_rollback() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let prefix = format!("fleet-hardening-daemon-{}", std::process::id());
+    let daemon = |then: &str| {
+        format!(
+            "env -u FLEET_AGENT_ID setsid -f sh -c 'trap \"\" HUP TERM INT; while :; do sleep 0.2; done' \"$0-d\"; {then}"
+        )
+    };
+    let script = daemon("sleep 60");
+    let agent = f.deploy(
+        &task,
+        "k",
+        "300",
+        &["sh", "-c", &script, &format!("{prefix}-kill")],
+    );
+    common::wait_for("the daemon", || {
+        !marked(&format!("{prefix}-kill-d")).is_empty()
+    });
+    let killed = f.json(&["kill", "--task", &task, "--agent", &agent]);
+    assert!(
+        marked(&format!("{prefix}-kill-d")).is_empty(),
+        "the daemon survived fleet kill: {killed}"
+    );
+
+    // Dies inside its startup grace, leaving the daemon: the deployment fails and rolls back.
+    let script = daemon("sleep 0.3; exit 1");
+    let out = f.run(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "r",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "2000",
+        "--",
+        "sh",
+        "-c",
+        &script,
+        &format!("{prefix}-rollback"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        marked(&format!("{prefix}-rollback-d")).is_empty(),
+        "the daemon survived the rollback"
+    );
+}
+
+/// Break 3: refused agents never run. 20 concurrent deploys under `--max-concurrent 3`: every
+/// agent writes a file the moment it runs, and exactly 3 files appear.
+#[test]
+fn agents_refused_by_a_limit_never_run() {
+    let f = Fleet::new();
+    let task = f.task(&["--max-concurrent", "3"]);
+    let ran = f.dir.path().join("ran");
+    fs_err::create_dir_all(&ran).unwrap();
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            let script = format!("touch {}/$$; sleep 60", ran.display());
+            f.command(&[
+                "deploy",
+                "--task",
+                &task,
+                "--type",
+                &format!("t{i}"),
+                "--prompt",
+                "p",
+                "--startup-grace-ms",
+                "200",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let live = children
+        .into_iter()
+        .map(|mut c| c.wait().unwrap())
+        .filter(|s| s.success())
+        .count();
+    assert_eq!(live, 3);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let count = fs_err::read_dir(&ran).unwrap().count();
+    assert_eq!(count, 3, "agents that ran code");
+    assert_eq!(f.sessions().len(), 3);
+}

@@ -126,8 +126,12 @@ pub struct SessionListing {
 /// Contract for implementations: a method that returns `Err` changed nothing it could undo
 /// itself; `kill` and `probe` of a missing session are not errors; "no server" means no sessions.
 pub trait SessionBackend: Send + Sync {
-    /// Starts the agent of `spec` in a new session tagged with its agent and task.
+    /// Starts the session of `spec`, tagged with its agent and task, its agent **gated**: it
+    /// does not execute until [`open_gate`](Self::open_gate). If the caller never opens the
+    /// gate — a rollback, or the caller's death — the agent never runs.
     fn start(&self, spec: &SessionSpec) -> Result<SessionInfo, Error>;
+    /// Lets the gated agent of a session this backend started run.
+    fn open_gate(&self, session: &SessionName) -> Result<(), Error>;
     /// Whether the agent of `session` runs.
     fn probe(&self, session: &SessionName) -> Result<Liveness, Error>;
     /// Kills `session` and every process of `agent`, and verifies none is left.

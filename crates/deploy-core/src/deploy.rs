@@ -390,8 +390,9 @@ impl<'a> SessionStarted<'a> {
         &self.info
     }
 
-    /// Registers the agent; the registry checks the limits again, authoritatively, under its
-    /// lock.
+    /// Registers the agent — the registry checks the limits again, authoritatively, under its
+    /// lock — then lets it run: until then it waited at its gate, so an agent a limit refuses
+    /// never executes.
     pub fn register(self) -> Result<Registered<'a>, DeployFailure> {
         let plan = &self.plan;
         let registration = Registration {
@@ -414,7 +415,7 @@ impl<'a> SessionStarted<'a> {
         match self.env.registry.register(&registration) {
             Ok(record) => {
                 failpoint("deploy::after_register");
-                Ok(Registered {
+                let registered = Registered {
                     registration: guard,
                     record,
                     session: self.session,
@@ -424,7 +425,15 @@ impl<'a> SessionStarted<'a> {
                     ledger: self.ledger,
                     plan: self.plan,
                     env: self.env,
-                })
+                };
+                match registered
+                    .env
+                    .backend
+                    .open_gate(&registered.plan.session_name)
+                {
+                    Ok(()) => Ok(registered),
+                    Err(e) => Err(registered.fail(Step::OpenGate, e)),
+                }
             }
             Err(e) => {
                 guard.disarm(); // the registry's contract: an Err changed nothing

@@ -25,6 +25,8 @@ pub enum Step {
     StartSession,
     /// Registering the agent under the registry lock.
     Register,
+    /// Letting the registered agent run.
+    OpenGate,
     /// Checking the agent is alive after its startup grace.
     ConfirmLive,
     /// Deleting the intent, which makes the deployment Live.
@@ -40,6 +42,7 @@ impl fmt::Display for Step {
             Step::WritePrompt => "write prompt",
             Step::StartSession => "start session",
             Step::Register => "register",
+            Step::OpenGate => "open gate",
             Step::ConfirmLive => "confirm live",
             Step::Commit => "commit",
         })

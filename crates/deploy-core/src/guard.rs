@@ -7,7 +7,7 @@
 //! disarms it: the resource now belongs to the registry. Guards have no public constructor —
 //! only a deployment (or reconcile, from a validated intent) makes them.
 //!
-//! The guards of one deployment share a [`Ledger`] of what their releases did, so that the
+//! The guards of one deployment share a ledger of what their releases did, so that the
 //! intent guard, released last, knows whether anything before it was left behind: it deletes the
 //! intent only when everything else was released, and otherwise keeps it (unlocked) for
 //! `fleet reconcile` to finish the job.

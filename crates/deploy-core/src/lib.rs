@@ -7,7 +7,7 @@
 //! |---------------------|----------------------------------------------------------|
 //! | (intent)            | a journal record, flock-held until Live or rolled back   |
 //! | [`PromptWritten`]   | the prompt file                                          |
-//! | [`SessionStarted`]  | the agent's session and its processes                    |
+//! | [`SessionStarted`]  | the agent's session, its agent gated (not yet executed)  |
 //! | [`Registered`]      | the agent's entries in the task registry and global index |
 //! | [`Live`]            | nothing: the agent belongs to the registry now           |
 //!

@@ -328,7 +328,7 @@ fn unreleased(case: &Case, held: &[Res]) -> BTreeSet<Res> {
 fn model(case: &Case) -> Expect {
     use Res::*;
     // (op, step, resources held if the op fails with Err, held if it panics, held after success)
-    let steps: [(Op, Step, &[Res], &[Res]); 6] = [
+    let steps: [(Op, Step, &[Res], &[Res]); 7] = [
         (Op::ReadTask, Step::Precheck, &[], &[]),
         (Op::BeginIntent, Step::WriteIntent, &[], &[]),
         (Op::WritePrompt, Step::WritePrompt, &[Intent], &[Intent]),
@@ -342,6 +342,12 @@ fn model(case: &Case) -> Expect {
             Op::Register,
             Step::Register,
             &[Session, Prompt, Intent],
+            &[Registration, Session, Prompt, Intent],
+        ),
+        (
+            Op::OpenGate,
+            Step::OpenGate,
+            &[Registration, Session, Prompt, Intent],
             &[Registration, Session, Prompt, Intent],
         ),
         (
@@ -402,7 +408,8 @@ fn model(case: &Case) -> Expect {
             (Some(StopAt::SessionStarted), Step::StartSession) => {
                 Some(&[Session, Prompt, Intent][..])
             }
-            (Some(StopAt::Registered), Step::Register) => {
+            // `register` returns once the gate is open.
+            (Some(StopAt::Registered), Step::OpenGate) => {
                 Some(&[Registration, Session, Prompt, Intent][..])
             }
             _ => None,

@@ -19,9 +19,12 @@ pub struct FakeSession {
     pub info: SessionInfo,
     /// Its state.
     pub liveness: Liveness,
+    /// Whether its gate was opened: the agent's program ran.
+    pub ran: bool,
 }
 
-/// Sessions in a map. The agent's behaviour is chosen by its program (`argv[0]`):
+/// Sessions in a map. A session starts gated (alive, its agent not yet run); once its gate is
+/// opened the agent's behaviour is chosen by its program (`argv[0]`):
 ///
 /// - `fake-exit N`: it has exited with status N by the first probe, printing `exiting with N`;
 /// - `fake-signal N`: a signal N ended it;
@@ -105,10 +108,28 @@ impl SessionBackend for FakeBackend {
             FakeSession {
                 spec: spec.clone(),
                 info: info.clone(),
-                liveness: behaviour(&spec.argv),
+                liveness: Liveness::Alive,
+                ran: false,
             },
         );
         Ok(info)
+    }
+
+    fn open_gate(&self, session: &SessionName) -> Result<(), Error> {
+        match lock(&self.sessions).get_mut(session) {
+            Some(s) if !s.ran && s.liveness == Liveness::Alive => {
+                s.ran = true;
+                s.liveness = behaviour(&s.spec.argv);
+                Ok(())
+            }
+            Some(s) if s.ran => Err(Error::Backend(
+                format!("the gate of {session} was already opened").into(),
+            )),
+            Some(_) => Err(Error::Backend(
+                format!("the wrapper of {session} ended before its gate").into(),
+            )),
+            None => Err(Error::Backend(format!("no session {session}").into())),
+        }
     }
 
     fn probe(&self, session: &SessionName) -> Result<Liveness, Error> {

@@ -18,6 +18,8 @@ use crate::lock;
 pub enum Op {
     /// [`SessionBackend::start`].
     Start,
+    /// [`SessionBackend::open_gate`].
+    OpenGate,
     /// [`SessionBackend::probe`].
     Probe,
     /// [`SessionBackend::kill`].
@@ -58,8 +60,9 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 19] = [
+    pub const ALL: [Op; 20] = [
         Op::Start,
+        Op::OpenGate,
         Op::Probe,
         Op::Kill,
         Op::List,
@@ -84,6 +87,7 @@ impl Op {
     pub fn name(self) -> &'static str {
         match self {
             Op::Start => "backend.start",
+            Op::OpenGate => "backend.open_gate",
             Op::Probe => "backend.probe",
             Op::Kill => "backend.kill",
             Op::List => "backend.list",
@@ -107,7 +111,7 @@ impl Op {
 
     fn wrap(self, fault: InjectedFault) -> Error {
         match self {
-            Op::Start | Op::Probe | Op::Kill | Op::List | Op::Capture => {
+            Op::Start | Op::OpenGate | Op::Probe | Op::Kill | Op::List | Op::Capture => {
                 Error::Backend(Box::new(fault))
             }
             Op::CreateTask
@@ -305,6 +309,10 @@ impl<B: SessionBackend> SessionBackend for Faulty<B> {
     fn start(&self, spec: &SessionSpec) -> Result<SessionInfo, Error> {
         self.faults.check(Op::Start)?;
         self.inner.start(spec)
+    }
+    fn open_gate(&self, session: &SessionName) -> Result<(), Error> {
+        self.faults.check(Op::OpenGate)?;
+        self.inner.open_gate(session)
     }
     fn probe(&self, session: &SessionName) -> Result<Liveness, Error> {
         self.faults.check(Op::Probe)?;

@@ -63,6 +63,7 @@ fn benches(c: &mut Criterion) {
                 log_file: root.join(format!("logs/{agent}_stream.jsonl")),
             };
             backend.start(&spec).unwrap();
+            backend.open_gate(&spec.session).unwrap();
             assert_eq!(backend.probe(&spec.session).unwrap(), Liveness::Alive);
             backend.kill(&spec.session, &agent).unwrap();
         });

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod cmd;
+pub mod gate;
 mod procs;
 pub mod wrapper;
 
@@ -83,6 +84,22 @@ pub enum Error {
         /// What it printed.
         output: String,
     },
+    /// `open_gate` for a session this backend did not start gated (or already let run).
+    #[error(
+        "no gate is held for session {session}: it was not started by this process, or already let run"
+    )]
+    NoGate {
+        /// The session.
+        session: SessionName,
+    },
+    /// The agent's wrapper never reached its gate.
+    #[error("the wrapper of session {session} did not reach its gate within {} ms (it ended, or never started)", waited.as_millis())]
+    GateNotReached {
+        /// The session.
+        session: SessionName,
+        /// How long we waited.
+        waited: Duration,
+    },
     /// The working directory is not a directory.
     #[error("workdir {path} does not exist or is not a directory")]
     Workdir {
@@ -136,7 +153,14 @@ pub struct TmuxBackend {
     wrapper: Vec<String>,
     kill_grace: Duration,
     timeout: Duration,
+    /// The writer's end of the gate of every session this backend started and has not yet let
+    /// run (see [`gate`]): closed with the process, so a dead deployer's agents never run.
+    /// Clones share them.
+    gates: std::sync::Arc<std::sync::Mutex<Gates>>,
 }
+
+/// The held gates, by session: the writer's end and the FIFO's path.
+type Gates = std::collections::HashMap<SessionName, (std::fs::File, std::path::PathBuf)>;
 
 /// What one tmux line of `list-panes` tells about a session's pane.
 struct PaneState {
@@ -160,7 +184,52 @@ impl TmuxBackend {
             wrapper,
             kill_grace: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
+            gates: std::sync::Arc::default(),
         }
+    }
+
+    fn gates(&self) -> std::sync::MutexGuard<'_, Gates> {
+        self.gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lets the gated agent of `session` run, once its wrapper holds the gate.
+    fn do_open_gate(&self, session: &SessionName) -> Result<(), Error> {
+        let Some((writer, path)) = self.gates().remove(session) else {
+            return Err(Error::NoGate {
+                session: session.clone(),
+            });
+        };
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        while !gate::reached(&path) {
+            if start.elapsed() > self.timeout {
+                let _ = fs_err::remove_file(&path);
+                return Err(Error::GateNotReached {
+                    session: session.clone(),
+                    waited: start.elapsed(),
+                });
+            }
+            // A wrapper that died before its gate will never reach it.
+            if start.elapsed() > Duration::from_millis(50)
+                && self.pane_state(session)?.is_none_or(|p| p.dead)
+            {
+                let _ = fs_err::remove_file(&path);
+                return Err(Error::GateNotReached {
+                    session: session.clone(),
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
+        }
+        gate::open(writer).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot open the gate {}: {e}", path.display()),
+            ))
+        })
     }
 
     /// Uses this tmux binary instead of `tmux` from `PATH`.
@@ -284,9 +353,11 @@ impl TmuxBackend {
             fs_err::create_dir_all(dir)?;
         }
         let name = spec.session.as_str();
+        let gate_path = gate::path_for(spec.log_file.as_std_path());
         let wrap = wrapper::WrapArgs {
             log: spec.log_file.as_str().into(),
             stdin: (!spec.prompt_as_argument()).then(|| spec.prompt_file.as_str().into()),
+            gate: Some(gate_path.clone().into_os_string()),
             argv: spec
                 .resolved_argv()
                 .into_iter()
@@ -366,11 +437,27 @@ impl TmuxBackend {
                 pane_pid: f.get(2)?.parse().ok()?,
             })
         };
-        match self.tmux(&args)? {
-            Reply::Ok(out) => created(&out).ok_or(Error::Parse {
-                command: "new-session".into(),
-                output: out,
-            }),
+        let writer = gate::create(&gate_path).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create the gate {}: {e}", gate_path.display()),
+            ))
+        })?;
+        let reply = self.tmux(&args);
+        if !matches!(reply, Ok(Reply::Ok(_))) {
+            // No wrapper will reach it: the name goes, the writer closes below.
+            let _ = fs_err::remove_file(&gate_path);
+        }
+        match reply? {
+            Reply::Ok(out) => {
+                let info = created(&out).ok_or(Error::Parse {
+                    command: "new-session".into(),
+                    output: out,
+                })?;
+                self.gates()
+                    .insert(spec.session.clone(), (writer, gate_path));
+                Ok(info)
+            }
             Reply::Failed {
                 code,
                 stderr,
@@ -397,6 +484,10 @@ impl TmuxBackend {
     }
 
     fn do_kill(&self, session: &SessionName, agent: &AgentId) -> Result<KillReport, Error> {
+        // A gate never opened closes here: its agent ends without having run.
+        if let Some((_, path)) = self.gates().remove(session) {
+            let _ = fs_err::remove_file(path);
+        }
         let pane = self.pane_state(session)?;
         if let Some(p) = &pane
             && p.agent_tag != agent.as_str()
@@ -415,62 +506,72 @@ impl TmuxBackend {
         }
         let tag = (AGENT_ID_ENV, agent.as_str());
         let root = pane.as_ref().filter(|p| !p.dead).map(|p| p.pane_pid);
+        let mut killed: Vec<KilledProcess> = Vec::new();
+        let deadline = Instant::now() + self.kill_grace + Duration::from_secs(3);
+        let survivors = |left: Vec<procs::Proc>| Error::Survivors {
+            agent: agent.clone(),
+            pids: left.iter().map(|p| p.pid).collect(),
+        };
+        // First everything below the wrapper, while it lives: it is a child subreaper, so what
+        // the agent started — setsid daemons without their tag included — is in its tree until
+        // it dies. Looked for again after each round: one may fork while being ended.
+        if let Some(wrapper) = root {
+            loop {
+                let below: Vec<procs::Proc> =
+                    procs::agent_processes(&procs::all(), root, tag, &exclude)
+                        .into_iter()
+                        .filter(|p| p.pid != wrapper)
+                        .collect();
+                if below.is_empty() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(survivors(below));
+                }
+                self.end(&below, &mut killed);
+            }
+        }
+        // Then the session (its terminal hangs up: the wrapper ends) and whatever carries the
+        // tag anywhere.
         let targets = procs::agent_processes(&procs::all(), root, tag, &exclude);
         let session_existed = pane.is_some() && self.kill_session(session)?;
-
-        let mut killed: Vec<KilledProcess> = Vec::new();
-        let record = |p: &procs::Proc, sig: i32, killed: &mut Vec<KilledProcess>| match killed
-            .iter_mut()
-            .find(|k| k.pid == p.pid)
-        {
-            Some(k) => k.signal = sig,
-            None => killed.push(KilledProcess {
-                pid: p.pid,
-                name: p.name.clone(),
-                signal: sig,
-            }),
-        };
         // Every process found is reported; closing the session hangs up its terminal, so one
         // that fleet never had to signal was ended by that hang-up (1).
         for p in &targets {
-            record(p, 1, &mut killed);
+            record_signal(&mut killed, p, 1);
         }
-        let mut round_targets: Vec<procs::Proc> =
-            targets.into_iter().filter(procs::alive).collect();
-        let deadline = Instant::now() + self.kill_grace + Duration::from_secs(3);
-        loop {
-            for p in &round_targets {
-                if let Some(h) = Handle::open(p)
-                    && h.signal(15)
-                {
-                    record(p, 15, &mut killed);
-                }
-            }
-            wait_gone(&round_targets, self.kill_grace);
-            for p in round_targets.iter().filter(|p| procs::alive(p)) {
-                if let Some(h) = Handle::open(p)
-                    && h.signal(9)
-                {
-                    record(p, 9, &mut killed);
-                }
-            }
-            wait_gone(&round_targets, Duration::from_secs(2));
-            // A setsid grandchild may have forked meanwhile: look again for the tag.
-            round_targets = procs::agent_processes(&procs::all(), None, tag, &exclude);
-            if round_targets.is_empty() {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Survivors {
-                    agent: agent.clone(),
-                    pids: round_targets.iter().map(|p| p.pid).collect(),
-                });
+        let mut round: Vec<procs::Proc> = targets.into_iter().filter(procs::alive).collect();
+        while !round.is_empty() {
+            self.end(&round, &mut killed);
+            round = procs::agent_processes(&procs::all(), None, tag, &exclude);
+            if !round.is_empty() && Instant::now() > deadline {
+                return Err(survivors(round));
             }
         }
         Ok(KillReport {
             session_existed,
             killed,
         })
+    }
+
+    /// One round: TERM, the kill grace, then KILL for what is left, and a short wait.
+    fn end(&self, targets: &[procs::Proc], killed: &mut Vec<KilledProcess>) {
+        for p in targets {
+            if let Some(h) = Handle::open(p)
+                && h.signal(15)
+            {
+                record_signal(killed, p, 15);
+            }
+        }
+        wait_gone(targets, self.kill_grace);
+        for p in targets.iter().filter(|p| procs::alive(p)) {
+            if let Some(h) = Handle::open(p)
+                && h.signal(9)
+            {
+                record_signal(killed, p, 9);
+            }
+        }
+        wait_gone(targets, Duration::from_secs(2));
     }
 
     fn do_list(&self) -> Result<Vec<SessionListing>, Error> {
@@ -543,6 +644,18 @@ fn exit_of(status: Option<i32>, signal: Option<i32>, log: &Utf8Path) -> ExitStat
     }
 }
 
+/// Records that `p` was last signalled with `sig`.
+fn record_signal(killed: &mut Vec<KilledProcess>, p: &procs::Proc, sig: i32) {
+    match killed.iter_mut().find(|k| k.pid == p.pid) {
+        Some(k) => k.signal = sig,
+        None => killed.push(KilledProcess {
+            pid: p.pid,
+            name: p.name.clone(),
+            signal: sig,
+        }),
+    }
+}
+
 /// How long a probe waits for tmux to learn the status of a pane it already shows as dead.
 const STATUS_WAIT: Duration = Duration::from_secs(1);
 
@@ -609,6 +722,10 @@ impl SessionBackend for TmuxBackend {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+    }
+
+    fn open_gate(&self, session: &SessionName) -> Result<(), deploy_core::Error> {
+        Ok(self.do_open_gate(session)?)
     }
 
     fn kill(

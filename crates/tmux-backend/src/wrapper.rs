@@ -1,14 +1,19 @@
 //! The fixed wrapper every agent runs under, in its tmux pane:
 //!
 //! ```text
-//! <wrapper> --log <log file> --stdin <prompt file | -> -- <agent argv...>
+//! <wrapper> --log <log file> --stdin <prompt file | -> --gate <fifo | -> -- <agent argv...>
 //! ```
 //!
-//! It runs the agent from argv (no shell) with stdin from the prompt file (or `/dev/null` for
-//! `-`), copies the agent's stdout and stderr both to the pane and to the log file, and ends the
-//! way the agent ended: the same exit status, or the same signal re-raised on itself — so the
-//! status tmux records is the agent's own, not a pipe's or a wrapper's. An agent that cannot be
-//! started is reported on both outputs and ends with status 127 (not found) or 126.
+//! It becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`, as tini does), so nothing the agent
+//! starts — even a daemon that double-forks, calls setsid and drops its environment tag — leaves
+//! its process tree. It waits at the gate ([`crate::gate`]) until the deployment lets the agent
+//! run, and ends with status 125 without running it if the gate closes instead. It runs the agent
+//! from argv (no shell) with stdin from the prompt file (or `/dev/null` for `-`), copies the
+//! agent's stdout and stderr both to the pane and to the log file, and when the agent ends, ends
+//! whatever the agent left running (TERM, then KILL), then ends the way the agent ended: the
+//! same exit status, or the same signal re-raised on itself — so the status tmux records is the
+//! agent's own, not a pipe's or a wrapper's. An agent that cannot be started is reported on both
+//! outputs and ends with status 127 (not found) or 126.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -57,12 +62,14 @@ pub struct WrapArgs {
     pub log: OsString,
     /// The prompt file for stdin; `None` for `/dev/null`.
     pub stdin: Option<OsString>,
+    /// The gate to wait at before running the agent; `None` to run it at once.
+    pub gate: Option<OsString>,
     /// The agent's argv.
     pub argv: Vec<OsString>,
 }
 
 impl WrapArgs {
-    /// Parses the fixed layout `--log L --stdin S -- argv...` written by
+    /// Parses the fixed layout `--log L --stdin S --gate G -- argv...` written by
     /// [`crate::TmuxBackend`]. This is an internal protocol between fleet and itself, not a
     /// user interface.
     pub fn from_args(args: &[OsString]) -> Result<WrapArgs, String> {
@@ -74,21 +81,33 @@ impl WrapArgs {
         };
         expect(0, "--log")?;
         expect(2, "--stdin")?;
-        expect(4, "--")?;
+        expect(4, "--gate")?;
+        expect(6, "--")?;
         let log = arg(1).ok_or("missing log file")?.to_owned();
-        let stdin = arg(3).ok_or("missing stdin")?;
-        let stdin = (stdin != OsStr::new("-")).then(|| stdin.to_owned());
-        let argv: Vec<OsString> = args.get(5..).unwrap_or_default().to_vec();
+        let optional = |i: usize, what: &str| {
+            let v = arg(i).ok_or(format!("missing {what}"))?;
+            Ok::<_, String>((v != OsStr::new("-")).then(|| v.to_owned()))
+        };
+        let stdin = optional(3, "stdin")?;
+        let gate = optional(5, "gate")?;
+        let argv: Vec<OsString> = args.get(7..).unwrap_or_default().to_vec();
         if argv.is_empty() {
             return Err("missing agent command".into());
         }
-        Ok(WrapArgs { log, stdin, argv })
+        Ok(WrapArgs {
+            log,
+            stdin,
+            gate,
+            argv,
+        })
     }
 
     /// The arguments, in the layout [`from_args`](Self::from_args) reads.
     pub fn to_args(&self) -> Vec<OsString> {
         let mut out: Vec<OsString> = vec!["--log".into(), self.log.clone(), "--stdin".into()];
         out.push(self.stdin.clone().unwrap_or_else(|| "-".into()));
+        out.push("--gate".into());
+        out.push(self.gate.clone().unwrap_or_else(|| "-".into()));
         out.push("--".into());
         out.extend(self.argv.iter().cloned());
         out
@@ -110,6 +129,9 @@ pub fn main(args: &[OsString]) -> ExitCode {
 /// Runs the wrapper and ends as the agent ended. Returns only with an exit code (a signal
 /// re-raised on the wrapper ends it before).
 pub fn run(args: &WrapArgs) -> ExitCode {
+    // Orphans of the agent re-parent to this process instead of init: they stay in the tree a
+    // kill walks, and are ended with the agent. (Best effort: an old kernel lacks it.)
+    let subreaper = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
     let mut log = match std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -125,6 +147,33 @@ pub fn run(args: &WrapArgs) -> ExitCode {
             None
         }
     };
+    if let Err(e) = subreaper {
+        emit(
+            &mut log,
+            format!("fleet: cannot become a child subreaper: {e}\n").as_bytes(),
+        );
+    }
+    if let Some(gate) = &args.gate {
+        match crate::gate::wait(std::path::Path::new(gate)) {
+            Ok(true) => {}
+            Ok(false) => {
+                let msg =
+                    "fleet: the deployment ended before letting the agent run; it never ran\n";
+                emit(&mut log, msg.as_bytes());
+                record_status(&args.log, "code 125");
+                return ExitCode::from(125);
+            }
+            Err(e) => {
+                let msg = format!(
+                    "fleet: cannot wait at the gate {}: {e}\n",
+                    gate.to_string_lossy()
+                );
+                emit(&mut log, msg.as_bytes());
+                record_status(&args.log, "code 125");
+                return ExitCode::from(125);
+            }
+        }
+    }
     let stdin = match &args.stdin {
         None => Stdio::null(),
         Some(path) => match File::open(path) {
@@ -203,6 +252,7 @@ pub fn run(args: &WrapArgs) -> ExitCode {
             return ExitCode::from(126);
         }
     };
+    end_descendants();
     // An orphan of the agent may keep the pipe open for ever: copy what comes soon, then go.
     if done_rx.recv_timeout(DRAIN).is_ok() {
         let _ = copier.join();
@@ -215,6 +265,43 @@ pub fn run(args: &WrapArgs) -> ExitCode {
     let code = status.code().unwrap_or(126);
     record_status(&args.log, &format!("code {code}"));
     ExitCode::from(u8::try_from(code).unwrap_or(255))
+}
+
+/// How long what the agent left running gets between TERM and KILL.
+const LEFTOVER_GRACE: Duration = Duration::from_millis(500);
+
+/// Ends every process the agent left behind — as a subreaper, they are this process's children
+/// now — with TERM, then KILL after [`LEFTOVER_GRACE`], reaping them all. Loops until none is
+/// left, since one may fork while it is being ended.
+fn end_descendants() {
+    use rustix::process::{WaitOptions, waitpid};
+    let me = std::process::id();
+    let children = || -> Vec<crate::procs::Proc> {
+        crate::procs::all()
+            .into_values()
+            .filter(|p| p.ppid == me && !p.is_gone())
+            .collect()
+    };
+    let reap = || while let Ok(Some(_)) = waitpid(None, WaitOptions::NOHANG) {};
+    for round in 0..10 {
+        reap();
+        let left = children();
+        if left.is_empty() {
+            return;
+        }
+        let signal = if round == 0 { 15 } else { 9 };
+        for p in &left {
+            if let Some(h) = crate::procs::Handle::open(p) {
+                h.signal(signal);
+            }
+        }
+        let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
+        while std::time::Instant::now() < deadline && !children().is_empty() {
+            reap();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    reap();
 }
 
 /// Writes to the pane (ignoring a closed terminal) and to the log.
@@ -249,10 +336,15 @@ mod tests {
         let a = WrapArgs {
             log: "/l".into(),
             stdin: Some("/p;".into()),
+            gate: Some("/l.gate".into()),
             argv: vec!["claude".into(), "-p".into(), "--".into()],
         };
         assert_eq!(WrapArgs::from_args(&a.to_args()).unwrap(), a);
-        let none = WrapArgs { stdin: None, ..a };
+        let none = WrapArgs {
+            stdin: None,
+            gate: None,
+            ..a
+        };
         assert_eq!(WrapArgs::from_args(&none.to_args()).unwrap(), none);
         assert!(WrapArgs::from_args(&["--log".into()]).is_err());
     }

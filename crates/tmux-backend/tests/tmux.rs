@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 use deploy_core::{
-    AgentId, ExitStatus, Liveness, SessionBackend, SessionName, SessionSpec, TaskId,
+    AgentId, ExitStatus, Liveness, SessionBackend, SessionInfo, SessionName, SessionSpec, TaskId,
 };
 use sha2::{Digest, Sha256};
 use tmux_backend::{Server, TmuxBackend};
@@ -61,6 +61,13 @@ impl Tmux {
             prompt_file,
             log_file: self.path(&format!("logs/{agent}_stream.jsonl")),
         }
+    }
+
+    /// Starts `spec` and lets its agent run, as a deployment does once registered.
+    fn start(&self, spec: &SessionSpec) -> SessionInfo {
+        let info = self.backend.start(spec).unwrap();
+        self.backend.open_gate(&spec.session).unwrap();
+        info
     }
 
     /// A raw tmux call on this test's private server.
@@ -134,9 +141,7 @@ fn tagged(agent: &str) -> Vec<u32> {
 fn exact_targets_never_touch_a_session_whose_name_extends_the_target() {
     let t = Tmux::new();
     let (a1, a10) = (session("a-1"), session("a-10"));
-    t.backend
-        .start(&t.spec("a-10", &["sleep", "30"], b"p"))
-        .unwrap();
+    t.start(&t.spec("a-10", &["sleep", "30"], b"p"));
     // tmux alone would match `agent_a-1` to `agent_a-10` by prefix: it must not exist yet.
     assert_eq!(t.backend.probe(&a1).unwrap(), Liveness::Missing);
     assert!(t.backend.capture(&a1, 10).unwrap().is_empty());
@@ -147,9 +152,7 @@ fn exact_targets_never_touch_a_session_whose_name_extends_the_target() {
     assert!(!report.session_existed && report.killed.is_empty());
     assert_eq!(t.backend.probe(&a10).unwrap(), Liveness::Alive);
 
-    t.backend
-        .start(&t.spec("a-1", &["sleep", "30"], b"p"))
-        .unwrap();
+    t.start(&t.spec("a-1", &["sleep", "30"], b"p"));
     assert_eq!(t.backend.probe(&a1).unwrap(), Liveness::Alive);
     let report = t
         .backend
@@ -200,7 +203,7 @@ fn early_deaths_report_the_agents_own_status_every_time() {
     for (kind, argv, want, line) in &cases {
         let names: Vec<String> = (0..N).map(|i| format!("{kind}-{i}")).collect();
         for name in &names {
-            t.backend.start(&t.spec(name, argv, b"")).unwrap();
+            t.start(&t.spec(name, argv, b""));
         }
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for name in &names {
@@ -247,7 +250,7 @@ fn nothing_in_prompt_workdir_env_or_argv_is_ever_interpreted() {
         ("EVIL".into(), evil.clone()),
         ("OUT".into(), out.to_string()),
     ];
-    t.backend.start(&spec).unwrap();
+    t.start(&spec);
     let status = t.wait_exit(&spec.session);
     assert!(
         matches!(
@@ -287,7 +290,7 @@ fn a_one_mebibyte_prompt_arrives_byte_for_byte_on_stdin_or_as_a_path() {
         .collect();
     let got = t.path("got");
     let spec = t.spec("big", &["sh", "-c", "cat > \"$0\"", got.as_str()], &prompt);
-    t.backend.start(&spec).unwrap();
+    t.start(&spec);
     let got_status = t.wait_exit(&spec.session);
     assert!(matches!(
         got_status,
@@ -313,7 +316,7 @@ fn a_one_mebibyte_prompt_arrives_byte_for_byte_on_stdin_or_as_a_path() {
         ],
         &prompt,
     );
-    t.backend.start(&spec).unwrap();
+    t.start(&spec);
     assert!(matches!(
         t.wait_exit(&spec.session),
         Liveness::Exited {
@@ -335,7 +338,7 @@ fn output_goes_to_the_log_and_the_pane() {
         &["sh", "-c", "echo to-stdout; echo to-stderr >&2; sleep 30"],
         b"",
     );
-    t.backend.start(&spec).unwrap();
+    t.start(&spec);
     let start = Instant::now();
     while t.backend.capture(&spec.session, 10).unwrap().len() < 2
         && start.elapsed() < Duration::from_secs(5)
@@ -358,9 +361,9 @@ fn kill_reaches_children_that_ignore_hangup_and_setsid_grandchildren_only() {
     let script =
         r#"(trap '' HUP TERM; exec sleep 300) & setsid sh -c 'trap "" HUP; sleep 300' & sleep 300"#;
     let spec = t.spec("tree", &["sh", "-c", script], b"");
-    t.backend.start(&spec).unwrap();
+    let wrapper = t.start(&spec).pane_pid;
     let other = t.spec("bystander", &["sleep", "300"], b"");
-    t.backend.start(&other).unwrap();
+    t.start(&other);
     let untagged = t.raw(&["new-session", "-d", "-s", "agent_tree-2", "sleep", "300"]);
     assert!(untagged.status.success());
     let mut unrelated = Command::new("sleep").arg("300").spawn().unwrap();
@@ -375,12 +378,19 @@ fn kill_reaches_children_that_ignore_hangup_and_setsid_grandchildren_only() {
     );
     let server = t.backend.server_pid().unwrap().unwrap();
 
+    // The wrapper itself may end on its own once its agent is gone: it is not signalled then.
+    let before: Vec<u32> = tagged("tree")
+        .into_iter()
+        .filter(|p| *p != wrapper)
+        .collect();
     let report = t.backend.kill(&spec.session, &spec.agent).unwrap();
     assert!(tagged("tree").is_empty(), "left: {:?}", tagged("tree"));
-    assert!(
-        report.killed.iter().any(|k| k.signal == 9),
-        "the TERM-ignoring child needed SIGKILL: {report:?}"
-    );
+    for pid in &before {
+        assert!(
+            report.killed.iter().any(|k| k.pid == *pid),
+            "{pid} (of {before:?}) is reported: {report:?}"
+        );
+    }
     assert!(!report.killed.iter().any(|k| k.pid == server));
     assert_eq!(
         t.backend.server_pid().unwrap(),
@@ -401,6 +411,126 @@ fn kill_reaches_children_that_ignore_hangup_and_setsid_grandchildren_only() {
     unrelated.kill().unwrap();
     unrelated.wait().unwrap();
     t.raw(&["kill-session", "-t", "=agent_tree-2"]);
+}
+
+/// Processes whose command line contains `marker` (a daemon names itself with it as `$0`).
+fn marked(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A daemon that leaves the tree (setsid -f), drops its tag and ignores HUP and TERM: the
+/// wrapper, a child subreaper, keeps it in the tree, so the kill still ends it — and an agent
+/// that exits leaves no such daemon behind either.
+#[test]
+fn a_daemon_that_leaves_the_tree_and_drops_its_tag_does_not_survive() {
+    let t = Tmux::new();
+    for (agent, then) in [
+        ("daemon-kill", "sleep 300"),
+        ("daemon-exit", "sleep 1; exit 0"),
+    ] {
+        // The daemon's `$0` is the marker; the agent's own command line holds only its prefix.
+        let prefix = format!("fleet-daemon-{}-{agent}", std::process::id());
+        let marker = format!("{prefix}-d");
+        let script = format!(
+            "env -u FLEET_AGENT_ID setsid -f sh -c 'trap \"\" HUP TERM INT; while :; do sleep 0.2; done' \"$0-d\"; {then}"
+        );
+        let spec = t.spec(agent, &["sh", "-c", &script, &prefix], b"");
+        t.start(&spec);
+        let start = Instant::now();
+        while marked(&marker).is_empty() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!marked(&marker).is_empty(), "{agent}: the daemon started");
+        if agent == "daemon-exit" {
+            assert_eq!(
+                t.wait_exit(&spec.session),
+                Liveness::Exited {
+                    status: ExitStatus::Code(0),
+                    last_lines: Vec::new()
+                },
+                "{agent}"
+            );
+        } else {
+            let daemon = marked(&marker);
+            let report = t.backend.kill(&spec.session, &spec.agent).unwrap();
+            for pid in &daemon {
+                assert!(
+                    report.killed.iter().any(|k| k.pid == *pid),
+                    "the daemon {pid} is reported: {report:?}"
+                );
+            }
+        }
+        assert!(
+            marked(&marker).is_empty(),
+            "{agent}: the daemon survived: {:?}",
+            marked(&marker)
+        );
+    }
+}
+
+/// An agent started gated does not execute until its gate opens; closed instead — killed, or
+/// its deploying process gone — it never runs.
+#[test]
+fn a_gated_agent_never_runs_unless_its_gate_opens() {
+    let t = Tmux::new();
+    let ran = t.path("ran");
+    let touch = format!("touch {ran}");
+    let spec = t.spec("gated", &["sh", "-c", &touch], b"");
+    t.backend.start(&spec).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        t.backend.probe(&spec.session).unwrap(),
+        Liveness::Alive,
+        "waiting"
+    );
+    assert!(!ran.exists(), "not yet let run");
+    t.backend.kill(&spec.session, &spec.agent).unwrap();
+    assert!(!ran.exists(), "killed at the gate: never ran");
+
+    // The deploying process dies: its end of the gate closes with it.
+    let dropped = TmuxBackend::new(Server::Name(t.socket.clone()), vec![WRAP.to_owned()]);
+    let spec = t.spec("orphaned", &["sh", "-c", &touch], b"");
+    dropped.start(&spec).unwrap();
+    drop(dropped);
+    match t.wait_exit(&spec.session) {
+        Liveness::Exited { status, last_lines } => {
+            assert_eq!(status, ExitStatus::Code(125));
+            assert!(
+                last_lines.iter().any(|l| l.contains("never ran")),
+                "{last_lines:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!ran.exists(), "its deployer gone: never ran");
+    let err = t.backend.open_gate(&spec.session).unwrap_err().to_string();
+    assert!(err.contains("no gate is held"), "{err}");
+
+    let spec = t.spec("opened", &["sh", "-c", &touch], b"");
+    t.start(&spec);
+    assert_eq!(
+        t.wait_exit(&spec.session),
+        Liveness::Exited {
+            status: ExitStatus::Code(0),
+            last_lines: Vec::new()
+        }
+    );
+    assert!(ran.exists());
 }
 
 #[test]
@@ -438,11 +568,9 @@ fn list_shows_fleet_sessions_with_tags_and_status_in_one_call() {
         t.backend.list().unwrap().is_empty(),
         "no server means no sessions"
     );
-    t.backend
-        .start(&t.spec("live", &["sleep", "30"], b""))
-        .unwrap();
+    t.start(&t.spec("live", &["sleep", "30"], b""));
     let dead = t.spec("dead", &["sh", "-c", "exit 3"], b"");
-    t.backend.start(&dead).unwrap();
+    t.start(&dead);
     t.wait_exit(&dead.session);
     assert!(
         t.raw(&["new-session", "-d", "-s", "not-fleet", "sleep", "30"])
@@ -512,7 +640,7 @@ fn no_lock_or_registry_descriptor_leaks_into_the_server_or_the_agent() {
     let _lock = deploy_core::lock::Flock::open(&lock_path, Duration::from_secs(1)).unwrap();
     let _open = fs_err::File::open(&registry).unwrap();
     let spec = t.spec("fds", &["sleep", "30"], b"");
-    let info = t.backend.start(&spec).unwrap(); // starts the server too
+    let info = t.start(&spec); // starts the server too
     let server = t.backend.server_pid().unwrap().unwrap();
     let start = Instant::now();
     while tagged("fds").len() < 2 && start.elapsed() < Duration::from_secs(5) {

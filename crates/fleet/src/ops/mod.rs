@@ -1,6 +1,8 @@
 //! Each operation once, typed: the CLI (`cmd/`) and the MCP server (`mcp/`) only parse their
 //! input into these functions' arguments and render their results. Every operation goes through
-//! deploy-core's traits ([`Services`](crate::config::Services)), never a concrete backend.
+//! deploy-core's traits ([`Services`]), never a concrete backend.
+//!
+//! [`Services`]: crate::config::Services
 
 pub(crate) mod deploy;
 pub(crate) mod kill;
