@@ -423,6 +423,13 @@ fn usage_errors_exit_2_with_clap_s_whole_message() {
             vec!["task", "create", "--description", "  "],
             vec!["the task description is empty"],
         ),
+        (
+            vec!["--socket", "a/b", "status"],
+            vec![
+                "invalid value 'a/b' for '--socket <SOCKET>'",
+                "'/' is not allowed",
+            ],
+        ),
     ];
     for (args, needles) in &cases {
         assert_usage(&f.run(args), needles);

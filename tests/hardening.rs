@@ -242,3 +242,224 @@ fn agents_refused_by_a_limit_never_run() {
     assert_eq!(count, 3, "agents that ran code");
     assert_eq!(f.sessions().len(), 3);
 }
+
+/// Break 4: a corrupt global index — derived data — blocks nothing for good. A deploy into a
+/// healthy task fails naming the file and `fleet reconcile`; a task create leaves nothing;
+/// reconcile moves the index aside and rebuilds it from the task registries.
+#[test]
+fn a_corrupt_global_index_is_rebuilt_by_reconcile_and_blocks_nothing_for_good() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let first = f.deploy(&task, "a", "0", &["sleep", "60"]);
+    let index = f.root().join("registry/GLOBAL_REGISTRY.json");
+    fs_err::write(&index, b"{\"tasks\": ").unwrap();
+    let before = f.files();
+
+    let out = f.run(&["task", "create", "--description", "another"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(index.as_str()) && err.contains("fleet reconcile"),
+        "{err}"
+    );
+    assert_eq!(f.files(), before, "a failed task create leaves nothing");
+
+    let out = f.run(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "b",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "0",
+        "--",
+        "sleep",
+        "60",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("fleet reconcile"), "{}", stderr(&out));
+    assert_eq!(
+        f.sessions().len(),
+        1,
+        "nothing of the failed deploy is left"
+    );
+
+    let report = f.json(&["reconcile"]);
+    assert!(report["index"]["moved_corrupt"].is_string(), "{report}");
+    let rebuilt: Value = serde_json::from_slice(&fs_err::read(&index).unwrap()).unwrap();
+    assert!(rebuilt["agents"][&first].is_object(), "{rebuilt}");
+    f.deploy(&task, "b", "0", &["sleep", "60"]);
+    f.task(&[]);
+}
+
+/// Break 5: reconcile of many tasks keeps its open files bounded (it held every task lock at
+/// once): 300 tasks under `ulimit -n 128`.
+#[test]
+fn reconcile_of_many_tasks_keeps_its_open_files_bounded() {
+    let f = Fleet::new();
+    let template = f.task(&[]);
+    let text =
+        fs_err::read_to_string(f.root().join(&template).join("AGENT_REGISTRY.json")).unwrap();
+    for i in 0..300 {
+        let id = format!("TASK-20260101-000000-{i:08x}");
+        let dir = f.root().join(&id);
+        fs_err::create_dir_all(&dir).unwrap();
+        fs_err::write(
+            dir.join("AGENT_REGISTRY.json"),
+            text.replace(&template, &id),
+        )
+        .unwrap();
+    }
+    let out = f
+        .shell("ulimit -n 128 && exec \"$0\" --json reconcile")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["index"]["tasks"], 301, "{report}");
+}
+
+fn mode(path: &camino::Utf8Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Break 6: what fleet creates in the workspace is private (registries hold prompt previews);
+/// a file that existed keeps its mode.
+#[test]
+fn files_fleet_creates_are_private_and_existing_modes_are_kept() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let agent = f.deploy(&task, "a", "0", &["sleep", "60"]);
+    let root = f.root();
+    let t = root.join(&task);
+    for dir in [
+        root.clone(),
+        t.clone(),
+        t.join("logs"),
+        root.join("registry"),
+        root.join(".fleet/intents"),
+    ] {
+        assert_eq!(mode(&dir), 0o700, "{dir}");
+    }
+    for file in [
+        t.join("AGENT_REGISTRY.json"),
+        t.join("AGENT_REGISTRY.json.lock"),
+        root.join("registry/GLOBAL_REGISTRY.json"),
+        t.join(format!("agent_prompt_{agent}.txt")),
+        t.join(format!("logs/{agent}_stream.jsonl")),
+    ] {
+        assert_eq!(mode(&file), 0o600, "{file}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let registry = t.join("AGENT_REGISTRY.json");
+    fs_err::set_permissions(&registry, std::fs::Permissions::from_mode(0o640)).unwrap();
+    f.deploy(&task, "b", "0", &["sleep", "60"]);
+    assert_eq!(mode(&registry), 0o640, "a rewrite keeps the mode");
+}
+
+/// Break 8: an orphan session (its registry entry lost, say to a restore from a backup) goes
+/// with its prompt file.
+#[test]
+fn an_orphan_session_goes_with_its_prompt_file() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let registry = f.root().join(&task).join("AGENT_REGISTRY.json");
+    let backup = fs_err::read(&registry).unwrap();
+    let agent = f.deploy(&task, "a", "0", &["sleep", "60"]);
+    fs_err::write(&registry, &backup).unwrap();
+    let prompt = f
+        .root()
+        .join(&task)
+        .join(format!("agent_prompt_{agent}.txt"));
+    assert!(prompt.exists());
+    let report = f.json(&["reconcile"]);
+    assert_eq!(report["orphans"][0]["agent"], agent.as_str(), "{report}");
+    assert_eq!(report["orphans"][0]["prompt_removed"], true, "{report}");
+    assert!(!prompt.exists());
+    assert!(f.sessions().is_empty());
+    assert_eq!(f.json(&["reconcile"])["nothing_to_do"], true);
+}
+
+/// Break 9: a dry run changes no file, temp files included, and reports what it would do.
+#[test]
+fn a_dry_run_changes_no_file() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let temp = f.root().join(&task).join(".AGENT_REGISTRY.json.tmp");
+    fs_err::write(&temp, b"{").unwrap();
+    let before = f.files();
+    let report = f.json(&["reconcile", "--dry-run"]);
+    assert_eq!(report["temp_files"], 1, "{report}");
+    assert_eq!(f.files(), before);
+    assert!(temp.exists());
+    let report = f.json(&["reconcile"]);
+    assert_eq!(report["temp_files"], 1, "{report}");
+    assert!(!temp.exists());
+}
+
+/// Break 11: control characters from outside (a description set over MCP, say) never reach
+/// the terminal raw; JSON stays exact.
+#[test]
+fn terminal_escapes_in_descriptions_are_shown_escaped() {
+    let f = Fleet::new();
+    let evil = "\u{1b}]0;pwned\u{7}\u{1b}[2Jred";
+    let task = f.task(&["--description", evil]);
+    for args in [&["task", "list"][..], &["status"][..]] {
+        let out = f.ok(args);
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{7}'),
+            "{args:?}: {out:?}"
+        );
+        assert!(out.contains("\\u{1b}]0;pwned"), "{args:?}: {out}");
+    }
+    let listed = f.json(&["task", "list"]);
+    assert_eq!(listed[0]["description"], evil);
+    assert_eq!(listed[0]["task_id"], task.as_str());
+}
+
+/// Break 10: a workspace path holding a tab or a newline. tmux's output is tab-separated and
+/// line-based; the log path tag is hex in it, so a live agent is seen alive and an orphan is
+/// still found.
+#[test]
+fn a_workspace_path_with_a_tab_or_newline_breaks_nothing() {
+    let f = Fleet::new();
+    let root = f.dir.path().join("odd\tpath\nhere");
+    let run = |args: &[&str]| {
+        let out = f.command(args).env("FLEET_ROOT", &root).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let task = run(&["--json", "task", "create", "--description", "d"])["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let registry = root.join(&task).join("AGENT_REGISTRY.json");
+    let backup = fs_err::read(&registry).unwrap();
+    let agent = run(&[
+        "--json",
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "a",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "0",
+        "--",
+        "sleep",
+        "60",
+    ])["agent_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status = run(&["--json", "status", "--task", &task]);
+    assert_eq!(status[0]["agents"][0]["liveness"], "alive", "{status}");
+    fs_err::write(&registry, &backup).unwrap();
+    let report = run(&["--json", "reconcile"]);
+    assert_eq!(report["orphans"][0]["agent"], agent.as_str(), "{report}");
+    assert!(f.sessions().is_empty());
+}

@@ -81,8 +81,12 @@ impl Fleet {
         serde_json::from_str(&self.ok(&all)).unwrap()
     }
 
+    /// `task create` with a test description (or the `--description` in `extra`).
     pub fn task(&self, extra: &[&str]) -> String {
-        let mut args = vec!["task", "create", "--description", "test task"];
+        let mut args = vec!["task", "create"];
+        if !extra.contains(&"--description") {
+            args.extend(["--description", "test task"]);
+        }
         args.extend_from_slice(extra);
         self.ok(&args).trim().to_owned()
     }

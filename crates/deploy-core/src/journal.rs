@@ -8,7 +8,6 @@
 use std::fmt;
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -113,7 +112,7 @@ impl IntentLease for FsLease {
 
 impl IntentJournal for FsJournal {
     fn begin(&self, record: &IntentRecord) -> Result<Box<dyn IntentLease>, Error> {
-        fs_err::create_dir_all(&self.dir)?;
+        crate::private::create_dir_all(&self.dir)?;
         let path = self.path_of(&record.agent);
         let duplicate = || Error::DuplicateAgent {
             task: record.task.clone(),
@@ -184,7 +183,7 @@ impl IntentJournal for FsJournal {
             let Ok(lock) = Flock::try_acquire(file, &path)? else {
                 continue; // its deployer is alive
             };
-            if !still_at_path(&lock, &path)? {
+            if !lock.is_at_path()? {
                 continue; // finished between listing and locking
             }
             match self.read_valid(&path, &name) {
@@ -260,7 +259,7 @@ impl FsJournal {
     /// Moves a bad intent aside, with a warning: one bad file never blocks another intent.
     fn quarantine(&self, path: &Utf8Path, reason: &str) -> Result<(), Error> {
         let dir = self.quarantine_dir();
-        fs_err::create_dir_all(&dir)?;
+        crate::private::create_dir_all(&dir)?;
         let name = path.file_name().unwrap_or("intent");
         let to = dir.join(format!(
             "{name}.{}",
@@ -305,15 +304,6 @@ impl FsJournal {
         }
         names.sort();
         Ok(names)
-    }
-}
-
-fn still_at_path(lock: &Flock, path: &Utf8Path) -> Result<bool, Error> {
-    let held = lock.file().metadata()?;
-    match fs_err::metadata(path) {
-        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -116,6 +116,7 @@ pub mod journal;
 mod layout;
 pub mod limits;
 pub mod lock;
+pub mod private;
 pub mod prompt;
 pub mod reconcile;
 mod record;

@@ -5,6 +5,9 @@
 //! process (a tmux server, an agent) ever inherits one.
 
 use std::fs::{File, TryLockError};
+use std::os::unix::fs::MetadataExt;
+
+use fs_err::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -22,16 +25,38 @@ pub struct Flock {
 }
 
 impl Flock {
-    /// Opens (creating if needed) the sidecar lock file at `path` and takes it, waiting up to
-    /// `timeout`. The file is never truncated, renamed or deleted.
+    /// Opens (creating if needed, 0600) the sidecar lock file at `path` and takes it, waiting
+    /// up to `timeout`. fleet never truncates, renames or deletes it; should someone else
+    /// replace or delete it while it is waited for, the lock taken is on a file no longer at
+    /// the path, which guards nothing: it is dropped and the file now at the path is taken.
     pub fn open(path: &Utf8Path, timeout: Duration) -> Result<Flock, Error> {
-        let file = fs_err::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        Flock::acquire(file.into_parts().0, path, timeout)
+        let start = Instant::now();
+        loop {
+            let file = fs_err::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(crate::private::FILE_MODE)
+                .open(path)?;
+            let left = timeout.saturating_sub(start.elapsed());
+            let lock = Flock::acquire(file.into_parts().0, path, left)?;
+            if lock.is_at_path()? {
+                return Ok(lock);
+            }
+            tracing::warn!(%path, "the lock file was replaced while waited for; taking the new one");
+        }
+    }
+
+    /// Whether the locked file is still the one at its path (same device and inode): a lock on
+    /// a file deleted or replaced since guards nothing.
+    pub fn is_at_path(&self) -> Result<bool, Error> {
+        let held = self.file.metadata()?;
+        match fs_err::metadata(&self.path) {
+            Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Takes the lock on `file` if nobody holds it; gives the file back if someone does.
@@ -103,6 +128,8 @@ fn lock_error(path: &Utf8Path, e: std::io::Error) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]
@@ -115,5 +142,20 @@ mod tests {
         assert!(err.to_string().contains("x.lock"), "{err}");
         drop(held);
         Flock::open(&path, Duration::from_millis(30)).unwrap();
+    }
+
+    #[test]
+    fn a_lock_on_a_file_no_longer_at_its_path_is_retaken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("x.lock")).unwrap();
+        let held = Flock::open(&path, Duration::from_secs(1)).unwrap();
+        assert!(held.is_at_path().unwrap());
+        fs_err::remove_file(&path).unwrap();
+        assert!(!held.is_at_path().unwrap(), "deleted while held");
+        // A new taker gets the file now at the path, and holds a real lock on it.
+        let again = Flock::open(&path, Duration::from_secs(1)).unwrap();
+        assert!(again.is_at_path().unwrap());
+        let mode = fs_err::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

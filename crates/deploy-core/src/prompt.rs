@@ -25,7 +25,7 @@ pub struct FsPromptStore;
 impl PromptStore for FsPromptStore {
     fn write(&self, path: &Utf8Path, prompt: &str) -> Result<(), Error> {
         if let Some(dir) = path.parent() {
-            fs_err::create_dir_all(dir)?;
+            crate::private::create_dir_all(dir)?;
         }
         let mut file = fs_err::OpenOptions::new()
             .write(true)

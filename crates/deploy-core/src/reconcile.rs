@@ -167,6 +167,8 @@ pub struct Orphan {
     pub task: Option<TaskId>,
     /// What the kill did (none in a dry run).
     pub killed: Option<KillReport>,
+    /// Whether its prompt file was removed with it (derived from its tags through the layout).
+    pub prompt_removed: bool,
 }
 
 /// What [`reconcile`] found and did.
@@ -368,16 +370,25 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             if registered {
                 continue;
             }
-            let killed = if scope.dry_run {
-                None
+            let (killed, prompt_removed) = if scope.dry_run {
+                (None, false)
             } else {
-                Some(env.backend.kill(&s.session, &s.agent)?)
+                let killed = env.backend.kill(&s.session, &s.agent)?;
+                // Its prompt file goes with it: nothing else accounts for it either.
+                let removed = match &s.task {
+                    Some(t) => env
+                        .prompts
+                        .remove(&env.layout.tracked_files(t, &s.agent).prompt_file)?,
+                    None => false,
+                };
+                (Some(killed), removed)
             };
             report.orphans.push(Orphan {
                 session: s.session,
                 agent: s.agent,
                 task: s.task,
                 killed,
+                prompt_removed,
             });
             failpoint("reconcile::after_orphan");
         }

@@ -22,7 +22,8 @@ pub(crate) struct Cli {
         global = true,
         env = "FLEET_TMUX_SOCKET",
         hide_env_values = true,
-        default_value = "fleet"
+        default_value = "fleet",
+        value_parser = parse_socket
     )]
     pub(crate) socket: String,
 
@@ -176,6 +177,22 @@ pub(crate) struct AttachArgs {
     /// The agent
     #[arg(long, value_parser = parse_agent)]
     pub(crate) agent: AgentId,
+}
+
+/// A tmux socket name (`tmux -L`): a file name in tmux's socket directory.
+fn parse_socket(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 100 {
+        return Err("a socket name is 1 to 100 bytes".into());
+    }
+    if let Some(c) = s.chars().find(|c| *c == '/' || c.is_control()) {
+        return Err(format!(
+            "a socket name is a file name: {c:?} is not allowed (for a socket path, use a name in $TMUX_TMPDIR)"
+        ));
+    }
+    if s == "." || s == ".." {
+        return Err(format!("{s:?} is not a socket name"));
+    }
+    Ok(s.to_owned())
 }
 
 fn parse_description(s: &str) -> Result<String, String> {

@@ -178,20 +178,39 @@ impl JsonRegistry {
         Ok(Flock::open(&lock_path(file), self.lock_timeout)?)
     }
 
-    /// Takes the global index's lock (creating its directory if needed) and sweeps the temp
-    /// file a dead writer may have left; returns the lock and the index's path.
+    /// Takes the global index's lock (creating its directory if needed); returns the lock and
+    /// the index's path. (A temp file a dead writer left is harmless: the next write truncates
+    /// it; `sweep_temps` removes it.)
     fn lock_global(&self) -> Result<(Flock, Utf8PathBuf), Error> {
         let path = self.layout.global_registry();
-        fs_err::create_dir_all(self.layout.global_dir())?;
+        deploy_core::private::create_dir_all(&self.layout.global_dir())?;
         let lock = self.lock(&path)?;
-        sweep_temp(&path)?;
         Ok((lock, path))
     }
 
     /// [`lock_global`](Self::lock_global), then reads the index (a new one if there is none).
+    /// A corrupt index says how it is repaired: it is derived data.
     fn open_global(&self) -> Result<(Flock, Utf8PathBuf, GlobalFile), Error> {
         let (lock, path) = self.lock_global()?;
-        let global = read_json::<GlobalFile>(&path)?.unwrap_or_else(new_global);
+        let global = match read_json::<GlobalFile>(&path) {
+            Ok(g) => g.unwrap_or_else(new_global),
+            Err(Error::Corrupt {
+                path,
+                line,
+                column,
+                message,
+            }) => {
+                return Err(Error::Corrupt {
+                    path,
+                    line,
+                    column,
+                    message: format!(
+                        "{message}; it is left as it is: `fleet reconcile` moves it aside and rebuilds the index from the task registries"
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         Ok((lock, path, global))
     }
 
@@ -209,17 +228,41 @@ impl JsonRegistry {
     /// Runs `f` on the task registry and the global index with both locks held (task first),
     /// then writes whichever `f` says changed, recomputing counters. If the global write fails
     /// after the task write, the task file is restored.
+    ///
+    /// Just before the new versions are renamed into place, both locks are checked to still be
+    /// the files at their paths: a lock file deleted while held guards nothing, and another
+    /// writer may have taken the new one. Then the transaction starts over (`f` runs again).
     fn transact<R>(
         &self,
         task: &TaskId,
-        f: impl FnOnce(&mut TaskFile, &mut GlobalFile) -> Result<(R, bool), Error>,
+        mut f: impl FnMut(&mut TaskFile, &mut GlobalFile) -> Result<(R, bool), Error>,
     ) -> Result<R, Error> {
+        const ATTEMPTS: usize = 100;
+        for attempt in 1..=ATTEMPTS {
+            match self.transact_once(task, &mut f)? {
+                Some(out) => return Ok(out),
+                None => {
+                    tracing::warn!(%task, attempt, "a registry lock file was replaced while held; starting over")
+                }
+            }
+        }
+        Err(deploy_core::Error::Registry(
+            format!("task {task}: its lock files kept being replaced ({ATTEMPTS} attempts)").into(),
+        )
+        .into())
+    }
+
+    /// One attempt of [`transact`](Self::transact); `None` when a lock turned out stale.
+    fn transact_once<R>(
+        &self,
+        task: &TaskId,
+        f: &mut impl FnMut(&mut TaskFile, &mut GlobalFile) -> Result<(R, bool), Error>,
+    ) -> Result<Option<R>, Error> {
         let task_path = self.layout.task_registry(task);
         if !task_path.exists() {
             return Err(deploy_core::Error::UnknownTask(task.clone()).into());
         }
-        let _task_lock = self.lock(&task_path)?;
-        sweep_temp(&task_path)?;
+        let task_lock = self.lock(&task_path)?;
         let old_task_bytes = match fs_err::read(&task_path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -228,18 +271,21 @@ impl JsonRegistry {
             Err(e) => return Err(e.into()),
         };
         let mut task_file: TaskFile = parse(&old_task_bytes, &task_path)?;
-        let (_global_lock, global_path, mut global) = self.open_global()?;
+        let (global_lock, global_path, mut global) = self.open_global()?;
         let (out, changed) = f(&mut task_file, &mut global)?;
         if !changed {
-            return Ok(out);
+            return Ok(Some(out));
         }
         task_file.recount();
         global.recount();
-        let task_bytes = to_json(&task_file, &task_path)?;
-        let global_bytes = to_json(&global, &global_path)?;
-        write_atomic(&task_path, &task_bytes)?;
+        let task_new = atomic::stage(&task_path, &to_json(&task_file, &task_path)?)?;
+        let global_new = atomic::stage(&global_path, &to_json(&global, &global_path)?)?;
+        if !task_lock.is_at_path()? || !global_lock.is_at_path()? {
+            return Ok(None); // the staged files are removed as they drop
+        }
+        task_new.commit()?;
         deploy_core::failpoint("registry::after_task_write");
-        if let Err(e) = write_atomic(&global_path, &global_bytes) {
+        if let Err(e) = global_new.commit() {
             if let Err(restore) = write_atomic(&task_path, &old_task_bytes) {
                 tracing::error!(path = %task_path, error = %restore,
                     "cannot restore the task registry after a failed index write; `fleet reconcile` rebuilds the index");
@@ -247,7 +293,7 @@ impl JsonRegistry {
             return Err(e);
         }
         deploy_core::failpoint("registry::after_global_write");
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Creates a task: its directory (with `logs/`, `progress/`, `findings/`), its registry, and
@@ -258,13 +304,23 @@ impl JsonRegistry {
     }
 
     /// [`create_task`](Self::create_task) with a chosen id.
+    ///
+    /// The index is read first, so that a corrupt one refuses the task before anything of it
+    /// exists; should writing the index fail, the task is removed again. (It takes the index's
+    /// lock before the new task's — the other order than `transact` — which cannot deadlock:
+    /// nobody else takes the lock of a task that does not exist yet.)
     pub fn create_task_with_id(&self, id: TaskId, new: &NewTask) -> Result<TaskFile, Error> {
         new.validate()?;
         let dir = self.layout.task_dir(&id);
-        for sub in ["logs", "progress", "findings"] {
-            fs_err::create_dir_all(dir.join(sub))?;
-        }
         let task_path = self.layout.task_registry(&id);
+        if task_path.exists() {
+            return Err(Error::TaskExists(id));
+        }
+        let (_global_lock, global_path, mut global) = self.open_global()?;
+        let new_dir = !dir.exists();
+        for sub in ["logs", "progress", "findings"] {
+            deploy_core::private::create_dir_all(&dir.join(sub))?;
+        }
         let _task_lock = self.lock(&task_path)?;
         if task_path.exists() {
             return Err(Error::TaskExists(id));
@@ -323,9 +379,18 @@ impl JsonRegistry {
             completed_count: 0,
             extra,
         };
-        write_atomic(&task_path, &to_json(&task_file, &task_path)?)?;
-
-        let (_global_lock, global_path, mut global) = self.open_global()?;
+        let undo = |e: Error| {
+            let gone = if new_dir {
+                fs_err::remove_dir_all(&dir)
+            } else {
+                fs_err::remove_file(&task_path)
+            };
+            if let Err(cleanup) = gone {
+                tracing::error!(task = %id, error = %cleanup, "cannot remove the task whose creation failed");
+            }
+            e
+        };
+        write_atomic(&task_path, &to_json(&task_file, &task_path)?).map_err(undo)?;
         let mut entry = json!({
             "description": new.description,
             "created_at": now,
@@ -345,7 +410,7 @@ impl JsonRegistry {
         global.tasks.insert(id.to_string(), entry);
         global.active_tasks += 1;
         global.recount();
-        write_atomic(&global_path, &to_json(&global, &global_path)?)?;
+        write_atomic(&global_path, &to_json(&global, &global_path)?).map_err(undo)?;
         Ok(task_file)
     }
 
@@ -373,9 +438,8 @@ impl JsonRegistry {
     }
 
     /// Rebuilds the global index from the task registries (the source of truth), keeping what
-    /// the index knows that the tasks do not (task summaries, extra fields). Holds every task
-    /// lock, in id order, then the global lock. A corrupt index is moved aside, never
-    /// overwritten in place.
+    /// the index knows that the tasks do not (task summaries, extra fields), under the global
+    /// lock. A corrupt index is moved aside, never overwritten in place.
     pub fn rebuild_global(&self) -> Result<IndexRepair, Error> {
         self.rebuild_global_with(false)
     }
@@ -383,29 +447,31 @@ impl JsonRegistry {
     /// [`rebuild_global`](Self::rebuild_global), or with `dry_run` only the report of what it
     /// would change.
     pub fn rebuild_global_with(&self, dry_run: bool) -> Result<IndexRepair, Error> {
+        // Only the index's lock is held, and the tasks are read one at a time, so the number of
+        // open files does not grow with the tasks. That is enough: every change to a task's
+        // agents is made under the index's lock too (`transact`), so none is under way while
+        // it is held, and each task file is replaced atomically.
+        let (_global_lock, global_path) = self.lock_global()?;
         let ids = self.task_ids()?;
-        let mut locks = Vec::with_capacity(ids.len());
         let mut tasks = Vec::with_capacity(ids.len());
         for id in &ids {
-            let path = self.layout.task_registry(id);
-            locks.push(self.lock(&path)?);
-            sweep_temp(&path)?;
             tasks.push(self.read_task_file(id)?);
         }
-        let (_global_lock, global_path) = self.lock_global()?;
         let mut report = IndexRepair {
             tasks: tasks.len(),
             ..IndexRepair::default()
         };
         let old = match read_json::<GlobalFile>(&global_path) {
             Ok(g) => g,
-            Err(Error::Corrupt { message, .. }) if !dry_run => {
+            Err(Error::Corrupt { message, .. }) => {
                 let aside = global_path.with_file_name(format!(
                     "GLOBAL_REGISTRY.json.corrupt-{}",
                     timestamp().replace([':', '.'], "-")
                 ));
-                tracing::warn!(path = %global_path, %message, moved_to = %aside, "moving corrupt global index aside");
-                fs_err::rename(&global_path, &aside)?;
+                if !dry_run {
+                    tracing::warn!(path = %global_path, %message, moved_to = %aside, "moving corrupt global index aside");
+                    fs_err::rename(&global_path, &aside)?;
+                }
                 report.moved_corrupt = Some(aside);
                 None
             }
@@ -508,7 +574,6 @@ impl JsonRegistry {
         if report.changed && !dry_run {
             write_atomic(&global_path, &new_bytes)?;
         }
-        drop(locks);
         Ok(report)
     }
 
@@ -531,11 +596,11 @@ impl JsonRegistry {
         let mut swept = 0;
         for path in paths {
             let _lock = self.lock(&path)?;
-            swept += usize::from(if dry_run {
-                atomic::temp_path(&path).exists()
+            swept += if dry_run {
+                atomic::stale_temps(&path)?.len()
             } else {
                 sweep_temp(&path)?
-            });
+            };
         }
         Ok(swept)
     }
@@ -553,19 +618,20 @@ impl JsonRegistry {
         };
         let mut fixed = Vec::new();
         for id in ids {
-            let drifted = self.transact(&id, |t, _| {
-                let before = (t.total_spawned, t.active_count, t.completed_count);
-                let mut probe = t.clone();
-                probe.recount();
-                let drifted = before
-                    != (
-                        probe.total_spawned,
-                        probe.active_count,
-                        probe.completed_count,
-                    );
-                Ok((drifted, drifted && !dry_run))
-            })?;
-            if drifted {
+            // Counters live in the task file alone: only its lock is needed, so a corrupt
+            // global index does not stand in the way.
+            let path = self.layout.task_registry(&id);
+            if !path.exists() {
+                return Err(deploy_core::Error::UnknownTask(id).into());
+            }
+            let _lock = self.lock(&path)?;
+            let mut task = self.read_task_file(&id)?;
+            let before = (task.total_spawned, task.active_count, task.completed_count);
+            task.recount();
+            if before != (task.total_spawned, task.active_count, task.completed_count) {
+                if !dry_run {
+                    write_atomic(&path, &to_json(&task, &path)?)?;
+                }
                 fixed.push(id);
             }
         }
@@ -592,12 +658,12 @@ impl JsonRegistry {
             if let Some(s) = &status {
                 entry.status = s.clone();
             }
-            entry.extra.extend(task_fields);
+            entry.extra.extend(task_fields.clone());
             if let Some(Value::Object(ge)) = g.agents.get_mut(agent.as_str()) {
                 if let Some(s) = &status {
                     ge.insert("status".into(), json!(s.as_str()));
                 }
-                ge.extend(global_fields);
+                ge.extend(global_fields.clone());
             }
             Ok(((), true))
         })

@@ -551,7 +551,12 @@ fn temp_files_of_dead_writers_are_swept() {
     fs_err::write(&tmp, b"half a regis").unwrap();
     let r = registration(&layout, &task, "a", Parent::Orchestrator);
     root.registry().register(&r).unwrap();
-    assert!(!tmp.exists(), "a locked write sweeps it too");
+    assert_eq!(
+        fs_err::read(&tmp).unwrap(),
+        b"half a regis",
+        "a write uses a temp name of its own, never a dead writer's"
+    );
+    assert_eq!(root.registry().sweep_temps().unwrap(), 1);
 }
 
 #[test]
@@ -738,4 +743,61 @@ fn a_child_spawned_while_the_lock_is_held_does_not_inherit_it() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Break 7 of the hostile review: lock files deleted while in use. A waiter that then takes the
+/// lock of a file no longer at its path guards nothing; it now takes the file at the path
+/// instead. 8 processes x 25 registrations while the lock files are deleted over and over:
+/// nothing is lost.
+#[test]
+fn lock_files_deleted_while_in_use_lose_no_update() {
+    let root = Root::new();
+    let task = task_with(
+        &root,
+        Limits {
+            max_agents: 1000,
+            max_concurrent: 1000,
+            max_depth: 5,
+        },
+    );
+    let layout = root.layout();
+    let locks = [
+        layout
+            .task_registry(&task)
+            .with_file_name("AGENT_REGISTRY.json.lock"),
+        layout.global_dir().join("GLOBAL_REGISTRY.json.lock"),
+    ];
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deleter = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut deleted = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for lock in &locks {
+                    if std::fs::remove_file(lock).is_ok() {
+                        deleted += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            deleted
+        })
+    };
+    let lines = race(&root, &task, 8, 25, "worker");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let deleted = deleter.join().unwrap();
+    assert!(
+        deleted > 10,
+        "the lock files were deleted while in use ({deleted} times)"
+    );
+    let ok: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("ok ")).collect();
+    assert_eq!(ok.len(), 200, "{lines:?}");
+    let (t, g) = assert_counters_match(&root, &task);
+    for id in &ok {
+        assert!(
+            t.agent(&AgentId::parse(id).unwrap()).is_some(),
+            "{id} lost from the task"
+        );
+        assert!(g.agents.contains_key(*id), "{id} lost from the index");
+    }
 }

@@ -337,7 +337,7 @@ impl TmuxBackend {
             pane_pid: f[3].parse().map_err(|_| parse_err())?,
             server_pid: f[4].parse().map_err(|_| parse_err())?,
             agent_tag: f[5].to_owned(),
-            log: f[6].to_owned(),
+            log: decode_log_tag(f[6]),
         }))
     }
 
@@ -350,7 +350,7 @@ impl TmuxBackend {
                 path: spec.workdir.clone(),
             })?;
         if let Some(dir) = spec.log_file.parent() {
-            fs_err::create_dir_all(dir)?;
+            deploy_core::private::create_dir_all(dir)?;
         }
         let name = spec.session.as_str();
         let gate_path = gate::path_for(spec.log_file.as_std_path());
@@ -396,7 +396,7 @@ impl TmuxBackend {
         let tags = [
             ("@fleet_agent_id", spec.agent.as_str()),
             ("@fleet_task_id", spec.task.as_str()),
-            ("@fleet_log", spec.log_file.as_str()),
+            ("@fleet_log", &encode_log_tag(&spec.log_file)),
         ];
         args.extend(
             [
@@ -596,8 +596,10 @@ impl TmuxBackend {
                 session,
                 agent,
                 task: TaskId::parse(f[2]).ok(),
-                exited: (f[4] == "1")
-                    .then(|| exit_of(f[5].parse().ok(), f[6].parse().ok(), Utf8Path::new(f[7]))),
+                exited: (f[4] == "1").then(|| {
+                    let log = decode_log_tag(f[7]);
+                    exit_of(f[5].parse().ok(), f[6].parse().ok(), Utf8Path::new(&log))
+                }),
                 created: f[3].parse().unwrap_or(0),
             });
         }
@@ -642,6 +644,30 @@ fn exit_of(status: Option<i32>, signal: Option<i32>, log: &Utf8Path) -> ExitStat
         }
         known => known,
     }
+}
+
+/// The log path as its tag holds it: hex, so that no byte a path can hold (a tab, a newline)
+/// ever reaches the tab-separated, line-based output fleet parses from tmux.
+fn encode_log_tag(log: &Utf8Path) -> String {
+    log.as_str().bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The log path from its tag: hex as [`encode_log_tag`] writes it, or — tags written by an
+/// earlier fleet — the path itself (absolute, so never valid hex).
+fn decode_log_tag(tag: &str) -> String {
+    if tag.starts_with('/') || !tag.len().is_multiple_of(2) {
+        return tag.to_owned();
+    }
+    let bytes: Option<Vec<u8>> = (0..tag.len())
+        .step_by(2)
+        .map(|i| {
+            tag.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    bytes
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_else(|| tag.to_owned())
 }
 
 /// Records that `p` was last signalled with `sig`.

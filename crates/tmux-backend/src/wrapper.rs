@@ -46,10 +46,15 @@ pub fn read_status(log: &std::path::Path) -> Option<deploy_core::ExitStatus> {
 }
 
 fn record_status(log: &OsStr, status: &str) {
-    let _ = std::fs::write(
-        status_file(std::path::Path::new(log)),
-        format!("{status}\n"),
-    );
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(status_file(std::path::Path::new(log)));
+    if let Ok(mut f) = file {
+        let _ = writeln!(f, "{status}");
+    }
 }
 
 /// How long output written after the agent exited (by its orphans) is still copied.

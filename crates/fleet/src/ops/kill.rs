@@ -85,7 +85,7 @@ fn archive_files(
         if !path.exists() {
             continue;
         }
-        fs_err::create_dir_all(services.layout.archive_dir(task))?;
+        deploy_core::private::create_dir_all(&services.layout.archive_dir(task))?;
         let to = archived(services, task, &path);
         fs_err::rename(&path, &to)?;
         moved.push(to);

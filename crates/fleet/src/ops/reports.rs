@@ -183,7 +183,7 @@ pub(crate) fn task_reports(services: &Services, task: &TaskId) -> TaskReports {
 /// readers never see a torn line and concurrent writers never lose one.
 fn append_jsonl<T: Serialize>(path: &Utf8Path, line: &T) -> Result<(), Error> {
     if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir)?;
+        deploy_core::private::create_dir_all(dir)?;
     }
     let lock = path.with_file_name(format!("{}.lock", path.file_name().unwrap_or("jsonl")));
     let _held = Flock::open(&lock, DEFAULT_LOCK_TIMEOUT)?;

@@ -1,0 +1,57 @@
+//! Files and directories fleet creates are private: registries hold prompt previews, prompt
+//! files hold prompts. New directories are 0700 and new files 0600; a file that is replaced
+//! keeps the mode it had.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+use camino::Utf8Path;
+
+/// Mode of a new directory.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of a new file.
+pub const FILE_MODE: u32 = 0o600;
+
+/// `mkdir -p` with [`DIR_MODE`] for every directory it creates (existing ones keep theirs).
+pub fn create_dir_all(path: &Utf8Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("failed to create directory `{path}`: {e}"),
+            )
+        })
+}
+
+/// The mode a file written at `path` gets: the existing file's, or [`FILE_MODE`].
+pub fn mode_for(path: &Utf8Path) -> u32 {
+    std::fs::metadata(path).map_or(FILE_MODE, |m| m.permissions().mode() & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_directories_are_0700_and_existing_modes_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = camino::Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
+        let deep = root.join("a/b/c");
+        create_dir_all(&deep).unwrap();
+        for d in ["a", "a/b", "a/b/c"] {
+            let mode = std::fs::metadata(root.join(d))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o700, "{d}");
+        }
+        let file = root.join("f");
+        assert_eq!(mode_for(&file), 0o600);
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(mode_for(&file), 0o640);
+    }
+}
