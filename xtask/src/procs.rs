@@ -40,6 +40,7 @@ pub(crate) struct Results {
     pub(crate) bulk_sequential: Duration,
     pub(crate) bulk_concurrent: Duration,
     pub(crate) reconcile_idle: Stats,
+    pub(crate) reconcile_stale: Stats,
     pub(crate) rss_deploy_kb: u64,
     pub(crate) rss_mcp_kb: u64,
     pub(crate) mcp_status_calls: Duration,
@@ -253,6 +254,8 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
 
     // 5. Reconcile with nothing to do over 1,000 sessions and 10,000 registry entries.
     let reconcile_idle = idle_reconcile(fleet, scratch)?;
+    // 6. Reconcile recording 1,000 stale agents of one task (their sessions gone).
+    let reconcile_stale = stale_reconcile(fleet, scratch)?;
 
     // The startup grace: how fast do failing agents die?
     let grace = grace(fleet, scratch)?;
@@ -263,6 +266,7 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
         bulk_sequential: Duration::from_secs_f64(seq_ms / 1e3),
         bulk_concurrent: Duration::from_secs_f64(par_ms / 1e3),
         reconcile_idle,
+        reconcile_stale,
         rss_deploy_kb,
         rss_mcp_kb,
         mcp_status_calls,
@@ -428,6 +432,52 @@ fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
         let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
         if v["nothing_to_do"] != true {
             return Err(format!("idle reconcile found work: {v}"));
+        }
+        runs.push(ms);
+    }
+    Ok(Stats(runs))
+}
+
+/// One reconcile that records 1,000 running agents of one task whose sessions are gone:
+/// one registry transaction for the task, one scan for their processes.
+fn stale_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
+    let mut runs = Vec::new();
+    for run in 0..3 {
+        let env = Env::new(fleet, scratch, &format!("stale-{run}"))?;
+        let task = env.task()?;
+        let path = env.root.join(&task).join("AGENT_REGISTRY.json");
+        let read = |p: &Path| -> Result<Value, String> {
+            serde_json::from_slice(&std::fs::read(p).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())
+        };
+        let mut file = read(&path)?;
+        let index_path = env.root.join("registry/GLOBAL_REGISTRY.json");
+        let mut index = read(&index_path)?;
+        let mut agents = Vec::new();
+        for i in 0..1000 {
+            let id = format!("stale-{i:06}-000000");
+            agents.push(json!({
+                "id": id, "type": "stale", "tmux_session": format!("agent_{id}"),
+                "parent": "orchestrator", "depth": 1, "status": "running",
+                "started_at": "2026-11-24T08:33:01.582508", "progress": 0,
+            }));
+            index["agents"][&id] = json!({
+                "task_id": task, "type": "stale", "parent": "orchestrator",
+                "started_at": "2026-11-24T08:33:01.582508", "tmux_session": format!("agent_{id}"),
+            });
+        }
+        file["agents"] = Value::Array(agents);
+        for (p, v) in [(&path, &file), (&index_path, &index)] {
+            std::fs::write(p, serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        }
+        let (ms, out) = time(|| env.ok(&["--json", "reconcile"]))?;
+        let v: Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+        let recorded = v["zombies"].as_array().map_or(0, Vec::len);
+        if recorded != 1000 {
+            return Err(format!(
+                "stale reconcile recorded {recorded} agents, not 1,000"
+            ));
         }
         runs.push(ms);
     }

@@ -136,6 +136,14 @@ pub trait SessionBackend: Send + Sync {
     fn probe(&self, session: &SessionName) -> Result<Liveness, Error>;
     /// Kills `session` and every process of `agent`, and verifies none is left.
     fn kill(&self, session: &SessionName, agent: &AgentId) -> Result<KillReport, Error>;
+    /// [`kill`](Self::kill) of many agents at once (reconcile of many stale agents); a backend
+    /// may do it in fewer calls. The reports are in the order of `targets`.
+    fn kill_all(&self, targets: &[(SessionName, AgentId)]) -> Result<Vec<KillReport>, Error> {
+        targets
+            .iter()
+            .map(|(session, agent)| self.kill(session, agent))
+            .collect()
+    }
     /// Every fleet-tagged session, in one call.
     fn list(&self) -> Result<Vec<SessionListing>, Error>;
     /// The last `lines` lines of the session's output.

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::{KillReport, Liveness, SessionBackend, SessionListing};
+use crate::backend::{KillReport, SessionBackend, SessionListing};
 use crate::deploy::Deployer;
 use crate::failure::CleanupReport;
 use crate::guard::{IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard};
@@ -315,26 +315,31 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         (None, true) => None,
     };
 
+    // A candidate not in the listing may have started after it: one listing more, taken now,
+    // tells (rather than a probe per candidate).
+    let relisted = if candidates
+        .iter()
+        .any(|(_, a)| !listed.as_ref().is_some_and(|l| l.contains_key(&a.session)))
+    {
+        Some(sessions_by_name(env.backend)?)
+    } else {
+        None
+    };
+    let mut by_task: BTreeMap<TaskId, Vec<Zombie>> = BTreeMap::new();
     for (task, agent) in candidates {
-        let listing = listed.as_ref().and_then(|l| l.get(&agent.session));
-        let exit = match listing {
+        let seen = listed
+            .as_ref()
+            .and_then(|l| l.get(&agent.session))
+            .or_else(|| relisted.as_ref().and_then(|l| l.get(&agent.session)));
+        let exit = match seen {
             Some(l) => match l.exited {
                 None => continue, // alive
                 Some(status) => Some(status),
             },
-            // Not listed: it may have started after the listing. Ask again, exactly.
-            None => match env.backend.probe(&agent.session)? {
-                Liveness::Alive => continue,
-                Liveness::Exited { status, .. } => Some(status),
-                Liveness::Missing => None,
-            },
+            None => None,
         };
-        let recorded = outcome(exit);
-        if !scope.dry_run {
-            record_outcome(env, &task, &agent, exit, &recorded)?;
-        }
-        let (now, reason) = recorded;
-        report.zombies.push(Zombie {
+        let (now, reason) = outcome(exit);
+        by_task.entry(task.clone()).or_default().push(Zombie {
             task,
             was: agent.status.clone(),
             agent: agent.id,
@@ -343,6 +348,32 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             exit,
             reason,
         });
+    }
+    for (task, zombies) in by_task {
+        if !scope.dry_run {
+            // Released first — sessions, processes, prompt files — and the ends recorded after,
+            // for the whole task at once.
+            let targets: Vec<(SessionName, AgentId)> = zombies
+                .iter()
+                .map(|z| (z.session.clone(), z.agent.clone()))
+                .collect();
+            env.backend.kill_all(&targets)?;
+            for z in &zombies {
+                env.prompts
+                    .remove(&env.layout.tracked_files(&task, &z.agent).prompt_file)?;
+            }
+            let updates: Vec<(AgentId, StatusUpdate)> = zombies
+                .iter()
+                .map(|z| {
+                    let mut update = StatusUpdate::now(z.now.clone());
+                    update.exit = z.exit;
+                    update.reason = Some(z.reason.clone());
+                    (z.agent.clone(), update)
+                })
+                .collect();
+            env.registry.update_statuses(&task, &updates)?;
+        }
+        report.zombies.extend(zombies);
         failpoint("reconcile::after_zombie");
     }
 

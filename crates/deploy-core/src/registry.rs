@@ -29,6 +29,13 @@ pub trait Registry: Send + Sync {
         agent: &AgentId,
         update: &StatusUpdate,
     ) -> Result<(), Error>;
+    /// Changes the status of several agents of one task in one transaction (reconcile records
+    /// every stale agent of a task at once). Atomic: on `Err` none changed.
+    fn update_statuses(
+        &self,
+        task: &TaskId,
+        updates: &[(AgentId, StatusUpdate)],
+    ) -> Result<(), Error>;
     /// Reads one task.
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error>;
     /// Lists every task, by id.

@@ -644,3 +644,34 @@ fn regression_a_panic_reading_the_task_during_a_rollback_deleted_the_intent() {
     };
     assert_eq!(run(&case), Ok(3));
 }
+
+/// Break 14 of the hostile review: reconcile rewrote the registry once per stale agent. The
+/// ends of a task's stale agents are now recorded in one registry transaction.
+#[test]
+fn reconcile_records_a_task_s_stale_agents_in_one_registry_transaction() {
+    let world = World::new();
+    let task = world.create_task(limits(20, 20));
+    let mut model = Model::default();
+    for type_idx in 0..3 {
+        let req = request(&task, type_idx, false);
+        assert!(deploy(&world, req, None, &mut model).is_none(), "Live");
+    }
+    for s in world.backend.inner().sessions() {
+        world
+            .backend
+            .inner()
+            .end_agent(&s.spec.session, ExitStatus::Code(0));
+    }
+    let before = world.faults.calls(Op::UpdateStatus);
+    let report = reconcile_once(&world).unwrap();
+    assert_eq!(report.zombies.len(), 3);
+    assert_eq!(world.faults.calls(Op::UpdateStatus) - before, 1);
+    let state = world.registry.inner().snapshot();
+    assert!(
+        state.tasks[&task]
+            .agents
+            .iter()
+            .all(|a| a.status == AgentStatus::Completed)
+    );
+    assert_eq!(world.backend.inner().session_count(), 0);
+}

@@ -146,6 +146,72 @@ fn exit_json(exit: ExitStatus) -> Value {
     }
 }
 
+/// The task registry's and the index's fields for a status update, as the Python server
+/// wrote them.
+fn status_fields(update: &StatusUpdate) -> (Map<String, Value>, Map<String, Value>) {
+    let mut fields = Map::new();
+    let mut index = Map::new();
+    fields.insert("last_update".into(), json!(update.at));
+    index.insert("last_update".into(), json!(update.at));
+    if let Some(p) = update.progress {
+        fields.insert("progress".into(), json!(p));
+    }
+    match update.status {
+        AgentStatus::Completed => {
+            fields.insert("completed_at".into(), json!(update.at));
+            index.insert("completed_at".into(), json!(update.at));
+        }
+        AgentStatus::Terminated => {
+            let reason = update.reason.clone().unwrap_or_default();
+            fields.insert("terminated_at".into(), json!(update.at));
+            fields.insert("termination_reason".into(), json!(reason));
+            index.insert("terminated_at".into(), json!(update.at));
+            index.insert("termination_reason".into(), json!(reason));
+        }
+        AgentStatus::Error => {
+            fields.insert("error_at".into(), json!(update.at));
+            index.insert("error_at".into(), json!(update.at));
+            if let Some(reason) = &update.reason {
+                fields.insert("error".into(), json!(reason));
+            }
+        }
+        _ => {}
+    }
+    if let Some(exit) = update.exit {
+        fields.insert("exit_status".into(), exit_json(exit));
+    }
+    (fields, index)
+}
+
+/// Sets `agent`'s status (if given) and fields in the task registry and the index.
+fn apply_fields(
+    t: &mut TaskFile,
+    g: &mut GlobalFile,
+    task: &TaskId,
+    agent: &AgentId,
+    status: Option<&AgentStatus>,
+    task_fields: Map<String, Value>,
+    global_fields: Map<String, Value>,
+) -> Result<(), Error> {
+    let entry = t
+        .agent_mut(agent)
+        .ok_or_else(|| deploy_core::Error::UnknownAgent {
+            task: task.clone(),
+            agent: agent.clone(),
+        })?;
+    if let Some(s) = status {
+        entry.status = s.clone();
+    }
+    entry.extra.extend(task_fields);
+    if let Some(Value::Object(ge)) = g.agents.get_mut(agent.as_str()) {
+        if let Some(s) = status {
+            ge.insert("status".into(), json!(s.as_str()));
+        }
+        ge.extend(global_fields);
+    }
+    Ok(())
+}
+
 /// Task statuses that no longer count as active in the global index.
 fn task_is_active(status: &str) -> bool {
     !matches!(
@@ -649,22 +715,15 @@ impl JsonRegistry {
         global_fields: Map<String, Value>,
     ) -> Result<(), Error> {
         self.transact(task, |t, g| {
-            let entry = t
-                .agent_mut(agent)
-                .ok_or_else(|| deploy_core::Error::UnknownAgent {
-                    task: task.clone(),
-                    agent: agent.clone(),
-                })?;
-            if let Some(s) = &status {
-                entry.status = s.clone();
-            }
-            entry.extra.extend(task_fields.clone());
-            if let Some(Value::Object(ge)) = g.agents.get_mut(agent.as_str()) {
-                if let Some(s) = &status {
-                    ge.insert("status".into(), json!(s.as_str()));
-                }
-                ge.extend(global_fields.clone());
-            }
+            apply_fields(
+                t,
+                g,
+                task,
+                agent,
+                status.as_ref(),
+                task_fields.clone(),
+                global_fields.clone(),
+            )?;
             Ok(((), true))
         })
     }
@@ -772,38 +831,24 @@ impl Registry for JsonRegistry {
         agent: &AgentId,
         update: &StatusUpdate,
     ) -> Result<(), deploy_core::Error> {
-        let mut fields = Map::new();
-        let mut index = Map::new();
-        fields.insert("last_update".into(), json!(update.at));
-        index.insert("last_update".into(), json!(update.at));
-        if let Some(p) = update.progress {
-            fields.insert("progress".into(), json!(p));
+        self.update_statuses(task, &[(agent.clone(), update.clone())])
+    }
+
+    fn update_statuses(
+        &self,
+        task: &TaskId,
+        updates: &[(AgentId, StatusUpdate)],
+    ) -> Result<(), deploy_core::Error> {
+        if updates.is_empty() {
+            return Ok(());
         }
-        match update.status {
-            AgentStatus::Completed => {
-                fields.insert("completed_at".into(), json!(update.at));
-                index.insert("completed_at".into(), json!(update.at));
+        Ok(self.transact(task, |t, g| {
+            for (agent, update) in updates {
+                let (fields, index) = status_fields(update);
+                apply_fields(t, g, task, agent, Some(&update.status), fields, index)?;
             }
-            AgentStatus::Terminated => {
-                let reason = update.reason.clone().unwrap_or_default();
-                fields.insert("terminated_at".into(), json!(update.at));
-                fields.insert("termination_reason".into(), json!(reason));
-                index.insert("terminated_at".into(), json!(update.at));
-                index.insert("termination_reason".into(), json!(reason));
-            }
-            AgentStatus::Error => {
-                fields.insert("error_at".into(), json!(update.at));
-                index.insert("error_at".into(), json!(update.at));
-                if let Some(reason) = &update.reason {
-                    fields.insert("error".into(), json!(reason));
-                }
-            }
-            _ => {}
-        }
-        if let Some(exit) = update.exit {
-            fields.insert("exit_status".into(), exit_json(exit));
-        }
-        Ok(self.update_agent_fields(task, agent, Some(update.status.clone()), fields, index)?)
+            Ok(((), true))
+        })?)
     }
 
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, deploy_core::Error> {

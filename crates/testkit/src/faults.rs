@@ -358,6 +358,14 @@ impl<R: Registry> Registry for Faulty<R> {
         self.faults.check(Op::UpdateStatus)?;
         self.inner.update_status(task, agent, update)
     }
+    fn update_statuses(
+        &self,
+        task: &TaskId,
+        updates: &[(AgentId, StatusUpdate)],
+    ) -> Result<(), Error> {
+        self.faults.check(Op::UpdateStatus)?;
+        self.inner.update_statuses(task, updates)
+    }
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error> {
         self.faults.check(Op::ReadTask)?;
         self.inner.read_task(task)

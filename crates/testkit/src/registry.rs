@@ -172,20 +172,31 @@ impl Registry for FakeRegistry {
         agent: &AgentId,
         update: &StatusUpdate,
     ) -> Result<(), Error> {
+        self.update_statuses(task, &[(agent.clone(), update.clone())])
+    }
+
+    fn update_statuses(
+        &self,
+        task: &TaskId,
+        updates: &[(AgentId, StatusUpdate)],
+    ) -> Result<(), Error> {
         let mut s = lock(&self.state);
         let t = s
             .tasks
             .get_mut(task)
             .ok_or_else(|| Error::UnknownTask(task.clone()))?;
-        let a = t
-            .agents
-            .iter_mut()
-            .find(|a| &a.id == agent)
-            .ok_or_else(|| Error::UnknownAgent {
+        // All or nothing: check every agent first.
+        if let Some((agent, _)) = updates.iter().find(|(a, _)| t.agent(a).is_none()) {
+            return Err(Error::UnknownAgent {
                 task: task.clone(),
                 agent: agent.clone(),
-            })?;
-        a.status = update.status.clone();
+            });
+        }
+        for (agent, update) in updates {
+            if let Some(a) = t.agents.iter_mut().find(|a| &a.id == agent) {
+                a.status = update.status.clone();
+            }
+        }
         Ok(())
     }
 

@@ -554,6 +554,62 @@ impl TmuxBackend {
         })
     }
 
+    /// Kills many agents: those whose session exists one by one, those whose session is gone
+    /// with one scan of `/proc` for all their tags (one round of tmux calls, not one per agent).
+    fn do_kill_all(&self, targets: &[(SessionName, AgentId)]) -> Result<Vec<KillReport>, Error> {
+        let args = vec![
+            "list-sessions".into(),
+            "-F".into(),
+            "#{session_name}".into(),
+        ];
+        let names: BTreeSet<String> = self
+            .query_server(&args)?
+            .map(|out| out.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let mut reports = vec![KillReport::default(); targets.len()];
+        let mut gone: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, (session, agent)) in targets.iter().enumerate() {
+            if names.contains(session.as_str()) {
+                reports[i] = self.do_kill(session, agent)?;
+            } else {
+                gone.insert(agent.as_str(), i);
+            }
+        }
+        if gone.is_empty() {
+            return Ok(reports);
+        }
+        let mut exclude: BTreeSet<u32> = BTreeSet::from([std::process::id()]);
+        if let Ok(Some(pid)) = self.server_pid() {
+            exclude.insert(pid);
+        }
+        let deadline = Instant::now() + self.kill_grace + Duration::from_secs(3);
+        loop {
+            let tagged: Vec<(usize, procs::Proc)> = procs::all()
+                .into_values()
+                .filter(|p| !exclude.contains(&p.pid) && !p.is_gone())
+                .filter_map(|p| {
+                    let agent = procs::env_value(p.pid, AGENT_ID_ENV)?;
+                    gone.get(agent.as_str()).map(|i| (*i, p))
+                })
+                .collect();
+            if tagged.is_empty() {
+                return Ok(reports);
+            }
+            if Instant::now() > deadline {
+                let (i, _) = tagged[0];
+                return Err(Error::Survivors {
+                    agent: targets[i].1.clone(),
+                    pids: tagged.iter().map(|(_, p)| p.pid).collect(),
+                });
+            }
+            for (i, p) in &tagged {
+                let mut killed = std::mem::take(&mut reports[*i].killed);
+                self.end(std::slice::from_ref(p), &mut killed);
+                reports[*i].killed = killed;
+            }
+        }
+    }
+
     /// One round: TERM, the kill grace, then KILL for what is left, and a short wait.
     fn end(&self, targets: &[procs::Proc], killed: &mut Vec<KilledProcess>) {
         for p in targets {
@@ -760,6 +816,13 @@ impl SessionBackend for TmuxBackend {
         agent: &AgentId,
     ) -> Result<KillReport, deploy_core::Error> {
         Ok(self.do_kill(session, agent)?)
+    }
+
+    fn kill_all(
+        &self,
+        targets: &[(SessionName, AgentId)],
+    ) -> Result<Vec<KillReport>, deploy_core::Error> {
+        Ok(self.do_kill_all(targets)?)
     }
 
     fn list(&self) -> Result<Vec<SessionListing>, deploy_core::Error> {

@@ -60,6 +60,15 @@ pub(crate) fn all() -> BTreeMap<u32, Proc> {
     out
 }
 
+/// The value of `name` in the environment of `pid`, if it has it.
+pub(crate) fn env_value(pid: u32, name: &str) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    env.split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
 /// Whether the environment of `pid` has `name=value`.
 pub(crate) fn has_env(pid: u32, name: &str, value: &str) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
