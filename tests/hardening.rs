@@ -463,3 +463,123 @@ fn a_workspace_path_with_a_tab_or_newline_breaks_nothing() {
     assert_eq!(report["orphans"][0]["agent"], agent.as_str(), "{report}");
     assert!(f.sessions().is_empty());
 }
+
+/// Break 13: Ctrl-C or SIGTERM during `fleet deploy` rolls the deployment back before fleet
+/// exits, with 130 or 143, reported like any failed step.
+#[test]
+fn a_signal_during_deploy_rolls_it_back_before_fleet_exits() {
+    for (signal, code, name) in [(2, 130, "SIGINT"), (15, 143, "SIGTERM")] {
+        let f = Fleet::new();
+        let task = f.task(&[]);
+        let before = f.files();
+        let child = f
+            .command(&[
+                "deploy",
+                "--task",
+                &task,
+                "--type",
+                "a",
+                "--prompt",
+                "p",
+                "--startup-grace-ms",
+                "30000",
+                "--",
+                "sleep",
+                "60",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Inside its startup grace: the session exists and the agent runs.
+        common::wait_for("the session", || f.sessions().len() == 1);
+        let registry = f.root().join(&task).join("AGENT_REGISTRY.json");
+        common::wait_for("the registration", || {
+            fs_err::read_to_string(&registry).is_ok_and(|t| t.contains("tmux_session"))
+        });
+        let sent = send_signal(child.id(), signal);
+        assert!(sent, "signalled");
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{name}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("interrupted by signal {signal} ({name})"))
+                && err.contains("failed at step `confirm live`"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(f.sessions().is_empty(), "{name}: the session was killed");
+        assert_eq!(f.files(), before, "{name}: nothing left but the logs");
+    }
+}
+
+/// Sends `signal` to `pid` (a child this test started).
+fn send_signal(pid: u32, signal: i32) -> bool {
+    std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Also found: a prompt read from a file or pipe had no size cap (`/dev/zero` was read until
+/// out of memory). 16 MiB by default, `FLEET_MAX_PROMPT_BYTES` to change it.
+#[test]
+fn a_prompt_read_from_a_file_or_pipe_is_capped() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let before = f.files();
+    let deploy = [
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "a",
+        "--prompt-file",
+        "/dev/zero",
+    ];
+    let out = f.run(&deploy);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("prompt file /dev/zero is over 16777216 bytes"),
+        "{err}"
+    );
+    let out = f
+        .command(&deploy)
+        .env("FLEET_MAX_PROMPT_BYTES", "1000")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("over 1000 bytes"), "{}", stderr(&out));
+    assert_eq!(f.files(), before);
+    assert!(f.sessions().is_empty());
+}
+
+/// Also found: failed deployments left their logs (`<id>_stream.jsonl` and `.exit`) with no
+/// registry entry. The rollback removes them; the error already quotes the last lines.
+#[test]
+fn a_failed_deployment_leaves_no_log() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let out = f.run(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "a",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "2000",
+        "--",
+        "sh",
+        "-c",
+        "echo doomed; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("doomed"), "{}", stderr(&out));
+    let logs: Vec<_> = fs_err::read_dir(f.root().join(&task).join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(logs.is_empty(), "{logs:?}");
+}

@@ -1,6 +1,6 @@
 //! The session backend: where agents run. tmux-backend implements it over tmux; testkit fakes it.
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -143,6 +143,14 @@ pub trait SessionBackend: Send + Sync {
             .iter()
             .map(|(session, agent)| self.kill(session, agent))
             .collect()
+    }
+    /// Removes what the agent of a session that is gone wrote — its log `log` and whatever the
+    /// backend keeps beside it — and says whether there was anything. A rollback calls it after
+    /// its kill: a deployment that failed leaves nothing (its error quotes the last lines). A
+    /// backend that keeps no output has nothing to remove.
+    fn discard_output(&self, log: &Utf8Path) -> Result<bool, Error> {
+        let _ = log;
+        Ok(false)
     }
     /// Every fleet-tagged session, in one call.
     fn list(&self) -> Result<Vec<SessionListing>, Error>;

@@ -157,7 +157,7 @@ pub struct SessionStarted<'a> {
 #[must_use = "dropping a deployment state rolls it back"]
 pub struct Registered<'a> {
     registration: RegistrationGuard<'a>,
-    record: AgentRecord,
+    record: Box<AgentRecord>,
     session: SessionGuard<'a>,
     info: SessionInfo,
     prompt: PromptGuard<'a>,
@@ -269,10 +269,28 @@ impl AnyDeployment<'_> {
 impl<'a> Deployer<'a> {
     /// Deploys `request` all the way to [`Live`].
     pub fn deploy(&self, request: DeployRequest) -> Result<Live, DeployFailure> {
-        self.begin(request)?
-            .start_session()?
-            .register()?
-            .confirm_live()
+        self.deploy_interruptible(request, &|| None)
+    }
+
+    /// [`deploy`](Self::deploy), asking `interrupt` between steps and while waiting out the
+    /// startup grace: when it names a signal, the deployment is rolled back and fails at the step
+    /// it had reached with [`Error::Interrupted`]. (The CLI passes SIGINT and SIGTERM here.)
+    pub fn deploy_interruptible(
+        &self,
+        request: DeployRequest,
+        interrupt: &dyn Fn() -> Option<i32>,
+    ) -> Result<Live, DeployFailure> {
+        let stop = |signal| Error::Interrupted { signal };
+        let p = self.begin(request)?;
+        if let Some(signal) = interrupt() {
+            return Err(p.fail(Step::StartSession, stop(signal)));
+        }
+        let s = p.start_session()?;
+        if let Some(signal) = interrupt() {
+            return Err(s.fail(Step::Register, stop(signal)));
+        }
+        let r = s.register()?;
+        r.confirm_live_with(interrupt)
     }
 
     /// Validates `request`, checks the task's limits cheaply, journals the intent and writes
@@ -361,6 +379,7 @@ impl<'a> PromptWritten<'a> {
             self.env.backend,
             self.plan.session_name.clone(),
             self.plan.agent.clone(),
+            self.plan.files.log_file.clone(),
             &self.ledger,
         );
         match self.env.backend.start(&self.plan.spec()) {
@@ -417,7 +436,7 @@ impl<'a> SessionStarted<'a> {
                 failpoint("deploy::after_register");
                 let registered = Registered {
                     registration: guard,
-                    record,
+                    record: Box::new(record),
                     session: self.session,
                     info: self.info,
                     prompt: self.prompt,
@@ -458,10 +477,21 @@ impl Registered<'_> {
     /// it is still alive at the end of the window. An agent that dies inside it fails the
     /// deployment with its exit status and last output.
     pub fn confirm_live(self) -> Result<Live, DeployFailure> {
+        self.confirm_live_with(&|| None)
+    }
+
+    /// [`confirm_live`](Self::confirm_live), rolling back as soon as `interrupt` names a signal.
+    pub fn confirm_live_with(
+        self,
+        interrupt: &dyn Fn() -> Option<i32>,
+    ) -> Result<Live, DeployFailure> {
         let grace = self.plan.request.startup_grace;
         let start = Instant::now();
         let mut pause = Duration::from_millis(10);
         loop {
+            if let Some(signal) = interrupt() {
+                return Err(self.fail(Step::ConfirmLive, Error::Interrupted { signal }));
+            }
             let remaining = grace.saturating_sub(start.elapsed());
             let agent = self.plan.agent.clone();
             match self.env.backend.probe(&self.plan.session_name) {
@@ -536,7 +566,7 @@ impl Registered<'_> {
             task: plan.task,
             record: AgentRecord {
                 confirmed,
-                ..record
+                ..*record
             },
             session: info,
             files: plan.files,

@@ -79,6 +79,12 @@ pub enum Error {
         /// The grace window.
         grace: Duration,
     },
+    /// A signal asked the deploying process to stop; the deployment was rolled back.
+    #[error("interrupted by signal {signal}{}", signal_suffix(*signal))]
+    Interrupted {
+        /// The signal (2 for SIGINT, 15 for SIGTERM).
+        signal: i32,
+    },
     /// A file operation failed; the message names the path (fs-err).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -110,6 +116,15 @@ pub enum Error {
     /// A prompt store or intent journal failed.
     #[error("store: {0}")]
     Store(#[source] BoxError),
+}
+
+fn signal_suffix(signal: i32) -> &'static str {
+    match signal {
+        2 => " (SIGINT)",
+        15 => " (SIGTERM)",
+        1 => " (SIGHUP)",
+        _ => "",
+    }
 }
 
 fn format_lines(lines: &[String]) -> String {

@@ -306,6 +306,7 @@ struct SessionHeld<'a> {
     backend: &'a dyn SessionBackend,
     session: SessionName,
     agent: AgentId,
+    log: Utf8PathBuf,
 }
 
 impl fmt::Debug for SessionHeld<'_> {
@@ -319,8 +320,12 @@ impl fmt::Debug for SessionHeld<'_> {
 
 impl Hold for SessionHeld<'_> {
     fn release(self, _: &Ledger) -> CleanupEntry {
-        let killed = guarded(|| self.backend.kill(&self.session, &self.agent))
-            .map(|r| r.session_existed || !r.killed.is_empty());
+        // The kill, then what the agent wrote: a rolled-back deployment leaves no log.
+        let killed = guarded(|| {
+            let report = self.backend.kill(&self.session, &self.agent)?;
+            let wrote = self.backend.discard_output(&self.log)?;
+            Ok(report.session_existed || !report.killed.is_empty() || wrote)
+        });
         CleanupEntry {
             outcome: outcome(killed),
             resource: Resource::Session(self.session),
@@ -343,6 +348,7 @@ impl<'a> SessionGuard<'a> {
         backend: &'a dyn SessionBackend,
         session: SessionName,
         agent: AgentId,
+        log: Utf8PathBuf,
         ledger: &Ledger,
     ) -> Self {
         SessionGuard {
@@ -351,6 +357,7 @@ impl<'a> SessionGuard<'a> {
                     backend,
                     session,
                     agent,
+                    log,
                 },
                 ledger,
             ),

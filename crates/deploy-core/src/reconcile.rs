@@ -71,17 +71,18 @@ pub fn rollback_abandoned(
         intent.release();
         return (ledger.report(), Some(why));
     }
-    let prompt = PromptGuard::arm(
-        env.prompts,
-        env.layout
-            .tracked_files(&record.task, &record.agent)
-            .prompt_file,
-        &ledger,
-    );
+    let files = env.layout.tracked_files(&record.task, &record.agent);
+    let prompt = PromptGuard::arm(env.prompts, files.prompt_file, &ledger);
     // `begin` named the session with `for_agent`, and the journal checked the record against it.
-    let session = SessionName::for_agent(&record.agent)
-        .ok()
-        .map(|name| SessionGuard::arm(env.backend, name, record.agent.clone(), &ledger));
+    let session = SessionName::for_agent(&record.agent).ok().map(|name| {
+        SessionGuard::arm(
+            env.backend,
+            name,
+            record.agent.clone(),
+            files.log_file,
+            &ledger,
+        )
+    });
     let registration =
         RegistrationGuard::arm(env.registry, record.task.clone(), record.agent, &ledger);
     registration.release();

@@ -33,7 +33,13 @@ pub(crate) struct Config {
     pub(crate) agent_cmd: Vec<String>,
     /// The startup grace when a request names none.
     pub(crate) startup_grace: Duration,
+    /// The largest prompt fleet reads from a file or stdin.
+    pub(crate) max_prompt_bytes: u64,
 }
+
+/// The largest prompt read from a file or stdin unless `FLEET_MAX_PROMPT_BYTES` says otherwise:
+/// 16 MiB (a prompt travels whole in its file; `/dev/zero` must not exhaust memory).
+pub(crate) const DEFAULT_MAX_PROMPT_BYTES: u64 = 16 << 20;
 
 impl Config {
     /// Resolves flags (already merged with their env vars by clap) and the remaining
@@ -63,11 +69,20 @@ impl Config {
             })?),
             _ => DEFAULT_STARTUP_GRACE,
         };
+        let max_prompt_bytes = match std::env::var("FLEET_MAX_PROMPT_BYTES") {
+            Ok(n) if !n.is_empty() => n.parse().map_err(|_| {
+                Error::Invalid(format!(
+                    "FLEET_MAX_PROMPT_BYTES {n:?} is not a number of bytes"
+                ))
+            })?,
+            _ => DEFAULT_MAX_PROMPT_BYTES,
+        };
         Ok(Config {
             root,
             socket,
             agent_cmd,
             startup_grace,
+            max_prompt_bytes,
         })
     }
 

@@ -33,6 +33,20 @@ impl From<DeployFailure> for Error {
 }
 
 impl Error {
+    /// The exit status: 128 + the signal for a deployment a signal interrupted (130 for
+    /// SIGINT, 143 for SIGTERM), 1 otherwise.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            Error::Deploy(f) => match *f.cause {
+                deploy_core::Error::Interrupted { signal } => {
+                    u8::try_from(128 + signal).unwrap_or(1)
+                }
+                _ => 1,
+            },
+            _ => 1,
+        }
+    }
+
     /// One line: the message, and for a deployment whose rollback left something, what and why.
     pub(crate) fn line(&self) -> String {
         let mut line = self.to_string();

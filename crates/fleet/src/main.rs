@@ -108,7 +108,7 @@ fn main() -> ExitCode {
                 emit(true, &e.json(), String::new);
             }
             eprintln!("fleet: {}", e.line());
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -818,6 +818,26 @@ impl SessionBackend for TmuxBackend {
         Ok(self.do_kill(session, agent)?)
     }
 
+    fn discard_output(&self, log: &Utf8Path) -> Result<bool, deploy_core::Error> {
+        let mut any = false;
+        let gate = gate::path_for(log.as_std_path());
+        let exit = wrapper::status_file(log.as_std_path());
+        for path in [log.as_std_path(), exit.as_path(), gate.as_path()] {
+            match std::fs::remove_file(path) {
+                Ok(()) => any = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot remove {}: {e}", path.display()),
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(any)
+    }
+
     fn kill_all(
         &self,
         targets: &[(SessionName, AgentId)],

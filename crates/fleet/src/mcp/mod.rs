@@ -90,7 +90,12 @@ fn deploy(
     );
     options.parent = Parent::parse(parent)?;
     options.preamble = true;
-    Ok(views::deployed(&ops::deploy::run(services, options)?))
+    // The server's own signals end the server; a deployment in flight rolls back as it drops.
+    Ok(views::deployed(&ops::deploy::run(
+        services,
+        options,
+        &|| None,
+    )?))
 }
 
 #[tool_router]

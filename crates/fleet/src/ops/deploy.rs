@@ -106,7 +106,14 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
 /// limit: on a limit refusal they are looked for, recorded, and the deployment is tried once
 /// more — so leftovers never block new work or count against a limit, and the common path pays
 /// nothing for them.
-pub(crate) fn run(services: &Services, options: DeployOptions) -> Result<Deployed, Error> {
+///
+/// `interrupt` is asked between steps and during the startup grace (the CLI's SIGINT and
+/// SIGTERM): when it names a signal, the deployment rolls back and fails with it.
+pub(crate) fn run(
+    services: &Services,
+    options: DeployOptions,
+    interrupt: &dyn Fn() -> Option<i32>,
+) -> Result<Deployed, Error> {
     let request = request(services, options)?;
     let deployer = services.deployer();
     let cleanup = |zombies: bool| -> Result<bool, Error> {
@@ -132,9 +139,9 @@ pub(crate) fn run(services: &Services, options: DeployOptions) -> Result<Deploye
         }
     };
     cleanup(false)?;
-    let live = match deployer.deploy(request.clone()) {
+    let live = match deployer.deploy_interruptible(request.clone(), interrupt) {
         Err(f) if matches!(*f.cause, deploy_core::Error::Limit(_)) && cleanup(true)? => {
-            deployer.deploy(request)?
+            deployer.deploy_interruptible(request, interrupt)?
         }
         other => other?,
     };
