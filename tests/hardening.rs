@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Stdio;
 
-use common::{Fleet, stderr};
+use common::{Fleet, deploy_args, stderr};
 use serde_json::Value;
 
 /// Break 0: concurrent deployers into one workspace. A deployer's intent never looks abandoned
@@ -176,22 +176,12 @@ fn a_daemon_that_leaves_the_tree_survives_neither_kill_nor_rollback() {
 
     // Dies inside its startup grace, leaving the daemon: the deployment fails and rolls back.
     let script = daemon("sleep 0.3; exit 1");
-    let out = f.run(&[
-        "deploy",
-        "--task",
+    let out = f.run(&deploy_args(
         &task,
-        "--type",
         "r",
-        "--prompt",
-        "p",
-        "--startup-grace-ms",
         "2000",
-        "--",
-        "sh",
-        "-c",
-        &script,
-        &format!("{prefix}-rollback"),
-    ]);
+        &["sh", "-c", &script, &format!("{prefix}-rollback")],
+    ));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         marked(&format!("{prefix}-rollback-d")).is_empty(),
@@ -264,20 +254,7 @@ fn a_corrupt_global_index_is_rebuilt_by_reconcile_and_blocks_nothing_for_good() 
     );
     assert_eq!(f.files(), before, "a failed task create leaves nothing");
 
-    let out = f.run(&[
-        "deploy",
-        "--task",
-        &task,
-        "--type",
-        "b",
-        "--prompt",
-        "p",
-        "--startup-grace-ms",
-        "0",
-        "--",
-        "sleep",
-        "60",
-    ]);
+    let out = f.run(&deploy_args(&task, "b", "0", &["sleep", "60"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("fleet reconcile"), "{}", stderr(&out));
     assert_eq!(
@@ -473,20 +450,7 @@ fn a_signal_during_deploy_rolls_it_back_before_fleet_exits() {
         let task = f.task(&[]);
         let before = f.files();
         let child = f
-            .command(&[
-                "deploy",
-                "--task",
-                &task,
-                "--type",
-                "a",
-                "--prompt",
-                "p",
-                "--startup-grace-ms",
-                "30000",
-                "--",
-                "sleep",
-                "60",
-            ])
+            .command(&deploy_args(&task, "a", "30000", &["sleep", "60"]))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -560,21 +524,12 @@ fn a_prompt_read_from_a_file_or_pipe_is_capped() {
 fn a_failed_deployment_leaves_no_log() {
     let f = Fleet::new();
     let task = f.task(&[]);
-    let out = f.run(&[
-        "deploy",
-        "--task",
+    let out = f.run(&deploy_args(
         &task,
-        "--type",
         "a",
-        "--prompt",
-        "p",
-        "--startup-grace-ms",
         "2000",
-        "--",
-        "sh",
-        "-c",
-        "echo doomed; exit 4",
-    ]);
+        &["sh", "-c", "echo doomed; exit 4"],
+    ));
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("doomed"), "{}", stderr(&out));
     let logs: Vec<_> = fs_err::read_dir(f.root().join(&task).join("logs"))

@@ -36,27 +36,27 @@ impl Fleet {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(FLEET);
-        c.args(args)
-            .env("FLEET_ROOT", self.root())
+        c.args(args);
+        self.environment(&mut c);
+        c
+    }
+
+    /// This test's workspace and socket, and none of the caller's fleet settings.
+    fn environment(&self, c: &mut Command) {
+        c.env("FLEET_ROOT", self.root())
             .env("FLEET_TMUX_SOCKET", &self.socket)
             .env_remove("FLEET_AGENT_CMD")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
             .env_remove("FLEET_AGENT_ID")
             .stdin(Stdio::null());
-        c
     }
 
     /// `sh -c script fleet`: a script with fleet's binary as `$0` and this test's workspace
     /// and socket in its environment.
     pub fn shell(&self, script: &str) -> Command {
         let mut c = Command::new("sh");
-        c.args(["-c", script, FLEET])
-            .env("FLEET_ROOT", self.root())
-            .env("FLEET_TMUX_SOCKET", &self.socket)
-            .env_remove("FLEET_AGENT_CMD")
-            .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
-            .env_remove("FLEET_AGENT_ID")
-            .stdin(Stdio::null());
+        c.args(["-c", script, FLEET]);
+        self.environment(&mut c);
         c
     }
 
@@ -93,20 +93,9 @@ impl Fleet {
 
     /// `fleet deploy` of `cmd` as an agent of `agent_type`; returns the agent id.
     pub fn deploy(&self, task: &str, agent_type: &str, grace_ms: &str, cmd: &[&str]) -> String {
-        let mut args = vec![
-            "deploy",
-            "--task",
-            task,
-            "--type",
-            agent_type,
-            "--prompt",
-            "p",
-            "--startup-grace-ms",
-            grace_ms,
-            "--",
-        ];
-        args.extend_from_slice(cmd);
-        self.ok(&args).trim().to_owned()
+        self.ok(&deploy_args(task, agent_type, grace_ms, cmd))
+            .trim()
+            .to_owned()
     }
 
     /// Waits until `n` panes on this test's server are dead (their agents ended).
@@ -167,6 +156,29 @@ impl Drop for Fleet {
         let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
         let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
     }
+}
+
+/// The arguments of `fleet deploy` of `cmd` as an agent of `agent_type`, prompt `p`.
+pub fn deploy_args<'a>(
+    task: &'a str,
+    agent_type: &'a str,
+    grace_ms: &'a str,
+    cmd: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "deploy",
+        "--task",
+        task,
+        "--type",
+        agent_type,
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        grace_ms,
+        "--",
+    ];
+    args.extend_from_slice(cmd);
+    args
 }
 
 pub fn agent_sh() -> String {

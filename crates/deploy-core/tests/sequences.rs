@@ -16,7 +16,6 @@
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -27,16 +26,9 @@ use deploy_core::{
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use testkit::{FaultKind, FaultPlan, FaultRule, Op, World};
+use testkit::{FaultKind, FaultPlan, FaultRule, Op, StopAt, World, advance};
 
 const TYPES: [&str; 3] = ["investigator", "builder", "fixer"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopAt {
-    PromptWritten,
-    SessionStarted,
-    Registered,
-}
 
 #[derive(Debug, Clone)]
 enum Action {
@@ -165,23 +157,6 @@ fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
-fn silence_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .unwrap_or("");
-            if !msg.starts_with("injected panic") {
-                default(info);
-            }
-        }));
-    });
-}
-
 /// Advances a fresh deployment to `stop_at` (or Live).
 fn deploy<'a>(
     world: &'a World,
@@ -189,24 +164,7 @@ fn deploy<'a>(
     stop_at: Option<StopAt>,
     model: &mut Model,
 ) -> Option<AnyDeployment<'a>> {
-    let d = world.deployer();
-    let result = guarded(
-        || -> Result<AnyDeployment<'a>, deploy_core::DeployFailure> {
-            let p = d.begin(req)?;
-            if stop_at == Some(StopAt::PromptWritten) {
-                return Ok(AnyDeployment::PromptWritten(p));
-            }
-            let s = p.start_session()?;
-            if stop_at == Some(StopAt::SessionStarted) {
-                return Ok(AnyDeployment::SessionStarted(s));
-            }
-            let r = s.register()?;
-            if stop_at == Some(StopAt::Registered) {
-                return Ok(AnyDeployment::Registered(r));
-            }
-            Ok(AnyDeployment::Live(r.confirm_live()?))
-        },
-    );
+    let result = guarded(|| advance(world.deployer(), req, stop_at));
     match result {
         Some(Ok(AnyDeployment::Live(live))) => {
             model.went_live.insert(live.record().id.clone());
@@ -399,7 +357,7 @@ fn check_end(
 
 /// Runs one case; returns how many fault rules fired.
 fn run(case: &Case) -> Result<usize, String> {
-    silence_injected_panics();
+    testkit::silence_injected_panics();
     let world = World::new();
     let task = world.create_task(case.limits);
     world.faults.set_plan(FaultPlan {

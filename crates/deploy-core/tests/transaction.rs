@@ -11,7 +11,6 @@
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
 use std::time::Duration;
 
 use deploy_core::{
@@ -20,7 +19,7 @@ use deploy_core::{
     SessionName, Step, TaskId,
 };
 use proptest::prelude::*;
-use testkit::{FaultKind, FaultPlan, FaultRule, Op, World};
+use testkit::{FaultKind, FaultPlan, FaultRule, Op, StopAt, World, advance};
 
 const TYPES: [&str; 3] = ["investigator", "builder", "fixer"];
 const STATUSES: [AgentStatus; 4] = [
@@ -35,13 +34,6 @@ enum Program {
     Alive,
     Exit(i32),
     Signal(i32),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum StopAt {
-    PromptWritten,
-    SessionStarted,
-    Registered,
 }
 
 #[derive(Debug, Clone)]
@@ -448,22 +440,7 @@ enum Outcome {
 }
 
 fn drive(world: &World, req: DeployRequest, stop_at: Option<StopAt>) -> Outcome {
-    let d = world.deployer();
-    let run = || -> Result<AnyDeployment<'_>, DeployFailure> {
-        let p = d.begin(req)?;
-        if stop_at == Some(StopAt::PromptWritten) {
-            return Ok(AnyDeployment::PromptWritten(p));
-        }
-        let s = p.start_session()?;
-        if stop_at == Some(StopAt::SessionStarted) {
-            return Ok(AnyDeployment::SessionStarted(s));
-        }
-        let r = s.register()?;
-        if stop_at == Some(StopAt::Registered) {
-            return Ok(AnyDeployment::Registered(r));
-        }
-        r.confirm_live().map(AnyDeployment::Live)
-    };
+    let run = || advance(world.deployer(), req, stop_at);
     match run() {
         Ok(AnyDeployment::Live(_)) => Outcome::Live,
         Ok(other) => {
@@ -550,25 +527,8 @@ fn why_of(cause: &Error) -> Why {
     }
 }
 
-fn silence_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let msg = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .unwrap_or("");
-            if !msg.starts_with("injected panic") {
-                default(info);
-            }
-        }));
-    });
-}
-
 fn check(case: &Case) -> Result<(), TestCaseError> {
-    silence_injected_panics();
+    testkit::silence_injected_panics();
     let plan = FaultPlan {
         rules: case.faults.clone(),
     };

@@ -620,6 +620,17 @@ fn race(
     workers.into_iter().flat_map(output).collect()
 }
 
+/// Every agent in `ok` is in the task registry and in the index: no update was lost.
+fn assert_all_recorded(t: &TaskFile, g: &GlobalFile, ok: &[impl AsRef<str>]) {
+    for id in ok.iter().map(AsRef::as_ref) {
+        assert!(
+            t.agent(&AgentId::parse(id).unwrap()).is_some(),
+            "{id} lost from the task"
+        );
+        assert!(g.agents.contains_key(id), "{id} lost from the index");
+    }
+}
+
 fn assert_reader_saw_no_torn_file(reader: Child) {
     let lines = output(reader);
     let last = lines.last().unwrap();
@@ -653,13 +664,7 @@ fn eight_processes_times_fifty_registrations_lose_nothing() {
     assert_eq!(g.agents.len(), 400);
     assert_eq!(t.total_spawned, 400);
     assert_eq!(t.active_count, 400);
-    for id in &ok {
-        assert!(
-            t.agent(&AgentId::parse(id).unwrap()).is_some(),
-            "{id} lost from the task"
-        );
-        assert!(g.agents.contains_key(id), "{id} lost from the index");
-    }
+    assert_all_recorded(&t, &g, &ok);
     assert_reader_saw_no_torn_file(reader);
 }
 
@@ -793,11 +798,5 @@ fn lock_files_deleted_while_in_use_lose_no_update() {
     let ok: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("ok ")).collect();
     assert_eq!(ok.len(), 200, "{lines:?}");
     let (t, g) = assert_counters_match(&root, &task);
-    for id in &ok {
-        assert!(
-            t.agent(&AgentId::parse(id).unwrap()).is_some(),
-            "{id} lost from the task"
-        );
-        assert!(g.agents.contains_key(*id), "{id} lost from the index");
-    }
+    assert_all_recorded(&t, &g, &ok);
 }

@@ -437,3 +437,23 @@ impl IntentLease for FaultyLease {
         self.inner.finish()
     }
 }
+
+/// Keeps the panics a [`FaultKind::Panic`] rule injects out of the test output (they are
+/// expected); every other panic is reported by the hook that was installed before. Installs the
+/// hook once per process.
+pub fn silence_injected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .unwrap_or("");
+            if !msg.starts_with("injected panic") {
+                default(info);
+            }
+        }));
+    });
+}

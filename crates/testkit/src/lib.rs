@@ -32,14 +32,19 @@
 
 #![warn(missing_docs)]
 
+mod advance;
 mod backend;
 mod faults;
 mod registry;
 mod stores;
 mod world;
 
+pub use advance::{StopAt, advance};
 pub use backend::{FakeBackend, FakeSession};
-pub use faults::{FaultKind, FaultPlan, FaultRule, Faults, Faulty, Fired, InjectedFault, Op};
+pub use faults::{
+    FaultKind, FaultPlan, FaultRule, Faults, Faulty, Fired, InjectedFault, Op,
+    silence_injected_panics,
+};
 pub use registry::{FakeRegistry, RegistryState};
 pub use stores::{FakeJournal, FakePromptStore};
 pub use world::World;
