@@ -2,6 +2,7 @@
 # Deploys the example agent on a fresh machine (Rust and tmux only) and shows it live.
 set -eu
 cd "$(dirname "$0")/.."
+echo "building fleet (cargo build; the first build takes a few minutes)..."
 cargo build -q -p fleet
 fleet="$PWD/target/debug/fleet"
 export FLEET_ROOT="${FLEET_ROOT:-$PWD/.agent-workspace}"
