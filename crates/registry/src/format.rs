@@ -148,19 +148,60 @@ impl TaskFile {
         }
     }
 
-    /// The typed view deploy-core checks limits against.
-    pub fn snapshot(&self) -> TaskSnapshot {
+    /// The task as a [`TaskSnapshot`], taking its fields rather than copying them.
+    pub fn into_snapshot(self) -> TaskSnapshot {
+        let limits = self.limits();
+        TaskSnapshot {
+            id: self.task_id,
+            description: self.task_description,
+            status: self.status,
+            priority: self.priority,
+            created_at: self.created_at,
+            workspace: self.workspace,
+            limits,
+            agents: self
+                .agents
+                .into_iter()
+                .map(AgentEntry::into_record)
+                .collect(),
+            extra: self.extra,
+        }
+    }
+
+    /// What a limit check needs — ids, types, parents, depths, statuses — without copying the
+    /// fields fleet does not interpret (prompt previews, tracked files...): registering into a
+    /// task of 10,000 agents checks its limits on every write.
+    pub fn limits_view(&self) -> TaskSnapshot {
         TaskSnapshot {
             id: self.task_id.clone(),
-            description: self.task_description.clone(),
-            status: self.status.clone(),
-            priority: self.priority.clone(),
-            created_at: self.created_at.clone(),
-            workspace: self.workspace.clone(),
+            description: String::new(),
+            status: String::new(),
+            priority: String::new(),
+            created_at: String::new(),
+            workspace: String::new(),
             limits: self.limits(),
-            agents: self.agents.iter().map(AgentEntry::record).collect(),
-            extra: self.extra.clone(),
+            agents: self
+                .agents
+                .iter()
+                .map(|a| AgentRecord {
+                    id: a.id.clone(),
+                    agent_type: a.agent_type.clone(),
+                    session: a.tmux_session.clone(),
+                    parent: a.parent.clone(),
+                    depth: a.depth,
+                    status: a.status.clone(),
+                    started_at: String::new(),
+                    confirmed: false,
+                    extra: Map::new(),
+                })
+                .collect(),
+            extra: Map::new(),
         }
+    }
+
+    /// The typed view, copied.
+    pub fn snapshot(&self) -> TaskSnapshot {
+        self.clone().into_snapshot()
     }
 
     /// The one-line summary.
@@ -178,23 +219,28 @@ impl TaskFile {
 }
 
 impl AgentEntry {
-    /// The typed record.
-    pub fn record(&self) -> AgentRecord {
-        let mut extra = self.extra.clone();
+    /// The typed record, taking the entry's fields.
+    pub fn into_record(self) -> AgentRecord {
+        let mut extra = self.extra;
         let confirmed = extra
             .shift_remove(crate::CONFIRMED)
             .and_then(|v| v.as_bool());
         AgentRecord {
-            id: self.id.clone(),
-            agent_type: self.agent_type.clone(),
-            session: self.tmux_session.clone(),
-            parent: self.parent.clone(),
+            id: self.id,
+            agent_type: self.agent_type,
+            session: self.tmux_session,
+            parent: self.parent,
             depth: self.depth,
-            status: self.status.clone(),
-            started_at: self.started_at.clone(),
+            status: self.status,
+            started_at: self.started_at,
             confirmed: confirmed.unwrap_or(false),
             extra,
         }
+    }
+
+    /// The typed record, copied.
+    pub fn record(&self) -> AgentRecord {
+        self.clone().into_record()
     }
 }
 

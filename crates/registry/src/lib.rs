@@ -731,7 +731,7 @@ impl JsonRegistry {
 
 impl Registry for JsonRegistry {
     fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, deploy_core::Error> {
-        Ok(JsonRegistry::create_task(self, new)?.snapshot())
+        Ok(JsonRegistry::create_task(self, new)?.into_snapshot())
     }
 
     fn register(&self, r: &Registration) -> Result<AgentRecord, deploy_core::Error> {
@@ -744,7 +744,7 @@ impl Registry for JsonRegistry {
                 .into());
             }
             let depth = limits::check(
-                &task.snapshot(),
+                &task.limits_view(),
                 Candidate {
                     agent_type: &r.agent_type,
                     parent: &r.parent,
@@ -852,7 +852,7 @@ impl Registry for JsonRegistry {
     }
 
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, deploy_core::Error> {
-        Ok(self.read_task_file(task)?.snapshot())
+        Ok(self.read_task_file(task)?.into_snapshot())
     }
 
     fn list_tasks(&self) -> Result<Vec<TaskSummary>, deploy_core::Error> {
