@@ -487,7 +487,9 @@ impl Registered<'_> {
     ) -> Result<Live, DeployFailure> {
         let grace = self.plan.request.startup_grace;
         let start = Instant::now();
-        let mut pause = Duration::from_millis(10);
+        // Short at first: the agent was let run only now, and an agent that fails at once (a
+        // missing binary) is then reported within milliseconds.
+        let mut pause = Duration::from_millis(2);
         loop {
             if let Some(signal) = interrupt() {
                 return Err(self.fail(Step::ConfirmLive, Error::Interrupted { signal }));
