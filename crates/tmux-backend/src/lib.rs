@@ -23,22 +23,21 @@
 
 mod cmd;
 pub mod gate;
+mod kill;
 mod procs;
 pub mod wrapper;
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{
-    AGENT_ID_ENV, AgentId, ExitStatus, KillReport, KilledProcess, Liveness, SessionBackend,
-    SessionInfo, SessionListing, SessionName, SessionSpec, TaskId,
+    AGENT_ID_ENV, AgentId, ExitStatus, KillReport, Liveness, SessionBackend, SessionInfo,
+    SessionListing, SessionName, SessionSpec, TaskId,
 };
 
 pub use crate::cmd::Server;
 use crate::cmd::{MAX_COMMAND_BYTES, Reply, escape_arg};
-use crate::procs::Handle;
 
 /// The default socket name (`tmux -L fleet`).
 pub const DEFAULT_SOCKET: &str = "fleet";
@@ -478,158 +477,6 @@ impl TmuxBackend {
         }
     }
 
-    fn kill_session(&self, session: &SessionName) -> Result<bool, Error> {
-        let args = vec!["kill-session".into(), "-t".into(), format!("={session}")];
-        Ok(self.query(&args)?.is_some())
-    }
-
-    fn do_kill(&self, session: &SessionName, agent: &AgentId) -> Result<KillReport, Error> {
-        // A gate never opened closes here: its agent ends without having run.
-        if let Some((_, path)) = self.gates().remove(session) {
-            let _ = fs_err::remove_file(path);
-        }
-        let pane = self.pane_state(session)?;
-        if let Some(p) = &pane
-            && p.agent_tag != agent.as_str()
-        {
-            return Err(Error::NotOurs {
-                session: session.clone(),
-                tagged: p.agent_tag.clone(),
-                agent: agent.clone(),
-            });
-        }
-        let mut exclude: BTreeSet<u32> = BTreeSet::from([std::process::id()]);
-        if let Some(p) = &pane {
-            exclude.insert(p.server_pid);
-        } else if let Ok(Some(pid)) = self.server_pid() {
-            exclude.insert(pid);
-        }
-        let tag = (AGENT_ID_ENV, agent.as_str());
-        let root = pane.as_ref().filter(|p| !p.dead).map(|p| p.pane_pid);
-        let mut killed: Vec<KilledProcess> = Vec::new();
-        let deadline = Instant::now() + self.kill_grace + Duration::from_secs(3);
-        let survivors = |left: Vec<procs::Proc>| Error::Survivors {
-            agent: agent.clone(),
-            pids: left.iter().map(|p| p.pid).collect(),
-        };
-        // First everything below the wrapper, while it lives: it is a child subreaper, so what
-        // the agent started — setsid daemons without their tag included — is in its tree until
-        // it dies. Looked for again after each round: one may fork while being ended.
-        if let Some(wrapper) = root {
-            loop {
-                let below: Vec<procs::Proc> =
-                    procs::agent_processes(&procs::all(), root, tag, &exclude)
-                        .into_iter()
-                        .filter(|p| p.pid != wrapper)
-                        .collect();
-                if below.is_empty() {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(survivors(below));
-                }
-                self.end(&below, &mut killed);
-            }
-        }
-        // Then the session (its terminal hangs up: the wrapper ends) and whatever carries the
-        // tag anywhere.
-        let targets = procs::agent_processes(&procs::all(), root, tag, &exclude);
-        let session_existed = pane.is_some() && self.kill_session(session)?;
-        // Every process found is reported; closing the session hangs up its terminal, so one
-        // that fleet never had to signal was ended by that hang-up (1).
-        for p in &targets {
-            record_signal(&mut killed, p, 1);
-        }
-        let mut round: Vec<procs::Proc> = targets.into_iter().filter(procs::alive).collect();
-        while !round.is_empty() {
-            self.end(&round, &mut killed);
-            round = procs::agent_processes(&procs::all(), None, tag, &exclude);
-            if !round.is_empty() && Instant::now() > deadline {
-                return Err(survivors(round));
-            }
-        }
-        Ok(KillReport {
-            session_existed,
-            killed,
-        })
-    }
-
-    /// Kills many agents: those whose session exists one by one, those whose session is gone
-    /// with one scan of `/proc` for all their tags (one round of tmux calls, not one per agent).
-    fn do_kill_all(&self, targets: &[(SessionName, AgentId)]) -> Result<Vec<KillReport>, Error> {
-        let args = vec![
-            "list-sessions".into(),
-            "-F".into(),
-            "#{session_name}".into(),
-        ];
-        let names: BTreeSet<String> = self
-            .query_server(&args)?
-            .map(|out| out.lines().map(str::to_owned).collect())
-            .unwrap_or_default();
-        let mut reports = vec![KillReport::default(); targets.len()];
-        let mut gone: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (i, (session, agent)) in targets.iter().enumerate() {
-            if names.contains(session.as_str()) {
-                reports[i] = self.do_kill(session, agent)?;
-            } else {
-                gone.insert(agent.as_str(), i);
-            }
-        }
-        if gone.is_empty() {
-            return Ok(reports);
-        }
-        let mut exclude: BTreeSet<u32> = BTreeSet::from([std::process::id()]);
-        if let Ok(Some(pid)) = self.server_pid() {
-            exclude.insert(pid);
-        }
-        let deadline = Instant::now() + self.kill_grace + Duration::from_secs(3);
-        loop {
-            let tagged: Vec<(usize, procs::Proc)> = procs::all()
-                .into_values()
-                .filter(|p| !exclude.contains(&p.pid) && !p.is_gone())
-                .filter_map(|p| {
-                    let agent = procs::env_value(p.pid, AGENT_ID_ENV)?;
-                    gone.get(agent.as_str()).map(|i| (*i, p))
-                })
-                .collect();
-            if tagged.is_empty() {
-                return Ok(reports);
-            }
-            if Instant::now() > deadline {
-                let (i, _) = tagged[0];
-                return Err(Error::Survivors {
-                    agent: targets[i].1.clone(),
-                    pids: tagged.iter().map(|(_, p)| p.pid).collect(),
-                });
-            }
-            for (i, p) in &tagged {
-                let mut killed = std::mem::take(&mut reports[*i].killed);
-                self.end(std::slice::from_ref(p), &mut killed);
-                reports[*i].killed = killed;
-            }
-        }
-    }
-
-    /// One round: TERM, the kill grace, then KILL for what is left, and a short wait.
-    fn end(&self, targets: &[procs::Proc], killed: &mut Vec<KilledProcess>) {
-        for p in targets {
-            if let Some(h) = Handle::open(p)
-                && h.signal(15)
-            {
-                record_signal(killed, p, 15);
-            }
-        }
-        wait_gone(targets, self.kill_grace);
-        for p in targets.iter().filter(|p| procs::alive(p)) {
-            if let Some(h) = Handle::open(p)
-                && h.signal(9)
-            {
-                record_signal(killed, p, 9);
-            }
-        }
-        wait_gone(targets, Duration::from_secs(2));
-    }
-
     fn do_list(&self) -> Result<Vec<SessionListing>, Error> {
         let args = vec![
             "list-sessions".into(),
@@ -726,30 +573,8 @@ fn decode_log_tag(tag: &str) -> String {
         .unwrap_or_else(|| tag.to_owned())
 }
 
-/// Records that `p` was last signalled with `sig`.
-fn record_signal(killed: &mut Vec<KilledProcess>, p: &procs::Proc, sig: i32) {
-    match killed.iter_mut().find(|k| k.pid == p.pid) {
-        Some(k) => k.signal = sig,
-        None => killed.push(KilledProcess {
-            pid: p.pid,
-            name: p.name.clone(),
-            signal: sig,
-        }),
-    }
-}
-
 /// How long a probe waits for tmux to learn the status of a pane it already shows as dead.
 const STATUS_WAIT: Duration = Duration::from_secs(1);
-
-/// Polls until every process in `procs` is gone or `limit` passes.
-fn wait_gone(procs: &[procs::Proc], limit: Duration) {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
-    while procs.iter().any(procs::alive) && start.elapsed() < limit {
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
 
 /// The last `n` lines of a file (reading at most its last 64 KiB).
 pub fn tail_lines(path: &Utf8Path, n: usize) -> Vec<String> {

@@ -1,0 +1,207 @@
+//! Repairs of what crashes leave in the JSON files themselves: drifted counters, a stale or
+//! corrupt global index, temp files of dead writers. `Registry::repair` runs them in order.
+
+use super::*;
+
+impl JsonRegistry {
+    /// Rebuilds the global index from the task registries (the source of truth), keeping what
+    /// the index knows that the tasks do not (task summaries, extra fields), under the global
+    /// lock. A corrupt index is moved aside, never overwritten in place.
+    pub fn rebuild_global(&self) -> Result<IndexRepair, Error> {
+        self.rebuild_global_with(false)
+    }
+
+    /// [`rebuild_global`](Self::rebuild_global), or with `dry_run` only the report of what it
+    /// would change.
+    pub fn rebuild_global_with(&self, dry_run: bool) -> Result<IndexRepair, Error> {
+        // Only the index's lock is held, and the tasks are read one at a time, so the number of
+        // open files does not grow with the tasks. That is enough: every change to a task's
+        // agents is made under the index's lock too (`transact`), so none is under way while
+        // it is held, and each task file is replaced atomically.
+        let (_global_lock, global_path) = self.lock_global()?;
+        let ids = self.task_ids()?;
+        let mut tasks = Vec::with_capacity(ids.len());
+        for id in &ids {
+            tasks.push(self.read_task_file(id)?);
+        }
+        let mut report = IndexRepair {
+            tasks: tasks.len(),
+            ..IndexRepair::default()
+        };
+        let old = match read_json::<GlobalFile>(&global_path) {
+            Ok(g) => g,
+            Err(Error::Corrupt { message, .. }) => {
+                let aside = global_path.with_file_name(format!(
+                    "GLOBAL_REGISTRY.json.corrupt-{}",
+                    timestamp().replace([':', '.'], "-")
+                ));
+                if !dry_run {
+                    tracing::warn!(path = %global_path, %message, moved_to = %aside, "moving corrupt global index aside");
+                    fs_err::rename(&global_path, &aside)?;
+                }
+                report.moved_corrupt = Some(aside);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let old_bytes = old.as_ref().map(|g| to_json(g, &global_path)).transpose()?;
+        let mut global = old.unwrap_or_else(new_global);
+        // What the tasks say, keyed by agent id; and their agents in task order.
+        let mut in_tasks: Vec<String> = Vec::new();
+        let mut owner: std::collections::HashMap<String, (&TaskFile, &AgentEntry)> =
+            std::collections::HashMap::new();
+        for t in &tasks {
+            for a in &t.agents {
+                owner.insert(a.id.to_string(), (t, a));
+                in_tasks.push(a.id.to_string());
+            }
+        }
+        // Keep the index's order: its surviving entries first, then what it lacked.
+        let old_agents = std::mem::take(&mut global.agents);
+        let mut order: Vec<String> = old_agents
+            .keys()
+            .filter(|k| owner.contains_key(*k))
+            .cloned()
+            .collect();
+        order.extend(in_tasks.into_iter().filter(|k| !old_agents.contains_key(k)));
+        for key in order {
+            let Some((t, a)) = owner.get(&key) else {
+                continue;
+            };
+            let status = (a.status != AgentStatus::Running).then(|| a.status.clone());
+            let existing = old_agents
+                .get(&key)
+                .cloned()
+                .and_then(|v| serde_json::from_value::<GlobalAgent>(v).ok())
+                .filter(|g| g.task_id == t.task_id);
+            let entry = match existing {
+                Some(mut g) => {
+                    if g.status.as_ref().unwrap_or(&AgentStatus::Running) != &a.status {
+                        g.status = status;
+                    }
+                    g
+                }
+                None => {
+                    report.added.push(a.id.clone());
+                    GlobalAgent {
+                        task_id: t.task_id.clone(),
+                        agent_type: a.agent_type.clone(),
+                        parent: a.parent.clone(),
+                        started_at: a.started_at.clone(),
+                        tmux_session: a.tmux_session.clone(),
+                        status,
+                        extra: Map::new(),
+                    }
+                }
+            };
+            global.agents.insert(
+                key,
+                serde_json::to_value(entry)
+                    .map_err(|e| deploy_core::Error::Registry(Box::new(e)))?,
+            );
+        }
+        let mut task_map = Map::new();
+        let mut task_order: Vec<&str> = global
+            .tasks
+            .keys()
+            .map(String::as_str)
+            .filter(|k| tasks.iter().any(|t| t.task_id.as_str() == *k))
+            .collect();
+        task_order.extend(
+            tasks
+                .iter()
+                .map(|t| t.task_id.as_str())
+                .filter(|k| !global.tasks.contains_key(*k)),
+        );
+        for key in task_order {
+            let Some(t) = tasks.iter().find(|t| t.task_id.as_str() == key) else {
+                continue;
+            };
+            let entry = global.tasks.get(key).cloned().unwrap_or_else(|| {
+                json!({
+                    "description": t.task_description,
+                    "created_at": t.created_at,
+                    "status": t.status,
+                    "has_enhanced_context": t.extra.contains_key("task_context"),
+                })
+            });
+            task_map.insert(key.to_owned(), entry);
+        }
+        let old_agents: Map<String, Value> = old_agents
+            .into_iter()
+            .filter(|(k, _)| !owner.contains_key(k))
+            .collect();
+        report.removed = old_agents.keys().cloned().collect();
+        report.agents = global.agents.len();
+        global.tasks = task_map;
+        global.active_tasks = tasks.iter().filter(|t| task_is_active(&t.status)).count() as u64;
+        global.recount();
+        let new_bytes = to_json(&global, &global_path)?;
+        report.changed = old_bytes.as_deref() != Some(new_bytes.as_slice());
+        if report.changed && !dry_run {
+            write_atomic(&global_path, &new_bytes)?;
+        }
+        Ok(report)
+    }
+
+    /// Removes temp files left by dead writers next to every registry file. Returns how many.
+    pub fn sweep_temps(&self) -> Result<usize, Error> {
+        self.sweep_temps_with(false)
+    }
+
+    /// [`sweep_temps`](Self::sweep_temps), or with `dry_run` only the count.
+    pub fn sweep_temps_with(&self, dry_run: bool) -> Result<usize, Error> {
+        let mut paths: Vec<Utf8PathBuf> = self
+            .task_ids()?
+            .iter()
+            .map(|id| self.layout.task_registry(id))
+            .collect();
+        let global = self.layout.global_registry();
+        if global.parent().is_some_and(Utf8Path::exists) {
+            paths.push(global);
+        }
+        let mut swept = 0;
+        for path in paths {
+            let _lock = self.lock(&path)?;
+            swept += if dry_run {
+                atomic::stale_temps(&path)?.len()
+            } else {
+                sweep_temp(&path)?
+            };
+        }
+        Ok(swept)
+    }
+
+    /// Rewrites every task registry (or just `only`) whose counters differ from its agent
+    /// list, and returns those tasks; with `dry_run`, only returns them.
+    pub fn recount_tasks(
+        &self,
+        only: Option<&TaskId>,
+        dry_run: bool,
+    ) -> Result<Vec<TaskId>, Error> {
+        let ids = match only {
+            Some(t) => vec![t.clone()],
+            None => self.task_ids()?,
+        };
+        let mut fixed = Vec::new();
+        for id in ids {
+            // Counters live in the task file alone: only its lock is needed, so a corrupt
+            // global index does not stand in the way.
+            let path = self.layout.task_registry(&id);
+            if !path.exists() {
+                return Err(deploy_core::Error::UnknownTask(id).into());
+            }
+            let _lock = self.lock(&path)?;
+            let mut task = self.read_task_file(&id)?;
+            let before = (task.total_spawned, task.active_count, task.completed_count);
+            task.recount();
+            if before != (task.total_spawned, task.active_count, task.completed_count) {
+                if !dry_run {
+                    write_atomic(&path, &to_json(&task, &path)?)?;
+                }
+                fixed.push(id);
+            }
+        }
+        Ok(fixed)
+    }
+}
