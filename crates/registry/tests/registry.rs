@@ -96,6 +96,18 @@ fn registration(layout: &Layout, task: &TaskId, agent_type: &str, parent: Parent
     }
 }
 
+/// A task whose limits are far away: races there are about lost updates, not refusals.
+fn roomy_task(root: &Root) -> TaskId {
+    task_with(
+        root,
+        Limits {
+            max_agents: 1000,
+            max_concurrent: 1000,
+            max_depth: 5,
+        },
+    )
+}
+
 fn task_with(root: &Root, limits: Limits) -> TaskId {
     let t = root
         .registry()
@@ -642,14 +654,7 @@ fn assert_reader_saw_no_torn_file(reader: Child) {
 #[test]
 fn eight_processes_times_fifty_registrations_lose_nothing() {
     let root = Root::new();
-    let task = task_with(
-        &root,
-        Limits {
-            max_agents: 1000,
-            max_concurrent: 1000,
-            max_depth: 5,
-        },
-    );
+    let task = roomy_task(&root);
     let reader = reader(&root, &task);
     let mut ok = Vec::new();
     for line in race(&root, &task, 8, 50, "worker") {
@@ -757,14 +762,7 @@ fn a_child_spawned_while_the_lock_is_held_does_not_inherit_it() {
 #[test]
 fn lock_files_deleted_while_in_use_lose_no_update() {
     let root = Root::new();
-    let task = task_with(
-        &root,
-        Limits {
-            max_agents: 1000,
-            max_concurrent: 1000,
-            max_depth: 5,
-        },
-    );
+    let task = roomy_task(&root);
     let layout = root.layout();
     let locks = [
         layout
