@@ -633,3 +633,28 @@ fn reconcile_records_a_task_s_stale_agents_in_one_registry_transaction() {
     );
     assert_eq!(world.backend.inner().session_count(), 0);
 }
+
+/// Postmortem: the registry's confirmation was first written *before* the intent's deletion.
+/// When the deletion then failed, the rollback's unregister failed too, and the registration
+/// stayed marked confirmed — which reconcile never rolls back — for an agent whose deployment
+/// had failed. The confirmation now comes after the deletion, the commit point.
+#[test]
+fn regression_a_confirmation_before_the_commit_left_a_failed_deployment_registered() {
+    let case = Case {
+        limits: limits(1, 2),
+        actions: vec![live_deploy()],
+        faults: vec![
+            FaultRule {
+                op: Op::FinishIntent,
+                nth: 1,
+                kind: FaultKind::Transient,
+            },
+            FaultRule {
+                op: Op::Unregister,
+                nth: 1,
+                kind: FaultKind::Transient,
+            },
+        ],
+    };
+    assert_eq!(run(&case), Ok(2));
+}
