@@ -386,3 +386,50 @@ async fn ok_any(client: &Client, tool: &'static str, args: Value) -> Value {
     assert!(!is_error, "{tool} failed: {body}");
     body
 }
+
+/// An argument a tool does not take (a typo, say) is refused naming it, as the Python server
+/// did, rather than silently ignored; nothing is created; the server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_argument_is_refused_naming_it() {
+    let f = Fleet::new();
+    let client = connect(&f).await;
+    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
+    let task_id = created["task_id"].as_str().unwrap().to_owned();
+    let before = f.files();
+    for (tool, args, name) in [
+        (
+            "deploy_headless_agent",
+            json!({ "task_id": task_id, "agent_type": "a", "promt": "p" }),
+            "promt",
+        ),
+        (
+            "create_real_task",
+            json!({ "description": "d", "max_agent": 3 }),
+            "max_agent",
+        ),
+        (
+            "get_real_task_status",
+            json!({ "task_id": task_id, "verbose": true }),
+            "verbose",
+        ),
+    ] {
+        let params =
+            CallToolRequestParams::new(tool).with_arguments(args.as_object().unwrap().clone());
+        let result = serde_json::to_value(client.call_tool(params).await.unwrap()).unwrap();
+        assert_eq!(result["isError"], true, "{tool}: {result}");
+        let text = result["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains(&format!("unknown field `{name}`")),
+            "{tool}: {text}"
+        );
+    }
+    assert_eq!(f.files(), before);
+    assert!(f.sessions().is_empty());
+    ok(
+        &client,
+        "get_real_task_status",
+        json!({ "task_id": task_id }),
+    )
+    .await;
+    client.cancel().await.unwrap();
+}

@@ -1,4 +1,5 @@
-//! The tools' parameters, with the Python server's names.
+//! The tools' parameters, with the Python server's names. An argument a tool does not take is
+//! refused, naming it (as the Python server did), never silently ignored.
 
 use rmcp::schemars;
 use serde::Deserialize;
@@ -7,6 +8,7 @@ use serde_json::Value;
 use deploy_core::Parent;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateTaskParams {
     /// What the task is about.
     pub(crate) description: String,
@@ -35,6 +37,7 @@ fn orchestrator() -> String {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct DeployParams {
     /// The task.
     pub(crate) task_id: String,
@@ -48,6 +51,7 @@ pub(crate) struct DeployParams {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SpawnChildParams {
     /// The task.
     pub(crate) task_id: String,
@@ -60,12 +64,14 @@ pub(crate) struct SpawnChildParams {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct TaskParams {
     /// The task.
     pub(crate) task_id: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct OutputParams {
     /// The task.
     pub(crate) task_id: String,
@@ -76,6 +82,7 @@ pub(crate) struct OutputParams {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct KillParams {
     /// The task.
     pub(crate) task_id: String,
@@ -86,6 +93,7 @@ pub(crate) struct KillParams {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ProgressParams {
     /// The task.
     pub(crate) task_id: String,
@@ -101,6 +109,7 @@ pub(crate) struct ProgressParams {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct FindingParams {
     /// The task.
     pub(crate) task_id: String,
@@ -118,6 +127,7 @@ pub(crate) struct FindingParams {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ReconcileParams {
     /// Only this task.
     pub(crate) task_id: Option<String>,
