@@ -25,6 +25,15 @@ async fn connect(f: &Fleet) -> Client {
 
 /// Connects to a `fleet mcp` of `f`'s root and socket, with `PATH` replaced if given.
 async fn connect_with(f: &Fleet, path: Option<&str>) -> Client {
+    connect_env(f, path, &[]).await
+}
+
+/// Connects as [`connect_with`], with more environment for the server.
+async fn connect_env(f: &Fleet, path: Option<&str>, env: &[(&str, &str)]) -> Client {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let root = f.root();
     let socket = f.socket.clone();
     let transport = TokioChildProcess::new(tokio::process::Command::new(FLEET).configure(|c| {
@@ -38,6 +47,9 @@ async fn connect_with(f: &Fleet, path: Option<&str>) -> Client {
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE");
         if let Some(path) = path {
             c.env("PATH", path);
+        }
+        for (k, v) in &env {
+            c.env(k, v);
         }
     }))
     .unwrap();
@@ -431,5 +443,51 @@ async fn an_unknown_argument_is_refused_naming_it() {
         json!({ "task_id": task_id }),
     )
     .await;
+    client.cancel().await.unwrap();
+}
+
+/// A deployment that fails is a tool error carrying its cleanup the way the Python server
+/// described it (`cleanup_performed`, `resources_cleaned`) and fleet's per-resource report,
+/// as text and as structured content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_deploy_carries_its_cleanup_report() {
+    let f = Fleet::new();
+    // The example agent then exits at once: inside its startup grace.
+    let client = connect_env(&f, None, &[("FLEET_DEMO_SECONDS", "0")]).await;
+    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
+    let task_id = created["task_id"].as_str().unwrap().to_owned();
+    let params = CallToolRequestParams::new("deploy_headless_agent").with_arguments(
+        json!({ "task_id": task_id, "agent_type": "a", "prompt": "p" })
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let result = serde_json::to_value(client.call_tool(params).await.unwrap()).unwrap();
+    assert_eq!(result["isError"], true, "{result}");
+    let body = &result["structuredContent"];
+    let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(&text, body, "the text is the structured content");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["step"], "confirm_live", "{body}");
+    assert_eq!(body["cleanup_performed"], true);
+    assert_eq!(body["cleanup_complete"], true);
+    let cleaned: Vec<&str> = body["resources_cleaned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for resource in ["tmux_session", "prompt_file", "registry_entry", "intent"] {
+        assert!(cleaned.contains(&resource), "{resource} in {cleaned:?}");
+    }
+    assert_eq!(body["cleanup"].as_array().unwrap().len(), 4, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 0"),
+        "{body}"
+    );
+    assert!(f.sessions().is_empty());
     client.cancel().await.unwrap();
 }

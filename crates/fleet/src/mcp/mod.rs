@@ -33,10 +33,9 @@ pub(crate) struct FleetMcp {
     services: Arc<Services>,
 }
 
-fn tool_error(message: String) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(
-        json!({ "success": false, "error": message }).to_string(),
-    )])
+/// A tool error: `{"success": false, "error": ...}` as text and as structured content.
+fn tool_error(value: Value) -> CallToolResult {
+    CallToolResult::structured_error(value)
 }
 
 fn task_id(s: &str) -> Result<TaskId, Error> {
@@ -65,10 +64,11 @@ impl FleetMcp {
                 Ok(Ok(value)) => CallToolResult::success(vec![ContentBlock::text(
                     serde_json::to_string_pretty(&value).unwrap_or_default(),
                 )]),
-                Ok(Err(e)) => tool_error(e.line()),
-                Err(join) => tool_error(format!(
-                    "internal error (a bug; the server goes on): {join}"
-                )),
+                Ok(Err(e)) => tool_error(views::failure(&e)),
+                Err(join) => tool_error(json!({
+                    "success": false,
+                    "error": format!("internal error (a bug; the server goes on): {join}"),
+                })),
             },
         )
     }

@@ -1,14 +1,42 @@
 //! The Python server's result shapes, as views of the typed results of `ops`: MCP clients that
 //! read the Python server's fields find them here, beside fleet's own.
 
-use deploy_core::{AgentId, TaskSnapshot};
+use deploy_core::{AgentId, CleanupOutcome, TaskSnapshot};
 use serde_json::{Value, json};
 
+use crate::error::Error;
 use crate::ops::deploy::Deployed;
 use crate::ops::kill::Killed;
 use crate::ops::output::AgentOutput;
 use crate::ops::reports::TaskReports;
 use crate::ops::status::TaskStatus;
+
+/// A failed tool: `success: false` and fleet's one-line error. A failed deployment adds what
+/// the Python server's `deploy_headless_agent` said of its cleanup — `cleanup_performed` and
+/// `resources_cleaned` (`tmux_session`, `prompt_file`, and fleet's `registry_entry` and
+/// `intent`) — beside the step and fleet's per-resource cleanup report.
+pub(crate) fn failure(e: &Error) -> Value {
+    let mut out = json!({ "success": false, "error": e.line() });
+    if let (Error::Deploy(f), Some(obj)) = (e, out.as_object_mut()) {
+        let cleaned: Vec<&str> = f
+            .cleanup
+            .entries
+            .iter()
+            .filter(|entry| entry.outcome == CleanupOutcome::Released)
+            .map(|entry| match entry.resource.kind() {
+                "session" => "tmux_session",
+                "registration" => "registry_entry",
+                other => other,
+            })
+            .collect();
+        obj.insert("step".into(), json!(f.step));
+        obj.insert("cleanup_performed".into(), json!(true));
+        obj.insert("cleanup_complete".into(), json!(f.cleanup.is_clean()));
+        obj.insert("resources_cleaned".into(), json!(cleaned));
+        obj.insert("cleanup".into(), json!(f.cleanup));
+    }
+    out
+}
 
 /// `{"success": true}` merged with the fields of `value`.
 pub(crate) fn success<T: serde::Serialize>(value: &T) -> Value {
