@@ -211,42 +211,45 @@ fn outcome(exit: Option<ExitStatus>) -> (AgentStatus, String) {
     }
 }
 
-/// Releases the agent's leftovers, then writes `outcome` into the registry. The end is recorded
-/// last: until everything is released the agent stays a zombie, which the next reconcile (or
-/// look at its task) finds and finishes — an end recorded first would hide what was left.
-fn record_outcome(
+/// An agent that is gone: its id, its session, and how it ended (`None`: its session vanished
+/// without a status).
+pub type Gone = (AgentId, SessionName, Option<ExitStatus>);
+
+/// Records the ends of agents of `task` that are gone — completed for exit 0, error for any
+/// other end, terminated with reason `session_not_found` without a status — and returns each
+/// one's new status, in order. Their leftovers (dead sessions, processes still carrying their
+/// tags, prompt files) are released first, with one [`SessionBackend::kill_all`], and the ends
+/// recorded after, in one registry transaction: until everything is released they stay zombies
+/// for the next look or reconcile — an end recorded first would hide what was left. On `Err`
+/// no end was recorded. Logs are kept.
+pub fn record_ends(
     env: &Deployer<'_>,
     task: &TaskId,
-    agent: &AgentRecord,
-    exit: Option<ExitStatus>,
-    (status, reason): &(AgentStatus, String),
-) -> Result<(), Error> {
-    release_leftovers(env, task, agent)?;
-    let mut update = StatusUpdate::now(status.clone());
-    update.exit = exit;
-    update.reason = Some(reason.clone());
-    env.registry.update_status(task, &agent.id, &update)
-}
-
-/// Removes an ended agent's dead session, any process still carrying its tag, and its prompt
-/// file, then records the end — completed for exit 0, error otherwise. Logs are kept. On `Err`
-/// the end is not recorded: the agent is still a zombie for the next look.
-pub fn record_ended(
-    env: &Deployer<'_>,
-    task: &TaskId,
-    agent: &AgentRecord,
-    exit: ExitStatus,
-) -> Result<AgentStatus, Error> {
-    let outcome = outcome(Some(exit));
-    record_outcome(env, task, agent, Some(exit), &outcome)?;
-    Ok(outcome.0)
-}
-
-fn release_leftovers(env: &Deployer<'_>, task: &TaskId, agent: &AgentRecord) -> Result<(), Error> {
-    env.backend.kill(&agent.session, &agent.id)?;
-    let prompt = env.layout.tracked_files(task, &agent.id).prompt_file;
-    env.prompts.remove(&prompt)?;
-    Ok(())
+    gone: &[Gone],
+) -> Result<Vec<AgentStatus>, Error> {
+    let targets: Vec<(SessionName, AgentId)> = gone
+        .iter()
+        .map(|(agent, session, _)| (session.clone(), agent.clone()))
+        .collect();
+    env.backend.kill_all(&targets)?;
+    for (agent, _, _) in gone {
+        env.prompts
+            .remove(&env.layout.tracked_files(task, agent).prompt_file)?;
+    }
+    let mut statuses = Vec::with_capacity(gone.len());
+    let updates: Vec<(AgentId, StatusUpdate)> = gone
+        .iter()
+        .map(|(agent, _, exit)| {
+            let (status, reason) = outcome(*exit);
+            statuses.push(status.clone());
+            let mut update = StatusUpdate::now(status);
+            update.exit = *exit;
+            update.reason = Some(reason);
+            (agent.clone(), update)
+        })
+        .collect();
+    env.registry.update_statuses(task, &updates)?;
+    Ok(statuses)
 }
 
 /// Finds and (unless `scope.dry_run`) repairs abandoned deployments, zombies and orphans.
@@ -352,27 +355,11 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     }
     for (task, zombies) in by_task {
         if !scope.dry_run {
-            // Released first — sessions, processes, prompt files — and the ends recorded after,
-            // for the whole task at once.
-            let targets: Vec<(SessionName, AgentId)> = zombies
+            let gone: Vec<Gone> = zombies
                 .iter()
-                .map(|z| (z.session.clone(), z.agent.clone()))
+                .map(|z| (z.agent.clone(), z.session.clone(), z.exit))
                 .collect();
-            env.backend.kill_all(&targets)?;
-            for z in &zombies {
-                env.prompts
-                    .remove(&env.layout.tracked_files(&task, &z.agent).prompt_file)?;
-            }
-            let updates: Vec<(AgentId, StatusUpdate)> = zombies
-                .iter()
-                .map(|z| {
-                    let mut update = StatusUpdate::now(z.now.clone());
-                    update.exit = z.exit;
-                    update.reason = Some(z.reason.clone());
-                    (z.agent.clone(), update)
-                })
-                .collect();
-            env.registry.update_statuses(&task, &updates)?;
+            record_ends(env, &task, &gone)?;
         }
         report.zombies.extend(zombies);
         failpoint("reconcile::after_zombie");

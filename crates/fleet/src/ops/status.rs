@@ -1,10 +1,10 @@
 //! What fleet sees when it looks at a task: each agent's registry status beside its liveness.
 //! An agent that ended by itself is recorded then and there (see
-//! [`deploy_core::reconcile::record_ended`]); its logs are kept.
+//! [`deploy_core::reconcile::record_ends`]); its logs are kept.
 
 use std::collections::BTreeMap;
 
-use deploy_core::reconcile::{record_ended, sessions_by_name};
+use deploy_core::reconcile::{Gone, record_ends, sessions_by_name};
 use deploy_core::{
     AgentId, AgentRecord, AgentStatus, AgentType, Deployer, ExitStatus, Parent, SessionListing,
     SessionName, TaskId, TaskSnapshot,
@@ -128,15 +128,16 @@ fn age_seconds(started_at: &str) -> Option<i64> {
     Some((chrono::Local::now().naive_local() - start).num_seconds())
 }
 
-/// Looks at one task: records agents that ended by themselves, and returns the views, and
-/// whether anything was recorded (then the task's registry changed since `task` was read).
+/// Looks at one task: records agents that ended by themselves — all of the task's at once —
+/// and returns the views, and whether anything was recorded (then the task's registry changed
+/// since `task` was read).
 fn observe(
     env: &Deployer<'_>,
     task: &TaskSnapshot,
     sessions: &BTreeMap<SessionName, SessionListing>,
 ) -> (Vec<AgentView>, bool) {
     let mut views = Vec::new();
-    let mut recorded = false;
+    let mut ended: Vec<(usize, Gone)> = Vec::new();
     for a in &task.agents {
         let (liveness, exit) = match sessions.get(&a.session) {
             None => (Liveness::Missing, None),
@@ -145,23 +146,29 @@ fn observe(
                 Some(status) => (Liveness::Exited, Some(status)),
             },
         };
-        let mut status = a.status.clone();
         if let (true, Some(exit)) = (a.status.is_active(), exit) {
-            match record_ended(env, &task.id, a, exit) {
-                Ok(now) => {
-                    status = now;
-                    recorded = true;
-                    tracing::info!(agent = %a.id, %exit, "agent ended by itself; recorded as {status}");
-                }
-                // Shown as it is (exited, still active); the next look or reconcile records it.
-                Err(e) => {
-                    tracing::warn!(agent = %a.id, error = %e, "cannot record the agent's end yet")
-                }
-            }
+            ended.push((views.len(), (a.id.clone(), a.session.clone(), Some(exit))));
         }
-        views.push(view(a, status, liveness, exit));
+        views.push(view(a, a.status.clone(), liveness, exit));
     }
-    (views, recorded)
+    if ended.is_empty() {
+        return (views, false);
+    }
+    let gone: Vec<Gone> = ended.iter().map(|(_, g)| g.clone()).collect();
+    match record_ends(env, &task.id, &gone) {
+        Ok(statuses) => {
+            for ((i, (agent, _, exit)), status) in ended.into_iter().zip(statuses) {
+                tracing::info!(%agent, ?exit, "agent ended by itself; recorded as {status}");
+                views[i].status = status;
+            }
+            (views, true)
+        }
+        // Shown as they are (exited, still active); the next look or reconcile records them.
+        Err(e) => {
+            tracing::warn!(task = %task.id, error = %e, "cannot record the ends of its agents yet");
+            (views, false)
+        }
+    }
 }
 
 fn view(
