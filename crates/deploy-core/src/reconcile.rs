@@ -297,12 +297,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     let tasks: Vec<TaskId> = match scope.task {
         _ if !scope.zombies && !scope.orphans => Vec::new(),
         Some(t) => vec![t.clone()],
-        None => env
-            .registry
-            .list_tasks()?
-            .into_iter()
-            .map(|t| t.id)
-            .collect(),
+        None => env.registry.task_ids()?,
     };
     let mut snapshots: BTreeMap<TaskId, TaskSnapshot> = BTreeMap::new();
     for id in tasks {

@@ -40,6 +40,12 @@ pub trait Registry: Send + Sync {
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error>;
     /// Lists every task, by id.
     fn list_tasks(&self) -> Result<Vec<TaskSummary>, Error>;
+    /// Every task's id, sorted, for callers that read the tasks one by one afterwards. The
+    /// default takes them from [`list_tasks`](Self::list_tasks); an implementation that can
+    /// list ids without reading every task should.
+    fn task_ids(&self) -> Result<Vec<TaskId>, Error> {
+        Ok(self.list_tasks()?.into_iter().map(|t| t.id).collect())
+    }
     /// Repairs what crashes leave in the storage itself: stored counters that differ from the
     /// agent lists, a stale global index (rebuilt only when `task` is `None`), temp files of dead
     /// writers. With `dry_run`, reports what it would do and changes nothing.

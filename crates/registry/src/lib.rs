@@ -655,6 +655,11 @@ impl Registry for JsonRegistry {
         Ok(self.read_task_file(task)?.into_snapshot())
     }
 
+    /// The task directories holding a registry: nothing is parsed.
+    fn task_ids(&self) -> Result<Vec<TaskId>, deploy_core::Error> {
+        Ok(JsonRegistry::task_ids(self)?)
+    }
+
     fn list_tasks(&self) -> Result<Vec<TaskSummary>, deploy_core::Error> {
         let mut out = Vec::new();
         for id in self.task_ids()? {

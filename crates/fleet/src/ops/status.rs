@@ -77,12 +77,7 @@ pub(crate) fn run(
     let env = services.deployer();
     let ids = match task {
         Some(t) => vec![t.clone()],
-        None => services
-            .registry
-            .list_tasks()?
-            .into_iter()
-            .map(|t| t.id)
-            .collect(),
+        None => services.registry.task_ids()?,
     };
     let sessions = sessions_by_name(env.backend)?;
     let mut tasks = Vec::new();
