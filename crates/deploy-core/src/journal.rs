@@ -134,7 +134,7 @@ impl IntentJournal for FsJournal {
             &dir,
             ".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
+            Mode::from_raw_mode(crate::private::FILE_MODE),
         )
         .map_err(|e| io_error(&self.dir, "cannot create an unnamed intent file in", e))?;
         let lock = match Flock::try_acquire(std::fs::File::from(unnamed), &path)? {

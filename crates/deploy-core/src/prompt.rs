@@ -30,7 +30,7 @@ impl PromptStore for FsPromptStore {
         let mut file = fs_err::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(crate::private::FILE_MODE)
             .open(path)?;
         if let Err(e) = file.write_all(prompt.as_bytes()) {
             // Do not leave a partial prompt behind: the caller never owned this file.

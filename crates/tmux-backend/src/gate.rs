@@ -34,7 +34,7 @@ pub fn create(path: &Path) -> std::io::Result<File> {
         rustix::fs::CWD,
         path,
         FileType::Fifo,
-        Mode::from_raw_mode(0o600),
+        Mode::from_raw_mode(deploy_core::private::FILE_MODE),
         0,
     )?;
     let fd = rustix::fs::open(

@@ -50,7 +50,7 @@ fn record_status(log: &OsStr, status: &str) {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(deploy_core::private::FILE_MODE)
         .open(status_file(std::path::Path::new(log)));
     if let Ok(mut f) = file {
         let _ = writeln!(f, "{status}");
@@ -140,7 +140,7 @@ pub fn run(args: &WrapArgs) -> ExitCode {
     let mut log = match std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .mode(0o600)
+        .mode(deploy_core::private::FILE_MODE)
         .open(&args.log)
     {
         Ok(f) => Some(f),
