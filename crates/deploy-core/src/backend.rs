@@ -93,7 +93,8 @@ pub struct KilledProcess {
     pub pid: u32,
     /// Its command name.
     pub name: String,
-    /// The last signal that applied: 1 (hang-up, when the session closed), 15 or 9.
+    /// The last signal fleet sent it, 15 or 9; or 1 when fleet did not have to: it ended with
+    /// its session's hang-up, or its wrapper ended it as what its agent left running.
     pub signal: i32,
 }
 

@@ -63,6 +63,11 @@ impl TmuxBackend {
                 if Instant::now() > deadline {
                     return Err(survivors(below));
                 }
+                // Every process found is reported, also one that ends before fleet signals it:
+                // once its agent is gone, the wrapper ends what the agent left (see below).
+                for p in &below {
+                    record_found(&mut killed, p);
+                }
                 self.end(&below, &mut killed);
             }
         }
@@ -73,7 +78,7 @@ impl TmuxBackend {
         // Every process found is reported; closing the session hangs up its terminal, so one
         // that fleet never had to signal was ended by that hang-up (1).
         for p in &targets {
-            record_signal(&mut killed, p, 1);
+            record_found(&mut killed, p);
         }
         let mut round: Vec<procs::Proc> = targets.into_iter().filter(procs::alive).collect();
         while !round.is_empty() {
@@ -166,6 +171,14 @@ impl TmuxBackend {
             }
         }
         wait_gone(targets, Duration::from_secs(2));
+    }
+}
+
+/// Reports `p`, found among the agent's processes, as ended by its session's hang-up or its
+/// wrapper (1) unless fleet's own signal to it is already recorded.
+fn record_found(killed: &mut Vec<KilledProcess>, p: &procs::Proc) {
+    if !killed.iter().any(|k| k.pid == p.pid) {
+        record_signal(killed, p, 1);
     }
 }
 
