@@ -36,8 +36,11 @@ async fn connect_env(f: &Fleet, path: Option<&str>, env: &[(&str, &str)]) -> Cli
         .collect();
     let root = f.root();
     let socket = f.socket.clone();
+    let tmux_tmpdir = f.tmux_tmpdir();
     let transport = TokioChildProcess::new(tokio::process::Command::new(FLEET).configure(|c| {
         c.arg("mcp")
+            .env("TMUX_TMPDIR", tmux_tmpdir.as_str())
+            .env_remove("TMUX")
             .env("FLEET_ROOT", root.as_str())
             .env("FLEET_TMUX_SOCKET", &socket)
             .env("FLEET_AGENT_CMD", format!("sh {}", agent_sh()))

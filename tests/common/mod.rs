@@ -1,5 +1,9 @@
 //! The harness shared by the black-box tests: a workspace root and a private tmux socket per
-//! test, both removed at the end; only this test's own server is ever killed.
+//! test, both removed at the end; only this test's own servers are ever killed.
+//!
+//! Every tmux this harness runs or lets fleet run has `TMUX_TMPDIR` inside the test's temporary
+//! directory and no `TMUX`, so even a plain `tmux` — the "default server" the Python server
+//! used, where fleet looks for its agents — is this test's own, never the user's.
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
@@ -34,6 +38,27 @@ impl Fleet {
         Utf8PathBuf::from_path_buf(self.dir.path().join("ws")).unwrap()
     }
 
+    /// This test's `TMUX_TMPDIR`: its default tmux server and its `-L` sockets live there.
+    pub fn tmux_tmpdir(&self) -> Utf8PathBuf {
+        let dir = Utf8PathBuf::from_path_buf(self.dir.path().join("tmux")).unwrap();
+        fs_err::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Points `c`'s tmux at this test's servers: its `TMUX_TMPDIR`, and no `TMUX` (which would
+    /// name the server of the terminal the tests run in).
+    pub fn private_tmux(&self, c: &mut Command) {
+        c.env("TMUX_TMPDIR", self.tmux_tmpdir()).env_remove("TMUX");
+    }
+
+    /// A plain `tmux` (no `-L`): this test's default server, as the Python server ran it.
+    pub fn default_tmux(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("tmux");
+        c.args(args);
+        self.private_tmux(&mut c);
+        c.output().unwrap()
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(FLEET);
         c.args(args);
@@ -49,6 +74,7 @@ impl Fleet {
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
             .env_remove("FLEET_AGENT_ID")
             .stdin(Stdio::null());
+        self.private_tmux(c);
     }
 
     /// `sh -c script fleet`: a script with fleet's binary as `$0` and this test's workspace
@@ -111,11 +137,10 @@ impl Fleet {
     }
 
     pub fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .args(["-f", "/dev/null", "-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap()
+        let mut c = Command::new("tmux");
+        c.args(["-f", "/dev/null", "-L", &self.socket]).args(args);
+        self.private_tmux(&mut c);
+        c.output().unwrap()
     }
 
     pub fn sessions(&self) -> Vec<String> {
@@ -150,11 +175,9 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
+        // Both servers live in this test's TMUX_TMPDIR (removed with the directory).
         self.tmux(&["kill-server"]);
-        use std::os::unix::fs::MetadataExt;
-        let uid = fs_err::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
-        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
+        self.default_tmux(&["kill-server"]);
     }
 }
 

@@ -155,6 +155,10 @@ pub trait SessionBackend: Send + Sync {
     }
     /// Every fleet-tagged session, in one call.
     fn list(&self) -> Result<Vec<SessionListing>, Error>;
+    /// Where this backend places sessions (tmux: `tmux -L fleet`), recorded with every agent it
+    /// starts ([`AgentRecord::placement`](crate::AgentRecord::placement)) so that a later run
+    /// looks for the agent where it is — and never judges an agent it cannot see.
+    fn placement(&self) -> String;
     /// The last `lines` lines of the session's output.
     fn capture(&self, session: &SessionName, lines: usize) -> Result<Vec<String>, Error>;
 }

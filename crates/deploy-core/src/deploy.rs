@@ -42,6 +42,11 @@ pub struct Deployer<'a> {
     pub prompts: &'a dyn PromptStore,
     /// Where intents are journaled.
     pub journal: &'a dyn IntentJournal,
+    /// Where agents another orchestrator started run, if fleet looks there: those whose record
+    /// has no [`placement`](AgentRecord::placement) — the Python server's, on the user's
+    /// default tmux server. Probed and killed there, never listed (see
+    /// [`Deployer::locate`]).
+    pub adopted: Option<&'a dyn SessionBackend>,
 }
 
 impl fmt::Debug for Deployer<'_> {
@@ -423,6 +428,7 @@ impl<'a> SessionStarted<'a> {
             prompt_preview: prompt_preview(&plan.request.prompt),
             tracked_files: plan.files.clone(),
             started_at: plan.started_at.clone(),
+            placement: self.env.backend.placement(),
             allow_duplicate: plan.request.allow_duplicate,
         };
         let guard = RegistrationGuard::arm(

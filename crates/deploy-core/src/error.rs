@@ -79,6 +79,18 @@ pub enum Error {
         /// The grace window.
         grace: Duration,
     },
+    /// An agent's session is placed where this deployer does not look: it is not judged.
+    #[error(
+        "agent {agent} runs on {placement}, where this fleet ({looking}) does not look: run fleet with that server's socket"
+    )]
+    Elsewhere {
+        /// The agent.
+        agent: AgentId,
+        /// Where its session was placed.
+        placement: String,
+        /// Where this fleet looks.
+        looking: String,
+    },
     /// A signal asked the deploying process to stop; the deployment was rolled back.
     #[error("interrupted by signal {signal}{}", signal_suffix(*signal))]
     Interrupted {

@@ -123,6 +123,7 @@ mod record;
 mod registry;
 mod request;
 mod task;
+mod whereabouts;
 
 pub use backend::{
     AGENT_ID_ENV, KillReport, KilledProcess, Liveness, PROMPT_FILE_PLACEHOLDER, SessionBackend,
@@ -144,6 +145,7 @@ pub use record::{
 pub use registry::Registry;
 pub use request::{DEFAULT_STARTUP_GRACE, DeployRequest};
 pub use task::{IndexRepair, NewTask, RepairReport, TaskContext};
+pub use whereabouts::Whereabouts;
 
 /// Now as the Python server wrote times: naive local ISO-8601 with microseconds.
 pub fn timestamp() -> String {

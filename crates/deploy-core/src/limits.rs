@@ -177,6 +177,7 @@ mod tests {
                     status: status.clone(),
                     started_at: String::new(),
                     confirmed: false,
+                    placement: None,
                     extra: Default::default(),
                 })
                 .collect(),

@@ -5,7 +5,9 @@
 //!   names is rolled back ([`rollback_abandoned`]).
 //! - **Zombies**: the registry says active, but the session is missing or its pane is dead: the
 //!   agent is recorded as completed or error with its exit status, or terminated with reason
-//!   `session_not_found`.
+//!   `session_not_found`. Each is looked for where it was placed ([`Deployer::locate`]): fleet's
+//!   own sessions in one listing, an adopted agent (the Python server's) by a probe of its exact
+//!   session, and one placed where this run does not look is not judged.
 //! - **Orphans**: fleet-tagged sessions that no registry entry and no intent account for: killed
 //!   with the verified kill. Sessions fleet did not tag are never listed, so never touched.
 //!
@@ -15,13 +17,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::backend::{KillReport, SessionBackend, SessionListing};
+use crate::backend::{KillReport, Liveness, SessionBackend, SessionListing};
 use crate::deploy::Deployer;
 use crate::failure::CleanupReport;
 use crate::guard::{IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard};
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentLease, IntentRecord};
 use crate::record::{AgentRecord, AgentStatus, ExitStatus, StatusUpdate, TaskSnapshot};
+use crate::whereabouts::Whereabouts;
 use crate::{Error, failpoint};
 
 /// Rolls back everything an abandoned intent names — registration, session and processes,
@@ -155,6 +158,9 @@ pub struct Zombie {
     pub exit: Option<ExitStatus>,
     /// Why it was recorded so.
     pub reason: String,
+    /// Where its session was placed (`None`: by another orchestrator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
 }
 
 /// A fleet session nothing accounts for.
@@ -211,41 +217,78 @@ fn outcome(exit: Option<ExitStatus>) -> (AgentStatus, String) {
     }
 }
 
-/// An agent that is gone: its id, its session, and how it ended (`None`: its session vanished
-/// without a status).
-pub type Gone = (AgentId, SessionName, Option<ExitStatus>);
+/// An agent that is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gone {
+    /// Its id.
+    pub agent: AgentId,
+    /// Its session.
+    pub session: SessionName,
+    /// How it ended (`None`: its session vanished without a status).
+    pub exit: Option<ExitStatus>,
+    /// Where its session was placed, as its record says.
+    pub placement: Option<String>,
+}
+
+impl Gone {
+    /// `record`'s agent, ended with `exit`.
+    pub fn of(record: &AgentRecord, exit: Option<ExitStatus>) -> Gone {
+        Gone {
+            agent: record.id.clone(),
+            session: record.session.clone(),
+            exit,
+            placement: record.placement.clone(),
+        }
+    }
+}
 
 /// Records the ends of agents of `task` that are gone — completed for exit 0, error for any
 /// other end, terminated with reason `session_not_found` without a status — and returns each
 /// one's new status, in order. Their leftovers (dead sessions, processes still carrying their
-/// tags, prompt files) are released first, with one [`SessionBackend::kill_all`], and the ends
+/// tags, prompt files) are released first, each through the backend its session was placed on
+/// ([`Deployer::locate`]), with one [`SessionBackend::kill_all`] per backend, and the ends
 /// recorded after, in one registry transaction: until everything is released they stay zombies
 /// for the next look or reconcile — an end recorded first would hide what was left. On `Err`
-/// no end was recorded. Logs are kept.
+/// no end was recorded; an agent placed where this deployer does not look is an error (it was
+/// never judged gone). Logs are kept.
 pub fn record_ends(
     env: &Deployer<'_>,
     task: &TaskId,
     gone: &[Gone],
 ) -> Result<Vec<AgentStatus>, Error> {
-    let targets: Vec<(SessionName, AgentId)> = gone
-        .iter()
-        .map(|(agent, session, _)| (session.clone(), agent.clone()))
-        .collect();
-    env.backend.kill_all(&targets)?;
-    for (agent, _, _) in gone {
+    let mut by_placement: BTreeMap<Option<&str>, Vec<(SessionName, AgentId)>> = BTreeMap::new();
+    for g in gone {
+        by_placement
+            .entry(g.placement.as_deref())
+            .or_default()
+            .push((g.session.clone(), g.agent.clone()));
+    }
+    for (placement, targets) in &by_placement {
+        let Some(backend) = env.locate_placement(*placement).backend() else {
+            return Err(Error::Elsewhere {
+                agent: targets[0].1.clone(),
+                placement: placement
+                    .unwrap_or("another orchestrator's tmux server")
+                    .to_owned(),
+                looking: env.backend.placement(),
+            });
+        };
+        backend.kill_all(targets)?;
+    }
+    for g in gone {
         env.prompts
-            .remove(&env.layout.tracked_files(task, agent).prompt_file)?;
+            .remove(&env.layout.tracked_files(task, &g.agent).prompt_file)?;
     }
     let mut statuses = Vec::with_capacity(gone.len());
     let updates: Vec<(AgentId, StatusUpdate)> = gone
         .iter()
-        .map(|(agent, _, exit)| {
-            let (status, reason) = outcome(*exit);
+        .map(|g| {
+            let (status, reason) = outcome(g.exit);
             statuses.push(status.clone());
             let mut update = StatusUpdate::now(status);
-            update.exit = *exit;
+            update.exit = g.exit;
             update.reason = Some(reason);
-            (agent.clone(), update)
+            (g.agent.clone(), update)
         })
         .collect();
     env.registry.update_statuses(task, &updates)?;
@@ -308,17 +351,20 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         .flat_map(|t| t.agents.iter().map(move |a| (t.id.clone(), a.clone())))
         .filter(|(_, a)| scope.zombies && a.status.is_active() && !in_flight.contains(&a.id))
         .collect();
-    let listed = match (listed, candidates.is_empty()) {
+    // Only fleet's own sessions are listed; an adopted agent is probed by its exact name, and
+    // one placed elsewhere is not judged.
+    let own = |a: &AgentRecord| matches!(env.locate(a), Whereabouts::Own(_));
+    let listed = match (listed, candidates.iter().any(|(_, a)| own(a))) {
         (Some(l), _) => Some(l),
-        (None, false) => Some(sessions_by_name(env.backend)?),
-        (None, true) => None,
+        (None, true) => Some(sessions_by_name(env.backend)?),
+        (None, false) => None,
     };
 
     // A candidate not in the listing may have started after it: one listing more, taken now,
     // tells (rather than a probe per candidate).
     let relisted = if candidates
         .iter()
-        .any(|(_, a)| !listed.as_ref().is_some_and(|l| l.contains_key(&a.session)))
+        .any(|(_, a)| own(a) && !listed.as_ref().is_some_and(|l| l.contains_key(&a.session)))
     {
         Some(sessions_by_name(env.backend)?)
     } else {
@@ -326,21 +372,32 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     };
     let mut by_task: BTreeMap<TaskId, Vec<Zombie>> = BTreeMap::new();
     for (task, agent) in candidates {
-        let seen = listed
-            .as_ref()
-            .and_then(|l| l.get(&agent.session))
-            .or_else(|| relisted.as_ref().and_then(|l| l.get(&agent.session)));
-        let exit = match seen {
-            Some(l) => match l.exited {
-                None => continue, // alive
-                Some(status) => Some(status),
+        let exit = match env.locate(&agent) {
+            Whereabouts::Own(_) => {
+                let seen = listed
+                    .as_ref()
+                    .and_then(|l| l.get(&agent.session))
+                    .or_else(|| relisted.as_ref().and_then(|l| l.get(&agent.session)));
+                match seen {
+                    Some(l) => match l.exited {
+                        None => continue, // alive
+                        Some(status) => Some(status),
+                    },
+                    None => None,
+                }
+            }
+            Whereabouts::Adopted(backend) => match backend.probe(&agent.session)? {
+                Liveness::Alive => continue,
+                Liveness::Exited { status, .. } => Some(status),
+                Liveness::Missing => None,
             },
-            None => None,
+            Whereabouts::Elsewhere(_) => continue,
         };
         let (now, reason) = outcome(exit);
         by_task.entry(task.clone()).or_default().push(Zombie {
             task,
             was: agent.status.clone(),
+            placement: agent.placement.clone(),
             agent: agent.id,
             session: agent.session,
             now,
@@ -352,7 +409,12 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         if !scope.dry_run {
             let gone: Vec<Gone> = zombies
                 .iter()
-                .map(|z| (z.agent.clone(), z.session.clone(), z.exit))
+                .map(|z| Gone {
+                    agent: z.agent.clone(),
+                    session: z.session.clone(),
+                    exit: z.exit,
+                    placement: z.placement.clone(),
+                })
                 .collect();
             record_ends(env, &task, &gone)?;
         }

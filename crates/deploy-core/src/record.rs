@@ -211,6 +211,8 @@ pub struct Registration {
     pub tracked_files: TrackedFiles,
     /// When it started (naive local ISO-8601, as the Python server wrote).
     pub started_at: String,
+    /// Where its session is placed ([`SessionBackend::placement`](crate::SessionBackend::placement)).
+    pub placement: String,
     /// Whether another active agent of the same type is allowed.
     pub allow_duplicate: bool,
 }
@@ -243,6 +245,16 @@ pub struct AgentRecord {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub confirmed: bool,
+    /// Where its session was placed ([`SessionBackend::placement`](crate::SessionBackend::placement);
+    /// `fleet_placement`, a field the Python server ignores). `None`: another orchestrator — the
+    /// Python server — started it, on the user's default tmux server, untagged (see
+    /// [`Deployer::locate`](crate::Deployer::locate)).
+    #[serde(
+        rename = "fleet_placement",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub placement: Option<String>,
     /// Every field fleet does not interpret (`progress`, `last_update`, `prompt`,
     /// `tracked_files`, `completed_at`, ...), kept as the registry holds it.
     #[serde(flatten)]

@@ -188,6 +188,7 @@ fn setup(world: &World, case: &Case) -> TaskId {
                 prompt_preview: String::new(),
                 tracked_files: world.layout.tracked_files(&task, &agent),
                 started_at: String::new(),
+                placement: "test".into(),
                 allow_duplicate: true,
             })
             .unwrap();

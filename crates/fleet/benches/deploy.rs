@@ -37,6 +37,7 @@ fn benches(c: &mut Criterion) {
     let prompts = FsPromptStore;
     let journal = FsJournal::new(&layout);
     let deployer = Deployer {
+        adopted: None,
         layout: &layout,
         backend: &backend,
         registry: &registry,

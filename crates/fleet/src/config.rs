@@ -128,6 +128,8 @@ pub(crate) struct Services {
     pub(crate) layout: Layout,
     pub(crate) registry: Box<dyn Registry>,
     pub(crate) backend: Box<dyn SessionBackend>,
+    /// The sessions the Python server started: untagged, on the user's default tmux server.
+    pub(crate) adopted: Box<dyn SessionBackend>,
     pub(crate) prompts: Box<dyn PromptStore>,
     pub(crate) journal: Box<dyn IntentJournal>,
 }
@@ -152,6 +154,7 @@ impl Services {
                 Server::Name(config.socket.clone()),
                 config.wrapper()?,
             )),
+            adopted: Box::new(tmux_backend::TmuxBackend::adopting(Server::Default)),
             prompts: Box::new(FsPromptStore),
             journal: Box::new(FsJournal::new(&layout)),
             layout,
@@ -167,6 +170,7 @@ impl Services {
             registry: &*self.registry,
             prompts: &*self.prompts,
             journal: &*self.journal,
+            adopted: Some(&*self.adopted),
         }
     }
 }

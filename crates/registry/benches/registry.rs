@@ -111,6 +111,7 @@ fn benches(c: &mut Criterion) {
                         parent: Parent::Orchestrator,
                         prompt_preview: "p".into(),
                         started_at: timestamp(),
+                        placement: "test".into(),
                         allow_duplicate: true,
                     }
                 },

@@ -192,6 +192,7 @@ impl TaskFile {
                     status: a.status.clone(),
                     started_at: String::new(),
                     confirmed: false,
+                    placement: None,
                     extra: Map::new(),
                 })
                 .collect(),
@@ -225,6 +226,10 @@ impl AgentEntry {
         let confirmed = extra
             .shift_remove(crate::CONFIRMED)
             .and_then(|v| v.as_bool());
+        let placement = match extra.shift_remove(crate::PLACEMENT) {
+            Some(Value::String(p)) => Some(p),
+            _ => None,
+        };
         AgentRecord {
             id: self.id,
             agent_type: self.agent_type,
@@ -234,6 +239,7 @@ impl AgentEntry {
             status: self.status,
             started_at: self.started_at,
             confirmed: confirmed.unwrap_or(false),
+            placement,
             extra,
         }
     }

@@ -90,6 +90,10 @@ pub struct JsonRegistry {
 
 /// The agent field that records a confirmed deployment ([`AgentRecord::confirmed`]).
 pub const CONFIRMED: &str = "fleet_confirmed";
+/// The agent entry's field naming where its session was placed
+/// ([`AgentRecord::placement`](deploy_core::AgentRecord::placement)); entries without it were
+/// written by the Python server.
+pub const PLACEMENT: &str = "fleet_placement";
 
 /// Reads and parses a JSON file; `None` if it does not exist.
 fn read_json<T: DeserializeOwned>(path: &Utf8Path) -> Result<Option<T>, Error> {
@@ -556,6 +560,7 @@ impl Registry for JsonRegistry {
             extra.insert("last_update".into(), json!(r.started_at));
             extra.insert("prompt".into(), json!(r.prompt_preview));
             extra.insert("tracked_files".into(), json!(r.tracked_files));
+            extra.insert(PLACEMENT.into(), json!(r.placement));
             let entry = AgentEntry {
                 id: r.agent.clone(),
                 agent_type: r.agent_type.clone(),

@@ -92,6 +92,7 @@ fn registration(layout: &Layout, task: &TaskId, agent_type: &str, parent: Parent
         prompt_preview: "p".into(),
         tracked_files: layout.tracked_files(task, &agent),
         started_at: timestamp(),
+        placement: "test".into(),
         allow_duplicate: false,
     }
 }

@@ -29,16 +29,33 @@ pub struct FakeSession {
 /// - `fake-exit N`: it has exited with status N by the first probe, printing `exiting with N`;
 /// - `fake-signal N`: a signal N ended it;
 /// - anything else: it stays alive until killed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FakeBackend {
     sessions: Mutex<BTreeMap<SessionName, FakeSession>>,
     next_id: Mutex<u32>,
+    placement: String,
+}
+
+impl Default for FakeBackend {
+    fn default() -> Self {
+        FakeBackend::placed("fake")
+    }
 }
 
 impl FakeBackend {
-    /// No sessions.
+    /// No sessions; placement `fake`.
     pub fn new() -> Self {
         FakeBackend::default()
+    }
+
+    /// No sessions, with its own [`placement`](SessionBackend::placement): a second fake stands
+    /// for another server (the Python server's default tmux server, say).
+    pub fn placed(placement: &str) -> Self {
+        FakeBackend {
+            sessions: Mutex::default(),
+            next_id: Mutex::default(),
+            placement: placement.to_owned(),
+        }
     }
 
     /// The liveness of `session`, without counting a call.
@@ -175,6 +192,10 @@ impl SessionBackend for FakeBackend {
                 created: 0,
             })
             .collect())
+    }
+
+    fn placement(&self) -> String {
+        self.placement.clone()
     }
 
     fn capture(&self, session: &SessionName, lines: usize) -> Result<Vec<String>, Error> {

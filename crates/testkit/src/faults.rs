@@ -330,6 +330,9 @@ impl<B: SessionBackend> SessionBackend for Faulty<B> {
         self.faults.check(Op::Capture)?;
         self.inner.capture(session, lines)
     }
+    fn placement(&self) -> String {
+        self.inner.placement()
+    }
 }
 
 impl<R: Registry> Registry for Faulty<R> {

@@ -128,6 +128,7 @@ impl Registry for FakeRegistry {
             status: AgentStatus::Running,
             started_at: r.started_at.clone(),
             confirmed: false,
+            placement: Some(r.placement.clone()),
             extra: Default::default(),
         };
         task.agents.push(record.clone());

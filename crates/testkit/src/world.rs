@@ -54,6 +54,7 @@ impl World {
             registry: &self.registry,
             prompts: &self.prompts,
             journal: &self.journal,
+            adopted: None,
         }
     }
 

@@ -20,6 +20,20 @@ pub enum Server {
     Name(String),
     /// `-S <path>`: a socket at this path.
     Path(Utf8PathBuf),
+    /// Neither: the server a plain `tmux` command reaches — the one `$TMUX` names, else the
+    /// `default` socket — where the Python server started its agents.
+    Default,
+}
+
+impl std::fmt::Display for Server {
+    /// The tmux command that reaches it: `tmux -L fleet`, `tmux -S /path`, `tmux`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Server::Name(name) => write!(f, "tmux -L {name}"),
+            Server::Path(path) => write!(f, "tmux -S {path}"),
+            Server::Default => f.write_str("tmux"),
+        }
+    }
 }
 
 /// Escapes an argument for tmux's argv parser, which splits commands on an argument that ends
@@ -60,6 +74,7 @@ pub(crate) fn run(
     match server {
         Server::Name(name) => cmd.arg("-L").arg(name),
         Server::Path(path) => cmd.arg("-S").arg(path.as_str()),
+        Server::Default => &mut cmd,
     };
     cmd.args(args)
         .stdin(Stdio::null())

@@ -24,8 +24,10 @@ impl TmuxBackend {
             let _ = fs_err::remove_file(path);
         }
         let pane = self.pane_state(session)?;
+        // Fleet's own sessions carry their agent's tag; an adopted one carries none.
+        let expected = if self.adopting { "" } else { agent.as_str() };
         if let Some(p) = &pane
-            && p.agent_tag != agent.as_str()
+            && p.agent_tag != expected
         {
             return Err(Error::NotOurs {
                 session: session.clone(),
@@ -49,8 +51,9 @@ impl TmuxBackend {
         };
         // First everything below the wrapper, while it lives: it is a child subreaper, so what
         // the agent started — setsid daemons without their tag included — is in its tree until
-        // it dies. Looked for again after each round: one may fork while being ended.
-        if let Some(wrapper) = root {
+        // it dies. Looked for again after each round: one may fork while being ended. An
+        // adopted session has no wrapper: its whole tree goes with the session, below.
+        if let Some(wrapper) = root.filter(|_| !self.adopting) {
             loop {
                 let below: Vec<procs::Proc> =
                     procs::agent_processes(&procs::all(), root, tag, &exclude)
@@ -74,7 +77,12 @@ impl TmuxBackend {
         // Then the session (its terminal hangs up: the wrapper ends) and whatever carries the
         // tag anywhere.
         let targets = procs::agent_processes(&procs::all(), root, tag, &exclude);
-        let session_existed = pane.is_some() && self.kill_session(session)?;
+        // The session existed if its pane did: it may have closed by itself since (its last
+        // process ended in the first phase).
+        let session_existed = pane.is_some();
+        if session_existed {
+            self.kill_session(session)?;
+        }
         // Every process found is reported; closing the session hangs up its terminal, so one
         // that fleet never had to signal was ended by that hang-up (1).
         for p in &targets {
@@ -83,7 +91,15 @@ impl TmuxBackend {
         let mut round: Vec<procs::Proc> = targets.into_iter().filter(procs::alive).collect();
         while !round.is_empty() {
             self.end(&round, &mut killed);
+            // What carries the tag now, and what this round signalled that still lives (an
+            // adopted session's processes carry no tag: only this tells they are gone).
+            let ended = std::mem::take(&mut round);
             round = procs::agent_processes(&procs::all(), None, tag, &exclude);
+            for p in ended.into_iter().filter(procs::alive) {
+                if !round.iter().any(|r| r.pid == p.pid) {
+                    round.push(p);
+                }
+            }
             if !round.is_empty() && Instant::now() > deadline {
                 return Err(survivors(round));
             }

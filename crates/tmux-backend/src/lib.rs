@@ -115,6 +115,16 @@ pub enum Error {
         /// Its size.
         bytes: usize,
     },
+    /// A backend for adopted sessions was asked to start one.
+    #[error(
+        "the backend for sessions another orchestrator started ({server}) never starts one (session {session})"
+    )]
+    Adopting {
+        /// Its server.
+        server: String,
+        /// The session.
+        session: SessionName,
+    },
     /// The session exists but belongs to another agent (or to no fleet agent).
     #[error("session {session} is tagged for agent {tagged:?}, not {agent}: refusing to kill it")]
     NotOurs {
@@ -156,6 +166,9 @@ pub struct TmuxBackend {
     /// run (see [`gate`]): closed with the process, so a dead deployer's agents never run.
     /// Clones share them.
     gates: std::sync::Arc<std::sync::Mutex<Gates>>,
+    /// Whether this backend looks at sessions another orchestrator started (see
+    /// [`TmuxBackend::adopting`]).
+    adopting: bool,
 }
 
 /// The held gates, by session: the writer's end and the FIFO's path.
@@ -184,6 +197,21 @@ impl TmuxBackend {
             kill_grace: Duration::from_secs(2),
             timeout: Duration::from_secs(10),
             gates: std::sync::Arc::default(),
+            adopting: false,
+        }
+    }
+
+    /// A backend for the sessions another orchestrator started on `server` — the Python
+    /// server's `agent_<id>` sessions, untagged, on the user's default tmux server
+    /// ([`Server::Default`]). It touches only the session it is named, by exact name: `probe`
+    /// reads it; `kill` ends that session and its pane's process tree, verified, and refuses a
+    /// session fleet tagged (that one is fleet's own, on its own backend); `list` is empty, so
+    /// no other session of that server is ever looked at, let alone killed as an orphan; it
+    /// never starts a session nor removes a file.
+    pub fn adopting(server: Server) -> Self {
+        TmuxBackend {
+            adopting: true,
+            ..TmuxBackend::new(server, Vec::new())
         }
     }
 
@@ -602,6 +630,13 @@ pub fn tail_lines(path: &Utf8Path, n: usize) -> Vec<String> {
 
 impl SessionBackend for TmuxBackend {
     fn start(&self, spec: &SessionSpec) -> Result<SessionInfo, deploy_core::Error> {
+        if self.adopting {
+            return Err(Error::Adopting {
+                server: self.server.to_string(),
+                session: spec.session.clone(),
+            }
+            .into());
+        }
         Ok(self.do_start(spec)?)
     }
 
@@ -644,6 +679,9 @@ impl SessionBackend for TmuxBackend {
     }
 
     fn discard_output(&self, log: &Utf8Path) -> Result<bool, deploy_core::Error> {
+        if self.adopting {
+            return Ok(false); // another orchestrator's files are its own
+        }
         let mut any = false;
         let gate = gate::path_for(log.as_std_path());
         let exit = wrapper::status_file(log.as_std_path());
@@ -671,7 +709,18 @@ impl SessionBackend for TmuxBackend {
     }
 
     fn list(&self) -> Result<Vec<SessionListing>, deploy_core::Error> {
+        if self.adopting {
+            return Ok(Vec::new());
+        }
         Ok(self.do_list()?)
+    }
+
+    fn placement(&self) -> String {
+        if self.adopting {
+            format!("{} (adopted)", self.server)
+        } else {
+            self.server.to_string()
+        }
     }
 
     fn capture(

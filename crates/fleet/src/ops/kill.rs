@@ -45,7 +45,10 @@ pub(crate) fn run(
     let record = super::agent_record(services, task, agent)?;
     // Everything is released before the end is recorded: should a step fail, the agent stays
     // active with its session gone — a zombie that the next reconcile records and finishes.
-    let report = services.backend.kill(&record.session, agent)?;
+    let report = services
+        .deployer()
+        .backend_of(&record)?
+        .kill(&record.session, agent)?;
     let files = services.layout.tracked_files(task, agent);
     let prompt_removed = services.prompts.remove(&files.prompt_file)?;
     let status = if record.status.is_active() {

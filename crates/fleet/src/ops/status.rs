@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use deploy_core::reconcile::{Gone, record_ends, sessions_by_name};
 use deploy_core::{
     AgentId, AgentRecord, AgentStatus, AgentType, Deployer, ExitStatus, Parent, SessionListing,
-    SessionName, TaskId, TaskSnapshot,
+    SessionName, TaskId, TaskSnapshot, Whereabouts,
 };
 use serde::Serialize;
 
@@ -30,13 +30,16 @@ pub(crate) struct AgentView {
     pub(crate) age_seconds: Option<i64>,
 }
 
-/// Whether an agent's session runs, as one listing of the backend saw it.
+/// Whether an agent's session runs: fleet's own as one listing of its backend saw it, an
+/// adopted one (the Python server's) as a probe of its exact session saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Liveness {
     Alive,
     Exited,
     Missing,
+    /// Placed on a tmux server this configuration does not look at (another `--socket`).
+    Elsewhere,
 }
 
 impl Liveness {
@@ -45,6 +48,7 @@ impl Liveness {
             Liveness::Alive => "alive",
             Liveness::Exited => "exited",
             Liveness::Missing => "missing",
+            Liveness::Elsewhere => "elsewhere",
         }
     }
 }
@@ -123,9 +127,38 @@ fn age_seconds(started_at: &str) -> Option<i64> {
     Some((chrono::Local::now().naive_local() - start).num_seconds())
 }
 
-/// Looks at one task: records agents that ended by themselves — all of the task's at once —
-/// and returns the views, and whether anything was recorded (then the task's registry changed
-/// since `task` was read).
+/// How one agent's session looks: from the listing of fleet's own sessions, by a probe of an
+/// adopted one, not at all for one placed elsewhere.
+fn look(
+    env: &Deployer<'_>,
+    a: &AgentRecord,
+    sessions: &BTreeMap<SessionName, SessionListing>,
+) -> (Liveness, Option<ExitStatus>) {
+    match env.locate(a) {
+        Whereabouts::Own(_) => match sessions.get(&a.session) {
+            None => (Liveness::Missing, None),
+            Some(s) => match s.exited {
+                None => (Liveness::Alive, None),
+                Some(status) => (Liveness::Exited, Some(status)),
+            },
+        },
+        Whereabouts::Adopted(backend) => match backend.probe(&a.session) {
+            Ok(deploy_core::Liveness::Alive) => (Liveness::Alive, None),
+            Ok(deploy_core::Liveness::Exited { status, .. }) => (Liveness::Exited, Some(status)),
+            Ok(deploy_core::Liveness::Missing) => (Liveness::Missing, None),
+            Err(e) => {
+                tracing::warn!(agent = %a.id, error = %e, "cannot probe its session");
+                (Liveness::Elsewhere, None)
+            }
+        },
+        Whereabouts::Elsewhere(_) => (Liveness::Elsewhere, None),
+    }
+}
+
+/// Looks at one task: records fleet's own agents that ended by themselves — all of the task's
+/// at once — and returns the views, and whether anything was recorded (then the task's registry
+/// changed since `task` was read). An adopted agent is only looked at: reconcile records its
+/// end.
 fn observe(
     env: &Deployer<'_>,
     task: &TaskSnapshot,
@@ -134,15 +167,10 @@ fn observe(
     let mut views = Vec::new();
     let mut ended: Vec<(usize, Gone)> = Vec::new();
     for a in &task.agents {
-        let (liveness, exit) = match sessions.get(&a.session) {
-            None => (Liveness::Missing, None),
-            Some(s) => match s.exited {
-                None => (Liveness::Alive, None),
-                Some(status) => (Liveness::Exited, Some(status)),
-            },
-        };
-        if let (true, Some(exit)) = (a.status.is_active(), exit) {
-            ended.push((views.len(), (a.id.clone(), a.session.clone(), Some(exit))));
+        let (liveness, exit) = look(env, a, sessions);
+        let own = matches!(env.locate(a), Whereabouts::Own(_));
+        if let (true, true, Some(exit)) = (own, a.status.is_active(), exit) {
+            ended.push((views.len(), Gone::of(a, Some(exit))));
         }
         views.push(view(a, a.status.clone(), liveness, exit));
     }
@@ -152,7 +180,7 @@ fn observe(
     let gone: Vec<Gone> = ended.iter().map(|(_, g)| g.clone()).collect();
     match record_ends(env, &task.id, &gone) {
         Ok(statuses) => {
-            for ((i, (agent, _, exit)), status) in ended.into_iter().zip(statuses) {
+            for ((i, Gone { agent, exit, .. }), status) in ended.into_iter().zip(statuses) {
                 tracing::info!(%agent, ?exit, "agent ended by itself; recorded as {status}");
                 views[i].status = status;
             }

@@ -53,6 +53,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     prompt_preview: "stress".into(),
                     tracked_files: layout.tracked_files(&task, &agent),
                     started_at: timestamp(),
+                    placement: "test".into(),
                     allow_duplicate,
                 };
                 match registry.register(&registration) {
