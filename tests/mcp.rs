@@ -59,7 +59,9 @@ async fn connect_env(f: &Fleet, path: Option<&str>, env: &[(&str, &str)]) -> Cli
     ().serve(transport).await.unwrap()
 }
 
-/// Calls a tool; returns (is_error, the JSON it answered).
+/// Calls a tool; returns (is_error, the JSON it answered). Every answer, success or error,
+/// carries the same JSON as text and as `structuredContent`; a success's validates against the
+/// output schema the tool declares.
 async fn call(client: &Client, tool: &'static str, args: Value) -> (bool, Value) {
     let params = CallToolRequestParams::new(tool).with_arguments(args.as_object().unwrap().clone());
     let result = client.call_tool(params).await.unwrap();
@@ -67,7 +69,28 @@ async fn call(client: &Client, tool: &'static str, args: Value) -> (bool, Value)
     let text = v["content"][0]["text"].as_str().unwrap_or_default();
     let body: Value =
         serde_json::from_str(text).unwrap_or_else(|_| panic!("{tool}: not JSON: {text}"));
-    (v["isError"] == true, body)
+    assert_eq!(v["structuredContent"], body, "{tool}: structured = text");
+    let is_error = v["isError"] == true;
+    if !is_error {
+        validate(client, tool, &body).await;
+    }
+    (is_error, body)
+}
+
+/// Checks `body` against the output schema `tool` declares (it must declare one).
+async fn validate(client: &Client, tool: &str, body: &Value) {
+    let tools = client.list_all_tools().await.unwrap();
+    let declared = tools.iter().find(|t| t.name == tool).unwrap();
+    let schema = Value::Object(
+        declared
+            .output_schema
+            .as_deref()
+            .unwrap_or_else(|| panic!("{tool} declares no output schema"))
+            .clone(),
+    );
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{tool}: {errors:?}\n{body}");
 }
 
 async fn ok(client: &Client, tool: &'static str, args: Value) -> Value {
@@ -108,7 +131,13 @@ async fn the_python_servers_tools_over_stdio() {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| json!({ "name": t.name, "input_schema": t.input_schema }))
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "input_schema": t.input_schema,
+                "output_schema": t.output_schema,
+            })
+        })
         .collect();
     tools.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     insta::assert_json_snapshot!("tools", tools);
@@ -492,5 +521,274 @@ async fn a_failed_deploy_carries_its_cleanup_report() {
         "{body}"
     );
     assert!(f.sessions().is_empty());
+    client.cancel().await.unwrap();
+}
+
+/// `get_task_findings` reads back every finding of a task — also of an agent that ended, whose
+/// files moved to `archive/` — filtered by agent, severity and type, the newest `limit` only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_are_read_back_filtered() {
+    let f = Fleet::new();
+    let client = connect(&f).await;
+    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
+    let task = created["task_id"].as_str().unwrap().to_owned();
+    let mut agents = Vec::new();
+    for ty in ["investigator", "builder"] {
+        let d = ok(
+            &client,
+            "deploy_headless_agent",
+            json!({ "task_id": task, "agent_type": ty, "prompt": "p" }),
+        )
+        .await;
+        agents.push(d["agent_id"].as_str().unwrap().to_owned());
+    }
+    for (agent, severity, kind, message) in [
+        (&agents[0], "high", "issue", "first"),
+        (&agents[1], "low", "insight", "second"),
+        (&agents[0], "high", "solution", "third"),
+    ] {
+        ok(
+            &client,
+            "report_agent_finding",
+            json!({ "task_id": task, "agent_id": agent, "finding_type": kind,
+                    "severity": severity, "message": message }),
+        )
+        .await;
+    }
+    // The first agent ends: its findings move to archive/ and are still read.
+    ok(
+        &client,
+        "kill_real_agent",
+        json!({ "task_id": task, "agent_id": agents[0] }),
+    )
+    .await;
+    let messages = |v: &Value| -> Vec<String> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = ok(&client, "get_task_findings", json!({ "task_id": task })).await;
+    assert_eq!(all["total_findings"], 3);
+    assert_eq!(messages(&all), ["first", "second", "third"]);
+    let high = ok(
+        &client,
+        "get_task_findings",
+        json!({ "task_id": task, "severity": "high" }),
+    )
+    .await;
+    assert_eq!(messages(&high), ["first", "third"]);
+    assert_eq!(high["matching"], 2);
+    let newest = ok(
+        &client,
+        "get_task_findings",
+        json!({ "task_id": task, "agent_id": agents[0], "limit": 1 }),
+    )
+    .await;
+    assert_eq!(messages(&newest), ["third"]);
+    assert_eq!(newest["matching"], 2);
+    let insight = ok(
+        &client,
+        "get_task_findings",
+        json!({ "task_id": task, "finding_type": "insight" }),
+    )
+    .await;
+    assert_eq!(messages(&insight), ["second"]);
+    refused(
+        &client,
+        &task,
+        "get_task_findings",
+        json!({ "task_id": "TASK-20260101-000000-00000000" }),
+        "unknown task TASK-20260101-000000-00000000",
+    )
+    .await;
+    client.cancel().await.unwrap();
+}
+
+/// A stand-in for Claude Code on `PATH`: `--help` prints the `--effort` entry of Claude Code
+/// 2.1.197's help (or none, with `effort` false); a run writes its argv to `argv` and waits.
+fn fake_claude(dir: &camino::Utf8Path, effort: bool) -> camino::Utf8PathBuf {
+    let bin = dir.join(if effort { "bin" } else { "old-bin" });
+    fs_err::create_dir_all(&bin).unwrap();
+    let help = if effort {
+        "  --effort <level>                      Effort level for the current session\\n                                        (low, medium, high, xhigh, max)\\n"
+    } else {
+        "  --model <model>  Model for the current session\\n"
+    };
+    let script = format!(
+        "#!/bin/sh\nif [ \"$1\" = --help ]; then printf '{help}'; exit 0; fi\nprintf '%s\\n' \"$@\" > {}\nexec sleep 60\n",
+        dir.join("argv")
+    );
+    let path = bin.join("claude");
+    fs_err::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// `model` and `effort` reach Claude Code's argv; an effort the installed CLI does not take, or
+/// a model for an agent that is not Claude Code, is refused before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_and_effort_reach_claude_code() {
+    let f = Fleet::new();
+    let dir = camino::Utf8PathBuf::from_path_buf(f.dir.path().to_owned()).unwrap();
+    let path = |bin: &camino::Utf8Path| format!("{bin}:{}", std::env::var("PATH").unwrap());
+    let claude = [("FLEET_AGENT_CMD", "claude --print")];
+    let client = connect_env(&f, Some(&path(&fake_claude(&dir, true))), &claude).await;
+    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
+    let task = created["task_id"].as_str().unwrap().to_owned();
+    let d = ok(
+        &client,
+        "deploy_headless_agent",
+        json!({ "task_id": task, "agent_type": "a", "prompt": "p",
+                "model": "sonnet", "effort": "high" }),
+    )
+    .await;
+    let agent = d["agent_id"].as_str().unwrap().to_owned();
+    common::wait_for("the agent's argv", || dir.join("argv").exists());
+    let argv = fs_err::read_to_string(dir.join("argv")).unwrap();
+    assert_eq!(
+        argv.lines().collect::<Vec<_>>(),
+        ["--print", "--model", "sonnet", "--effort", "high"]
+    );
+    let spawned = ok(
+        &client,
+        "spawn_child_agent",
+        json!({ "task_id": task, "parent_agent_id": agent, "child_agent_type": "b",
+                "child_prompt": "p", "model": "opus" }),
+    )
+    .await;
+    assert_eq!(spawned["depth"], 2);
+    let before = f.files();
+    let sessions = f.sessions();
+    refused(
+        &client,
+        &task,
+        "deploy_headless_agent",
+        json!({ "task_id": task, "agent_type": "c", "prompt": "p", "effort": "ultra" }),
+        "effort \"ultra\" is not one the installed Claude Code takes: low, medium, high, xhigh, max",
+    )
+    .await;
+    client.cancel().await.unwrap();
+
+    let old = connect_env(&f, Some(&path(&fake_claude(&dir, false))), &claude).await;
+    refused(
+        &old,
+        &task,
+        "deploy_headless_agent",
+        json!({ "task_id": task, "agent_type": "c", "prompt": "p", "effort": "high" }),
+        "has no --effort option",
+    )
+    .await;
+    old.cancel().await.unwrap();
+    // The test's default agent command is not Claude Code.
+    let other = connect(&f).await;
+    refused(
+        &other,
+        &task,
+        "spawn_child_agent",
+        json!({ "task_id": task, "parent_agent_id": agent, "child_agent_type": "c",
+                "child_prompt": "p", "model": "sonnet" }),
+        "--model \"sonnet\" is for Claude Code, but the agent command runs \"sh\"",
+    )
+    .await;
+    other.cancel().await.unwrap();
+    assert_eq!(f.files(), before, "nothing was created by a refused deploy");
+    assert_eq!(f.sessions(), sessions);
+}
+
+/// The Python server's resources: `tasks://list`, and `task://{id}/status` — listed per task,
+/// offered as a template, read as what `get_real_task_status` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_and_their_status_are_resources() {
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    let f = Fleet::new();
+    let client = connect(&f).await;
+    let created = ok(
+        &client,
+        "create_real_task",
+        json!({ "description": "resources" }),
+    )
+    .await;
+    let task = created["task_id"].as_str().unwrap().to_owned();
+    let deployed = ok(
+        &client,
+        "deploy_headless_agent",
+        json!({ "task_id": task, "agent_type": "a", "prompt": "p" }),
+    )
+    .await;
+
+    let uris: Vec<String> = client
+        .list_all_resources()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.uri.clone())
+        .collect();
+    assert_eq!(
+        uris,
+        ["tasks://list".to_owned(), format!("task://{task}/status")]
+    );
+    let templates = client.list_all_resource_templates().await.unwrap();
+    assert_eq!(templates[0].uri_template, "task://{task_id}/status");
+
+    let read = |uri: String| {
+        let client = &client;
+        async move {
+            let result = client
+                .read_resource(ReadResourceRequestParams::new(uri.clone()))
+                .await
+                .unwrap();
+            match &result.contents[0] {
+                ResourceContents::TextResourceContents {
+                    text,
+                    uri: at,
+                    mime_type,
+                    ..
+                } => {
+                    assert_eq!(at, &uri);
+                    assert_eq!(mime_type.as_deref(), Some("application/json"));
+                    serde_json::from_str::<Value>(text).unwrap()
+                }
+                other => panic!("{uri}: not text: {other:?}"),
+            }
+        }
+    };
+    let tasks = read("tasks://list".into()).await;
+    assert_eq!(tasks["total_tasks"], 1);
+    assert_eq!(tasks["tasks"][0]["task_id"], task.as_str());
+    assert_eq!(tasks["tasks"][0]["active_count"], 1);
+    let status = read(format!("task://{task}/status")).await;
+    assert_eq!(status["agents"]["active"], 1);
+    assert_eq!(
+        status["agents"]["agents_list"][0]["id"],
+        deployed["agent_id"]
+    );
+    assert_eq!(status["agents"]["agents_list"][0]["liveness"], "alive");
+    let tool = ok(&client, "get_real_task_status", json!({ "task_id": task })).await;
+    validate(&client, "get_real_task_status", &status).await;
+    assert_eq!(
+        status["agents"], tool["agents"],
+        "the resource is the tool's answer"
+    );
+
+    for (uri, needle) in [
+        (
+            "task://TASK-20260101-000000-00000000/status".to_owned(),
+            "unknown task",
+        ),
+        ("task://nope/status".to_owned(), "unknown task nope"),
+        ("task://../x/status".to_owned(), "invalid task id \"../x\""),
+        ("tasks://other".to_owned(), "no resource \"tasks://other\""),
+    ] {
+        let err = client
+            .read_resource(ReadResourceRequestParams::new(uri.clone()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{uri}: {err}");
+    }
     client.cancel().await.unwrap();
 }

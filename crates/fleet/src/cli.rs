@@ -125,6 +125,12 @@ pub(crate) struct DeployArgs {
     /// Allow another active agent of the same type
     #[arg(long)]
     pub(crate) allow_duplicate: bool,
+    /// Claude Code's model (`--model`; the agent command must be Claude Code)
+    #[arg(long)]
+    pub(crate) model: Option<String>,
+    /// Claude Code's reasoning effort (`--effort`, where the installed CLI takes it)
+    #[arg(long)]
+    pub(crate) effort: Option<String>,
     /// Extra environment for the agent (repeatable)
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     pub(crate) env: Vec<(String, String)>,

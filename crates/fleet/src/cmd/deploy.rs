@@ -50,6 +50,8 @@ pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Res
     options.startup_grace = args.startup_grace_ms.map(Duration::from_millis);
     options.env = args.env;
     options.allow_duplicate = args.allow_duplicate;
+    options.model = args.model.clone();
+    options.effort = args.effort.clone();
     // SIGINT and SIGTERM roll the deployment back before fleet exits (130 / 143). They are
     // caught only for the deployment; once it is Live they change nothing.
     let (int, term) = (

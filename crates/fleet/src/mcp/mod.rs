@@ -8,11 +8,17 @@
 use std::sync::Arc;
 
 mod params;
+mod resources;
 mod views;
 
 use deploy_core::{AgentId, AgentType, Limits, Parent, TaskContext, TaskId};
+use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolResult, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData as McpError, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 
@@ -21,10 +27,11 @@ use crate::error::Error;
 use crate::ops;
 use crate::ops::deploy::DeployOptions;
 use crate::ops::kill::Logs;
+use crate::ops::reports::FindingFilter;
 use crate::ops::task::TaskOptions;
 use params::{
-    CreateTaskParams, DeployParams, FindingParams, KillParams, OutputParams, ProgressParams,
-    ReconcileParams, SpawnChildParams, TaskParams,
+    CreateTaskParams, DeployParams, FindingParams, FindingsParams, KillParams, OutputParams,
+    ProgressParams, ReconcileParams, SpawnChildParams, TaskParams,
 };
 
 /// The server.
@@ -53,17 +60,17 @@ impl FleetMcp {
         }
     }
 
-    /// Runs `f` on the blocking pool; an error (or a panic) becomes a tool error.
-    async fn run(
+    /// Runs `f` on the blocking pool: its view is the result, as text and as
+    /// `structuredContent` (matching the tool's output schema, derived from the view's type); an
+    /// error (or a panic) becomes a tool error.
+    async fn run<T: serde::Serialize + Send + 'static>(
         &self,
-        f: impl FnOnce(&Services) -> Result<Value, Error> + Send + 'static,
+        f: impl FnOnce(&Services) -> Result<T, Error> + Send + 'static,
     ) -> Result<CallToolResult, McpError> {
         let services = Arc::clone(&self.services);
         Ok(
             match tokio::task::spawn_blocking(move || f(&services)).await {
-                Ok(Ok(value)) => CallToolResult::success(vec![ContentBlock::text(
-                    serde_json::to_string_pretty(&value).unwrap_or_default(),
-                )]),
+                Ok(Ok(view)) => CallToolResult::structured(views::to_value(&view)),
                 Ok(Err(e)) => tool_error(views::failure(&e)),
                 Err(join) => tool_error(json!({
                     "success": false,
@@ -74,22 +81,28 @@ impl FleetMcp {
     }
 }
 
+/// What a deploy or a spawn asks for.
+struct Deploy<'a> {
+    task: &'a str,
+    agent_type: &'a str,
+    prompt: &'a str,
+    parent: &'a str,
+    model: Option<String>,
+    effort: Option<String>,
+}
+
 /// Deploys through the one operation both surfaces share, with the agent's identity in front
 /// of its prompt.
-fn deploy(
-    services: &Services,
-    task: &str,
-    agent_type: &str,
-    prompt: &str,
-    parent: &str,
-) -> Result<Value, Error> {
+fn deploy(services: &Services, d: Deploy<'_>) -> Result<views::Deployed, Error> {
     let mut options = DeployOptions::new(
-        task_id(task)?,
-        AgentType::parse(agent_type)?,
-        prompt.to_owned(),
+        task_id(d.task)?,
+        AgentType::parse(d.agent_type)?,
+        d.prompt.to_owned(),
     );
-    options.parent = Parent::parse(parent)?;
+    options.parent = Parent::parse(d.parent)?;
     options.preamble = true;
+    options.model = d.model;
+    options.effort = d.effort;
     // The server's own signals end the server; a deployment in flight rolls back as it drops.
     Ok(views::deployed(&ops::deploy::run(
         services,
@@ -98,10 +111,21 @@ fn deploy(
     )?))
 }
 
+/// `get_real_task_status`, and the resource `task://{task_id}/status`.
+fn task_status(services: &Services, task: &TaskId) -> Result<views::TaskStatus, Error> {
+    let mut statuses = ops::status::run(services, Some(task), None)?;
+    let reports = ops::reports::task_reports(services, task);
+    match statuses.pop() {
+        Some(status) => Ok(views::task_status(&status, &reports)),
+        None => Err(deploy_core::Error::UnknownTask(task.clone()).into()),
+    }
+}
+
 #[tool_router]
 impl FleetMcp {
     #[tool(
-        description = "Create a task: a workspace and registry that agents are deployed into, with limits on how many run at once, in total, and how deep they may spawn."
+        description = "Create a task: a workspace and registry that agents are deployed into, with limits on how many run at once, in total, and how deep they may spawn.",
+        output_schema = schema_for_output::<views::TaskCreated>()
     )]
     async fn create_real_task(
         &self,
@@ -135,18 +159,32 @@ impl FleetMcp {
     }
 
     #[tool(
-        description = "Deploy a headless agent into a task, transactionally: it returns once the agent is alive after its startup grace and registered; on failure nothing is left behind and the error says the step and cause (for an agent that died at start, its exit status and last output)."
+        description = "Deploy a headless agent into a task, transactionally: it returns once the agent is alive after its startup grace and registered; on failure nothing is left behind and the error says the step and cause (for an agent that died at start, its exit status and last output).",
+        output_schema = schema_for_output::<views::Deployed>()
     )]
     async fn deploy_headless_agent(
         &self,
         Parameters(p): Parameters<DeployParams>,
     ) -> Result<CallToolResult, McpError> {
-        self.run(move |services| deploy(services, &p.task_id, &p.agent_type, &p.prompt, &p.parent))
-            .await
+        self.run(move |services| {
+            deploy(
+                services,
+                Deploy {
+                    task: &p.task_id,
+                    agent_type: &p.agent_type,
+                    prompt: &p.prompt,
+                    parent: &p.parent,
+                    model: p.model,
+                    effort: p.effort,
+                },
+            )
+        })
+        .await
     }
 
     #[tool(
-        description = "Spawn a child agent under an existing agent of the task; the task's max_depth is enforced."
+        description = "Spawn a child agent under an existing agent of the task; the task's max_depth is enforced.",
+        output_schema = schema_for_output::<views::Deployed>()
     )]
     async fn spawn_child_agent(
         &self,
@@ -155,35 +193,35 @@ impl FleetMcp {
         self.run(move |services| {
             deploy(
                 services,
-                &p.task_id,
-                &p.child_agent_type,
-                &p.child_prompt,
-                &p.parent_agent_id,
+                Deploy {
+                    task: &p.task_id,
+                    agent_type: &p.child_agent_type,
+                    prompt: &p.child_prompt,
+                    parent: &p.parent_agent_id,
+                    model: p.model,
+                    effort: p.effort,
+                },
             )
         })
         .await
     }
 
     #[tool(
-        description = "Status of a task: its agents (with liveness from tmux; agents that ended by themselves are recorded as completed or error), hierarchy, recent progress and findings, limits."
+        description = "Status of a task: its agents (with liveness from tmux; agents that ended by themselves are recorded as completed or error), hierarchy, recent progress and findings, limits.",
+        output_schema = schema_for_output::<views::TaskStatus>()
     )]
     async fn get_real_task_status(
         &self,
         Parameters(p): Parameters<TaskParams>,
     ) -> Result<CallToolResult, McpError> {
-        self.run(move |services| {
-            let task = task_id(&p.task_id)?;
-            let mut statuses = ops::status::run(services, Some(&task), None)?;
-            let reports = ops::reports::task_reports(services, &task);
-            match statuses.pop() {
-                Some(status) => Ok(views::task_status(&status, &reports)),
-                None => Err(deploy_core::Error::UnknownTask(task).into()),
-            }
-        })
-        .await
+        self.run(move |services| task_status(services, &task_id(&p.task_id)?))
+            .await
     }
 
-    #[tool(description = "The last lines of an agent's output (its stream-json log).")]
+    #[tool(
+        description = "The last lines of an agent's output (its stream-json log).",
+        output_schema = schema_for_output::<views::AgentOutput>()
+    )]
     async fn get_agent_output(
         &self,
         Parameters(p): Parameters<OutputParams>,
@@ -201,7 +239,8 @@ impl FleetMcp {
     }
 
     #[tool(
-        description = "Kill an agent: its session and every process of it, verified; it is recorded as terminated with the reason, its logs move to archive/."
+        description = "Kill an agent: its session and every process of it, verified; it is recorded as terminated with the reason, its logs move to archive/.",
+        output_schema = schema_for_output::<views::Killed>()
     )]
     async fn kill_real_agent(
         &self,
@@ -223,7 +262,8 @@ impl FleetMcp {
     }
 
     #[tool(
-        description = "Report an agent's progress (appended to progress/<agent>_progress.jsonl and recorded in the registry). A final status (completed, error, terminated) ends the agent: its session is killed, verified, and its logs move to archive/."
+        description = "Report an agent's progress (appended to progress/<agent>_progress.jsonl and recorded in the registry). A final status (completed, error, terminated) ends the agent: its session is killed, verified, and its logs move to archive/.",
+        output_schema = schema_for_output::<views::ProgressReported>()
     )]
     async fn update_agent_progress(
         &self,
@@ -238,12 +278,15 @@ impl FleetMcp {
                 &p.message,
                 p.progress,
             )?;
-            Ok(views::success(&reported))
+            Ok(views::progress(&reported))
         })
         .await
     }
 
-    #[tool(description = "Report a finding (appended to findings/<agent>_findings.jsonl).")]
+    #[tool(
+        description = "Report a finding (appended to findings/<agent>_findings.jsonl).",
+        output_schema = schema_for_output::<views::FindingReported>()
+    )]
     async fn report_agent_finding(
         &self,
         Parameters(p): Parameters<FindingParams>,
@@ -258,13 +301,35 @@ impl FleetMcp {
                 &p.message,
                 p.data,
             )?;
-            Ok(views::success(&reported))
+            Ok(views::finding(&reported))
         })
         .await
     }
 
     #[tool(
-        description = "fleet's addition: find and undo what crashes left behind — abandoned deployments, zombies, orphan sessions, drifted counters, a stale global index, temp files. Idempotent; dry_run reports only."
+        description = "A task's findings, oldest first — of every agent, running or ended — filtered by agent, severity or type, the newest `limit` only.",
+        output_schema = schema_for_output::<views::TaskFindings>()
+    )]
+    async fn get_task_findings(
+        &self,
+        Parameters(p): Parameters<FindingsParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let filter = FindingFilter {
+                agent: p.agent_id.as_deref().map(agent_id).transpose()?,
+                severity: p.severity,
+                finding_type: p.finding_type,
+                limit: p.limit,
+            };
+            let found = ops::reports::findings(services, &task_id(&p.task_id)?, &filter)?;
+            Ok(views::task_findings(&found))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "fleet's addition: find and undo what crashes left behind — abandoned deployments, zombies, orphan sessions, drifted counters, a stale global index, temp files. Idempotent; dry_run reports only.",
+        output_schema = schema_for_output::<views::Reconciled>()
     )]
     async fn reconcile(
         &self,
@@ -273,7 +338,7 @@ impl FleetMcp {
         self.run(move |services| {
             let task = p.task_id.as_deref().map(task_id).transpose()?;
             let r = ops::reconcile::run(services, task.as_ref(), p.dry_run)?;
-            Ok(serde_json::to_value(&r).unwrap_or(Value::Null))
+            Ok(views::reconciled(&r))
         })
         .await
     }
@@ -281,8 +346,46 @@ impl FleetMcp {
 
 #[tool_handler]
 impl ServerHandler for FleetMcp {
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let services = Arc::clone(&self.services);
+        match tokio::task::spawn_blocking(move || resources::list(&services)).await {
+            Ok(result) => result,
+            Err(join) => Err(McpError::internal_error(join.to_string(), None)),
+        }
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(resources::templates())
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let services = Arc::clone(&self.services);
+        match tokio::task::spawn_blocking(move || resources::read(&services, &request.uri)).await {
+            Ok(result) => result.map(Into::into),
+            Err(join) => Err(McpError::internal_error(join.to_string(), None)),
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+        .with_instructions(
             "fleet deploys headless AI coding agents into tmux sessions, transactionally. Create a task, deploy agents into it, read their status and output, kill them; agents report progress and findings and spawn children with the same tools.",
         )
     }

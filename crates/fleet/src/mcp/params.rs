@@ -48,6 +48,12 @@ pub(crate) struct DeployParams {
     /// "orchestrator" or the id of the parent agent.
     #[serde(default = "orchestrator")]
     pub(crate) parent: String,
+    /// Claude Code's model (`--model`: sonnet, opus, haiku or a full model name); only for an
+    /// agent command that is Claude Code.
+    pub(crate) model: Option<String>,
+    /// Claude Code's reasoning effort (`--effort`: low, medium, high), where the installed CLI
+    /// takes it; only for an agent command that is Claude Code.
+    pub(crate) effort: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -61,6 +67,10 @@ pub(crate) struct SpawnChildParams {
     pub(crate) child_agent_type: String,
     /// What the child is to do.
     pub(crate) child_prompt: String,
+    /// Claude Code's model, as for `deploy_headless_agent`.
+    pub(crate) model: Option<String>,
+    /// Claude Code's reasoning effort, as for `deploy_headless_agent`.
+    pub(crate) effort: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -134,4 +144,19 @@ pub(crate) struct ReconcileParams {
     /// Report only; change nothing.
     #[serde(default)]
     pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FindingsParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// Only this agent's findings.
+    pub(crate) agent_id: Option<String>,
+    /// Only this severity (low, medium, high, critical).
+    pub(crate) severity: Option<String>,
+    /// Only this type (issue, solution, insight, recommendation, ...).
+    pub(crate) finding_type: Option<String>,
+    /// Only the newest this many.
+    pub(crate) limit: Option<usize>,
 }

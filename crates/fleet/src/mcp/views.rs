@@ -1,15 +1,16 @@
 //! The Python server's result shapes, as views of the typed results of `ops`: MCP clients that
-//! read the Python server's fields find them here, beside fleet's own.
+//! read the Python server's fields find them here, beside fleet's own. Each tool's result is a
+//! type here, and its output schema is derived from that type (`schemars`), so the schema a
+//! client is given and the `structuredContent` it receives cannot drift apart.
 
 use deploy_core::{AgentId, CleanupOutcome, TaskSnapshot};
-use serde_json::{Value, json};
+use rmcp::schemars::{self, JsonSchema};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 
 use crate::error::Error;
-use crate::ops::deploy::Deployed;
-use crate::ops::kill::Killed;
-use crate::ops::output::AgentOutput;
+use crate::ops;
 use crate::ops::reports::TaskReports;
-use crate::ops::status::TaskStatus;
 
 /// A failed tool: `success: false` and fleet's one-line error. A failed deployment adds what
 /// the Python server's `deploy_headless_agent` said of its cleanup — `cleanup_performed` and
@@ -38,61 +39,111 @@ pub(crate) fn failure(e: &Error) -> Value {
     out
 }
 
-/// `{"success": true}` merged with the fields of `value`.
-pub(crate) fn success<T: serde::Serialize>(value: &T) -> Value {
-    let mut out = json!({ "success": true });
-    if let (Some(obj), Ok(Value::Object(fields))) =
-        (out.as_object_mut(), serde_json::to_value(value))
-    {
-        obj.extend(fields);
-    }
-    out
+/// A view's value as JSON (views serialize plain data: this cannot fail in practice; a failure
+/// would show as `null`, which the schema check in `tests/mcp.rs` catches).
+pub(crate) fn to_value<T: Serialize>(view: &T) -> Value {
+    serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
-/// `create_real_task`.
-pub(crate) fn task_created(t: &TaskSnapshot) -> Value {
-    let mut out = json!({
-        "success": true,
-        "task_id": t.id,
-        "description": t.description,
-        "priority": t.priority,
-        "workspace": t.workspace,
-        "status": t.status,
-        "has_enhanced_context": t.extra.contains_key("task_context"),
-    });
-    if let (Some(obj), Some(Value::Object(ctx))) =
-        (out.as_object_mut(), t.extra.get("task_context"))
-    {
-        obj.extend(ctx.clone());
+/// A JSON value in an output schema: any JSON.
+type Any = Value;
+
+/// `create_real_task`: the task, and its context fields at the top level as the Python server
+/// returned them.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TaskCreated {
+    success: bool,
+    task_id: String,
+    description: String,
+    priority: String,
+    workspace: String,
+    status: String,
+    has_enhanced_context: bool,
+    #[serde(flatten)]
+    context: Map<String, Any>,
+}
+
+pub(crate) fn task_created(t: &TaskSnapshot) -> TaskCreated {
+    TaskCreated {
+        success: true,
+        task_id: t.id.to_string(),
+        description: t.description.clone(),
+        priority: t.priority.clone(),
+        workspace: t.workspace.clone(),
+        status: t.status.clone(),
+        has_enhanced_context: t.extra.contains_key("task_context"),
+        context: match t.extra.get("task_context") {
+            Some(Value::Object(ctx)) => ctx.clone(),
+            _ => Map::new(),
+        },
     }
-    out
 }
 
 /// `deploy_headless_agent` and `spawn_child_agent`.
-pub(crate) fn deployed(d: &Deployed) -> Value {
-    json!({
-        "success": true,
-        "agent_id": d.agent_id,
-        "tmux_session": d.session,
-        "type": d.agent_type,
-        "parent": d.parent,
-        "task_id": d.task_id,
-        "status": "deployed",
-        "workspace": d.workspace,
-        "deployment_method": "tmux session",
-        "depth": d.depth,
-    })
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Deployed {
+    success: bool,
+    agent_id: String,
+    tmux_session: String,
+    #[serde(rename = "type")]
+    agent_type: String,
+    parent: String,
+    task_id: String,
+    /// Always `deployed`.
+    status: String,
+    workspace: String,
+    deployment_method: String,
+    depth: u32,
+}
+
+pub(crate) fn deployed(d: &ops::deploy::Deployed) -> Deployed {
+    Deployed {
+        success: true,
+        agent_id: d.agent_id.to_string(),
+        tmux_session: d.session.to_string(),
+        agent_type: d.agent_type.to_string(),
+        parent: d.parent.to_string(),
+        task_id: d.task_id.to_string(),
+        status: "deployed".into(),
+        workspace: d.workspace.clone(),
+        deployment_method: "tmux session".into(),
+        depth: d.depth,
+    }
 }
 
 /// `get_real_task_status`: the registry's agents, each with its liveness, beside the task's
 /// counters, hierarchy, reports and limits.
-pub(crate) fn task_status(status: &TaskStatus, reports: &TaskReports) -> Value {
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TaskStatus {
+    success: bool,
+    task_id: String,
+    description: String,
+    status: String,
+    workspace: String,
+    agents: AgentsSummary,
+    hierarchy: Any,
+    enhanced_progress: Any,
+    spiral_status: Any,
+    limits: Any,
+}
+
+/// A task's agents.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct AgentsSummary {
+    total_spawned: usize,
+    active: usize,
+    completed: usize,
+    /// Each agent's registry entry, with its `liveness`.
+    agents_list: Vec<Any>,
+}
+
+pub(crate) fn task_status(status: &ops::status::TaskStatus, reports: &TaskReports) -> TaskStatus {
     let t = &status.snapshot;
-    let agents: Vec<Value> = t
+    let agents_list = t
         .agents
         .iter()
         .map(|a| {
-            let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+            let mut v = to_value(a);
             if let (Some(obj), Some(view)) = (
                 v.as_object_mut(),
                 status.agents.iter().find(|w| w.agent_id == a.id),
@@ -102,55 +153,176 @@ pub(crate) fn task_status(status: &TaskStatus, reports: &TaskReports) -> Value {
             v
         })
         .collect();
-    json!({
-        "success": true,
-        "task_id": t.id,
-        "description": t.description,
-        "status": t.status,
-        "workspace": t.workspace,
-        "agents": {
-            "total_spawned": t.agents.len(),
-            "active": t.active_count(),
-            "completed": t.completed_count(),
-            "agents_list": agents,
+    TaskStatus {
+        success: true,
+        task_id: t.id.to_string(),
+        description: t.description.clone(),
+        status: t.status.clone(),
+        workspace: t.workspace.clone(),
+        agents: AgentsSummary {
+            total_spawned: t.agents.len(),
+            active: t.active_count(),
+            completed: t.completed_count(),
+            agents_list,
         },
-        "hierarchy": t.hierarchy(),
-        "enhanced_progress": reports,
-        "spiral_status": t.extra.get("spiral_checks").cloned().unwrap_or(Value::Null),
-        "limits": t.limits,
-    })
+        hierarchy: to_value(&t.hierarchy()),
+        enhanced_progress: to_value(reports),
+        spiral_status: t.extra.get("spiral_checks").cloned().unwrap_or(Value::Null),
+        limits: to_value(&t.limits),
+    }
 }
 
 /// `get_agent_output`.
-pub(crate) fn agent_output(o: &AgentOutput) -> Value {
-    json!({
-        "success": true,
-        "agent_id": o.agent_id,
-        "session_status": o.status,
-        "output": o.lines.join("\n"),
-        "source": "jsonl_log",
-        "tmux_session": o.session,
-    })
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct AgentOutput {
+    success: bool,
+    agent_id: String,
+    session_status: String,
+    output: String,
+    source: String,
+    tmux_session: String,
+}
+
+pub(crate) fn agent_output(o: &ops::output::AgentOutput) -> AgentOutput {
+    AgentOutput {
+        success: true,
+        agent_id: o.agent_id.to_string(),
+        session_status: o.status.to_string(),
+        output: o.lines.join("\n"),
+        source: "jsonl_log".into(),
+        tmux_session: o.session.to_string(),
+    }
 }
 
 /// `kill_real_agent`.
-pub(crate) fn killed(k: &Killed, agent: &AgentId) -> Value {
-    json!({
-        "success": true,
-        "agent_id": agent,
-        "tmux_session": k.session,
-        "session_killed": k.session_killed,
-        "reason": k.reason,
-        "status": k.status,
-        "cleanup": {
-            "success": true,
-            "tmux_session_killed": k.session_killed,
-            "prompt_file_deleted": k.prompt_removed,
-            "log_files_archived": !k.archived_files.is_empty(),
-            "verified_no_zombies": true,
-            "errors": [],
-            "archived_files": k.archived_files,
-            "killed_processes": k.killed,
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Killed {
+    success: bool,
+    agent_id: String,
+    tmux_session: String,
+    session_killed: bool,
+    reason: String,
+    status: String,
+    cleanup: KillCleanup,
+}
+
+/// What a kill cleaned up, in the Python server's fields and fleet's.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct KillCleanup {
+    success: bool,
+    tmux_session_killed: bool,
+    prompt_file_deleted: bool,
+    log_files_archived: bool,
+    verified_no_zombies: bool,
+    errors: Vec<String>,
+    archived_files: Vec<String>,
+    /// Each process the kill ended: `pid`, `name`, the last `signal` fleet sent.
+    killed_processes: Vec<Any>,
+}
+
+pub(crate) fn killed(k: &ops::kill::Killed, agent: &AgentId) -> Killed {
+    Killed {
+        success: true,
+        agent_id: agent.to_string(),
+        tmux_session: k.session.to_string(),
+        session_killed: k.session_killed,
+        reason: k.reason.clone(),
+        status: k.status.to_string(),
+        cleanup: KillCleanup {
+            success: true,
+            tmux_session_killed: k.session_killed,
+            prompt_file_deleted: k.prompt_removed,
+            log_files_archived: !k.archived_files.is_empty(),
+            verified_no_zombies: true,
+            errors: Vec::new(),
+            archived_files: k.archived_files.iter().map(ToString::to_string).collect(),
+            killed_processes: k.killed.iter().map(to_value).collect(),
         },
-    })
+    }
+}
+
+/// `update_agent_progress`: the line recorded and what the agent learns of its task.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ProgressReported {
+    success: bool,
+    own_update: Any,
+    coordination_info: Any,
+}
+
+pub(crate) fn progress(r: &ops::reports::ProgressReported) -> ProgressReported {
+    ProgressReported {
+        success: true,
+        own_update: to_value(&r.own_update),
+        coordination_info: to_value(&r.coordination_info),
+    }
+}
+
+/// `report_agent_finding`: the line recorded and what the agent learns of its task.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct FindingReported {
+    success: bool,
+    own_finding: Any,
+    coordination_info: Any,
+}
+
+pub(crate) fn finding(r: &ops::reports::FindingReported) -> FindingReported {
+    FindingReported {
+        success: true,
+        own_finding: to_value(&r.own_finding),
+        coordination_info: to_value(&r.coordination_info),
+    }
+}
+
+/// `reconcile`: what it found and did (see `fleet reconcile --json`).
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Reconciled {
+    success: bool,
+    dry_run: bool,
+    nothing_to_do: bool,
+    abandoned: Vec<Any>,
+    zombies: Vec<Any>,
+    orphans: Vec<Any>,
+    counters_fixed: Vec<Any>,
+    index: Any,
+    temp_files: u64,
+}
+
+pub(crate) fn reconciled(r: &ops::reconcile::Reconciled) -> Reconciled {
+    let v = to_value(r);
+    let list = |key: &str| v[key].as_array().cloned().unwrap_or_default();
+    Reconciled {
+        success: true,
+        dry_run: r.dry_run,
+        nothing_to_do: r.nothing_to_do,
+        abandoned: list("abandoned"),
+        zombies: list("zombies"),
+        orphans: list("orphans"),
+        counters_fixed: list("counters_fixed"),
+        index: v["index"].clone(),
+        temp_files: v["temp_files"].as_u64().unwrap_or(0),
+    }
+}
+
+/// `get_task_findings`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct TaskFindings {
+    success: bool,
+    task_id: String,
+    /// How many findings the task has in all.
+    total_findings: usize,
+    /// How many matched the filters (before `limit`).
+    matching: usize,
+    /// Each finding as its agent reported it: `timestamp`, `agent_id`, `finding_type`,
+    /// `severity`, `message`, `data`; oldest first.
+    findings: Vec<Any>,
+}
+
+pub(crate) fn task_findings(f: &ops::reports::TaskFindings) -> TaskFindings {
+    TaskFindings {
+        success: true,
+        task_id: f.task_id.to_string(),
+        total_findings: f.total_findings,
+        matching: f.matching,
+        findings: f.findings.clone(),
+    }
 }

@@ -28,6 +28,10 @@ pub(crate) struct DeployOptions {
     pub(crate) allow_duplicate: bool,
     /// Put the agent's identity and how to report in front of its prompt.
     pub(crate) preamble: bool,
+    /// Claude Code's `--model`.
+    pub(crate) model: Option<String>,
+    /// Claude Code's `--effort`.
+    pub(crate) effort: Option<String>,
 }
 
 impl DeployOptions {
@@ -44,6 +48,8 @@ impl DeployOptions {
             env: Vec::new(),
             allow_duplicate: false,
             preamble: false,
+            model: None,
+            effort: None,
         }
     }
 }
@@ -78,7 +84,12 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
             "workdir {workdir} does not exist or is not a directory"
         )));
     }
-    let command = options.command.unwrap_or_else(|| config.agent_cmd.clone());
+    let mut command = options.command.unwrap_or_else(|| config.agent_cmd.clone());
+    super::claude::choose(
+        &mut command,
+        options.model.as_deref(),
+        options.effort.as_deref(),
+    )?;
     let mut request = DeployRequest::new(options.task, options.agent_type, options.prompt, command);
     // A blank prompt is refused as such by the request's validation, not hidden by a preamble.
     if options.preamble && !request.prompt.trim().is_empty() {

@@ -4,6 +4,7 @@
 //!
 //! [`Services`]: crate::config::Services
 
+pub(crate) mod claude;
 pub(crate) mod deploy;
 pub(crate) mod kill;
 pub(crate) mod output;

@@ -179,6 +179,61 @@ pub(crate) fn task_reports(services: &Services, task: &TaskId) -> TaskReports {
     }
 }
 
+/// Which findings to read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FindingFilter {
+    pub(crate) agent: Option<AgentId>,
+    pub(crate) severity: Option<String>,
+    pub(crate) finding_type: Option<String>,
+    /// Only the newest this many (after filtering).
+    pub(crate) limit: Option<usize>,
+}
+
+/// A task's findings, oldest first, filtered.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TaskFindings {
+    pub(crate) task_id: TaskId,
+    /// How many findings the task has in all.
+    pub(crate) total_findings: usize,
+    /// How many matched the filter (before `limit`).
+    pub(crate) matching: usize,
+    pub(crate) findings: Vec<Value>,
+}
+
+/// Every finding of a task — of agents running, ended (in `archive/`), of any agent — that
+/// matches `filter`; an unknown task is an error.
+pub(crate) fn findings(
+    services: &Services,
+    task: &TaskId,
+    filter: &FindingFilter,
+) -> Result<TaskFindings, Error> {
+    services.registry.read_task(task)?; // an unknown task is an error, not "no findings"
+    let all = task_lines(services, task, "findings", "_findings.jsonl");
+    let total_findings = all.len();
+    let is = |v: &Value, key: &str, want: &Option<String>| {
+        want.as_deref().is_none_or(|w| v[key].as_str() == Some(w))
+    };
+    let agent = filter.agent.as_ref().map(ToString::to_string);
+    let matched: Vec<Value> = all
+        .into_iter()
+        .filter(|f| {
+            is(f, "agent_id", &agent)
+                && is(f, "severity", &filter.severity)
+                && is(f, "finding_type", &filter.finding_type)
+        })
+        .collect();
+    let matching = matched.len();
+    Ok(TaskFindings {
+        task_id: task.clone(),
+        total_findings,
+        matching,
+        findings: match filter.limit {
+            Some(n) => last(matched, n),
+            None => matched,
+        },
+    })
+}
+
 /// Appends one JSON line to `path` under its sidecar lock, replacing the file atomically, so
 /// readers never see a torn line and concurrent writers never lose one.
 fn append_jsonl<T: Serialize>(path: &Utf8Path, line: &T) -> Result<(), Error> {
