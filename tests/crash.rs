@@ -446,3 +446,50 @@ fn two_hundred_deployments_killed_at_random_instants_end_live_or_gone() {
     );
     assert_eq!(reconcile(&f)["nothing_to_do"], true);
 }
+
+/// A deployment killed on one socket is not rolled back by a reconcile that looks at another —
+/// it would report a running session gone — but kept, and rolled back by one on its own socket.
+#[test]
+fn an_abandoned_deployment_is_rolled_back_only_where_it_was_placed() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let markers = markers(&f);
+    let child = f
+        .command(&deploy_args(&task, "t"))
+        .env("FLEET_TMUX_SOCKET", "default")
+        .env("FAILPOINTS", "deploy::after_session=pause")
+        .env("FLEET_FAILPOINT_MARKERS", &markers)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the session", || {
+        markers.join("deploy::after_session").exists()
+    });
+    sigkill(child);
+    let agents = intent_agents(&f);
+    assert_eq!(agents.len(), 1);
+    let agent = agents.iter().next().unwrap().clone();
+    let session = format!("agent_{agent}");
+    let on_default = |args: &[&str]| f.default_tmux(args).status.success();
+
+    let elsewhere = reconcile(&f);
+    let kept = &elsewhere["abandoned"][0]["cleanup"][0];
+    assert_eq!(kept["outcome"], "not_released", "{elsewhere}");
+    assert!(
+        kept["error"].as_str().unwrap().contains("tmux -L default"),
+        "{elsewhere}"
+    );
+    assert_eq!(intent_agents(&f), agents, "the intent is kept");
+    assert!(on_default(&["has-session", "-t", &format!("={session}")]));
+
+    let mut c = f.command(&["--json", "reconcile"]);
+    c.env("FLEET_TMUX_SOCKET", "default");
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["abandoned"][0]["agent"], agent.as_str(), "{done}");
+    assert!(intent_agents(&f).is_empty());
+    assert!(!on_default(&["has-session", "-t", &format!("={session}")]));
+    assert!(tagged(&agents).is_empty(), "no process of it is left");
+}

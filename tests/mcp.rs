@@ -792,3 +792,71 @@ async fn tasks_and_their_status_are_resources() {
     }
     client.cancel().await.unwrap();
 }
+
+/// Through MCP too: the Python server's agent is seen alive where it runs and killed with its
+/// process tree; in the coexistence setting (`FLEET_TMUX_SOCKET=default`) fleet's own agent is
+/// seen alive by the Python server's check, `tmux has-session`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_deployed_agents_and_the_coexistence_setting() {
+    use common::python::{
+        AGENT, TASK, has_session, process_tree, python_session, python_workspace,
+    };
+    let f = Fleet::new();
+    python_workspace(&f);
+    let session = format!("agent_{AGENT}");
+    python_session(&f, &session);
+    python_session(&f, "user-work");
+    let tree = process_tree(&f, &session);
+    let client = connect_env(&f, None, &[("FLEET_TMUX_SOCKET", "default")]).await;
+
+    let status = ok(&client, "get_real_task_status", json!({ "task_id": TASK })).await;
+    let listed = status["agents"]["agents_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == AGENT)
+        .unwrap()
+        .clone();
+    assert_eq!(listed["liveness"], "alive", "{status}");
+    let killed = ok(
+        &client,
+        "kill_real_agent",
+        json!({ "task_id": TASK, "agent_id": AGENT }),
+    )
+    .await;
+    assert_eq!(killed["session_killed"], true, "{killed}");
+    let pids: Vec<u64> = killed["cleanup"]["killed_processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap())
+        .collect();
+    assert!(
+        tree.iter().all(|p| pids.contains(&u64::from(*p))),
+        "{tree:?} in {pids:?}"
+    );
+    assert!(!has_session(&f, &session));
+    assert!(has_session(&f, "user-work"), "no other session is touched");
+
+    let created = ok(
+        &client,
+        "create_real_task",
+        json!({ "description": "both" }),
+    )
+    .await;
+    let task = created["task_id"].as_str().unwrap().to_owned();
+    let deployed = ok(
+        &client,
+        "deploy_headless_agent",
+        json!({ "task_id": task, "agent_type": "a", "prompt": "p" }),
+    )
+    .await;
+    let ours = deployed["tmux_session"].as_str().unwrap();
+    assert!(
+        f.default_tmux(&["has-session", "-t", ours])
+            .status
+            .success(),
+        "the Python server's check sees fleet's agent"
+    );
+    client.cancel().await.unwrap();
+}

@@ -7,6 +7,8 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
+pub mod python;
+
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};

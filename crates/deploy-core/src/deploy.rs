@@ -341,6 +341,7 @@ impl<'a> Deployer<'a> {
             prompt_file: files.prompt_file.clone(),
             pid: std::process::id(),
             created_at: timestamp(),
+            placement: Some(self.backend.placement()),
         };
         let lease = self
             .journal

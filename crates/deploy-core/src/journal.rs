@@ -35,6 +35,11 @@ pub struct IntentRecord {
     pub pid: u32,
     /// When the deployment began.
     pub created_at: String,
+    /// Where its session is placed ([`SessionBackend::placement`](crate::SessionBackend::placement)):
+    /// a reconcile looking elsewhere keeps the intent rather than roll back a session it cannot
+    /// see. (Absent in intents of earlier versions: this deployer's own.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
 }
 
 /// A held intent. Dropping it releases the lock and keeps the record, which makes the
@@ -326,6 +331,7 @@ mod tests {
             prompt_file: "/p".into(),
             pid: std::process::id(),
             created_at: "now".into(),
+            placement: None,
         }
     }
 

@@ -43,6 +43,24 @@ pub fn rollback_abandoned(
 ) -> (CleanupReport, Option<String>) {
     let record = lease.record().clone();
     let ledger = Ledger::default();
+    if let Some(placed) = record
+        .placement
+        .as_deref()
+        .filter(|p| *p != env.backend.placement())
+    {
+        // Its session is on a server this deployer does not look at: rolling back here would
+        // report it gone while it runs there. Kept for a reconcile that looks there.
+        let entry = IntentGuard::arm(lease, &ledger).keep(format!(
+            "kept for a reconcile on {placed}, where its session was placed (this one looks at {})",
+            env.backend.placement()
+        ));
+        return (
+            CleanupReport {
+                entries: vec![entry],
+            },
+            None,
+        );
+    }
     // Read before the intent has a guard: should the read panic, the bare lease drops, which
     // keeps the record (a guard dropped with nothing released before it would delete it).
     let registered = env.registry.read_task(&record.task);
