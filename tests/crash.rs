@@ -16,7 +16,7 @@ use std::time::Instant;
 use camino::Utf8PathBuf;
 use serde_json::Value;
 
-use common::{Fleet, wait_for};
+use common::{Fleet, tagged, tagged_where, wait_for};
 
 /// Every failpoint a deployment passes, in order: deploy-core's steps and the registry's two
 /// writes inside registration.
@@ -82,44 +82,6 @@ fn deploy_args<'a>(task: &'a str, ty: &'a str) -> Vec<&'a str> {
         "sleep",
         "300",
     ]
-}
-
-/// Processes whose environment carries one of these agents' tags.
-fn tagged(agents: &BTreeSet<String>) -> Vec<u32> {
-    tagged_where(|tag| agents.contains(tag))
-}
-
-/// Processes whose `FLEET_AGENT_ID` satisfies `keep`, with their tags.
-fn tagged_where(keep: impl Fn(&str) -> bool) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'))
-        {
-            continue;
-        }
-        let tag = env
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"FLEET_AGENT_ID="))
-            .map(|v| String::from_utf8_lossy(v).into_owned());
-        if tag.is_some_and(|t| keep(&t)) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 /// The state of the world, checked for consistency: both registries parse and their counters

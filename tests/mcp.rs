@@ -649,10 +649,17 @@ async fn model_and_effort_reach_claude_code() {
     let agent = d["agent_id"].as_str().unwrap().to_owned();
     common::wait_for("the agent's argv", || dir.join("argv").exists());
     let argv = fs_err::read_to_string(dir.join("argv")).unwrap();
+    let argv: Vec<&str> = argv.lines().collect();
     assert_eq!(
-        argv.lines().collect::<Vec<_>>(),
-        ["--print", "--model", "sonnet", "--effort", "high"]
+        argv[..4],
+        [
+            "--print",
+            "--model=sonnet",
+            "--effort=high",
+            "--permission-mode=bypassPermissions"
+        ]
     );
+    assert!(argv[4].starts_with("--mcp-config="), "{argv:?}");
     let spawned = ok(
         &client,
         "spawn_child_agent",
@@ -859,4 +866,84 @@ async fn python_deployed_agents_and_the_coexistence_setting() {
         "the Python server's check sees fleet's agent"
     );
     client.cancel().await.unwrap();
+}
+
+/// A `fleet mcp` wired into an agent acts for that agent only: a report for another agent, or a
+/// spawn under another parent, is refused naming both ids; its own are taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_server_refuses_to_act_for_another_agent() {
+    let f = Fleet::new();
+    let conductor = connect(&f).await;
+    let created = ok(
+        &conductor,
+        "create_real_task",
+        json!({ "description": "d" }),
+    )
+    .await;
+    let task = created["task_id"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for ty in ["a", "b"] {
+        let d = ok(
+            &conductor,
+            "deploy_headless_agent",
+            json!({ "task_id": task, "agent_type": ty, "prompt": "p" }),
+        )
+        .await;
+        ids.push(d["agent_id"].as_str().unwrap().to_owned());
+    }
+    let (me, other) = (ids[0].as_str(), ids[1].as_str());
+    let agents_server = connect_env(
+        &f,
+        None,
+        &[("FLEET_AGENT_ID", me), ("FLEET_TASK_ID", &task)],
+    )
+    .await;
+    let refusal = format!("this server acts for agent {me} of task {task}");
+    for (tool, args) in [
+        (
+            "update_agent_progress",
+            json!({ "task_id": task, "agent_id": other, "status": "working", "message": "m" }),
+        ),
+        (
+            "report_agent_finding",
+            json!({ "task_id": task, "agent_id": other, "finding_type": "issue",
+                    "severity": "low", "message": "m" }),
+        ),
+        (
+            "spawn_child_agent",
+            json!({ "task_id": task, "parent_agent_id": other, "child_agent_type": "c",
+                    "child_prompt": "p" }),
+        ),
+        (
+            "deploy_headless_agent",
+            json!({ "task_id": task, "agent_type": "c", "prompt": "p" }),
+        ),
+    ] {
+        let (is_error, body) = call(&agents_server, tool, args).await;
+        assert!(is_error, "{tool}: {body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(msg.contains(&refusal), "{tool}: {msg}");
+        assert!(
+            msg.contains(other) || msg.contains("orchestrator"),
+            "{tool}: {msg}"
+        );
+    }
+    let own = ok(
+        &agents_server,
+        "update_agent_progress",
+        json!({ "task_id": task, "agent_id": me, "status": "working", "message": "mine",
+                "progress": 10 }),
+    )
+    .await;
+    assert_eq!(own["own_update"]["agent_id"], me);
+    let child = ok(
+        &agents_server,
+        "spawn_child_agent",
+        json!({ "task_id": task, "parent_agent_id": me, "child_agent_type": "c",
+                "child_prompt": "p" }),
+    )
+    .await;
+    assert_eq!(child["depth"], 2);
+    agents_server.cancel().await.unwrap();
+    conductor.cancel().await.unwrap();
 }

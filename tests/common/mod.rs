@@ -226,3 +226,41 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Processes whose environment carries one of these agents' tags.
+pub fn tagged(agents: &std::collections::BTreeSet<String>) -> Vec<u32> {
+    tagged_where(|tag| agents.contains(tag))
+}
+
+/// Processes whose `FLEET_AGENT_ID` satisfies `keep`, with their tags.
+pub fn tagged_where(keep: impl Fn(&str) -> bool) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        let tag = env
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(b"FLEET_AGENT_ID="))
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        if tag.is_some_and(|t| keep(&t)) {
+            out.push(pid);
+        }
+    }
+    out
+}

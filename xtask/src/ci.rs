@@ -10,7 +10,7 @@ pub(crate) fn run() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let proptest_cases =
         std::env::var("PROPTEST_CASES").unwrap_or_else(|_| PROPTEST_CASES.to_owned());
-    let steps: [(&str, &[&str]); 6] = [
+    let steps: [(&str, &[&str]); 7] = [
         ("format", &["fmt", "--all", "--check"]),
         // --all-features: the failpoint code and the crash tests are linted too.
         (
@@ -41,6 +41,19 @@ pub(crate) fn run() -> Result<(), String> {
                 "failpoints",
                 "--test",
                 "crash",
+            ],
+        ),
+        // The agent loop needs the stand-in for Claude Code (an rmcp client) built.
+        (
+            "agent loop",
+            &[
+                "test",
+                "-p",
+                "fleet",
+                "--features",
+                "test-agent",
+                "--test",
+                "agent_loop",
             ],
         ),
         ("doc tests", &["test", "--workspace", "--doc"]),

@@ -155,6 +155,12 @@ pub trait SessionBackend: Send + Sync {
     }
     /// Every fleet-tagged session, in one call.
     fn list(&self) -> Result<Vec<SessionListing>, Error>;
+    /// Runs `argv` detached from the caller and from every agent — outside every process tree a
+    /// kill ends — named `label`; while one runs under `label`, another is not started (and that
+    /// is not an error). What an agent asks for at its own end (its final report, through the
+    /// `fleet mcp` it runs) is done by such a process: one inside the agent's tree would die with
+    /// the agent it is ending.
+    fn run_detached(&self, label: &SessionName, argv: &[String]) -> Result<(), Error>;
     /// Where this backend places sessions (tmux: `tmux -L fleet`), recorded with every agent it
     /// starts ([`AgentRecord::placement`](crate::AgentRecord::placement)) so that a later run
     /// looks for the agent where it is — and never judges an agent it cannot see.

@@ -45,7 +45,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Task(TaskCommand),
     /// Deploy one agent and wait until it is Live
-    Deploy(DeployArgs),
+    Deploy(Box<DeployArgs>),
     /// Show tasks and agents, with liveness from tmux
     Status(StatusArgs),
     /// Kill an agent (verified) and mark it terminated; its logs are kept
@@ -60,12 +60,26 @@ pub(crate) enum Command {
     /// Serve MCP over stdio, with the Python orchestrator's tools (for Claude Code and other
     /// MCP clients)
     Mcp,
+    /// Ends an agent after its own final report (internal: run by `fleet mcp`, outside the
+    /// agent's process tree)
+    #[command(hide = true)]
+    EndAgent(EndAgentArgs),
     /// The wrapper every agent runs under (internal)
     #[command(hide = true)]
     AgentWrap {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         args: Vec<OsString>,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EndAgentArgs {
+    /// The task
+    #[arg(long)]
+    pub(crate) task: TaskId,
+    /// The agent whose final report is in its progress file
+    #[arg(long)]
+    pub(crate) agent: AgentId,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +145,13 @@ pub(crate) struct DeployArgs {
     /// Claude Code's reasoning effort (`--effort`, where the installed CLI takes it)
     #[arg(long)]
     pub(crate) effort: Option<String>,
+    /// Claude Code's permission mode [env: FLEET_PERMISSION_MODE; default: bypassPermissions]
+    #[arg(long)]
+    pub(crate) permission_mode: Option<String>,
+    /// Send the bare prompt: no identity and reporting instructions in front of it (given by
+    /// default to Claude Code agents)
+    #[arg(long)]
+    pub(crate) no_preamble: bool,
     /// Extra environment for the agent (repeatable)
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     pub(crate) env: Vec<(String, String)>,

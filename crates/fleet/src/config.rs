@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{
-    DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, IntentJournal, Layout, PromptStore,
-    Registry, SessionBackend,
+    AgentId, DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, IntentJournal, Layout,
+    PromptStore, Registry, SessionBackend, TaskId,
 };
 use tmux_backend::{DEFAULT_SOCKET, Server};
 
@@ -35,7 +35,20 @@ pub(crate) struct Config {
     pub(crate) startup_grace: Duration,
     /// The largest prompt fleet reads from a file or stdin.
     pub(crate) max_prompt_bytes: u64,
+    /// Claude Code's model for agents that name none (`FLEET_MODEL`; none: Claude Code's own).
+    pub(crate) model: Option<String>,
+    /// Claude Code's permission mode for agents that name none (`FLEET_PERMISSION_MODE`).
+    pub(crate) permission_mode: String,
+    /// The agent this process acts for (`FLEET_AGENT_ID`, with `FLEET_TASK_ID`): set in the
+    /// environment of the `fleet mcp` fleet wires into each Claude Code agent, whose reports and
+    /// spawns must then be that agent's own.
+    pub(crate) serving: Option<(TaskId, AgentId)>,
 }
+
+/// The permission mode of Claude Code agents unless `FLEET_PERMISSION_MODE` or a request says
+/// otherwise: `bypassPermissions`, what the Python server ran (`--dangerously-skip-permissions`)
+/// — a headless agent cannot answer a permission prompt, so anything not pre-approved is denied.
+pub(crate) const DEFAULT_PERMISSION_MODE: &str = "bypassPermissions";
 
 /// The largest prompt read from a file or stdin unless `FLEET_MAX_PROMPT_BYTES` says otherwise:
 /// 16 MiB (a prompt travels whole in its file; `/dev/zero` must not exhaust memory).
@@ -77,12 +90,20 @@ impl Config {
             })?,
             _ => DEFAULT_MAX_PROMPT_BYTES,
         };
+        let serving = match (env_word("FLEET_TASK_ID"), env_word("FLEET_AGENT_ID")) {
+            (Some(task), Some(agent)) => Some((TaskId::parse(&task)?, AgentId::parse(&agent)?)),
+            _ => None,
+        };
         Ok(Config {
             root,
             socket,
             agent_cmd,
             startup_grace,
             max_prompt_bytes,
+            model: env_word("FLEET_MODEL"),
+            permission_mode: env_word("FLEET_PERMISSION_MODE")
+                .unwrap_or_else(|| DEFAULT_PERMISSION_MODE.to_owned()),
+            serving,
         })
     }
 
@@ -103,6 +124,11 @@ impl Config {
             vec![exe.to_string_lossy().into_owned(), "agent-wrap".to_owned()]
         })
     }
+}
+
+/// A non-empty environment variable.
+fn env_word(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 fn env_path(name: &str) -> Option<Utf8PathBuf> {

@@ -44,12 +44,13 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Task(TaskCommand::Create(args)) => cmd::task::create(s, &args, json_mode),
         Command::Task(TaskCommand::List) => cmd::task::list(s, json_mode),
-        Command::Deploy(args) => cmd::deploy::run(s, args, json_mode),
+        Command::Deploy(args) => cmd::deploy::run(s, *args, json_mode),
         Command::Status(args) => cmd::status::run(s, &args, json_mode),
         Command::Kill(args) => cmd::kill::run(s, &args, json_mode),
         Command::Logs(args) => cmd::logs::run(s, &args, json_mode),
         Command::Attach(args) => cmd::attach::run(s, &args),
         Command::Reconcile(args) => cmd::reconcile::run(s, &args, json_mode),
+        Command::EndAgent(args) => cmd::kill::end_agent(s, &args),
         // Both are dispatched before configuration; reaching them here is a bug.
         Command::Mcp | Command::AgentWrap { .. } => Err(Error::Invalid(
             "internal error: a command dispatched twice".into(),

@@ -34,6 +34,7 @@ pub struct FakeBackend {
     sessions: Mutex<BTreeMap<SessionName, FakeSession>>,
     next_id: Mutex<u32>,
     placement: String,
+    detached: Mutex<Vec<(SessionName, Vec<String>)>>,
 }
 
 impl Default for FakeBackend {
@@ -55,6 +56,7 @@ impl FakeBackend {
             sessions: Mutex::default(),
             next_id: Mutex::default(),
             placement: placement.to_owned(),
+            detached: Mutex::default(),
         }
     }
 
@@ -63,6 +65,11 @@ impl FakeBackend {
         lock(&self.sessions)
             .get(session)
             .map_or(Liveness::Missing, |s| s.liveness.clone())
+    }
+
+    /// What [`SessionBackend::run_detached`] was asked to run (never run: a fake runs nothing).
+    pub fn detached(&self) -> Vec<(SessionName, Vec<String>)> {
+        lock(&self.detached).clone()
     }
 
     /// How many sessions exist.
@@ -196,6 +203,11 @@ impl SessionBackend for FakeBackend {
 
     fn placement(&self) -> String {
         self.placement.clone()
+    }
+
+    fn run_detached(&self, label: &SessionName, argv: &[String]) -> Result<(), Error> {
+        lock(&self.detached).push((label.clone(), argv.to_vec()));
+        Ok(())
     }
 
     fn capture(&self, session: &SessionName, lines: usize) -> Result<Vec<String>, Error> {

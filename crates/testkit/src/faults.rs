@@ -333,6 +333,9 @@ impl<B: SessionBackend> SessionBackend for Faulty<B> {
     fn placement(&self) -> String {
         self.inner.placement()
     }
+    fn run_detached(&self, label: &SessionName, argv: &[String]) -> Result<(), Error> {
+        self.inner.run_detached(label, argv)
+    }
 }
 
 impl<R: Registry> Registry for Faulty<R> {

@@ -537,6 +537,36 @@ impl TmuxBackend {
         Ok(sessions)
     }
 
+    /// A session of its own on fleet's server, its command run from argv (no shell) as a child
+    /// of the tmux server: outside every agent's tree. Untagged, so never taken for an orphan;
+    /// it closes when its command ends.
+    fn do_run_detached(&self, label: &SessionName, argv: &[String]) -> Result<(), Error> {
+        let mut args: Vec<String> = [
+            "new-session",
+            "-d",
+            "-s",
+            label.as_str(),
+            "-x",
+            "80",
+            "-y",
+            "24",
+            "--",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(argv.iter().map(|a| escape_arg(a)));
+        match self.tmux(&args)? {
+            Reply::Ok(_) => Ok(()),
+            Reply::Failed { stderr, .. } if stderr.starts_with("duplicate session") => Ok(()),
+            Reply::NoServer | Reply::NotFound(_) => Err(Self::failed(
+                &args,
+                Some(1),
+                "the tmux server went away".into(),
+            )),
+            Reply::Failed { code, stderr, .. } => Err(Self::failed(&args, code, stderr)),
+        }
+    }
+
     fn do_capture(&self, session: &SessionName, lines: usize) -> Result<Vec<String>, Error> {
         let args = vec![
             "capture-pane".into(),
@@ -713,6 +743,17 @@ impl SessionBackend for TmuxBackend {
             return Ok(Vec::new());
         }
         Ok(self.do_list()?)
+    }
+
+    fn run_detached(&self, label: &SessionName, argv: &[String]) -> Result<(), deploy_core::Error> {
+        if self.adopting {
+            return Err(Error::Adopting {
+                server: self.server.to_string(),
+                session: label.clone(),
+            }
+            .into());
+        }
+        Ok(self.do_run_detached(label, argv)?)
     }
 
     fn placement(&self) -> String {

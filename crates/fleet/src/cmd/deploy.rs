@@ -52,6 +52,8 @@ pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Res
     options.allow_duplicate = args.allow_duplicate;
     options.model = args.model.clone();
     options.effort = args.effort.clone();
+    options.permission_mode = args.permission_mode.clone();
+    options.preamble = args.no_preamble.then_some(false);
     // SIGINT and SIGTERM roll the deployment back before fleet exits (130 / 143). They are
     // caught only for the deployment; once it is Live they change nothing.
     let (int, term) = (

@@ -1,9 +1,10 @@
 //! `fleet kill`.
 
-use crate::cli::KillArgs;
+use crate::cli::{EndAgentArgs, KillArgs};
 use crate::config::Services;
 use crate::error::Error;
 use crate::ops::kill::{self, Logs};
+use crate::ops::reports;
 use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Result<(), Error> {
@@ -22,5 +23,27 @@ pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Resu
             k.killed.len()
         )
     });
+    Ok(())
+}
+
+/// `fleet end-agent`: ends an agent as its last final report says (status and message), its
+/// files archived as for any end reported through MCP. Run detached, outside the agent's
+/// process tree, by the `fleet mcp` that took the report; what it did goes to the log.
+pub(crate) fn end_agent(services: &Services, args: &EndAgentArgs) -> Result<(), Error> {
+    let Some((status, message)) = reports::final_report(services, &args.task, &args.agent) else {
+        return Err(Error::Invalid(format!(
+            "agent {} of task {} has made no final report: nothing to end",
+            args.agent, args.task
+        )));
+    };
+    let k = kill::end(
+        services,
+        &args.task,
+        &args.agent,
+        status,
+        &message,
+        Logs::Archive,
+    )?;
+    tracing::info!(agent = %k.agent_id, status = %k.status, processes = k.killed.len(), "ended after its final report");
     Ok(())
 }

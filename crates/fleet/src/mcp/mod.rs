@@ -53,6 +53,18 @@ fn agent_id(s: &str) -> Result<AgentId, Error> {
     Ok(AgentId::parse(s)?)
 }
 
+/// A `fleet mcp` wired into an agent acts for that agent only: its reports must be the agent's
+/// own and its deployments the agent's children, in its task. Any other server (the
+/// orchestrator's) acts for anyone.
+fn acts_for(services: &Services, task: &TaskId, agent: &AgentId, what: &str) -> Result<(), Error> {
+    match &services.config.serving {
+        Some((t, a)) if t != task || a != agent => Err(Error::Invalid(format!(
+            "this server acts for agent {a} of task {t}: {what} for agent {agent} of task {task} is refused"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl FleetMcp {
     fn new(services: Services) -> Self {
         FleetMcp {
@@ -89,6 +101,7 @@ struct Deploy<'a> {
     parent: &'a str,
     model: Option<String>,
     effort: Option<String>,
+    permission_mode: Option<String>,
 }
 
 /// Deploys through the one operation both surfaces share, with the agent's identity in front
@@ -100,7 +113,15 @@ fn deploy(services: &Services, d: Deploy<'_>) -> Result<views::Deployed, Error> 
         d.prompt.to_owned(),
     );
     options.parent = Parent::parse(d.parent)?;
-    options.preamble = true;
+    if services.config.serving.is_some() {
+        let parent = match &options.parent {
+            Parent::Agent(p) => p.clone(),
+            Parent::Orchestrator => AgentId::parse(Parent::ORCHESTRATOR)?,
+        };
+        acts_for(services, &options.task, &parent, "a deployment with parent")?;
+    }
+    options.preamble = Some(true);
+    options.permission_mode = d.permission_mode;
     options.model = d.model;
     options.effort = d.effort;
     // The server's own signals end the server; a deployment in flight rolls back as it drops.
@@ -176,6 +197,7 @@ impl FleetMcp {
                     parent: &p.parent,
                     model: p.model,
                     effort: p.effort,
+                    permission_mode: p.permission_mode,
                 },
             )
         })
@@ -200,6 +222,7 @@ impl FleetMcp {
                     parent: &p.parent_agent_id,
                     model: p.model,
                     effort: p.effort,
+                    permission_mode: p.permission_mode,
                 },
             )
         })
@@ -270,14 +293,10 @@ impl FleetMcp {
         Parameters(p): Parameters<ProgressParams>,
     ) -> Result<CallToolResult, McpError> {
         self.run(move |services| {
-            let reported = ops::reports::progress(
-                services,
-                &task_id(&p.task_id)?,
-                &agent_id(&p.agent_id)?,
-                &p.status,
-                &p.message,
-                p.progress,
-            )?;
+            let (task, agent) = (task_id(&p.task_id)?, agent_id(&p.agent_id)?);
+            acts_for(services, &task, &agent, "a progress report")?;
+            let reported =
+                ops::reports::progress(services, &task, &agent, &p.status, &p.message, p.progress)?;
             Ok(views::progress(&reported))
         })
         .await
@@ -292,10 +311,12 @@ impl FleetMcp {
         Parameters(p): Parameters<FindingParams>,
     ) -> Result<CallToolResult, McpError> {
         self.run(move |services| {
+            let (task, agent) = (task_id(&p.task_id)?, agent_id(&p.agent_id)?);
+            acts_for(services, &task, &agent, "a finding")?;
             let reported = ops::reports::finding(
                 services,
-                &task_id(&p.task_id)?,
-                &agent_id(&p.agent_id)?,
+                &task,
+                &agent,
                 &p.finding_type,
                 &p.severity,
                 &p.message,

@@ -54,6 +54,10 @@ pub(crate) struct DeployParams {
     /// Claude Code's reasoning effort (`--effort`: low, medium, high), where the installed CLI
     /// takes it; only for an agent command that is Claude Code.
     pub(crate) effort: Option<String>,
+    /// Claude Code's permission mode (acceptEdits, auto, bypassPermissions, default, dontAsk,
+    /// plan — as the installed CLI lists them); default: fleet's configuration
+    /// (bypassPermissions unless FLEET_PERMISSION_MODE says otherwise).
+    pub(crate) permission_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -71,6 +75,8 @@ pub(crate) struct SpawnChildParams {
     pub(crate) model: Option<String>,
     /// Claude Code's reasoning effort, as for `deploy_headless_agent`.
     pub(crate) effort: Option<String>,
+    /// Claude Code's permission mode, as for `deploy_headless_agent`.
+    pub(crate) permission_mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

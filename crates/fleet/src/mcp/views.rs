@@ -247,6 +247,10 @@ pub(crate) struct ProgressReported {
     success: bool,
     own_update: Any,
     coordination_info: Any,
+    /// For a final report: `ended` (the agent was ended, verified, before this answer) or
+    /// `ending` (the agent reported on itself; a process outside its tree ends it now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end: Option<String>,
 }
 
 pub(crate) fn progress(r: &ops::reports::ProgressReported) -> ProgressReported {
@@ -254,6 +258,7 @@ pub(crate) fn progress(r: &ops::reports::ProgressReported) -> ProgressReported {
         success: true,
         own_update: to_value(&r.own_update),
         coordination_info: to_value(&r.coordination_info),
+        end: r.end.map(str::to_owned),
     }
 }
 

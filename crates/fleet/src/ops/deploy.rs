@@ -8,6 +8,7 @@ use deploy_core::reconcile::{self, Scope};
 use deploy_core::{AgentId, AgentType, DeployRequest, Live, Parent, SessionName, TaskId};
 use serde::Serialize;
 
+use super::claude;
 use crate::config::{Services, absolute};
 use crate::error::Error;
 
@@ -26,8 +27,11 @@ pub(crate) struct DeployOptions {
     pub(crate) startup_grace: Option<Duration>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) allow_duplicate: bool,
-    /// Put the agent's identity and how to report in front of its prompt.
-    pub(crate) preamble: bool,
+    /// Put the agent's identity and how to report in front of its prompt (default: when the
+    /// agent is Claude Code, which has fleet's tools to report with).
+    pub(crate) preamble: Option<bool>,
+    /// Claude Code's `--permission-mode` (default: the configuration's).
+    pub(crate) permission_mode: Option<String>,
     /// Claude Code's `--model`.
     pub(crate) model: Option<String>,
     /// Claude Code's `--effort`.
@@ -47,7 +51,8 @@ impl DeployOptions {
             startup_grace: None,
             env: Vec::new(),
             allow_duplicate: false,
-            preamble: false,
+            preamble: None,
+            permission_mode: None,
             model: None,
             effort: None,
         }
@@ -74,8 +79,9 @@ pub(crate) struct Deployed {
     pub(crate) workspace: String,
 }
 
-/// Builds the request: defaults from the configuration, the workdir checked, and with
-/// `preamble` the agent's identity in front of its prompt.
+/// Builds the request: defaults from the configuration, the workdir checked, for Claude Code
+/// fleet's tools wired in (see [`claude`]), and with the preamble the agent's identity in front
+/// of its prompt.
 fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest, Error> {
     let config = &services.config;
     let workdir = absolute(options.workdir.as_deref().unwrap_or(Utf8Path::new(".")))?;
@@ -85,25 +91,41 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
         )));
     }
     let mut command = options.command.unwrap_or_else(|| config.agent_cmd.clone());
-    super::claude::choose(
+    let claude = claude::is_claude(&command);
+    claude::choose(
         &mut command,
-        options.model.as_deref(),
-        options.effort.as_deref(),
+        claude::Choices {
+            model: options.model.as_deref(),
+            effort: options.effort.as_deref(),
+            permission_mode: options.permission_mode.as_deref(),
+        },
+        config,
     )?;
+    // The id is chosen here when the command or the prompt must name it.
+    let preamble = options.preamble.unwrap_or(claude);
+    let agent = if claude || preamble {
+        Some(AgentId::generate(&options.agent_type)?)
+    } else {
+        None
+    };
+    if let Some(agent) = agent.as_ref().filter(|_| claude) {
+        claude::wire(&mut command, config, &options.task, agent)?;
+    }
     let mut request = DeployRequest::new(options.task, options.agent_type, options.prompt, command);
     // A blank prompt is refused as such by the request's validation, not hidden by a preamble.
-    if options.preamble && !request.prompt.trim().is_empty() {
+    if let Some(agent) = agent.as_ref().filter(|_| preamble)
+        && !request.prompt.trim().is_empty()
+    {
         let task = services.registry.read_task(&request.task)?;
-        let agent = AgentId::generate(&request.agent_type)?;
         request.prompt = super::preamble::preamble(
-            &agent,
+            agent,
             &request.agent_type,
             &task,
             &options.parent,
             &request.prompt,
         );
-        request.agent = Some(agent);
     }
+    request.agent = agent;
     request.parent = options.parent;
     request.workdir = workdir;
     request.startup_grace = options.startup_grace.unwrap_or(config.startup_grace);

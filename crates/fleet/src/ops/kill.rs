@@ -42,6 +42,20 @@ pub(crate) fn run(
     reason: &str,
     logs: Logs,
 ) -> Result<Killed, Error> {
+    end(services, task, agent, AgentStatus::Terminated, reason, logs)
+}
+
+/// Ends an agent: the verified kill of its session and processes, its prompt file removed, then
+/// — only then — an active agent recorded as `status` with `reason`, and its files archived
+/// with [`Logs::Archive`]. An agent that had already ended keeps its record.
+pub(crate) fn end(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+    status: AgentStatus,
+    reason: &str,
+    logs: Logs,
+) -> Result<Killed, Error> {
     let record = super::agent_record(services, task, agent)?;
     // Everything is released before the end is recorded: should a step fail, the agent stays
     // active with its session gone — a zombie that the next reconcile records and finishes.
@@ -52,10 +66,10 @@ pub(crate) fn run(
     let files = services.layout.tracked_files(task, agent);
     let prompt_removed = services.prompts.remove(&files.prompt_file)?;
     let status = if record.status.is_active() {
-        let mut update = StatusUpdate::now(AgentStatus::Terminated);
+        let mut update = StatusUpdate::now(status.clone());
         update.reason = Some(reason.to_owned());
         services.registry.update_status(task, agent, &update)?;
-        AgentStatus::Terminated
+        status
     } else {
         record.status.clone()
     };

@@ -4,7 +4,9 @@
 
 use camino::Utf8Path;
 use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
-use deploy_core::{AgentId, AgentStatus, StatusUpdate, TaskId, TaskSnapshot, timestamp};
+use deploy_core::{
+    AgentId, AgentStatus, SessionName, StatusUpdate, TaskId, TaskSnapshot, timestamp,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -63,6 +65,9 @@ pub(crate) struct TaskReports {
 pub(crate) struct ProgressReported {
     pub(crate) own_update: ProgressLine,
     pub(crate) coordination_info: Coordination,
+    /// For a final report: `ended` (the agent was ended before this returned) or `ending` (the
+    /// agent reported on itself: a process outside its tree ends it, since this one is inside).
+    pub(crate) end: Option<&'static str>,
 }
 
 /// A recorded finding.
@@ -73,8 +78,14 @@ pub(crate) struct FindingReported {
 }
 
 /// Records a progress report: a progress line, and the agent's status and progress in the
-/// registry. A final status ends the agent as the Python server did: verified kill of its
-/// session, logs moved to `archive/`, prompt file removed.
+/// registry. A final status (completed, error, terminated) ends the agent as the Python server
+/// did — verified kill of its session, prompt file removed, logs moved to `archive/` — and is
+/// recorded only then, so a recorded end never hides a leftover. When the reporter is the agent
+/// itself (this process serves it: its `fleet mcp`, inside its process tree), the end is handed to
+/// a process outside the tree ([`SessionBackend::run_detached`]: `fleet end-agent`), which
+/// reads the final report back from the progress file.
+///
+/// [`SessionBackend::run_detached`]: deploy_core::SessionBackend::run_detached
 pub(crate) fn progress(
     services: &Services,
     task: &TaskId,
@@ -94,7 +105,7 @@ pub(crate) fn progress(
     if progress > 100 {
         return Err(Error::Invalid(format!("progress {progress} is over 100")));
     }
-    super::agent_record(services, task, agent)?;
+    let record = super::agent_record(services, task, agent)?;
     let line = ProgressLine {
         timestamp: timestamp(),
         agent_id: agent.clone(),
@@ -111,14 +122,78 @@ pub(crate) fn progress(
         exit: None,
         at: line.timestamp.clone(),
     };
-    services.registry.update_status(task, agent, &update)?;
-    if !status.is_active() {
-        super::kill::run(services, task, agent, message, super::kill::Logs::Archive)?;
-    }
+    let end = if status.is_active() || !record.status.is_active() {
+        services.registry.update_status(task, agent, &update)?;
+        None
+    } else {
+        // The progress now; the final status once everything is released.
+        let interim = StatusUpdate {
+            status: record.status.clone(),
+            reason: None,
+            ..update
+        };
+        services.registry.update_status(task, agent, &interim)?;
+        if services.config.serving.as_ref() == Some(&(task.clone(), agent.clone())) {
+            services
+                .deployer()
+                .backend_of(&record)?
+                .run_detached(&ender_label(agent)?, &ender_argv(services, task, agent)?)?;
+            Some("ending")
+        } else {
+            let logs = super::kill::Logs::Archive;
+            super::kill::end(services, task, agent, status.clone(), message, logs)?;
+            Some("ended")
+        }
+    };
     Ok(ProgressReported {
         own_update: line,
         coordination_info: coordination(services, task)?,
+        end,
     })
+}
+
+/// The label of the process that ends `agent` after its own final report.
+fn ender_label(agent: &AgentId) -> Result<SessionName, Error> {
+    Ok(SessionName::parse(&format!("ended_{agent}"))?)
+}
+
+/// `fleet --root R --socket S end-agent --task T --agent A`: this binary, this workspace.
+fn ender_argv(services: &Services, task: &TaskId, agent: &AgentId) -> Result<Vec<String>, Error> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Invalid(format!("cannot find the fleet binary itself: {e}")))?;
+    let config = &services.config;
+    Ok([
+        &*exe.to_string_lossy(),
+        "--root",
+        config.root.as_str(),
+        "--socket",
+        &config.socket,
+        "end-agent",
+        "--task",
+        task.as_str(),
+        "--agent",
+        agent.as_str(),
+    ]
+    .map(str::to_owned)
+    .to_vec())
+}
+
+/// The agent's last final report (completed, error, terminated) from its progress file, as
+/// its status and message.
+pub(crate) fn final_report(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+) -> Option<(AgentStatus, String)> {
+    let files = services.layout.tracked_files(task, agent);
+    read_jsonl(&files.progress_file)
+        .into_iter()
+        .rev()
+        .filter(|l| l["agent_id"].as_str() == Some(agent.as_str()))
+        .find_map(|l| {
+            let status = AgentStatus::from(l["status"].as_str()?.to_owned());
+            (!status.is_active()).then(|| (status, l["message"].as_str().unwrap_or("").to_owned()))
+        })
 }
 
 /// Records a finding.
