@@ -1,0 +1,133 @@
+//! The incremental reader: complete lines from a saved offset, each applied to the summary.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Activity, Format, LINE_CHARS, State, claude, codex, truncate};
+
+/// An [`Activity`] and how far into the log it has read; serializable, so a caller keeps it
+/// between looks and reads only what was appended since.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tracker {
+    /// Bytes of the log consumed: complete lines only (a line still being written is read when
+    /// its newline arrives).
+    pub offset: u64,
+    /// The log's identity (device, inode) when it was read: another file at the same path —
+    /// or a shorter one — is read from its start.
+    pub file: Option<(u64, u64)>,
+    pub(crate) activity: Activity,
+    /// Claude Code streams one assistant message as several events with the same id and its
+    /// usage so far: the message being streamed and its usage, counted into the totals when the
+    /// next message begins.
+    pub(crate) message: Option<String>,
+    pub(crate) message_tokens: (u64, u64),
+    pub(crate) committed_tokens: (u64, u64),
+}
+
+impl Tracker {
+    /// Nothing read yet.
+    pub fn new() -> Self {
+        Tracker::default()
+    }
+
+    /// The summary so far.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// The summary, settled with how the agent's process ended, if it did: an agent that ended
+    /// without saying it finished or failed is finished for exit status 0 (`Some(true)`), failed
+    /// otherwise.
+    pub fn settled(&self, ended: Option<bool>) -> Activity {
+        let mut a = self.activity.clone();
+        if let Some(success) = ended
+            && !a.state.is_final()
+        {
+            a.state = if success {
+                State::Finished
+            } else {
+                State::Failed
+            };
+        }
+        a
+    }
+
+    /// Applies one line of the agent's output, read at `at` (the caller's clock). Unknown
+    /// events and lines that are not JSON change only the last line.
+    pub fn feed_line(&mut self, line: &str, at: Option<&str>) {
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        self.activity.last_line = Some(truncate(line, LINE_CHARS));
+        let event = match serde_json::from_str::<Value>(line) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                if self.activity.format == Format::Unknown {
+                    self.activity.format = Format::Plain;
+                }
+                if self.activity.format == Format::Plain {
+                    self.activity.state = State::Working;
+                    self.activity.last_event_at = at.map(str::to_owned);
+                }
+                return;
+            }
+        };
+        let kind = event["type"].as_str().unwrap_or_default();
+        let recognised = if claude::is_event(kind) {
+            self.activity.format = Format::ClaudeCode;
+            claude::apply(self, kind, &event);
+            true
+        } else if codex::is_event(kind) {
+            self.activity.format = Format::Codex;
+            codex::apply(self, kind, &event);
+            true
+        } else {
+            false
+        };
+        if recognised {
+            self.activity.last_event_at = at.map(str::to_owned);
+            let (ci, co) = self.committed_tokens;
+            let (mi, mo) = self.message_tokens;
+            self.activity.input_tokens = ci + mi;
+            self.activity.output_tokens = co + mo;
+        }
+    }
+
+    /// Reads what was appended to the log at `path` since the last read, at `at`; whether
+    /// anything new was read. A missing log is nothing new.
+    pub fn read_file(&mut self, path: &Path, at: Option<&str>) -> std::io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let mut file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata()?;
+        let id = (meta.dev(), meta.ino());
+        if self.file.is_some_and(|f| f != id) || meta.len() < self.offset {
+            *self = Tracker::new();
+        }
+        self.file = Some(id);
+        if meta.len() == self.offset {
+            return Ok(false);
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut reader = BufReader::new(file);
+        let mut buf = Vec::new();
+        let mut any = false;
+        loop {
+            buf.clear();
+            let n = reader.read_until(b'\n', &mut buf)?;
+            if n == 0 || buf.last() != Some(&b'\n') {
+                return Ok(any); // the end, or a line still being written
+            }
+            self.offset += n as u64;
+            self.feed_line(&String::from_utf8_lossy(&buf), at);
+            any = true;
+        }
+    }
+}
