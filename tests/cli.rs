@@ -96,7 +96,7 @@ fn create_deploy_status_logs_kill() {
     );
     let text = f.ok(&["status", "--task", &task]);
     assert!(
-        text.contains(&agent) && text.contains("running") && text.contains("alive"),
+        text.contains(&agent) && text.contains("running") && text.contains("LAST ACTIVITY"),
         "{text}"
     );
 

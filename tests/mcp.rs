@@ -947,3 +947,39 @@ async fn an_agents_server_refuses_to_act_for_another_agent() {
     agents_server.cancel().await.unwrap();
     conductor.cancel().await.unwrap();
 }
+
+/// `get_real_task_status` carries the same `activity` per agent as `fleet status --json`, and
+/// the task's totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_and_the_cli_show_the_same_activity() {
+    let f = Fleet::new();
+    let fixture = format!(
+        "{}/../activity/tests/fixtures/claude_success_with_tools.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let command = format!("sh -c 'cat {fixture}; sleep 60'");
+    let client = connect_env(&f, None, &[("FLEET_AGENT_CMD", &command)]).await;
+    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
+    let task = created["task_id"].as_str().unwrap().to_owned();
+    ok(
+        &client,
+        "deploy_headless_agent",
+        json!({ "task_id": task, "agent_type": "a", "prompt": "p" }),
+    )
+    .await;
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = ok(&client, "get_real_task_status", json!({ "task_id": task })).await;
+        if status["agents"]["agents_list"][0]["activity"]["state"] == "finished" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let from_mcp = &status["agents"]["agents_list"][0]["activity"];
+    assert_eq!(from_mcp["state"], "finished", "{status}");
+    let cli = f.json(&["status", "--task", &task]);
+    assert_eq!(&cli[0]["agents"][0]["activity"], from_mcp);
+    assert_eq!(status["totals"], cli[0]["totals"]);
+    assert_eq!(status["totals"]["cost_usd"], 0.04215);
+    client.cancel().await.unwrap();
+}

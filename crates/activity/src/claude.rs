@@ -54,6 +54,9 @@ pub(crate) fn apply(t: &mut Tracker, kind: &str, event: &Value) {
             if let Some(model) = event["model"].as_str() {
                 t.activity.model = Some(model.to_owned());
             }
+            if let Some(cwd) = event["cwd"].as_str() {
+                t.context.cwd = Some(cwd.to_owned());
+            }
         }
         "assistant" => {
             let message = &event["message"];
@@ -83,7 +86,9 @@ pub(crate) fn apply(t: &mut Tracker, kind: &str, event: &Value) {
         "user" | "stream_event" => t.activity.state = State::Working,
         "result" => {
             let is_error = event["is_error"].as_bool().unwrap_or(false)
-                || event["subtype"].as_str().is_some_and(|s| s.starts_with("error"));
+                || event["subtype"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("error"));
             let text = event["result"]
                 .as_str()
                 .or_else(|| event["subtype"].as_str())

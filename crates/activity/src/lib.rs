@@ -104,10 +104,18 @@ pub struct Activity {
     pub result: Option<String>,
     /// Whether its final result is an error.
     pub is_error: Option<bool>,
+}
+
+/// What the stream tells beyond the summary.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Context {
     /// Its last line of output, whatever it was, truncated to [`LINE_CHARS`].
     pub last_line: Option<String>,
     /// Which stream it writes.
     pub format: Format,
+    /// Its working directory, if it said (Claude Code's `system`/`init` `cwd`): where its
+    /// conversation is resumed.
+    pub cwd: Option<String>,
 }
 
 /// How much of a final result an [`Activity`] keeps.

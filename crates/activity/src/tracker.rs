@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Activity, Format, LINE_CHARS, State, claude, codex, truncate};
+use crate::{Activity, Context, Format, LINE_CHARS, State, claude, codex, truncate};
 
 /// An [`Activity`] and how far into the log it has read; serializable, so a caller keeps it
 /// between looks and reads only what was appended since.
@@ -19,6 +19,7 @@ pub struct Tracker {
     /// or a shorter one — is read from its start.
     pub file: Option<(u64, u64)>,
     pub(crate) activity: Activity,
+    pub(crate) context: Context,
     /// Claude Code streams one assistant message as several events with the same id and its
     /// usage so far: the message being streamed and its usage, counted into the totals when the
     /// next message begins.
@@ -36,6 +37,11 @@ impl Tracker {
     /// The summary so far.
     pub fn activity(&self) -> &Activity {
         &self.activity
+    }
+
+    /// What the stream told beyond the summary.
+    pub fn context(&self) -> &Context {
+        &self.context
     }
 
     /// The summary, settled with how the agent's process ended, if it did: an agent that ended
@@ -62,14 +68,14 @@ impl Tracker {
         if line.is_empty() {
             return;
         }
-        self.activity.last_line = Some(truncate(line, LINE_CHARS));
+        self.context.last_line = Some(truncate(line, LINE_CHARS));
         let event = match serde_json::from_str::<Value>(line) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
-                if self.activity.format == Format::Unknown {
-                    self.activity.format = Format::Plain;
+                if self.context.format == Format::Unknown {
+                    self.context.format = Format::Plain;
                 }
-                if self.activity.format == Format::Plain {
+                if self.context.format == Format::Plain {
                     self.activity.state = State::Working;
                     self.activity.last_event_at = at.map(str::to_owned);
                 }
@@ -78,11 +84,11 @@ impl Tracker {
         };
         let kind = event["type"].as_str().unwrap_or_default();
         let recognised = if claude::is_event(kind) {
-            self.activity.format = Format::ClaudeCode;
+            self.context.format = Format::ClaudeCode;
             claude::apply(self, kind, &event);
             true
         } else if codex::is_event(kind) {
-            self.activity.format = Format::Codex;
+            self.context.format = Format::Codex;
             codex::apply(self, kind, &event);
             true
         } else {

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::backend::{KillReport, Liveness, SessionBackend, SessionListing};
 use crate::deploy::Deployer;
@@ -129,8 +130,14 @@ pub fn rollback_all_abandoned(
         .collect())
 }
 
+/// What a caller records with an agent's end besides its status: fields of the agent's entry
+/// that deploy-core does not interpret (fleet: the agent's activity summary), given the agent
+/// as registered and how it ended.
+pub type Annotate<'a> =
+    dyn Fn(&TaskId, &AgentRecord, Option<ExitStatus>) -> Map<String, Value> + 'a;
+
 /// What [`reconcile`] looks at and may do.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct Scope<'a> {
     /// Only this task (abandoned deployments, zombies and orphans tagged with it).
     pub task: Option<&'a TaskId>,
@@ -140,6 +147,20 @@ pub struct Scope<'a> {
     pub zombies: bool,
     /// Look for orphan sessions (one `list` of the backend).
     pub orphans: bool,
+    /// What to record with each zombie's end ([`Gone::fields`]).
+    pub annotate: Option<&'a Annotate<'a>>,
+}
+
+impl std::fmt::Debug for Scope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("task", &self.task)
+            .field("dry_run", &self.dry_run)
+            .field("zombies", &self.zombies)
+            .field("orphans", &self.orphans)
+            .field("annotate", &self.annotate.is_some())
+            .finish()
+    }
 }
 
 /// An abandoned deployment and its rollback.
@@ -179,6 +200,9 @@ pub struct Zombie {
     /// Where its session was placed (`None`: by another orchestrator).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<String>,
+    /// What is recorded with its end besides its status ([`Scope::annotate`]).
+    #[serde(skip)]
+    pub fields: Map<String, Value>,
 }
 
 /// A fleet session nothing accounts for.
@@ -246,6 +270,8 @@ pub struct Gone {
     pub exit: Option<ExitStatus>,
     /// Where its session was placed, as its record says.
     pub placement: Option<String>,
+    /// More fields recorded with its end ([`StatusUpdate::fields`]).
+    pub fields: Map<String, Value>,
 }
 
 impl Gone {
@@ -256,6 +282,7 @@ impl Gone {
             session: record.session.clone(),
             exit,
             placement: record.placement.clone(),
+            fields: Map::new(),
         }
     }
 }
@@ -306,6 +333,7 @@ pub fn record_ends(
             let mut update = StatusUpdate::now(status);
             update.exit = g.exit;
             update.reason = Some(reason);
+            update.fields = g.fields.clone();
             (g.agent.clone(), update)
         })
         .collect();
@@ -412,7 +440,12 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             Whereabouts::Elsewhere(_) => continue,
         };
         let (now, reason) = outcome(exit);
+        let fields = match (scope.annotate, scope.dry_run) {
+            (Some(annotate), false) => annotate(&task, &agent, exit),
+            _ => Map::new(),
+        };
         by_task.entry(task.clone()).or_default().push(Zombie {
+            fields,
             task,
             was: agent.status.clone(),
             placement: agent.placement.clone(),
@@ -432,6 +465,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
                     session: z.session.clone(),
                     exit: z.exit,
                     placement: z.placement.clone(),
+                    fields: z.fields.clone(),
                 })
                 .collect();
             record_ends(env, &task, &gone)?;

@@ -346,6 +346,9 @@ pub struct StatusUpdate {
     pub exit: Option<ExitStatus>,
     /// When (naive local ISO-8601).
     pub at: String,
+    /// More fields for the agent's entry, which deploy-core does not interpret (fleet: its
+    /// activity summary), written with the status.
+    pub fields: Map<String, Value>,
 }
 
 impl StatusUpdate {
@@ -357,6 +360,7 @@ impl StatusUpdate {
             reason: None,
             exit: None,
             at: crate::timestamp(),
+            fields: Map::new(),
         }
     }
 }

@@ -148,6 +148,7 @@ fn full_scope() -> Scope<'static> {
         dry_run: false,
         zombies: true,
         orphans: true,
+        annotate: None,
     }
 }
 

@@ -57,6 +57,11 @@ pub(crate) enum Command {
     /// Find and undo what crashes left behind: abandoned deployments, zombies, orphan sessions,
     /// drifted counters, a stale global index, temp files
     Reconcile(ReconcileArgs),
+    /// Wait until agents end: exit 0 if all completed, 1 if any failed or was killed, 124 on
+    /// timeout
+    Wait(WaitArgs),
+    /// Continue an ended agent's conversation in a new agent (Claude Code: `--resume`)
+    Resume(ResumeArgs),
     /// Serve MCP over stdio, with the Python orchestrator's tools (for Claude Code and other
     /// MCP clients)
     Mcp,
@@ -70,6 +75,35 @@ pub(crate) enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         args: Vec<OsString>,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WaitArgs {
+    /// Only this task's agents (default: every task's), those it spawns meanwhile included
+    #[arg(long)]
+    pub(crate) task: Option<TaskId>,
+    /// Only this agent
+    #[arg(long)]
+    pub(crate) agent: Option<AgentId>,
+    /// Give up after this many seconds (exit 124)
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// The task
+    #[arg(long)]
+    pub(crate) task: TaskId,
+    /// The ended agent whose conversation continues
+    #[arg(long)]
+    pub(crate) agent: AgentId,
+    /// What to tell it next
+    #[arg(long)]
+    pub(crate) prompt: String,
+    /// How long the new agent must stay alive to count as Live
+    #[arg(long)]
+    pub(crate) startup_grace_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,13 @@ pub(crate) enum Error {
     /// The MCP server could not run.
     #[error("mcp server: {0}")]
     Mcp(String),
+    /// `fleet wait` gave up: exit 124, as timeout(1).
+    #[error("{0}")]
+    TimedOut(String),
+    /// `fleet wait` saw agents end otherwise than completed: exit 1, after their summaries
+    /// were printed (under `--json` they are the output; no error object follows).
+    #[error("{0}")]
+    NotCompleted(String),
 }
 
 impl From<DeployFailure> for Error {
@@ -43,6 +50,7 @@ impl Error {
                 }
                 _ => 1,
             },
+            Error::TimedOut(_) => 124,
             _ => 1,
         }
     }
@@ -67,6 +75,11 @@ impl Error {
             }
         }
         line.replace('\n', " ")
+    }
+
+    /// Whether the output already said it all (under `--json`, no error object follows).
+    pub(crate) fn already_reported(&self) -> bool {
+        matches!(self, Error::NotCompleted(_))
     }
 
     /// The failure as JSON: `{"error": {"message", "step"?}, "cleanup"?}`.

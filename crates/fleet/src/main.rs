@@ -51,6 +51,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Attach(args) => cmd::attach::run(s, &args),
         Command::Reconcile(args) => cmd::reconcile::run(s, &args, json_mode),
         Command::EndAgent(args) => cmd::kill::end_agent(s, &args),
+        Command::Wait(args) => cmd::wait::run(s, &args, json_mode),
+        Command::Resume(args) => cmd::resume::run(s, &args, json_mode),
         // Both are dispatched before configuration; reaching them here is a bug.
         Command::Mcp | Command::AgentWrap { .. } => Err(Error::Invalid(
             "internal error: a command dispatched twice".into(),
@@ -105,7 +107,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if json_mode {
+            if json_mode && !e.already_reported() {
                 emit(true, &e.json(), String::new);
             }
             eprintln!("fleet: {}", e.line());

@@ -185,6 +185,7 @@ fn status_fields(update: &StatusUpdate) -> (Map<String, Value>, Map<String, Valu
     if let Some(exit) = update.exit {
         fields.insert("exit_status".into(), exit_json(exit));
     }
+    fields.extend(update.fields.clone());
     (fields, index)
 }
 

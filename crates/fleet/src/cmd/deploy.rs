@@ -54,6 +54,16 @@ pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Res
     options.effort = args.effort.clone();
     options.permission_mode = args.permission_mode.clone();
     options.preamble = args.no_preamble.then_some(false);
+    deploy_interruptibly(services, options, json_mode)
+}
+
+/// Deploys, rolling back on SIGINT or SIGTERM, and prints the agent's id (or `--json`, the
+/// whole result).
+pub(crate) fn deploy_interruptibly(
+    services: &Services,
+    options: DeployOptions,
+    json_mode: bool,
+) -> Result<(), Error> {
     // SIGINT and SIGTERM roll the deployment back before fleet exits (130 / 143). They are
     // caught only for the deployment; once it is Live they change nothing.
     let (int, term) = (

@@ -5,5 +5,7 @@ pub(crate) mod deploy;
 pub(crate) mod kill;
 pub(crate) mod logs;
 pub(crate) mod reconcile;
+pub(crate) mod resume;
 pub(crate) mod status;
 pub(crate) mod task;
+pub(crate) mod wait;

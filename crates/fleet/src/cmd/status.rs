@@ -1,4 +1,5 @@
-//! `fleet status`.
+//! `fleet status`: per task a header line with its counters and totals, then a table of its
+//! agents — what each is doing from its own events.
 
 use crate::cli::StatusArgs;
 use crate::config::Services;
@@ -12,14 +13,31 @@ pub(crate) fn run(services: &Services, args: &StatusArgs, json_mode: bool) -> Re
         let mut out = String::new();
         for t in &tasks {
             out.push_str(&format!(
-                "{}  {}  {} active / {} total (max {} / {})  {}\n",
+                "{}  {}  {} active / {} total (max {} / {})  {}  {} tokens  {}\n",
                 t.task_id,
                 safe(&t.status),
                 t.active_count,
                 t.total_spawned,
                 t.max_concurrent,
                 t.max_agents,
+                cost(Some(t.totals.cost_usd)),
+                tokens(t.totals.input_tokens + t.totals.output_tokens),
                 safe(&t.description)
+            ));
+            if t.agents.is_empty() {
+                continue;
+            }
+            out.push_str(&format!(
+                "  {:<32} {:<12} {:<10} {:<8} {:>6} {:>5} {:>7} {:>7}  {}\n",
+                "AGENT",
+                "TYPE",
+                "STATUS",
+                "STATE",
+                "AGE",
+                "TURNS",
+                "TOKENS",
+                "COST",
+                "LAST ACTIVITY"
             ));
             for a in &t.agents {
                 out.push_str(&format!("  {}\n", row(a)));
@@ -30,21 +48,63 @@ pub(crate) fn run(services: &Services, args: &StatusArgs, json_mode: bool) -> Re
     Ok(())
 }
 
-fn row(a: &AgentView) -> String {
-    let live = match a.exit {
-        Some(exit) => exit.to_string(),
-        None => a.liveness.as_str().to_owned(),
+/// `12`, `4.2k`, `1.3M`.
+fn tokens(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+/// `$0.04`, or `-` when unknown.
+fn cost(usd: Option<f64>) -> String {
+    usd.map_or_else(|| "-".to_owned(), |c| format!("${c:.2}"))
+}
+
+/// `3m`, `2h`, `5d` since it started.
+fn age(seconds: Option<i64>) -> String {
+    match seconds {
+        None => "?".to_owned(),
+        Some(s) if s < 60 => format!("{}s", s.max(0)),
+        Some(s) if s < 3600 => format!("{}m", s / 60),
+        Some(s) if s < 86_400 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86_400),
+    }
+}
+
+/// The last thing it did: its result once it said it was done, its last tool while it works,
+/// else its last line; and how its process ended, if it did.
+fn last_activity(a: &AgentView) -> String {
+    let act = &a.activity;
+    let what = match (&act.result, &act.last_tool, &a.last_line) {
+        (Some(result), _, _) if act.state.is_final() => result.clone(),
+        (_, Some(tool), _) => format!("{}: {}", tool.name, tool.summary),
+        (_, _, Some(line)) => line.clone(),
+        _ => String::new(),
     };
-    let age = a
-        .age_seconds
-        .map_or_else(|| "?".to_owned(), |s| format!("{s}s"));
+    let what = activity::truncate(&what, 60);
+    match a.exit {
+        Some(exit) => format!("[{exit}] {}", safe(&what)),
+        None if a.liveness.as_str() != "alive" => {
+            format!("[{}] {}", a.liveness.as_str(), safe(&what))
+        }
+        None => safe(&what),
+    }
+}
+
+fn row(a: &AgentView) -> String {
+    let act = &a.activity;
     format!(
-        "{:<36} {:<14} {:<11} {:<28} {:>7}  parent {}",
+        "{:<32} {:<12} {:<10} {:<8} {:>6} {:>5} {:>7} {:>7}  {}",
         a.agent_id.as_str(),
         a.agent_type.as_str(),
         safe(a.status.as_str()),
-        live,
-        age,
-        a.parent
+        act.state.as_str(),
+        age(a.age_seconds),
+        act.turns,
+        tokens(act.input_tokens + act.output_tokens),
+        cost(act.cost_usd),
+        last_activity(a),
     )
 }

@@ -31,7 +31,7 @@ use crate::ops::reports::FindingFilter;
 use crate::ops::task::TaskOptions;
 use params::{
     CreateTaskParams, DeployParams, FindingParams, FindingsParams, KillParams, OutputParams,
-    ProgressParams, ReconcileParams, SpawnChildParams, TaskParams,
+    ProgressParams, ReconcileParams, ResumeParams, SpawnChildParams, TaskParams,
 };
 
 /// The server.
@@ -323,6 +323,26 @@ impl FleetMcp {
                 p.data,
             )?;
             Ok(views::finding(&reported))
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Continue an ended agent's conversation (Claude Code: --resume with its session id) in a new agent of the same task, type and parent: an ordinary transactional deployment. Refused while the agent runs, or when its output shows no session.",
+        output_schema = schema_for_output::<views::Deployed>()
+    )]
+    async fn resume_agent(
+        &self,
+        Parameters(p): Parameters<ResumeParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| {
+            let (task, agent) = (task_id(&p.task_id)?, agent_id(&p.agent_id)?);
+            if let Some((_, me)) = &services.config.serving {
+                acts_for(services, &task, me, "resuming an agent")?;
+            }
+            Ok(views::deployed(&ops::resume::run(
+                services, &task, &agent, p.prompt,
+            )?))
         })
         .await
     }

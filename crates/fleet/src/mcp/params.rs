@@ -166,3 +166,14 @@ pub(crate) struct FindingsParams {
     /// Only the newest this many.
     pub(crate) limit: Option<usize>,
 }
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResumeParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// The ended agent whose conversation continues.
+    pub(crate) agent_id: String,
+    /// What to tell it next.
+    pub(crate) prompt: String,
+}

@@ -121,6 +121,8 @@ pub(crate) struct TaskStatus {
     status: String,
     workspace: String,
     agents: AgentsSummary,
+    /// Cost (US dollars) and tokens of all its agents, from their own events.
+    totals: Any,
     hierarchy: Any,
     enhanced_progress: Any,
     spiral_status: Any,
@@ -133,7 +135,9 @@ pub(crate) struct AgentsSummary {
     total_spawned: usize,
     active: usize,
     completed: usize,
-    /// Each agent's registry entry, with its `liveness`.
+    /// Each agent's registry entry, with its `liveness` and its `activity` (what it is doing,
+    /// from its own events: `state`, `session_id`, `model`, `turns`, `input_tokens`,
+    /// `output_tokens`, `cost_usd`, `last_tool`, `last_event_at`, `result`, `is_error`).
     agents_list: Vec<Any>,
 }
 
@@ -149,6 +153,9 @@ pub(crate) fn task_status(status: &ops::status::TaskStatus, reports: &TaskReport
                 status.agents.iter().find(|w| w.agent_id == a.id),
             ) {
                 obj.insert("liveness".into(), json!(view.liveness));
+                obj.insert("activity".into(), json!(view.activity));
+                obj.remove(crate::ops::activity::FIELD);
+                obj.remove(crate::ops::activity::WORKDIR);
             }
             v
         })
@@ -157,7 +164,7 @@ pub(crate) fn task_status(status: &ops::status::TaskStatus, reports: &TaskReport
         success: true,
         task_id: t.id.to_string(),
         description: t.description.clone(),
-        status: t.status.clone(),
+        status: status.status.clone(),
         workspace: t.workspace.clone(),
         agents: AgentsSummary {
             total_spawned: t.agents.len(),
@@ -165,6 +172,7 @@ pub(crate) fn task_status(status: &ops::status::TaskStatus, reports: &TaskReport
             completed: t.completed_count(),
             agents_list,
         },
+        totals: to_value(&status.totals),
         hierarchy: to_value(&t.hierarchy()),
         enhanced_progress: to_value(reports),
         spiral_status: t.extra.get("spiral_checks").cloned().unwrap_or(Value::Null),

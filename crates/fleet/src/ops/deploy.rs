@@ -155,6 +155,7 @@ pub(crate) fn run(
             dry_run: false,
             zombies,
             orphans: false,
+            annotate: None,
         };
         match reconcile::reconcile(&deployer, scope) {
             Ok(report) if !report.is_empty() => {
@@ -174,11 +175,21 @@ pub(crate) fn run(
     cleanup(false)?;
     let live = match deployer.deploy_interruptible(request.clone(), interrupt) {
         Err(f) if matches!(*f.cause, deploy_core::Error::Limit(_)) && cleanup(true)? => {
-            deployer.deploy_interruptible(request, interrupt)?
+            deployer.deploy_interruptible(request, interrupt)
         }
-        other => other?,
-    };
+        other => other,
+    }
+    .map_err(condensed)?;
     Ok(deployed(services, &live))
+}
+
+/// A failure whose agent died at start quotes what the agent said — a Claude Code or Codex
+/// result ("Not logged in · Please run /login") — rather than kilobytes of its events.
+fn condensed(mut f: deploy_core::DeployFailure) -> deploy_core::DeployFailure {
+    if let deploy_core::Error::AgentDied { last_lines, .. } = &mut *f.cause {
+        *last_lines = activity::condense(last_lines);
+    }
+    f
 }
 
 fn deployed(services: &Services, live: &Live) -> Deployed {

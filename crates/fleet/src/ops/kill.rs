@@ -68,6 +68,8 @@ pub(crate) fn end(
     let status = if record.status.is_active() {
         let mut update = StatusUpdate::now(status.clone());
         update.reason = Some(reason.to_owned());
+        let success = status == AgentStatus::Completed;
+        update.fields = super::activity::at_end(services, task, &record, None, success);
         services.registry.update_status(task, agent, &update)?;
         status
     } else {

@@ -4,6 +4,7 @@
 //!
 //! [`Services`]: crate::config::Services
 
+pub(crate) mod activity;
 pub(crate) mod claude;
 pub(crate) mod deploy;
 pub(crate) mod kill;
@@ -11,8 +12,10 @@ pub(crate) mod output;
 pub(crate) mod preamble;
 pub(crate) mod reconcile;
 pub(crate) mod reports;
+pub(crate) mod resume;
 pub(crate) mod status;
 pub(crate) mod task;
+pub(crate) mod wait;
 
 use deploy_core::{AgentId, AgentRecord, TaskId};
 

@@ -24,6 +24,18 @@ pub(crate) fn run(
     task: Option<&TaskId>,
     dry_run: bool,
 ) -> Result<Reconciled, Error> {
+    // A zombie's end is recorded with its activity, as any end is.
+    let annotate = |task: &TaskId,
+                    record: &deploy_core::AgentRecord,
+                    exit: Option<deploy_core::ExitStatus>| {
+        super::activity::at_end(
+            services,
+            task,
+            record,
+            exit,
+            exit.is_some_and(|e| e.success()),
+        )
+    };
     let found = reconcile::reconcile(
         &services.deployer(),
         Scope {
@@ -31,6 +43,7 @@ pub(crate) fn run(
             dry_run,
             zombies: true,
             orphans: true,
+            annotate: Some(&annotate),
         },
     )?;
     let repaired = services.registry.repair(task, dry_run)?;
@@ -40,4 +53,31 @@ pub(crate) fn run(
         found,
         repaired,
     })
+}
+
+/// Records the zombies of `task` — active agents whose session is gone or dead — with their
+/// activity, as a full reconcile would; deployments in flight are left alone.
+pub(crate) fn record_zombies(services: &Services, task: &TaskId) -> Result<(), Error> {
+    let annotate = |task: &TaskId,
+                    record: &deploy_core::AgentRecord,
+                    exit: Option<deploy_core::ExitStatus>| {
+        super::activity::at_end(
+            services,
+            task,
+            record,
+            exit,
+            exit.is_some_and(|e| e.success()),
+        )
+    };
+    reconcile::reconcile(
+        &services.deployer(),
+        Scope {
+            task: Some(task),
+            dry_run: false,
+            zombies: true,
+            orphans: false,
+            annotate: Some(&annotate),
+        },
+    )?;
+    Ok(())
 }

@@ -121,6 +121,7 @@ pub(crate) fn progress(
         reason: (!status.is_active()).then(|| message.to_owned()),
         exit: None,
         at: line.timestamp.clone(),
+        fields: serde_json::Map::new(),
     };
     let end = if status.is_active() || !record.status.is_active() {
         services.registry.update_status(task, agent, &update)?;

@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use crate::config::Services;
 use crate::error::Error;
+use crate::ops::activity::{self, Totals};
+use ::activity::Activity;
 
 /// One agent as fleet sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +30,10 @@ pub(crate) struct AgentView {
     pub(crate) session: SessionName,
     pub(crate) started_at: String,
     pub(crate) age_seconds: Option<i64>,
+    /// What it is doing, from its own events.
+    pub(crate) activity: Activity,
+    /// Its last line of output, if it is still being read.
+    pub(crate) last_line: Option<String>,
 }
 
 /// Whether an agent's session runs: fleet's own as one listing of its backend saw it, an
@@ -65,6 +71,8 @@ pub(crate) struct TaskStatus {
     pub(crate) completed_count: usize,
     pub(crate) max_concurrent: u32,
     pub(crate) max_agents: u32,
+    /// Cost and tokens of all its agents.
+    pub(crate) totals: Totals,
     pub(crate) agents: Vec<AgentView>,
     /// The task as the registry holds it now.
     #[serde(skip)]
@@ -87,7 +95,7 @@ pub(crate) fn run(
     let mut tasks = Vec::new();
     for id in ids {
         let mut snapshot = services.registry.read_task(&id)?;
-        let (mut agents, recorded) = observe(&env, &snapshot, &sessions);
+        let (mut agents, recorded) = observe(services, &env, &snapshot, &sessions);
         if let Some(only) = agent {
             agents.retain(|a| &a.agent_id == only);
         }
@@ -97,12 +105,17 @@ pub(crate) fn run(
         tasks.push(TaskStatus {
             task_id: snapshot.id.clone(),
             description: snapshot.description.clone(),
-            status: snapshot.status.clone(),
+            status: super::task::status_word(
+                &snapshot.status,
+                snapshot.active_count(),
+                snapshot.agents.len(),
+            ),
             active_count: snapshot.active_count(),
             total_spawned: snapshot.agents.len(),
             completed_count: snapshot.completed_count(),
             max_concurrent: snapshot.limits.max_concurrent,
             max_agents: snapshot.limits.max_agents,
+            totals: Totals::of(agents.iter().map(|a| &a.activity)),
             agents,
             snapshot,
         });
@@ -160,6 +173,7 @@ fn look(
 /// changed since `task` was read). An adopted agent is only looked at: reconcile records its
 /// end.
 fn observe(
+    services: &Services,
     env: &Deployer<'_>,
     task: &TaskSnapshot,
     sessions: &BTreeMap<SessionName, SessionListing>,
@@ -168,11 +182,22 @@ fn observe(
     let mut ended: Vec<(usize, Gone)> = Vec::new();
     for a in &task.agents {
         let (liveness, exit) = look(env, a, sessions);
+        let exit = exit.or_else(|| recorded_exit(a));
         let own = matches!(env.locate(a), Whereabouts::Own(_));
-        if let (true, true, Some(exit)) = (own, a.status.is_active(), exit) {
-            ended.push((views.len(), Gone::of(a, Some(exit))));
-        }
-        views.push(view(a, a.status.clone(), liveness, exit));
+        let seen = if let (true, true, Some(exit)) = (own, a.status.is_active(), exit) {
+            let mut gone = Gone::of(a, Some(exit));
+            gone.fields = activity::at_end(services, &task.id, a, Some(exit), exit.success());
+            let summary =
+                serde_json::from_value(gone.fields[activity::FIELD].clone()).unwrap_or_default();
+            ended.push((views.len(), gone));
+            activity::Seen {
+                activity: summary,
+                ..activity::Seen::default()
+            }
+        } else {
+            activity::of(services, &task.id, a, exit.map(|e| e.success()))
+        };
+        views.push(view(a, a.status.clone(), liveness, exit, seen));
     }
     if ended.is_empty() {
         return (views, false);
@@ -194,11 +219,23 @@ fn observe(
     }
 }
 
+/// The exit status recorded with an agent's end (`exit_status`: `{"code": n}` or
+/// `{"signal": n}`).
+fn recorded_exit(a: &AgentRecord) -> Option<ExitStatus> {
+    let v = a.extra.get("exit_status")?;
+    match (v["code"].as_i64(), v["signal"].as_i64()) {
+        (Some(code), _) => Some(ExitStatus::Code(i32::try_from(code).ok()?)),
+        (None, Some(sig)) => Some(ExitStatus::Signal(i32::try_from(sig).ok()?)),
+        _ => None,
+    }
+}
+
 fn view(
     a: &AgentRecord,
     status: AgentStatus,
     liveness: Liveness,
     exit: Option<ExitStatus>,
+    seen: activity::Seen,
 ) -> AgentView {
     AgentView {
         agent_id: a.id.clone(),
@@ -211,5 +248,7 @@ fn view(
         session: a.session.clone(),
         started_at: a.started_at.clone(),
         age_seconds: age_seconds(&a.started_at),
+        activity: seen.activity,
+        last_line: seen.context.last_line,
     }
 }

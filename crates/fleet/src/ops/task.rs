@@ -28,7 +28,23 @@ pub(crate) fn create(services: &Services, options: TaskOptions) -> Result<TaskSn
     Ok(services.registry.create_task(&new)?)
 }
 
-/// Every task.
+/// Every task, its status reflecting its agents ([`status_word`]).
 pub(crate) fn list(services: &Services) -> Result<Vec<TaskSummary>, Error> {
-    Ok(services.registry.list_tasks()?)
+    let mut tasks = services.registry.list_tasks()?;
+    for t in &mut tasks {
+        t.status = status_word(&t.status, t.active_count, t.total_spawned);
+    }
+    Ok(tasks)
+}
+
+/// A task's status as fleet shows it: the registry's word unless it is the initial one, which
+/// the Python server never changed — then `INITIALIZED` while no agent was deployed, `ACTIVE`
+/// while one is, `COMPLETED` once none is. The registry keeps its word.
+pub(crate) fn status_word(stored: &str, active: usize, total: usize) -> String {
+    match (stored, active, total) {
+        ("INITIALIZED", _, 0) => stored.to_owned(),
+        ("INITIALIZED", 0, _) => "COMPLETED".to_owned(),
+        ("INITIALIZED", _, _) => "ACTIVE".to_owned(),
+        _ => stored.to_owned(),
+    }
 }
