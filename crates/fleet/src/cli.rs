@@ -57,6 +57,8 @@ pub(crate) enum Command {
     /// Find and undo what crashes left behind: abandoned deployments, zombies, orphan sessions,
     /// drifted counters, a stale global index, temp files
     Reconcile(ReconcileArgs),
+    /// A live dashboard of every task and agent (q quits)
+    Top,
     /// Wait until agents end: exit 0 if all completed, 1 if any failed or was killed, 124 on
     /// timeout
     Wait(WaitArgs),

@@ -7,6 +7,7 @@ mod error;
 mod mcp;
 mod ops;
 mod output;
+mod top;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,9 @@ fn run(cli: Cli) -> Result<(), Error> {
     if let Command::Mcp = cli.command {
         return mcp::serve(config);
     }
+    if let Command::Top = cli.command {
+        return top::run(Services::new(&config)?);
+    }
     let services = Services::new(&config)?;
     let s = &services;
     match cli.command {
@@ -54,7 +58,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Wait(args) => cmd::wait::run(s, &args, json_mode),
         Command::Resume(args) => cmd::resume::run(s, &args, json_mode),
         // Both are dispatched before configuration; reaching them here is a bug.
-        Command::Mcp | Command::AgentWrap { .. } => Err(Error::Invalid(
+        Command::Mcp | Command::Top | Command::AgentWrap { .. } => Err(Error::Invalid(
             "internal error: a command dispatched twice".into(),
         )),
     }
