@@ -40,6 +40,8 @@ pub(crate) fn run() -> Result<(), String> {
     eprintln!("xtask bench: whole-process benchmarks (a few minutes)");
     let scratch = root.join("target/xtask-bench");
     let p = crate::procs::run(&root.join("target/release/fleet"), &scratch)?;
+    let (status_first, status_later) =
+        crate::status_bench::run(&root.join("target/release/fleet"), &scratch)?;
     let crit = root.join("target/criterion");
     let mut md = String::new();
     md.push_str("# Benchmarks\n\nWritten by `cargo xtask bench` (criterion; mean of the samples, ");
@@ -195,6 +197,9 @@ pub(crate) fn run() -> Result<(), String> {
         p.reconcile_stale.show()
     );
 
+    md.push_str("\n## Status of 100 agents with 1 MB logs (issue 14)\n\n");
+    md.push_str(&status_section(&status_first, &status_later));
+
     md.push_str("\n## Peak memory (issue 8)\n\n| process | max RSS |\n|---|---:|\n");
     let _ = writeln!(
         md,
@@ -318,4 +323,36 @@ fn workspace_root() -> Result<PathBuf, String> {
         .parent()
         .map(Path::to_path_buf)
         .ok_or_else(|| "xtask has no parent directory".into())
+}
+
+/// The status benchmark's section.
+fn status_section(first: &crate::procs::Stats, later: &crate::procs::Stats) -> String {
+    format!(
+        "`fleet --json status` of a task with 100 live agents, each with a 1 MB stream-json log. The first look reads every log whole: {}. Each later look, after one line was appended to every log, reads only the new lines (each reader's place is kept in `.fleet/activity/`): {} — goal under 50 ms, {}.\n",
+        first.show(),
+        later.show(),
+        if later.mean() < 50.0 {
+            "met"
+        } else {
+            "not met"
+        }
+    )
+}
+
+/// `cargo xtask bench-status`: only the status benchmark, printed.
+pub(crate) fn status_only() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let root = workspace_root()?;
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "-p", "fleet", "--bins"])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("cannot build fleet: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --release failed ({status})"));
+    }
+    let scratch = root.join("target/xtask-bench");
+    let (first, later) = crate::status_bench::run(&root.join("target/release/fleet"), &scratch)?;
+    eprint!("{}", status_section(&first, &later));
+    Ok(())
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod procs;
+mod status_bench;
 
 use std::process::ExitCode;
 
@@ -12,9 +13,10 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(),
         Some("rss") => procs::rss_main(&args[1..]),
+        Some("bench-status") => bench::status_only(),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci|bench\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md"
+                "usage: cargo xtask ci|bench|bench-status\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md\n  bench-status   only `fleet status` of 100 agents with 1 MB logs, printed"
             );
             return ExitCode::from(2);
         }

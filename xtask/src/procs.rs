@@ -47,37 +47,53 @@ pub(crate) struct Results {
     pub(crate) grace: Vec<(String, Stats)>,
 }
 
-/// A private tmux server and a scratch root, removed on drop.
-struct Env {
+/// A private tmux server and a scratch root, removed on drop. Its tmux — fleet's and plain
+/// `tmux` alike — lives in a `TMUX_TMPDIR` of its own, so the benchmarks never reach the
+/// user's default server (where fleet looks for the Python server's agents).
+pub(crate) struct Env {
     fleet: PathBuf,
-    socket: String,
-    root: PathBuf,
+    pub(crate) socket: String,
+    pub(crate) root: PathBuf,
+    tmux_tmpdir: PathBuf,
 }
 
 impl Env {
-    fn new(fleet: &Path, scratch: &Path, name: &str) -> Result<Env, String> {
+    pub(crate) fn new(fleet: &Path, scratch: &Path, name: &str) -> Result<Env, String> {
         let root = scratch.join(name);
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        // Short, whatever the checkout's path: a socket path has at most 107 bytes.
+        let tmux_tmpdir =
+            std::env::temp_dir().join(format!("fleet-xbench-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&tmux_tmpdir)
+            .map_err(|e| format!("{}: {e}", tmux_tmpdir.display()))?;
         Ok(Env {
             fleet: fleet.to_owned(),
             socket: format!("fleet-xbench-{}-{name}", std::process::id()),
             root,
+            tmux_tmpdir,
         })
     }
 
-    fn fleet(&self, args: &[&str]) -> Command {
+    pub(crate) fn fleet(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.fleet);
         c.args(args)
             .env("FLEET_ROOT", &self.root)
             .env("FLEET_TMUX_SOCKET", &self.socket)
+            .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+            .env_remove("TMUX")
             .env_remove("FLEET_AGENT_CMD")
             .env_remove("FLEET_AGENT_ID")
             .stdin(Stdio::null());
         c
     }
 
-    fn ok(&self, args: &[&str]) -> Result<String, String> {
+    /// What fleet records as the placement of the agents it starts here.
+    pub(crate) fn placement(&self) -> String {
+        format!("tmux -L {}", self.socket)
+    }
+
+    pub(crate) fn ok(&self, args: &[&str]) -> Result<String, String> {
         let out = self.fleet(args).output().map_err(|e| e.to_string())?;
         if !out.status.success() {
             return Err(format!(
@@ -88,15 +104,17 @@ impl Env {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    fn tmux(&self, args: &[&str]) -> Result<Output, String> {
+    pub(crate) fn tmux(&self, args: &[&str]) -> Result<Output, String> {
         Command::new("tmux")
             .args(["-f", "/dev/null", "-L", &self.socket])
             .args(args)
+            .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+            .env_remove("TMUX")
             .output()
             .map_err(|e| format!("tmux: {e}"))
     }
 
-    fn task(&self) -> Result<String, String> {
+    pub(crate) fn task(&self) -> Result<String, String> {
         Ok(self
             .ok(&[
                 "task",
@@ -117,19 +135,12 @@ impl Drop for Env {
     fn drop(&mut self) {
         let _ = self.tmux(&["kill-server"]);
         let _ = std::fs::remove_dir_all(&self.root);
-        // tmux leaves its socket file behind: remove ours (tmux's -L location).
-        let uid = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
-        if let Ok(uid) = uid {
-            let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
-        }
+        // tmux leaves its socket file behind, in our own TMUX_TMPDIR.
+        let _ = std::fs::remove_dir_all(&self.tmux_tmpdir);
     }
 }
 
-fn time<T>(f: impl FnOnce() -> Result<T, String>) -> Result<(f64, T), String> {
+pub(crate) fn time<T>(f: impl FnOnce() -> Result<T, String>) -> Result<(f64, T), String> {
     let start = Instant::now();
     let out = f()?;
     Ok((start.elapsed().as_secs_f64() * 1e3, out))
@@ -283,6 +294,8 @@ fn rss(env: &Env, args: &[&str]) -> Result<u64, String> {
         .args(args)
         .env("FLEET_ROOT", &env.root)
         .env("FLEET_TMUX_SOCKET", &env.socket)
+        .env("TMUX_TMPDIR", &env.tmux_tmpdir)
+        .env_remove("TMUX")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| e.to_string())?;
@@ -305,6 +318,8 @@ fn mcp_status_calls(env: &Env, task: &str, calls: u64) -> Result<(Duration, u64)
         .arg("mcp")
         .env("FLEET_ROOT", &env.root)
         .env("FLEET_TMUX_SOCKET", &env.socket)
+        .env("TMUX_TMPDIR", &env.tmux_tmpdir)
+        .env_remove("TMUX")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -404,7 +419,7 @@ fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
         let dir = env.root.join(&task);
         agents.push(json!({
             "id": id, "type": if i < 1000 { "idle" } else { "done" }, "tmux_session": format!("agent_{id}"),
-            "parent": "orchestrator", "depth": 1, "status": status,
+            "parent": "orchestrator", "depth": 1, "status": status, "fleet_placement": env.placement(),
             "started_at": "2026-11-24T08:33:01.582508", "progress": 0,
             "last_update": "2026-11-24T08:33:01.582517", "prompt": "Find every unlocked registry write.",
             "tracked_files": {
@@ -458,7 +473,7 @@ fn stale_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
             let id = format!("stale-{i:06}-000000");
             agents.push(json!({
                 "id": id, "type": "stale", "tmux_session": format!("agent_{id}"),
-                "parent": "orchestrator", "depth": 1, "status": "running",
+                "parent": "orchestrator", "depth": 1, "status": "running", "fleet_placement": env.placement(),
                 "started_at": "2026-11-24T08:33:01.582508", "progress": 0,
             }));
             index["agents"][&id] = json!({

@@ -78,16 +78,7 @@ pub(crate) fn of(
     match tracker.read_file(log.as_std_path(), modified(&log).as_deref()) {
         Ok(false) => {}
         Ok(true) => {
-            let saved = state
-                .parent()
-                .map(deploy_core::private::create_dir_all)
-                .transpose()
-                .map_err(|e| e.to_string())
-                .and_then(|_| serde_json::to_vec(&tracker).map_err(|e| e.to_string()))
-                .and_then(|bytes| {
-                    registry::atomic::write_atomic(&state, &bytes).map_err(|e| e.to_string())
-                });
-            if let Err(e) = saved {
+            if let Err(e) = keep(&state, &tracker) {
                 tracing::warn!(agent = %record.id, "cannot keep the place in its log at {state}: {e}");
             }
         }
@@ -96,6 +87,38 @@ pub(crate) fn of(
     Seen {
         activity: tracker.settled(ended),
         context: tracker.context().clone(),
+    }
+}
+
+/// Keeps a reader's place: replaced by rename, so a concurrent look reads the old place or the
+/// new one, both consistent. Not fsynced: it is a cache — lost, the log is read again.
+fn keep(state: &camino::Utf8Path, tracker: &Tracker) -> Result<(), String> {
+    if let Some(dir) = state.parent() {
+        deploy_core::private::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let bytes = serde_json::to_vec(tracker).map_err(|e| e.to_string())?;
+    let temp = state.with_extension(format!("{}.tmp", std::process::id()));
+    fs_err::write(&temp, bytes).map_err(|e| e.to_string())?;
+    fs_err::rename(&temp, state).map_err(|e| {
+        let _ = fs_err::remove_file(&temp);
+        e.to_string()
+    })
+}
+
+/// Removes a reader's place, and any temp file a killed look left beside it.
+fn forget(state: &camino::Utf8Path) {
+    let _ = fs_err::remove_file(state);
+    let (Some(dir), Some(stem)) = (state.parent(), state.file_stem()) else {
+        return;
+    };
+    let prefix = format!("{stem}.");
+    for entry in fs_err::read_dir(dir).into_iter().flatten().flatten() {
+        if let Some(name) = entry.file_name().to_str()
+            && name.starts_with(&prefix)
+            && name.ends_with(".tmp")
+        {
+            let _ = fs_err::remove_file(dir.join(name));
+        }
     }
 }
 
@@ -110,7 +133,7 @@ pub(crate) fn at_end(
 ) -> Map<String, Value> {
     let ended = exit.map_or(Some(success), |e| Some(e.success()));
     let seen = of(services, task, record, ended);
-    let _ = fs_err::remove_file(state_file(services, task, record.id.as_str()));
+    forget(&state_file(services, task, record.id.as_str()));
     let mut fields = Map::new();
     fields.insert(FIELD.into(), json!(seen.activity));
     if let Some(cwd) = seen.context.cwd {
