@@ -137,10 +137,9 @@ fn an_ended_agents_summary_and_exit_are_recorded_and_outlive_its_log() {
     assert!(
         !f.root()
             .join(".fleet/activity")
-            .join(&task)
-            .join(format!("{agent}.json"))
+            .join(format!("{task}.json"))
             .exists(),
-        "the reader's place goes with the end"
+        "the reader's place goes with the end (its task's book, empty, with it)"
     );
 }
 

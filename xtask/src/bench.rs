@@ -328,7 +328,7 @@ fn workspace_root() -> Result<PathBuf, String> {
 /// The status benchmark's section.
 fn status_section(first: &crate::procs::Stats, later: &crate::procs::Stats) -> String {
     format!(
-        "`fleet --json status` of a task with 100 live agents, each with a 1 MB stream-json log. The first look reads every log whole: {}. Each later look, after one line was appended to every log, reads only the new lines (each reader's place is kept in `.fleet/activity/`): {} — goal under 50 ms, {}.\n",
+        "`fleet --json status` of a task with 100 live agents, each with a 1 MB stream-json log. The first look reads every log whole: {}. Each later look, after one line was appended to every log, reads only the new lines (the readers' places are kept in `.fleet/activity/<task>.json`): {} — goal under 50 ms, {}.\n",
         first.show(),
         later.show(),
         if later.mean() < 50.0 {

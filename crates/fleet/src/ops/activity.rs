@@ -1,10 +1,13 @@
 //! What each agent is doing, from its own log (see the `activity` crate): read incrementally —
-//! only what was appended since the last look, the reader's state kept in
-//! `.fleet/activity/<task>/<agent>.json` — and, once the agent ended, recorded in its registry
-//! entry (`fleet_activity`) with its end, so it reads the same after its log is archived.
+//! only what was appended since the last look — and, once the agent ended, recorded in its
+//! registry entry (`fleet_activity`) with its end, so it reads the same after its log is
+//! archived. The readers' places are kept per task in `.fleet/activity/<task>.json` (a
+//! [`Book`]): one file read and at most one written per look at a task, whatever its size.
+
+use std::collections::BTreeMap;
 
 use activity::{Activity, Context, Tracker};
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{AgentRecord, ExitStatus, TaskId};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -24,18 +27,19 @@ pub(crate) struct Seen {
     pub(crate) context: Context,
 }
 
-/// Where the reader of `agent`'s log keeps its place.
-fn state_file(services: &Services, task: &TaskId, agent: &str) -> Utf8PathBuf {
-    services
-        .layout
-        .root()
-        .join(".fleet/activity")
-        .join(task.as_str())
-        .join(format!("{agent}.json"))
+/// The readers of a task's running agents' logs, by agent id: a cache — renamed into place,
+/// not fsynced; lost or stale, the logs are read again. Two looks at once each write a
+/// consistent book (every reader's place matches its summary); the last one stays.
+#[derive(Debug)]
+pub(crate) struct Book<'s> {
+    services: &'s Services,
+    task: TaskId,
+    readers: BTreeMap<String, Tracker>,
+    changed: bool,
 }
 
 /// The log's modification time, naive local ISO-8601 as the registry writes times.
-fn modified(path: &camino::Utf8Path) -> Option<String> {
+fn modified(path: &Utf8Path) -> Option<String> {
     let at = fs_err::metadata(path).ok()?.modified().ok()?;
     let local: chrono::DateTime<chrono::Local> = at.into();
     Some(
@@ -46,84 +50,113 @@ fn modified(path: &camino::Utf8Path) -> Option<String> {
     )
 }
 
-/// `record`'s activity: as recorded at its end if it ended, else read from its log, settled
-/// with how its process ended (`ended`: `Some(success)`) if it did. Never an error: what
-/// cannot be read is logged and the summary is what was read.
-pub(crate) fn of(
-    services: &Services,
-    task: &TaskId,
-    record: &AgentRecord,
-    ended: Option<bool>,
-) -> Seen {
-    if let Some(recorded) = record
-        .extra
-        .get(FIELD)
-        .and_then(|v| serde_json::from_value::<Activity>(v.clone()).ok())
-    {
-        let cwd = record.extra.get(WORKDIR).and_then(Value::as_str);
-        return Seen {
-            activity: recorded,
-            context: Context {
-                cwd: cwd.map(str::to_owned),
-                ..Context::default()
-            },
-        };
+impl<'s> Book<'s> {
+    fn path(services: &Services, task: &TaskId) -> Utf8PathBuf {
+        services
+            .layout
+            .root()
+            .join(".fleet/activity")
+            .join(format!("{task}.json"))
     }
-    let state = state_file(services, task, record.id.as_str());
-    let mut tracker: Tracker = fs_err::read(&state)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let log = super::output::log_file(services, task, &record.id);
-    match tracker.read_file(log.as_std_path(), modified(&log).as_deref()) {
-        Ok(false) => {}
-        Ok(true) => {
-            if let Err(e) = keep(&state, &tracker) {
-                tracing::warn!(agent = %record.id, "cannot keep the place in its log at {state}: {e}");
-            }
+
+    /// The book of `task` (empty if there is none, or it does not parse).
+    pub(crate) fn open(services: &'s Services, task: &TaskId) -> Book<'s> {
+        let readers = fs_err::read(Self::path(services, task))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Book {
+            services,
+            task: task.clone(),
+            readers,
+            changed: false,
         }
-        Err(e) => tracing::warn!(agent = %record.id, "cannot read its log {log}: {e}"),
     }
-    Seen {
-        activity: tracker.settled(ended),
-        context: tracker.context().clone(),
+
+    /// `record`'s activity: as recorded at its end if it ended, else read from its log, settled
+    /// with how its process ended (`ended`: `Some(success)`) if it did. Never an error: what
+    /// cannot be read is logged, and the summary is what was read.
+    pub(crate) fn of(&mut self, record: &AgentRecord, ended: Option<bool>) -> Seen {
+        if let Some(recorded) = record
+            .extra
+            .get(FIELD)
+            .and_then(|v| serde_json::from_value::<Activity>(v.clone()).ok())
+        {
+            let cwd = record.extra.get(WORKDIR).and_then(Value::as_str);
+            return Seen {
+                activity: recorded,
+                context: Context {
+                    cwd: cwd.map(str::to_owned),
+                    ..Context::default()
+                },
+            };
+        }
+        let tracker = self.readers.entry(record.id.to_string()).or_default();
+        let log = super::output::log_file(self.services, &self.task, &record.id);
+        match tracker.read_file(log.as_std_path(), modified(&log).as_deref()) {
+            Ok(read) => self.changed |= read,
+            Err(e) => tracing::warn!(agent = %record.id, "cannot read its log {log}: {e}"),
+        }
+        Seen {
+            activity: tracker.settled(ended),
+            context: tracker.context().clone(),
+        }
+    }
+
+    /// The fields recorded with `record`'s end — its settled activity and working directory —
+    /// and its reader forgotten: its registry entry holds the summary from then on.
+    pub(crate) fn at_end(
+        &mut self,
+        record: &AgentRecord,
+        exit: Option<ExitStatus>,
+        success: bool,
+    ) -> Map<String, Value> {
+        let ended = exit.map_or(Some(success), |e| Some(e.success()));
+        let seen = self.of(record, ended);
+        self.changed |= self.readers.remove(record.id.as_str()).is_some();
+        let mut fields = Map::new();
+        fields.insert(FIELD.into(), json!(seen.activity));
+        if let Some(cwd) = seen.context.cwd {
+            fields.insert(WORKDIR.into(), json!(cwd));
+        }
+        fields
+    }
+
+    /// Writes the book if a look changed it (an empty book is removed). Failures are logged:
+    /// the next look reads the logs again.
+    pub(crate) fn close(self) {
+        if !self.changed {
+            return;
+        }
+        let path = Self::path(self.services, &self.task);
+        if let Err(e) = keep(&path, &self.readers) {
+            tracing::warn!(task = %self.task, "cannot keep the places in its agents' logs at {path}: {e}");
+        }
     }
 }
 
-/// Keeps a reader's place: replaced by rename, so a concurrent look reads the old place or the
-/// new one, both consistent. Not fsynced: it is a cache — lost, the log is read again.
-fn keep(state: &camino::Utf8Path, tracker: &Tracker) -> Result<(), String> {
-    if let Some(dir) = state.parent() {
+/// Replaces `path` with the readers by rename (no fsync: a cache), or removes it if there are
+/// none.
+fn keep(path: &Utf8Path, readers: &BTreeMap<String, Tracker>) -> Result<(), String> {
+    if readers.is_empty() {
+        return match fs_err::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+            _ => Ok(()),
+        };
+    }
+    if let Some(dir) = path.parent() {
         deploy_core::private::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
-    let bytes = serde_json::to_vec(tracker).map_err(|e| e.to_string())?;
-    let temp = state.with_extension(format!("{}.tmp", std::process::id()));
+    let bytes = serde_json::to_vec(readers).map_err(|e| e.to_string())?;
+    let temp = path.with_extension(format!("{}.tmp", std::process::id()));
     fs_err::write(&temp, bytes).map_err(|e| e.to_string())?;
-    fs_err::rename(&temp, state).map_err(|e| {
+    fs_err::rename(&temp, path).map_err(|e| {
         let _ = fs_err::remove_file(&temp);
         e.to_string()
     })
 }
 
-/// Removes a reader's place, and any temp file a killed look left beside it.
-fn forget(state: &camino::Utf8Path) {
-    let _ = fs_err::remove_file(state);
-    let (Some(dir), Some(stem)) = (state.parent(), state.file_stem()) else {
-        return;
-    };
-    let prefix = format!("{stem}.");
-    for entry in fs_err::read_dir(dir).into_iter().flatten().flatten() {
-        if let Some(name) = entry.file_name().to_str()
-            && name.starts_with(&prefix)
-            && name.ends_with(".tmp")
-        {
-            let _ = fs_err::remove_file(dir.join(name));
-        }
-    }
-}
-
-/// The fields recorded with `record`'s end: its settled activity. The reader's state is not
-/// needed afterwards and goes.
+/// One agent's end fields, through its task's book (kill, reconcile: one agent at a time).
 pub(crate) fn at_end(
     services: &Services,
     task: &TaskId,
@@ -131,15 +164,18 @@ pub(crate) fn at_end(
     exit: Option<ExitStatus>,
     success: bool,
 ) -> Map<String, Value> {
-    let ended = exit.map_or(Some(success), |e| Some(e.success()));
-    let seen = of(services, task, record, ended);
-    forget(&state_file(services, task, record.id.as_str()));
-    let mut fields = Map::new();
-    fields.insert(FIELD.into(), json!(seen.activity));
-    if let Some(cwd) = seen.context.cwd {
-        fields.insert(WORKDIR.into(), json!(cwd));
-    }
+    let mut book = Book::open(services, task);
+    let fields = book.at_end(record, exit, success);
+    book.close();
     fields
+}
+
+/// One agent's activity, through its task's book.
+pub(crate) fn of(services: &Services, task: &TaskId, record: &AgentRecord) -> Seen {
+    let mut book = Book::open(services, task);
+    let seen = book.of(record, None);
+    book.close();
+    seen
 }
 
 /// A task's totals.

@@ -26,7 +26,7 @@ pub(crate) fn options(
             record.status
         )));
     }
-    let seen = super::activity::of(services, task, &record, None);
+    let seen = super::activity::of(services, task, &record);
     let Some(session) = seen.activity.session_id else {
         return Err(Error::Invalid(format!(
             "agent {agent} has no session id to resume: its output shows no Claude Code session"

@@ -178,6 +178,7 @@ fn observe(
     task: &TaskSnapshot,
     sessions: &BTreeMap<SessionName, SessionListing>,
 ) -> (Vec<AgentView>, bool) {
+    let mut book = activity::Book::open(services, &task.id);
     let mut views = Vec::new();
     let mut ended: Vec<(usize, Gone)> = Vec::new();
     for a in &task.agents {
@@ -186,7 +187,7 @@ fn observe(
         let own = matches!(env.locate(a), Whereabouts::Own(_));
         let seen = if let (true, true, Some(exit)) = (own, a.status.is_active(), exit) {
             let mut gone = Gone::of(a, Some(exit));
-            gone.fields = activity::at_end(services, &task.id, a, Some(exit), exit.success());
+            gone.fields = book.at_end(a, Some(exit), exit.success());
             let summary =
                 serde_json::from_value(gone.fields[activity::FIELD].clone()).unwrap_or_default();
             ended.push((views.len(), gone));
@@ -195,10 +196,13 @@ fn observe(
                 ..activity::Seen::default()
             }
         } else {
-            activity::of(services, &task.id, a, exit.map(|e| e.success()))
+            book.of(a, exit.map(|e| e.success()))
         };
         views.push(view(a, a.status.clone(), liveness, exit, seen));
     }
+    // The places are kept now: should recording the ends fail, the next look reads their logs
+    // again from where they were.
+    book.close();
     if ended.is_empty() {
         return (views, false);
     }
