@@ -4,7 +4,6 @@ use crate::cli::{EndAgentArgs, KillArgs};
 use crate::config::Services;
 use crate::error::Error;
 use crate::ops::kill::{self, Logs};
-use crate::ops::reports;
 use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Result<(), Error> {
@@ -30,7 +29,7 @@ pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Resu
 /// files archived as for any end reported through MCP. Run detached, outside the agent's
 /// process tree, by the `fleet mcp` that took the report; what it did goes to the log.
 pub(crate) fn end_agent(services: &Services, args: &EndAgentArgs) -> Result<(), Error> {
-    let Some((status, message)) = reports::final_report(services, &args.task, &args.agent) else {
+    let Some((status, message)) = kill::final_report(services, &args.task, &args.agent) else {
         return Err(Error::Invalid(format!(
             "agent {} of task {} has made no final report: nothing to end",
             args.agent, args.task

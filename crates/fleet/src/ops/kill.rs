@@ -1,4 +1,5 @@
-//! Killing an agent.
+//! Ending an agent: the verified kill, and — after its own final report, from inside its tree —
+//! the end handed to a process outside it (`fleet end-agent`).
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{AgentId, AgentStatus, KilledProcess, SessionName, StatusUpdate, TaskId};
@@ -90,6 +91,54 @@ pub(crate) fn end(
         prompt_removed,
         archived_files,
     })
+}
+
+/// The label of the process that ends `agent` after its own final report.
+pub(crate) fn ender_label(agent: &AgentId) -> Result<SessionName, Error> {
+    Ok(SessionName::parse(&format!("ended_{agent}"))?)
+}
+
+/// `fleet --root R --socket S end-agent --task T --agent A`: this binary, this workspace.
+pub(crate) fn ender_argv(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+) -> Result<Vec<String>, Error> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Invalid(format!("cannot find the fleet binary itself: {e}")))?;
+    let config = &services.config;
+    Ok([
+        &*exe.to_string_lossy(),
+        "--root",
+        config.root.as_str(),
+        "--socket",
+        &config.socket,
+        "end-agent",
+        "--task",
+        task.as_str(),
+        "--agent",
+        agent.as_str(),
+    ]
+    .map(str::to_owned)
+    .to_vec())
+}
+
+/// The agent's last final report (completed, error, terminated) from its progress file, as
+/// its status and message.
+pub(crate) fn final_report(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+) -> Option<(AgentStatus, String)> {
+    let files = services.layout.tracked_files(task, agent);
+    super::reports::read_jsonl(&files.progress_file)
+        .into_iter()
+        .rev()
+        .filter(|l| l["agent_id"].as_str() == Some(agent.as_str()))
+        .find_map(|l| {
+            let status = AgentStatus::from(l["status"].as_str()?.to_owned());
+            (!status.is_active()).then(|| (status, l["message"].as_str().unwrap_or("").to_owned()))
+        })
 }
 
 /// Moves an agent's log, progress and findings files into `<task>/archive/`.

@@ -4,9 +4,7 @@
 
 use camino::Utf8Path;
 use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
-use deploy_core::{
-    AgentId, AgentStatus, SessionName, StatusUpdate, TaskId, TaskSnapshot, timestamp,
-};
+use deploy_core::{AgentId, AgentStatus, StatusUpdate, TaskId, TaskSnapshot, timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -135,10 +133,10 @@ pub(crate) fn progress(
         };
         services.registry.update_status(task, agent, &interim)?;
         if services.config.serving.as_ref() == Some(&(task.clone(), agent.clone())) {
-            services
-                .deployer()
-                .backend_of(&record)?
-                .run_detached(&ender_label(agent)?, &ender_argv(services, task, agent)?)?;
+            services.deployer().backend_of(&record)?.run_detached(
+                &super::kill::ender_label(agent)?,
+                &super::kill::ender_argv(services, task, agent)?,
+            )?;
             Some("ending")
         } else {
             let logs = super::kill::Logs::Archive;
@@ -151,50 +149,6 @@ pub(crate) fn progress(
         coordination_info: coordination(services, task)?,
         end,
     })
-}
-
-/// The label of the process that ends `agent` after its own final report.
-fn ender_label(agent: &AgentId) -> Result<SessionName, Error> {
-    Ok(SessionName::parse(&format!("ended_{agent}"))?)
-}
-
-/// `fleet --root R --socket S end-agent --task T --agent A`: this binary, this workspace.
-fn ender_argv(services: &Services, task: &TaskId, agent: &AgentId) -> Result<Vec<String>, Error> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Invalid(format!("cannot find the fleet binary itself: {e}")))?;
-    let config = &services.config;
-    Ok([
-        &*exe.to_string_lossy(),
-        "--root",
-        config.root.as_str(),
-        "--socket",
-        &config.socket,
-        "end-agent",
-        "--task",
-        task.as_str(),
-        "--agent",
-        agent.as_str(),
-    ]
-    .map(str::to_owned)
-    .to_vec())
-}
-
-/// The agent's last final report (completed, error, terminated) from its progress file, as
-/// its status and message.
-pub(crate) fn final_report(
-    services: &Services,
-    task: &TaskId,
-    agent: &AgentId,
-) -> Option<(AgentStatus, String)> {
-    let files = services.layout.tracked_files(task, agent);
-    read_jsonl(&files.progress_file)
-        .into_iter()
-        .rev()
-        .filter(|l| l["agent_id"].as_str() == Some(agent.as_str()))
-        .find_map(|l| {
-            let status = AgentStatus::from(l["status"].as_str()?.to_owned());
-            (!status.is_active()).then(|| (status, l["message"].as_str().unwrap_or("").to_owned()))
-        })
 }
 
 /// Records a finding.
@@ -336,7 +290,7 @@ fn append_jsonl<T: Serialize>(path: &Utf8Path, line: &T) -> Result<(), Error> {
 }
 
 /// The JSON lines of a file (skipping any that do not parse); none if it does not exist.
-fn read_jsonl(path: &Utf8Path) -> Vec<Value> {
+pub(crate) fn read_jsonl(path: &Utf8Path) -> Vec<Value> {
     fs_err::read_to_string(path)
         .map(|t| {
             t.lines()
