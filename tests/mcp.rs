@@ -102,6 +102,17 @@ async fn ok(client: &Client, tool: &'static str, args: Value) -> Value {
     body
 }
 
+/// Creates a task with `description`; its id.
+async fn new_task(client: &Client, description: &str) -> String {
+    let created = ok(
+        client,
+        "create_real_task",
+        json!({ "description": description }),
+    )
+    .await;
+    created["task_id"].as_str().unwrap().to_owned()
+}
+
 async fn refused(client: &Client, healthy: &str, tool: &'static str, args: Value, needle: &str) {
     let (is_error, body) = call(client, tool, args).await;
     assert!(is_error, "{tool} should fail: {body}");

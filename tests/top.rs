@@ -176,7 +176,11 @@ fn top_shows_tasks_and_agents_and_its_keys_work() {
     // Enter attaches to the selected agent's session; detaching comes back.
     top.keys(&["Up"]);
     top.keys(&["Enter"]);
-    top.wait_screen("the agent's own session", |s| !s.contains("LAST ACTIVITY"));
+    // The attached client draws the agent's session and its status line (`[agent_…`, the name
+    // cut to ten characters): from then on it reads the keys.
+    top.wait_screen("the agent's own session", |s| {
+        !s.contains("LAST ACTIVITY") && s.contains("Fixed: every") && s.contains("[agent_")
+    });
     top.keys(&["C-b", "d"]);
     top.wait_screen("the dashboard again", |s| {
         s.contains(&format!("detached from {fixer}"))

@@ -35,8 +35,7 @@ async fn model_and_effort_reach_claude_code() {
     let path = |bin: &camino::Utf8Path| format!("{bin}:{}", std::env::var("PATH").unwrap());
     let claude = [("FLEET_AGENT_CMD", "claude --print")];
     let client = connect_env(&f, Some(&path(&fake_claude(&dir, true))), &claude).await;
-    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
-    let task = created["task_id"].as_str().unwrap().to_owned();
+    let task = new_task(&client, "d").await;
     let d = ok(
         &client,
         "deploy_headless_agent",
@@ -110,13 +109,7 @@ async fn model_and_effort_reach_claude_code() {
 async fn an_agents_server_refuses_to_act_for_another_agent() {
     let f = Fleet::new();
     let conductor = connect(&f).await;
-    let created = ok(
-        &conductor,
-        "create_real_task",
-        json!({ "description": "d" }),
-    )
-    .await;
-    let task = created["task_id"].as_str().unwrap().to_owned();
+    let task = new_task(&conductor, "d").await;
     let mut ids = Vec::new();
     for ty in ["a", "b"] {
         let d = ok(

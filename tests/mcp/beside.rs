@@ -49,13 +49,7 @@ async fn python_deployed_agents_and_the_coexistence_setting() {
     assert!(!has_session(&f, &session));
     assert!(has_session(&f, "user-work"), "no other session is touched");
 
-    let created = ok(
-        &client,
-        "create_real_task",
-        json!({ "description": "both" }),
-    )
-    .await;
-    let task = created["task_id"].as_str().unwrap().to_owned();
+    let task = new_task(&client, "both").await;
     let deployed = ok(
         &client,
         "deploy_headless_agent",
@@ -83,8 +77,7 @@ async fn mcp_and_the_cli_show_the_same_activity() {
     );
     let command = format!("sh -c 'cat {fixture}; sleep 60'");
     let client = connect_env(&f, None, &[("FLEET_AGENT_CMD", &command)]).await;
-    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
-    let task = created["task_id"].as_str().unwrap().to_owned();
+    let task = new_task(&client, "d").await;
     ok(
         &client,
         "deploy_headless_agent",

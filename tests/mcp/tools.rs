@@ -320,8 +320,7 @@ async fn ok_any(client: &Client, tool: &'static str, args: Value) -> Value {
 async fn an_unknown_argument_is_refused_naming_it() {
     let f = Fleet::new();
     let client = connect(&f).await;
-    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
-    let task_id = created["task_id"].as_str().unwrap().to_owned();
+    let task_id = new_task(&client, "d").await;
     let before = f.files();
     for (tool, args, name) in [
         (
@@ -369,8 +368,7 @@ async fn a_failed_deploy_carries_its_cleanup_report() {
     let f = Fleet::new();
     // The example agent then exits at once: inside its startup grace.
     let client = connect_env(&f, None, &[("FLEET_DEMO_SECONDS", "0")]).await;
-    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
-    let task_id = created["task_id"].as_str().unwrap().to_owned();
+    let task_id = new_task(&client, "d").await;
     let params = CallToolRequestParams::new("deploy_headless_agent").with_arguments(
         json!({ "task_id": task_id, "agent_type": "a", "prompt": "p" })
             .as_object()
@@ -413,8 +411,7 @@ async fn a_failed_deploy_carries_its_cleanup_report() {
 async fn findings_are_read_back_filtered() {
     let f = Fleet::new();
     let client = connect(&f).await;
-    let created = ok(&client, "create_real_task", json!({ "description": "d" })).await;
-    let task = created["task_id"].as_str().unwrap().to_owned();
+    let task = new_task(&client, "d").await;
     let mut agents = Vec::new();
     for ty in ["investigator", "builder"] {
         let d = ok(
@@ -497,13 +494,7 @@ async fn tasks_and_their_status_are_resources() {
     use rmcp::model::{ReadResourceRequestParams, ResourceContents};
     let f = Fleet::new();
     let client = connect(&f).await;
-    let created = ok(
-        &client,
-        "create_real_task",
-        json!({ "description": "resources" }),
-    )
-    .await;
-    let task = created["task_id"].as_str().unwrap().to_owned();
+    let task = new_task(&client, "resources").await;
     let deployed = ok(
         &client,
         "deploy_headless_agent",

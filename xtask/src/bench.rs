@@ -29,14 +29,7 @@ pub(crate) fn run() -> Result<(), String> {
     if !status.success() {
         return Err(format!("cargo bench failed ({status})"));
     }
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "-p", "fleet", "--bins"])
-        .current_dir(&root)
-        .status()
-        .map_err(|e| format!("cannot build fleet: {e}"))?;
-    if !status.success() {
-        return Err(format!("cargo build --release failed ({status})"));
-    }
+    build_release(&cargo, &root)?;
     eprintln!("xtask bench: whole-process benchmarks (a few minutes)");
     let scratch = root.join("target/xtask-bench");
     let p = crate::procs::run(&root.join("target/release/fleet"), &scratch)?;
@@ -343,16 +336,22 @@ fn status_section(first: &crate::procs::Stats, later: &crate::procs::Stats) -> S
 pub(crate) fn status_only() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let root = workspace_root()?;
-    let status = Command::new(&cargo)
+    build_release(&cargo, &root)?;
+    let scratch = root.join("target/xtask-bench");
+    let (first, later) = crate::status_bench::run(&root.join("target/release/fleet"), &scratch)?;
+    eprint!("{}", status_section(&first, &later));
+    Ok(())
+}
+
+/// `cargo build --release -p fleet --bins`: the binaries the whole-process benchmarks run.
+fn build_release(cargo: &str, root: &Path) -> Result<(), String> {
+    let status = Command::new(cargo)
         .args(["build", "--release", "-p", "fleet", "--bins"])
-        .current_dir(&root)
+        .current_dir(root)
         .status()
         .map_err(|e| format!("cannot build fleet: {e}"))?;
     if !status.success() {
         return Err(format!("cargo build --release failed ({status})"));
     }
-    let scratch = root.join("target/xtask-bench");
-    let (first, later) = crate::status_bench::run(&root.join("target/release/fleet"), &scratch)?;
-    eprint!("{}", status_section(&first, &later));
     Ok(())
 }

@@ -36,6 +36,32 @@ pub(crate) fn safe(text: &str) -> String {
         .collect()
 }
 
+/// Token counts for people: `12`, `4.2k`, `1.3M`.
+pub(crate) fn tokens(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
+/// A cost for people: `$0.04`, or `-` when unknown.
+pub(crate) fn cost(usd: Option<f64>) -> String {
+    usd.map_or_else(|| "-".to_owned(), |c| format!("${c:.2}"))
+}
+
+/// The last thing an agent did: its result once it said it was done, its last tool while it
+/// works, else its last line of output (unescaped: the caller makes it safe).
+pub(crate) fn last_done(a: &crate::ops::status::AgentView) -> String {
+    let act = &a.activity;
+    match (&act.result, &act.last_tool, &a.last_line) {
+        (Some(result), _, _) if act.state.is_final() => result.clone(),
+        (_, Some(tool), _) => format!("{}: {}", tool.name, tool.summary),
+        (_, _, Some(line)) => line.clone(),
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::safe;

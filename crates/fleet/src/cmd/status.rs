@@ -5,7 +5,7 @@ use crate::cli::StatusArgs;
 use crate::config::Services;
 use crate::error::Error;
 use crate::ops::status::{self, AgentView};
-use crate::output::{emit, safe};
+use crate::output::{cost, emit, last_done, safe, tokens};
 
 pub(crate) fn run(services: &Services, args: &StatusArgs, json_mode: bool) -> Result<(), Error> {
     let tasks = status::run(services, args.task.as_ref(), args.agent.as_ref())?;
@@ -48,20 +48,6 @@ pub(crate) fn run(services: &Services, args: &StatusArgs, json_mode: bool) -> Re
     Ok(())
 }
 
-/// `12`, `4.2k`, `1.3M`.
-fn tokens(n: u64) -> String {
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
-        _ => format!("{:.1}M", n as f64 / 1e6),
-    }
-}
-
-/// `$0.04`, or `-` when unknown.
-fn cost(usd: Option<f64>) -> String {
-    usd.map_or_else(|| "-".to_owned(), |c| format!("${c:.2}"))
-}
-
 /// `3m`, `2h`, `5d` since it started.
 fn age(seconds: Option<i64>) -> String {
     match seconds {
@@ -76,14 +62,7 @@ fn age(seconds: Option<i64>) -> String {
 /// The last thing it did: its result once it said it was done, its last tool while it works,
 /// else its last line; and how its process ended, if it did.
 fn last_activity(a: &AgentView) -> String {
-    let act = &a.activity;
-    let what = match (&act.result, &act.last_tool, &a.last_line) {
-        (Some(result), _, _) if act.state.is_final() => result.clone(),
-        (_, Some(tool), _) => format!("{}: {}", tool.name, tool.summary),
-        (_, _, Some(line)) => line.clone(),
-        _ => String::new(),
-    };
-    let what = activity::truncate(&what, 60);
+    let what = activity::truncate(&last_done(a), 60);
     match a.exit {
         Some(exit) => format!("[{exit}] {}", safe(&what)),
         None if a.liveness.as_str() != "alive" => {

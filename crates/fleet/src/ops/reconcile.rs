@@ -1,8 +1,9 @@
 //! `reconcile`: the generic repairs of deploy-core, then the registry's own.
 
 use deploy_core::reconcile::{self, ReconcileReport, Scope};
-use deploy_core::{RepairReport, TaskId};
+use deploy_core::{AgentRecord, ExitStatus, RepairReport, TaskId};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::config::Services;
 use crate::error::Error;
@@ -18,24 +19,23 @@ pub(crate) struct Reconciled {
     pub(crate) repaired: RepairReport,
 }
 
+/// What a zombie's end is recorded with: its activity, as any end is.
+fn with_activity(
+    services: &Services,
+) -> impl Fn(&TaskId, &AgentRecord, Option<ExitStatus>) -> Map<String, Value> + '_ {
+    move |task, record, exit| {
+        let success = exit.is_some_and(|e| e.success());
+        super::activity::at_end(services, task, record, exit, success)
+    }
+}
+
 /// Abandoned deployments, zombies and orphans; then counters, the index and temp files.
 pub(crate) fn run(
     services: &Services,
     task: Option<&TaskId>,
     dry_run: bool,
 ) -> Result<Reconciled, Error> {
-    // A zombie's end is recorded with its activity, as any end is.
-    let annotate = |task: &TaskId,
-                    record: &deploy_core::AgentRecord,
-                    exit: Option<deploy_core::ExitStatus>| {
-        super::activity::at_end(
-            services,
-            task,
-            record,
-            exit,
-            exit.is_some_and(|e| e.success()),
-        )
-    };
+    let annotate = with_activity(services);
     let found = reconcile::reconcile(
         &services.deployer(),
         Scope {
@@ -58,17 +58,7 @@ pub(crate) fn run(
 /// Records the zombies of `task` — active agents whose session is gone or dead — with their
 /// activity, as a full reconcile would; deployments in flight are left alone.
 pub(crate) fn record_zombies(services: &Services, task: &TaskId) -> Result<(), Error> {
-    let annotate = |task: &TaskId,
-                    record: &deploy_core::AgentRecord,
-                    exit: Option<deploy_core::ExitStatus>| {
-        super::activity::at_end(
-            services,
-            task,
-            record,
-            exit,
-            exit.is_some_and(|e| e.success()),
-        )
-    };
+    let annotate = with_activity(services);
     reconcile::reconcile(
         &services.deployer(),
         Scope {

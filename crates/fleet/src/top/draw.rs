@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Row, Table, TableState};
 
 use super::{App, Mode};
 use crate::ops::status::AgentView;
+use crate::output::{cost, last_done, tokens};
 
 /// A colour, unless colours are off (`NO_COLOR`).
 fn fg(app: &App, color: Color) -> Style {
@@ -28,18 +29,6 @@ fn state_style(app: &App, a: &AgentView) -> Style {
         _ => Color::Yellow,
     };
     fg(app, color)
-}
-
-fn tokens(n: u64) -> String {
-    match n {
-        0..1_000 => n.to_string(),
-        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
-        _ => format!("{:.1}M", n as f64 / 1e6),
-    }
-}
-
-fn cost(usd: Option<f64>) -> String {
-    usd.map_or_else(|| "-".to_owned(), |c| format!("${c:.2}"))
 }
 
 /// The table: a line per task, a row per agent under it. Under 100 columns the token counts
@@ -73,12 +62,7 @@ fn table(frame: &mut Frame<'_>, app: &App, area: Rect) {
             }
             index += 1;
             let act = &a.activity;
-            let last = match (&act.result, &act.last_tool, &a.last_line) {
-                (Some(r), _, _) if act.state.is_final() => r.clone(),
-                (_, Some(tool), _) => format!("{}: {}", tool.name, tool.summary),
-                (_, _, Some(line)) => line.clone(),
-                _ => String::new(),
-            };
+            let last = last_done(a);
             rows.push(
                 Row::new(cells(vec![
                     format!(" {}", a.agent_id),
