@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use common::python::{
-    AGENT, GONE, TASK, has_session, process_tree, python_session, python_workspace, running,
+    AGENT, GONE, TASK, has_session, process_tree, python_session, python_workspace,
 };
 use common::{Fleet, stderr, wait_for};
 
@@ -79,7 +79,7 @@ fn a_python_deployed_agent_is_seen_killed_and_recorded() {
     );
     assert!(!has_session(&f, &session));
     wait_for("its processes to be reaped", || {
-        tree.iter().all(|p| !running(*p))
+        tree.iter().all(|p| !testkit::procs::is_running(*p))
     });
     assert!(
         has_session(&f, "user-work"),

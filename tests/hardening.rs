@@ -128,22 +128,10 @@ fn forged_or_garbage_intents_cannot_make_fleet_delete_or_kill() {
 
 /// Processes whose command line contains `marker`, zombies aside.
 fn marked(marker: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) {
-            out.push(pid);
-        }
-    }
-    out
+    testkit::procs::running()
+        .into_iter()
+        .filter(|pid| testkit::procs::cmdline(*pid).contains(marker))
+        .collect()
 }
 
 /// Break 2: a daemon that leaves the agent's tree and drops its tag does not survive `fleet

@@ -53,10 +53,27 @@ impl Fleet {
         c.env("TMUX_TMPDIR", self.tmux_tmpdir()).env_remove("TMUX");
     }
 
-    /// A plain `tmux` (no `-L`): this test's default server, as the Python server ran it.
+    /// The socket of this test's "default" server: where a plain `tmux`, with this test's
+    /// `TMUX_TMPDIR` and no `TMUX`, puts it — `$TMUX_TMPDIR/tmux-<uid>/default`.
+    pub fn default_socket(&self) -> Utf8PathBuf {
+        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::MetadataExt;
+        let uid = fs_err::metadata("/proc/self").unwrap().uid();
+        // tmux makes this directory (0700) for a plain `tmux`, not for `-S`.
+        let dir = self.tmux_tmpdir().join(format!("tmux-{uid}"));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .unwrap();
+        dir.join("default")
+    }
+
+    /// This test's default server — the one the Python server's plain `tmux` reaches, which
+    /// fleet's adopted backend and `--socket default` reach too — named by its socket (`-S`).
     pub fn default_tmux(&self, args: &[&str]) -> Output {
         let mut c = Command::new("tmux");
-        c.args(args);
+        c.arg("-S").arg(self.default_socket()).args(args);
         self.private_tmux(&mut c);
         c.output().unwrap()
     }
@@ -232,35 +249,10 @@ pub fn tagged(agents: &std::collections::BTreeSet<String>) -> Vec<u32> {
     tagged_where(|tag| agents.contains(tag))
 }
 
-/// Processes whose `FLEET_AGENT_ID` satisfies `keep`, with their tags.
+/// Processes whose `FLEET_AGENT_ID` satisfies `keep`.
 pub fn tagged_where(keep: impl Fn(&str) -> bool) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'))
-        {
-            continue;
-        }
-        let tag = env
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"FLEET_AGENT_ID="))
-            .map(|v| String::from_utf8_lossy(v).into_owned());
-        if tag.is_some_and(|t| keep(&t)) {
-            out.push(pid);
-        }
-    }
-    out
+    testkit::procs::running()
+        .into_iter()
+        .filter(|pid| testkit::procs::env_var(*pid, "FLEET_AGENT_ID").is_some_and(|t| keep(&t)))
+        .collect()
 }

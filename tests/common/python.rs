@@ -85,40 +85,7 @@ pub fn process_tree(f: &Fleet, session: &str) -> BTreeSet<u32> {
         "#{pane_pid}",
     ]);
     let root: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    let parents: Vec<(u32, u32)> = fs_err::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((pid, ppid))
-        })
-        .collect();
-    let mut tree = BTreeSet::from([root]);
-    loop {
-        let more: Vec<u32> = parents
-            .iter()
-            .filter(|(pid, ppid)| tree.contains(ppid) && !tree.contains(pid))
-            .map(|(pid, _)| *pid)
-            .collect();
-        if more.is_empty() {
-            return tree;
-        }
-        tree.extend(more);
-    }
-}
-
-pub fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
+    testkit::procs::tree(root)
 }
 
 pub fn has_session(f: &Fleet, session: &str) -> bool {

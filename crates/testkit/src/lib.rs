@@ -35,6 +35,7 @@
 mod advance;
 mod backend;
 mod faults;
+pub mod procs;
 mod registry;
 mod stores;
 mod world;

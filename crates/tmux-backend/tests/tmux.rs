@@ -111,30 +111,12 @@ fn session(agent: &str) -> SessionName {
     SessionName::parse(&format!("agent_{agent}")).unwrap()
 }
 
+/// Processes whose environment carries `agent`'s tag, zombies aside.
 fn tagged(agent: &str) -> Vec<u32> {
-    let wanted = format!("FLEET_AGENT_ID={agent}");
-    let mut out = Vec::new();
-    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = state
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'));
-        if !zombie && env.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes()) {
-            out.push(pid);
-        }
-    }
-    out
+    testkit::procs::running()
+        .into_iter()
+        .filter(|pid| testkit::procs::env_var(*pid, "FLEET_AGENT_ID").as_deref() == Some(agent))
+        .collect()
 }
 
 #[test]
@@ -415,22 +397,10 @@ fn kill_reaches_children_that_ignore_hangup_and_setsid_grandchildren_only() {
 
 /// Processes whose command line contains `marker` (a daemon names itself with it as `$0`).
 fn marked(marker: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in fs_err::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = state
-            .rsplit(')')
-            .next()
-            .is_some_and(|r| r.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) {
-            out.push(pid);
-        }
-    }
-    out
+    testkit::procs::running()
+        .into_iter()
+        .filter(|pid| testkit::procs::cmdline(*pid).contains(marker))
+        .collect()
 }
 
 /// A daemon that leaves the tree (setsid -f), drops its tag and ignores HUP and TERM: the
