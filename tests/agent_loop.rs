@@ -42,7 +42,15 @@ fn ok(f: &Fleet, args: &[&str], env: &[(&str, &str)]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn deploy(f: &Fleet, task: &str, prompt: &str, extra: &[&str], env: &[(&str, &str)]) -> String {
+/// `fleet deploy` of a worker told `prompt`, with startup grace `grace_ms` and `extra` flags.
+fn try_deploy(
+    f: &Fleet,
+    task: &str,
+    prompt: &str,
+    grace_ms: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut args = vec![
         "deploy",
         "--task",
@@ -52,10 +60,17 @@ fn deploy(f: &Fleet, task: &str, prompt: &str, extra: &[&str], env: &[(&str, &st
         "--prompt",
         prompt,
         "--startup-grace-ms",
-        "100",
+        grace_ms,
     ];
     args.extend_from_slice(extra);
-    ok(f, &args, env).trim().to_owned()
+    fleet(f, &args, env)
+}
+
+/// [`try_deploy`] that must succeed; the agent's id.
+fn deploy(f: &Fleet, task: &str, prompt: &str, extra: &[&str], env: &[(&str, &str)]) -> String {
+    let out = try_deploy(f, task, prompt, "100", extra, env);
+    assert!(out.status.success(), "fleet deploy: {}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// The registry entry of `agent`.
@@ -210,20 +225,12 @@ fn the_permission_mode_and_model_settings_reach_the_agents_argv() {
     assert_eq!(flag(&argv, "--model"), Some("opus"));
 
     let before = f.files();
-    let out = fleet(
+    let out = try_deploy(
         &f,
-        &[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            "worker",
-            "--prompt",
-            "wait",
-            "--allow-duplicate",
-            "--permission-mode",
-            "yolo",
-        ],
+        &task,
+        "wait",
+        "100",
+        &["--allow-duplicate", "--permission-mode", "yolo"],
         &[],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -235,21 +242,12 @@ fn the_permission_mode_and_model_settings_reach_the_agents_argv() {
     assert_eq!(f.files(), before, "nothing left");
 
     // Without the preamble the agent does not know who it is — and says so as it dies.
-    let out = fleet(
+    let out = try_deploy(
         &f,
-        &[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            "worker",
-            "--prompt",
-            "wait",
-            "--allow-duplicate",
-            "--no-preamble",
-            "--startup-grace-ms",
-            "2000",
-        ],
+        &task,
+        "wait",
+        "2000",
+        &["--allow-duplicate", "--no-preamble"],
         &[],
     );
     assert_eq!(out.status.code(), Some(1));
