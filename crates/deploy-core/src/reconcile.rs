@@ -392,15 +392,16 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     for id in tasks {
         snapshots.insert(id.clone(), env.registry.read_task(&id)?);
     }
-    let candidates: Vec<(TaskId, AgentRecord)> = snapshots
+    // Each candidate with where its session is: only fleet's own sessions are listed; an
+    // adopted agent is probed by its exact name, and one placed elsewhere is not judged.
+    let candidates: Vec<(TaskId, AgentRecord, Whereabouts<'_>)> = snapshots
         .values()
-        .flat_map(|t| t.agents.iter().map(move |a| (t.id.clone(), a.clone())))
+        .flat_map(|t| t.agents.iter().map(move |a| (t.id.clone(), a)))
         .filter(|(_, a)| scope.zombies && a.status.is_active() && !in_flight.contains(&a.id))
+        .map(|(t, a)| (t, a.clone(), env.locate(a)))
         .collect();
-    // Only fleet's own sessions are listed; an adopted agent is probed by its exact name, and
-    // one placed elsewhere is not judged.
-    let own = |a: &AgentRecord| matches!(env.locate(a), Whereabouts::Own(_));
-    let listed = match (listed, candidates.iter().any(|(_, a)| own(a))) {
+    let own = |place: &Whereabouts<'_>| matches!(place, Whereabouts::Own(_));
+    let listed = match (listed, candidates.iter().any(|(_, _, p)| own(p))) {
         (Some(l), _) => Some(l),
         (None, true) => Some(sessions_by_name(env.backend)?),
         (None, false) => None,
@@ -410,15 +411,15 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     // tells (rather than a probe per candidate).
     let relisted = if candidates
         .iter()
-        .any(|(_, a)| own(a) && !listed.as_ref().is_some_and(|l| l.contains_key(&a.session)))
+        .any(|(_, a, p)| own(p) && !listed.as_ref().is_some_and(|l| l.contains_key(&a.session)))
     {
         Some(sessions_by_name(env.backend)?)
     } else {
         None
     };
     let mut by_task: BTreeMap<TaskId, Vec<Zombie>> = BTreeMap::new();
-    for (task, agent) in candidates {
-        let exit = match env.locate(&agent) {
+    for (task, agent, place) in candidates {
+        let exit = match place {
             Whereabouts::Own(_) => {
                 let seen = listed
                     .as_ref()

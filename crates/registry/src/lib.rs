@@ -30,7 +30,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::limits::{self, Candidate};
 use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, ExitStatus, Layout, Limits, Parent, Registration, Registry,
+    AgentId, AgentRecord, AgentStatus, Layout, Limits, Parent, Registration, Registry,
     RepairReport, StatusUpdate, TaskId, TaskSnapshot, TaskSummary, timestamp,
 };
 use serde::Serialize;
@@ -143,14 +143,6 @@ fn new_global() -> GlobalFile {
     }
 }
 
-fn exit_json(exit: ExitStatus) -> Value {
-    match exit {
-        ExitStatus::Code(c) => json!({ "code": c }),
-        ExitStatus::Signal(s) => json!({ "signal": s }),
-        ExitStatus::Unknown => json!("unknown"),
-    }
-}
-
 /// The task registry's and the index's fields for a status update, as the Python server
 /// wrote them.
 fn status_fields(update: &StatusUpdate) -> (Map<String, Value>, Map<String, Value>) {
@@ -183,7 +175,7 @@ fn status_fields(update: &StatusUpdate) -> (Map<String, Value>, Map<String, Valu
         _ => {}
     }
     if let Some(exit) = update.exit {
-        fields.insert("exit_status".into(), exit_json(exit));
+        fields.insert("exit_status".into(), json!(exit));
     }
     fields.extend(update.fields.clone());
     (fields, index)

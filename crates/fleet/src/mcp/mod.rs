@@ -56,9 +56,9 @@ fn agent_id(s: &str) -> Result<AgentId, Error> {
 /// A `fleet mcp` wired into an agent acts for that agent only: its reports must be the agent's
 /// own and its deployments the agent's children, in its task. Any other server (the
 /// orchestrator's) acts for anyone.
-fn acts_for(services: &Services, task: &TaskId, agent: &AgentId, what: &str) -> Result<(), Error> {
+fn acts_for(services: &Services, task: &TaskId, agent: &str, what: &str) -> Result<(), Error> {
     match &services.config.serving {
-        Some((t, a)) if t != task || a != agent => Err(Error::Invalid(format!(
+        Some((t, a)) if t != task || a.as_str() != agent => Err(Error::Invalid(format!(
             "this server acts for agent {a} of task {t}: {what} for agent {agent} of task {task} is refused"
         ))),
         _ => Ok(()),
@@ -113,13 +113,12 @@ fn deploy(services: &Services, d: Deploy<'_>) -> Result<views::Deployed, Error> 
         d.prompt.to_owned(),
     );
     options.parent = Parent::parse(d.parent)?;
-    if services.config.serving.is_some() {
-        let parent = match &options.parent {
-            Parent::Agent(p) => p.clone(),
-            Parent::Orchestrator => AgentId::parse(Parent::ORCHESTRATOR)?,
-        };
-        acts_for(services, &options.task, &parent, "a deployment with parent")?;
-    }
+    acts_for(
+        services,
+        &options.task,
+        options.parent.as_str(),
+        "a deployment with parent",
+    )?;
     options.preamble = Some(true);
     options.permission_mode = d.permission_mode;
     options.model = d.model;
@@ -294,7 +293,7 @@ impl FleetMcp {
     ) -> Result<CallToolResult, McpError> {
         self.run(move |services| {
             let (task, agent) = (task_id(&p.task_id)?, agent_id(&p.agent_id)?);
-            acts_for(services, &task, &agent, "a progress report")?;
+            acts_for(services, &task, agent.as_str(), "a progress report")?;
             let reported =
                 ops::reports::progress(services, &task, &agent, &p.status, &p.message, p.progress)?;
             Ok(views::progress(&reported))
@@ -312,7 +311,7 @@ impl FleetMcp {
     ) -> Result<CallToolResult, McpError> {
         self.run(move |services| {
             let (task, agent) = (task_id(&p.task_id)?, agent_id(&p.agent_id)?);
-            acts_for(services, &task, &agent, "a finding")?;
+            acts_for(services, &task, agent.as_str(), "a finding")?;
             let reported = ops::reports::finding(
                 services,
                 &task,
@@ -338,7 +337,7 @@ impl FleetMcp {
         self.run(move |services| {
             let (task, agent) = (task_id(&p.task_id)?, agent_id(&p.agent_id)?);
             if let Some((_, me)) = &services.config.serving {
-                acts_for(services, &task, me, "resuming an agent")?;
+                acts_for(services, &task, me.as_str(), "resuming an agent")?;
             }
             Ok(views::deployed(&ops::resume::run(
                 services, &task, &agent, p.prompt,

@@ -103,23 +103,18 @@ impl<'s> Book<'s> {
         }
     }
 
-    /// The fields recorded with `record`'s end — its settled activity and working directory —
-    /// and its reader forgotten: its registry entry holds the summary from then on.
-    pub(crate) fn at_end(
+    /// `record`'s activity at its end, settled with how it ended, and its reader forgotten:
+    /// its registry entry holds the summary from then on ([`end_fields`]).
+    pub(crate) fn end(
         &mut self,
         record: &AgentRecord,
         exit: Option<ExitStatus>,
         success: bool,
-    ) -> Map<String, Value> {
+    ) -> Seen {
         let ended = exit.map_or(Some(success), |e| Some(e.success()));
         let seen = self.of(record, ended);
         self.changed |= self.readers.remove(record.id.as_str()).is_some();
-        let mut fields = Map::new();
-        fields.insert(FIELD.into(), json!(seen.activity));
-        if let Some(cwd) = seen.context.cwd {
-            fields.insert(WORKDIR.into(), json!(cwd));
-        }
-        fields
+        seen
     }
 
     /// Writes the book if a look changed it (an empty book is removed). Failures are logged:
@@ -156,6 +151,17 @@ fn keep(path: &Utf8Path, readers: &BTreeMap<String, Tracker>) -> Result<(), Stri
     })
 }
 
+/// The fields recorded with an agent's end: its activity and, if it said, its working
+/// directory.
+pub(crate) fn end_fields(seen: &Seen) -> Map<String, Value> {
+    let mut fields = Map::new();
+    fields.insert(FIELD.into(), json!(seen.activity));
+    if let Some(cwd) = &seen.context.cwd {
+        fields.insert(WORKDIR.into(), json!(cwd));
+    }
+    fields
+}
+
 /// One agent's end fields, through its task's book (kill, reconcile: one agent at a time).
 pub(crate) fn at_end(
     services: &Services,
@@ -165,9 +171,9 @@ pub(crate) fn at_end(
     success: bool,
 ) -> Map<String, Value> {
     let mut book = Book::open(services, task);
-    let fields = book.at_end(record, exit, success);
+    let seen = book.end(record, exit, success);
     book.close();
-    fields
+    end_fields(&seen)
 }
 
 /// One agent's activity, through its task's book.

@@ -132,7 +132,8 @@ pub(crate) fn progress(
             ..update
         };
         services.registry.update_status(task, agent, &interim)?;
-        if services.config.serving.as_ref() == Some(&(task.clone(), agent.clone())) {
+        let own_report = services.config.serving.as_ref();
+        if own_report.is_some_and(|(t, a)| t == task && a == agent) {
             services.deployer().backend_of(&record)?.run_detached(
                 &super::kill::ender_label(agent)?,
                 &super::kill::ender_argv(services, task, agent)?,

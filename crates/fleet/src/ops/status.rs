@@ -143,11 +143,11 @@ fn age_seconds(started_at: &str) -> Option<i64> {
 /// How one agent's session looks: from the listing of fleet's own sessions, by a probe of an
 /// adopted one, not at all for one placed elsewhere.
 fn look(
-    env: &Deployer<'_>,
+    place: &Whereabouts<'_>,
     a: &AgentRecord,
     sessions: &BTreeMap<SessionName, SessionListing>,
 ) -> (Liveness, Option<ExitStatus>) {
-    match env.locate(a) {
+    match place {
         Whereabouts::Own(_) => match sessions.get(&a.session) {
             None => (Liveness::Missing, None),
             Some(s) => match s.exited {
@@ -182,19 +182,16 @@ fn observe(
     let mut views = Vec::new();
     let mut ended: Vec<(usize, Gone)> = Vec::new();
     for a in &task.agents {
-        let (liveness, exit) = look(env, a, sessions);
+        let place = env.locate(a);
+        let (liveness, exit) = look(&place, a, sessions);
         let exit = exit.or_else(|| recorded_exit(a));
-        let own = matches!(env.locate(a), Whereabouts::Own(_));
+        let own = matches!(place, Whereabouts::Own(_));
         let seen = if let (true, true, Some(exit)) = (own, a.status.is_active(), exit) {
+            let seen = book.end(a, Some(exit), exit.success());
             let mut gone = Gone::of(a, Some(exit));
-            gone.fields = book.at_end(a, Some(exit), exit.success());
-            let summary =
-                serde_json::from_value(gone.fields[activity::FIELD].clone()).unwrap_or_default();
+            gone.fields = activity::end_fields(&seen);
             ended.push((views.len(), gone));
-            activity::Seen {
-                activity: summary,
-                ..activity::Seen::default()
-            }
+            seen
         } else {
             book.of(a, exit.map(|e| e.success()))
         };
@@ -223,15 +220,13 @@ fn observe(
     }
 }
 
-/// The exit status recorded with an agent's end (`exit_status`: `{"code": n}` or
-/// `{"signal": n}`).
+/// The exit status recorded with an agent's end (`exit_status`, as [`ExitStatus`] serializes:
+/// `{"code": n}` or `{"signal": n}`); an unknown one tells nothing.
 fn recorded_exit(a: &AgentRecord) -> Option<ExitStatus> {
     let v = a.extra.get("exit_status")?;
-    match (v["code"].as_i64(), v["signal"].as_i64()) {
-        (Some(code), _) => Some(ExitStatus::Code(i32::try_from(code).ok()?)),
-        (None, Some(sig)) => Some(ExitStatus::Signal(i32::try_from(sig).ok()?)),
-        _ => None,
-    }
+    serde_json::from_value(v.clone())
+        .ok()
+        .filter(|e| *e != ExitStatus::Unknown)
 }
 
 fn view(
