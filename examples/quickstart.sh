@@ -4,7 +4,7 @@ set -eu
 cd "$(dirname "$0")/.."
 echo "building fleet (cargo build; the first build takes a few minutes)..."
 cargo build -q -p fleet
-fleet="$PWD/target/debug/fleet"
+fleet="${CARGO_TARGET_DIR:-$PWD/target}/debug/fleet"
 export FLEET_ROOT="${FLEET_ROOT:-$PWD/.agent-workspace}"
 task=$("$fleet" task create --description "quick start")
 agent=$("$fleet" deploy --task "$task" --type demo --prompt "Say hello" --startup-grace-ms 500 -- sh examples/agent.sh)
