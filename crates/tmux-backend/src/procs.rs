@@ -167,6 +167,16 @@ mod tests {
             .env("FLEET_TEST_TAG", "x1")
             .spawn()
             .unwrap();
+        // Until the child has exec'd, /proc shows the environment it forked with (ours): wait
+        // for `sleep` to be its name, bounded so a broken spawn fails instead of hanging.
+        let exec_seen = (0..500).any(|_| {
+            let named = stat(child.id()).is_some_and(|p| p.name == "sleep");
+            if !named {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            named
+        });
+        assert!(exec_seen, "the child never exec'd sleep");
         let procs = all();
         let me = std::process::id();
         let tree = agent_processes(&procs, Some(me), ("NONE", "none"), &BTreeSet::from([me]));
