@@ -11,8 +11,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Liveness, SessionBackend, SessionInfo, SessionSpec};
+use crate::checkout::{Checkout, CheckoutPlan, Checkouts};
 use crate::failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure, Resource, Step};
-use crate::guard::{IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard, guarded};
+use crate::guard::{
+    CheckoutGuard, IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard, guarded,
+};
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentJournal, IntentRecord};
 use crate::layout::Layout;
@@ -47,6 +50,9 @@ pub struct Deployer<'a> {
     /// default tmux server. Probed and killed there, never listed (see
     /// [`Deployer::locate`]).
     pub adopted: Option<&'a dyn SessionBackend>,
+    /// Where agents' checkouts are made, for requests that ask for one
+    /// ([`DeployRequest::checkout`]); such a request fails without it.
+    pub checkouts: Option<&'a dyn Checkouts>,
 }
 
 impl fmt::Debug for Deployer<'_> {
@@ -66,6 +72,9 @@ struct Plan {
     session_name: SessionName,
     files: TrackedFiles,
     started_at: String,
+    checkout: Option<CheckoutPlan>,
+    /// The checkout once made.
+    made: Option<Checkout>,
 }
 
 impl Plan {
@@ -85,7 +94,10 @@ impl Plan {
             agent: self.agent.clone(),
             task: self.task.clone(),
             argv: self.request.command.clone(),
-            workdir: self.request.workdir.clone(),
+            workdir: match &self.made {
+                Some(checkout) => checkout.path.clone(),
+                None => self.request.workdir.clone(),
+            },
             env: self.request.env.clone(),
             prompt_file: self.files.prompt_file.clone(),
             log_file: self.files.log_file.clone(),
@@ -138,6 +150,7 @@ macro_rules! state_accessors {
 #[must_use = "dropping a deployment state rolls it back"]
 pub struct PromptWritten<'a> {
     prompt: PromptGuard<'a>,
+    checkout: Option<CheckoutGuard<'a>>,
     intent: IntentGuard,
     ledger: Ledger,
     plan: Box<Plan>,
@@ -151,6 +164,7 @@ pub struct SessionStarted<'a> {
     session: SessionGuard<'a>,
     info: SessionInfo,
     prompt: PromptGuard<'a>,
+    checkout: Option<CheckoutGuard<'a>>,
     intent: IntentGuard,
     ledger: Ledger,
     plan: Box<Plan>,
@@ -166,6 +180,7 @@ pub struct Registered<'a> {
     session: SessionGuard<'a>,
     info: SessionInfo,
     prompt: PromptGuard<'a>,
+    checkout: Option<CheckoutGuard<'a>>,
     intent: IntentGuard,
     ledger: Ledger,
     plan: Box<Plan>,
@@ -179,6 +194,9 @@ state_accessors!(Registered);
 impl PromptWritten<'_> {
     fn rollback(self) -> (Box<Plan>, CleanupReport) {
         self.prompt.release();
+        if let Some(c) = self.checkout {
+            c.release();
+        }
         self.intent.release();
         (self.plan, self.ledger.report())
     }
@@ -188,6 +206,9 @@ impl SessionStarted<'_> {
     fn rollback(self) -> (Box<Plan>, CleanupReport) {
         self.session.release();
         self.prompt.release();
+        if let Some(c) = self.checkout {
+            c.release();
+        }
         self.intent.release();
         (self.plan, self.ledger.report())
     }
@@ -198,6 +219,9 @@ impl Registered<'_> {
         self.registration.release();
         self.session.release();
         self.prompt.release();
+        if let Some(c) = self.checkout {
+            c.release();
+        }
         self.intent.release();
         (self.plan, self.ledger.report())
     }
@@ -211,6 +235,7 @@ pub struct Live {
     record: AgentRecord,
     session: SessionInfo,
     files: TrackedFiles,
+    checkout: Option<Checkout>,
 }
 
 impl Live {
@@ -232,6 +257,11 @@ impl Live {
     /// Its files.
     pub fn files(&self) -> &TrackedFiles {
         &self.files
+    }
+
+    /// Its checkout, if it asked for one.
+    pub fn checkout(&self) -> Option<&Checkout> {
+        self.checkout.as_ref()
     }
 }
 
@@ -333,6 +363,18 @@ impl<'a> Deployer<'a> {
         let session_name =
             SessionName::for_agent(&agent).map_err(|e| early(Step::Precheck, Some(&agent), e))?;
         let files = self.layout.tracked_files(&task, &agent);
+        let checkout = match (&request.checkout, self.checkouts) {
+            (None, _) => None,
+            (Some(wanted), Some(_)) => {
+                Some(CheckoutPlan::for_agent(self.layout, &task, &agent, wanted))
+            }
+            (Some(_), None) => {
+                let cause = Error::InvalidRequest(
+                    "a worktree was asked for, but this deployer makes no checkouts".into(),
+                );
+                return Err(early(Step::Validate, Some(&agent), cause));
+            }
+        };
         let intent = IntentRecord {
             version: 1,
             task: task.clone(),
@@ -342,6 +384,7 @@ impl<'a> Deployer<'a> {
             pid: std::process::id(),
             created_at: timestamp(),
             placement: Some(self.backend.placement()),
+            checkout: checkout.clone(),
         };
         let lease = self
             .journal
@@ -350,19 +393,48 @@ impl<'a> Deployer<'a> {
         let ledger = Ledger::default();
         let intent_guard = IntentGuard::arm(lease, &ledger);
         failpoint("deploy::after_intent");
-        let plan = Box::new(Plan {
+        let mut plan = Box::new(Plan {
             request,
             task,
             agent,
             session_name,
             files,
             started_at: intent.created_at,
+            checkout,
+            made: None,
         });
+        let checkout = match (&plan.checkout, self.checkouts) {
+            (Some(wanted), Some(checkouts)) => {
+                let guard = CheckoutGuard::arm(
+                    checkouts,
+                    wanted.repo.clone(),
+                    wanted.branch.clone(),
+                    wanted.path.clone(),
+                    &ledger,
+                );
+                match checkouts.create(wanted) {
+                    Ok(made) => {
+                        plan.made = Some(made);
+                        failpoint("deploy::after_checkout");
+                        Some(guard)
+                    }
+                    Err(e) => {
+                        guard.disarm(); // the contract: an Err left nothing
+                        intent_guard.release();
+                        return Err(plan.failure(Step::Checkout, e, ledger.report()));
+                    }
+                }
+            }
+            _ => None,
+        };
         if let Err(e) = self
             .prompts
             .write(&plan.files.prompt_file, &plan.request.prompt)
         {
             // The store's contract: on `Err` no file was left, so there is nothing to own.
+            if let Some(c) = checkout {
+                c.release();
+            }
             intent_guard.release();
             return Err(plan.failure(Step::WritePrompt, e, ledger.report()));
         }
@@ -370,6 +442,7 @@ impl<'a> Deployer<'a> {
         failpoint("deploy::after_prompt");
         Ok(PromptWritten {
             prompt,
+            checkout,
             intent: intent_guard,
             ledger,
             plan,
@@ -395,6 +468,7 @@ impl<'a> PromptWritten<'a> {
                     session,
                     info,
                     prompt: self.prompt,
+                    checkout: self.checkout,
                     intent: self.intent,
                     ledger: self.ledger,
                     plan: self.plan,
@@ -431,6 +505,7 @@ impl<'a> SessionStarted<'a> {
             started_at: plan.started_at.clone(),
             placement: self.env.backend.placement(),
             allow_duplicate: plan.request.allow_duplicate,
+            checkout: plan.made.clone(),
         };
         let guard = RegistrationGuard::arm(
             self.env.registry,
@@ -447,6 +522,7 @@ impl<'a> SessionStarted<'a> {
                     session: self.session,
                     info: self.info,
                     prompt: self.prompt,
+                    checkout: self.checkout,
                     intent: self.intent,
                     ledger: self.ledger,
                     plan: self.plan,
@@ -543,6 +619,7 @@ impl Registered<'_> {
             session,
             info,
             prompt,
+            checkout,
             intent,
             ledger,
             plan,
@@ -552,6 +629,9 @@ impl Registered<'_> {
             registration.release();
             session.release();
             prompt.release();
+            if let Some(c) = checkout {
+                c.release();
+            }
             let mut cleanup = ledger.report();
             cleanup.entries.push(CleanupEntry {
                 resource: Resource::Intent(plan.agent.clone()),
@@ -562,6 +642,9 @@ impl Registered<'_> {
         registration.commit();
         session.commit();
         prompt.commit();
+        if let Some(c) = checkout {
+            c.commit();
+        }
         failpoint("deploy::after_commit");
         let confirmed = match guarded(|| env.registry.confirm(&plan.task, &plan.agent)) {
             Ok(()) => true,
@@ -579,6 +662,7 @@ impl Registered<'_> {
             },
             session: info,
             files: plan.files,
+            checkout: plan.made,
         })
     }
 }

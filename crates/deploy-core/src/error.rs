@@ -125,6 +125,9 @@ pub enum Error {
     /// A registry failed.
     #[error("registry: {0}")]
     Registry(#[source] BoxError),
+    /// A checkout (git worktree and branch) could not be made or removed.
+    #[error("worktree: {0}")]
+    Checkout(#[source] BoxError),
     /// A prompt store or intent journal failed.
     #[error("store: {0}")]
     Store(#[source] BoxError),

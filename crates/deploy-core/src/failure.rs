@@ -19,6 +19,8 @@ pub enum Step {
     Precheck,
     /// Writing the intent record.
     WriteIntent,
+    /// Making the agent's checkout (branch and worktree).
+    Checkout,
     /// Writing the prompt file.
     WritePrompt,
     /// Starting the session.
@@ -39,6 +41,7 @@ impl fmt::Display for Step {
             Step::Validate => "validate request",
             Step::Precheck => "check limits",
             Step::WriteIntent => "write intent",
+            Step::Checkout => "make worktree",
             Step::WritePrompt => "write prompt",
             Step::StartSession => "start session",
             Step::Register => "register",
@@ -63,18 +66,26 @@ pub enum Resource {
     Session(SessionName),
     /// The prompt file.
     PromptFile(Utf8PathBuf),
+    /// The agent's checkout: its worktree and branch.
+    Checkout {
+        /// The branch, `fleet/<agent>`.
+        branch: String,
+        /// The worktree.
+        path: Utf8PathBuf,
+    },
     /// The intent record.
     Intent(AgentId),
 }
 
 impl Resource {
     /// A short word for the kind of resource (`registration`, `session`, `prompt_file`,
-    /// `intent`).
+    /// `worktree`, `intent`).
     pub fn kind(&self) -> &'static str {
         match self {
             Resource::Registration { .. } => "registration",
             Resource::Session(_) => "session",
             Resource::PromptFile(_) => "prompt_file",
+            Resource::Checkout { .. } => "worktree",
             Resource::Intent(_) => "intent",
         }
     }
@@ -88,6 +99,7 @@ impl fmt::Display for Resource {
             }
             Resource::Session(name) => write!(f, "session {name}"),
             Resource::PromptFile(path) => write!(f, "prompt file {path}"),
+            Resource::Checkout { branch, path } => write!(f, "worktree {path} and branch {branch}"),
             Resource::Intent(agent) => write!(f, "intent of {agent}"),
         }
     }

@@ -1,5 +1,5 @@
-//! One guard per resource of a deployment: the intent, the prompt file, the session, the
-//! registration.
+//! One guard per resource of a deployment: the intent, the checkout (with `--worktree`), the
+//! prompt file, the session, the registration.
 //!
 //! A guard owns its resource. [`release`](SessionGuard::release) consumes it, lets the
 //! resource go and returns its line of the cleanup report; dropping an armed guard does the same
@@ -48,6 +48,7 @@ use camino::Utf8PathBuf;
 
 use crate::Error;
 use crate::backend::SessionBackend;
+use crate::checkout::Checkouts;
 use crate::failure::{CleanupEntry, CleanupOutcome, CleanupReport, Resource};
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::IntentLease;
@@ -295,6 +296,85 @@ impl<'a> PromptGuard<'a> {
     release_fn!();
 
     /// The file belongs to the agent now.
+    pub(crate) fn commit(self) {
+        self.armed.disarm();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct CheckoutHeld<'a> {
+    checkouts: &'a dyn Checkouts,
+    repo: Utf8PathBuf,
+    branch: String,
+    path: Utf8PathBuf,
+}
+
+impl fmt::Debug for CheckoutHeld<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckoutHeld")
+            .field("repo", &self.repo)
+            .field("branch", &self.branch)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Hold for CheckoutHeld<'_> {
+    fn release(self, _: &Ledger) -> CleanupEntry {
+        let removed = guarded(|| {
+            self.checkouts
+                .discard(&self.repo, Some(self.branch.as_str()), Some(&self.path))
+        });
+        CleanupEntry {
+            outcome: outcome(removed),
+            resource: Resource::Checkout {
+                branch: self.branch,
+                path: self.path,
+            },
+        }
+    }
+}
+
+/// Owns the agent's checkout: its worktree and its branch `fleet/<agent>`. Release removes
+/// both, whatever they hold; commit leaves them to the agent.
+#[derive(Debug)]
+pub struct CheckoutGuard<'a> {
+    armed: Armed<CheckoutHeld<'a>>,
+}
+
+impl<'a> CheckoutGuard<'a> {
+    /// Armed before the checkout is made, like [`SessionGuard::arm`]: a panic half-way still
+    /// removes what was made.
+    pub(crate) fn arm(
+        checkouts: &'a dyn Checkouts,
+        repo: Utf8PathBuf,
+        branch: String,
+        path: Utf8PathBuf,
+        ledger: &Ledger,
+    ) -> Self {
+        CheckoutGuard {
+            armed: Armed::new(
+                CheckoutHeld {
+                    checkouts,
+                    repo,
+                    branch,
+                    path,
+                },
+                ledger,
+            ),
+        }
+    }
+
+    release_fn!();
+
+    /// The checkout said the creation failed and, by its contract, left nothing — not even a
+    /// branch of the same name that existed before, which must not be deleted.
+    pub(crate) fn disarm(self) {
+        self.armed.disarm();
+    }
+
+    /// The worktree belongs to the agent now.
     pub(crate) fn commit(self) {
         self.armed.disarm();
     }

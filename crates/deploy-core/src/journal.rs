@@ -40,6 +40,9 @@ pub struct IntentRecord {
     /// see. (Absent in intents of earlier versions: this deployer's own.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<String>,
+    /// The agent's checkout, named before it is made (absent without `--worktree`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<crate::checkout::CheckoutPlan>,
 }
 
 /// A held intent. Dropping it releases the lock and keeps the record, which makes the
@@ -332,6 +335,7 @@ mod tests {
             pid: std::process::id(),
             created_at: "now".into(),
             placement: None,
+            checkout: None,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::record::TrackedFiles;
 /// <root>/<task_id>/logs/<agent_id>_stream.jsonl
 /// <root>/<task_id>/progress/<agent_id>_progress.jsonl
 /// <root>/<task_id>/findings/<agent_id>_findings.jsonl
+/// <root>/<task_id>/worktrees/<agent_id>/      (with --worktree)
 /// <root>/.fleet/intents/<agent_id>.json
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,16 @@ impl Layout {
     /// `<root>/.fleet/intents`.
     pub fn intents_dir(&self) -> Utf8PathBuf {
         self.root.join(".fleet").join("intents")
+    }
+
+    /// `<root>/<task_id>/worktrees`.
+    pub fn worktrees_dir(&self, task: &TaskId) -> Utf8PathBuf {
+        self.task_dir(task).join("worktrees")
+    }
+
+    /// `<root>/<task_id>/worktrees/<agent_id>`: the agent's checkout.
+    pub fn worktree(&self, task: &TaskId, agent: &AgentId) -> Utf8PathBuf {
+        self.worktrees_dir(task).join(agent.as_str())
     }
 
     /// `<root>/<task_id>/archive`.

@@ -6,7 +6,7 @@
 //! | state               | owns                                                     |
 //! |---------------------|----------------------------------------------------------|
 //! | (intent)            | a journal record, flock-held until Live or rolled back   |
-//! | [`PromptWritten`]   | the prompt file                                          |
+//! | [`PromptWritten`]   | the prompt file, and the agent's git checkout if asked   |
 //! | [`SessionStarted`]  | the agent's session, its agent gated (not yet executed)  |
 //! | [`Registered`]      | the agent's entries in the task registry and global index |
 //! | [`Live`]            | nothing: the agent belongs to the registry now           |
@@ -17,7 +17,8 @@
 //! [`journal`] and [`reconcile`].
 //!
 //! deploy-core never runs a process, never names tmux and never touches a registry file: it
-//! talks to a [`SessionBackend`], a [`Registry`], a [`PromptStore`] and an [`IntentJournal`].
+//! talks to a [`SessionBackend`], a [`Registry`], a [`PromptStore`] and an [`IntentJournal`]
+//! (and, for agents that get their own git worktree, [`Checkouts`]).
 //! They are trait objects rather than generic parameters — see [`Deployer`] for why.
 //!
 //! ## A complete deployment
@@ -97,6 +98,7 @@
 //!     record: todo!(),
 //!     session: todo!(),
 //!     files: todo!(),
+//!     checkout: todo!(),
 //! };
 //! ```
 //!
@@ -106,6 +108,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod checkout;
 mod deploy;
 mod error;
 pub mod failpoints;
@@ -128,6 +131,9 @@ mod whereabouts;
 pub use backend::{
     AGENT_ID_ENV, KillReport, KilledProcess, Liveness, PROMPT_FILE_PLACEHOLDER, SessionBackend,
     SessionInfo, SessionListing, SessionSpec,
+};
+pub use checkout::{
+    Checkout, CheckoutPlan, CheckoutRequest, CheckoutState, Checkouts, FoundCheckout,
 };
 pub use deploy::{AnyDeployment, Deployer, Live, PromptWritten, Registered, SessionStarted};
 pub use error::{BoxError, Error};

@@ -215,6 +215,8 @@ pub struct Registration {
     pub placement: String,
     /// Whether another active agent of the same type is allowed.
     pub allow_duplicate: bool,
+    /// Its checkout, recorded as [`CHECKOUT_FIELD`](crate::checkout::CHECKOUT_FIELD).
+    pub checkout: Option<crate::checkout::Checkout>,
 }
 
 /// An agent as a registry holds it. Serialized with the Python server's field names.

@@ -1,6 +1,8 @@
 //! The registry: which agents exist in which task. `registry` implements it over the Python
 //! server's JSON files; testkit fakes it.
 
+use serde_json::{Map, Value};
+
 use crate::Error;
 use crate::id::{AgentId, TaskId};
 use crate::record::{AgentRecord, Registration, StatusUpdate, TaskSnapshot, TaskSummary};
@@ -35,6 +37,15 @@ pub trait Registry: Send + Sync {
         &self,
         task: &TaskId,
         updates: &[(AgentId, StatusUpdate)],
+    ) -> Result<(), Error>;
+    /// Adds `fields` to an agent's entry — which deploy-core does not interpret beyond
+    /// [`CHECKOUT_FIELD`](crate::checkout::CHECKOUT_FIELD) — leaving its status and everything
+    /// else as they are (an ended agent's checkout, retired late).
+    fn annotate(
+        &self,
+        task: &TaskId,
+        agent: &AgentId,
+        fields: &Map<String, Value>,
     ) -> Result<(), Error>;
     /// Reads one task.
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error>;

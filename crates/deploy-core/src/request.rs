@@ -6,6 +6,7 @@ use camino::Utf8PathBuf;
 
 use crate::Error;
 use crate::backend::AGENT_ID_ENV;
+use crate::checkout::CheckoutRequest;
 use crate::id::{AgentId, AgentType, TaskId};
 use crate::record::Parent;
 
@@ -37,6 +38,9 @@ pub struct DeployRequest {
     /// The agent's id, when the caller chose it (to name it in the prompt); generated
     /// otherwise. It must leave room for the session prefix (`agent_<id>` ≤ 64).
     pub agent: Option<AgentId>,
+    /// The agent's own checkout (a git worktree on a new branch `fleet/<agent>`), where it then
+    /// runs instead of `workdir`.
+    pub checkout: Option<CheckoutRequest>,
 }
 
 impl DeployRequest {
@@ -59,6 +63,7 @@ impl DeployRequest {
             env: Vec::new(),
             allow_duplicate: false,
             agent: None,
+            checkout: None,
         }
     }
 
@@ -78,6 +83,18 @@ impl DeployRequest {
         }
         if let Some(arg) = self.command.iter().find(|a| a.contains('\0')) {
             return bad(format!("agent command argument {arg:?} contains NUL"));
+        }
+        if let Some(c) = &self.checkout {
+            if c.repo.as_str().contains('\0') || c.repo.as_str().is_empty() {
+                return bad(format!("repository {:?} is not a usable path", c.repo));
+            }
+            if let Some(base) = c
+                .base
+                .as_deref()
+                .filter(|b| b.is_empty() || b.contains('\0'))
+            {
+                return bad(format!("base ref {base:?} is not a usable ref"));
+            }
         }
         if self.workdir.as_str().contains('\0') || self.workdir.as_str().is_empty() {
             return bad(format!("workdir {:?} is not a usable path", self.workdir));

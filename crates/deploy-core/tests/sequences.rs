@@ -19,16 +19,18 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use deploy_core::checkout::{BRANCH_PREFIX, CHECKOUT_FIELD};
 use deploy_core::reconcile::{self, ReconcileReport, Scope};
 use deploy_core::{
-    AgentId, AgentStatus, AgentType, AnyDeployment, DeployRequest, ExitStatus, Limits, Liveness,
-    StatusUpdate, TaskId,
+    AgentId, AgentStatus, AgentType, AnyDeployment, Checkout, CheckoutRequest, CheckoutState,
+    DeployRequest, ExitStatus, Limits, Liveness, StatusUpdate, TaskId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use testkit::{FaultKind, FaultPlan, FaultRule, Op, StopAt, World, advance};
 
 const TYPES: [&str; 3] = ["investigator", "builder", "fixer"];
+const REPO: &str = "/repo";
 
 #[derive(Debug, Clone)]
 enum Action {
@@ -37,11 +39,13 @@ enum Action {
         type_idx: usize,
         dies_at_start: bool,
         stop_at: Option<StopAt>,
+        worktree: bool,
     },
     /// Carry a deployment in flight on to Live.
     Resume(usize),
-    /// The agent of a running session exits.
-    Exit(usize, i32),
+    /// The agent of a running session exits, leaving work in its checkout if it has one:
+    /// (uncommitted changes, commits).
+    Exit(usize, i32, (bool, u32)),
     /// Kill a registered agent as `fleet kill` does: verified kill, recorded terminated, prompt
     /// file removed.
     Kill(usize),
@@ -66,11 +70,17 @@ fn action_strategy() -> impl Strategy<Value = Action> {
         1 => Just(Some(StopAt::Registered)),
     ];
     prop_oneof![
-        6 => (0..3usize, prop::bool::weighted(0.15), stop).prop_map(
-            |(type_idx, dies_at_start, stop_at)| Action::Deploy { type_idx, dies_at_start, stop_at }
+        6 => (0..3usize, prop::bool::weighted(0.15), stop, any::<bool>()).prop_map(
+            |(type_idx, dies_at_start, stop_at, worktree)| Action::Deploy {
+                type_idx,
+                dies_at_start,
+                stop_at,
+                worktree,
+            }
         ),
         1 => any::<usize>().prop_map(Action::Resume),
-        2 => (any::<usize>(), 0..3i32).prop_map(|(i, code)| Action::Exit(i, code)),
+        2 => (any::<usize>(), 0..3i32, (any::<bool>(), 0..2u32))
+            .prop_map(|(i, code, work)| Action::Exit(i, code, work)),
         2 => any::<usize>().prop_map(Action::Kill),
         2 => Just(Action::Reconcile),
         1 => Just(Action::Restart),
@@ -125,7 +135,7 @@ struct Model {
     running: BTreeSet<AgentId>,
 }
 
-fn request(task: &TaskId, type_idx: usize, dies_at_start: bool) -> DeployRequest {
+fn request(task: &TaskId, type_idx: usize, dies_at_start: bool, worktree: bool) -> DeployRequest {
     let command = if dies_at_start {
         vec!["fake-exit".to_owned(), "3".to_owned()]
     } else {
@@ -139,6 +149,11 @@ fn request(task: &TaskId, type_idx: usize, dies_at_start: bool) -> DeployRequest
     );
     r.allow_duplicate = true;
     r.startup_grace = Duration::ZERO;
+    r.checkout = worktree.then(|| CheckoutRequest {
+        repo: REPO.into(),
+        base: None,
+        keep: false,
+    });
     r
 }
 
@@ -191,8 +206,8 @@ fn resume(state: AnyDeployment<'_>, model: &mut Model) {
     }
 }
 
-/// `fleet kill`'s sequence of calls (`ops::kill`): release, then record; stops at the first
-/// failure.
+/// `fleet kill`'s sequence of calls (`ops::kill`): release (session, prompt file, checkout
+/// retired), then record; stops at the first failure.
 fn kill(world: &World, task: &TaskId, agent: &AgentId) {
     let registry = &world.registry;
     let _ = guarded(|| -> Result<(), deploy_core::Error> {
@@ -206,10 +221,19 @@ fn kill(world: &World, task: &TaskId, agent: &AgentId) {
         deploy_core::SessionBackend::kill(&world.backend, &record.session, agent)?;
         let prompt = world.layout.tracked_files(task, agent).prompt_file;
         deploy_core::PromptStore::remove(&world.prompts, &prompt)?;
+        let mut update = StatusUpdate::now(AgentStatus::Terminated);
+        if let Some(retired) =
+            Checkout::of(&record).and_then(|c| reconcile::retire(&world.deployer(), agent, &c))
+        {
+            update
+                .fields
+                .insert(CHECKOUT_FIELD.into(), retired.to_value());
+        }
         if record.status.is_active() {
-            let mut update = StatusUpdate::now(AgentStatus::Terminated);
             update.reason = Some("killed".into());
             deploy_core::Registry::update_status(registry, task, agent, &update)?;
+        } else if !update.fields.is_empty() {
+            deploy_core::Registry::annotate(registry, task, agent, &update.fields)?;
         }
         Ok(())
     });
@@ -261,6 +285,14 @@ fn check_step(world: &World, task: &TaskId, model: &Model, step: usize) -> Resul
         if !accounted(&agent) {
             return Err(format!(
                 "step {step}: prompt file of {agent} is accounted for by nothing"
+            ));
+        }
+    }
+    for (_, branch) in world.checkouts.inner().branches().keys() {
+        let agent = AgentId::parse(branch.trim_start_matches(BRANCH_PREFIX)).unwrap();
+        if !accounted(&agent) {
+            return Err(format!(
+                "step {step}: branch {branch} is accounted for by nothing"
             ));
         }
     }
@@ -353,6 +385,36 @@ fn check_end(
             "prompt files {prompts:?} but active agents {active:?}"
         ));
     }
+    check_checkouts(world, t)
+}
+
+/// Each recorded checkout is what its agent's state says: active ones whole, ended ones retired
+/// to exactly what holds work; no branch of an agent the registry does not know.
+fn check_checkouts(world: &World, t: &deploy_core::TaskSnapshot) -> Result<(), String> {
+    let branches = world.checkouts.inner().branches();
+    for (_, branch) in branches.keys() {
+        let id = AgentId::parse(branch.trim_start_matches(BRANCH_PREFIX)).unwrap();
+        if t.agent(&id).is_none() {
+            return Err(format!("branch {branch} of an unregistered agent"));
+        }
+    }
+    for a in &t.agents {
+        let Some(c) = Checkout::of(a) else { continue };
+        let held = branches.get(&(REPO.into(), c.branch.clone()));
+        let ok = match (a.status.is_active(), c.state, held) {
+            (true, CheckoutState::Active, Some(h)) => h.path.is_some(),
+            (false, CheckoutState::KeptDirty, Some(h)) => h.path.is_some() && h.dirty,
+            (false, CheckoutState::BranchOnly, Some(h)) => h.path.is_none() && h.commits > 0,
+            (false, CheckoutState::Removed, None) => true,
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "{} ({}) records its checkout {:?} but holds {held:?}",
+                a.id, a.status, c.state
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -372,8 +434,9 @@ fn run(case: &Case) -> Result<usize, String> {
                 type_idx,
                 dies_at_start,
                 stop_at,
+                worktree,
             } => {
-                let req = request(&task, *type_idx, *dies_at_start);
+                let req = request(&task, *type_idx, *dies_at_start, *worktree);
                 if let Some(state) = deploy(&world, req, *stop_at, &mut model) {
                     in_flight.push(state);
                 }
@@ -382,7 +445,7 @@ fn run(case: &Case) -> Result<usize, String> {
                 let state = in_flight.remove(i % in_flight.len());
                 resume(state, &mut model);
             }
-            Action::Exit(i, code) => {
+            Action::Exit(i, code, (dirty, commits)) => {
                 let alive: Vec<_> = world
                     .backend
                     .inner()
@@ -392,6 +455,11 @@ fn run(case: &Case) -> Result<usize, String> {
                     .collect();
                 if !alive.is_empty() {
                     let s = &alive[i % alive.len()];
+                    let branch = deploy_core::checkout::branch_of(&s.spec.agent);
+                    world
+                        .checkouts
+                        .inner()
+                        .work(REPO.into(), &branch, *dirty, *commits);
                     world
                         .backend
                         .inner()
@@ -482,6 +550,7 @@ fn live_deploy() -> Action {
         type_idx: 0,
         dies_at_start: false,
         stop_at: None,
+        worktree: false,
     }
 }
 
@@ -494,7 +563,11 @@ fn live_deploy() -> Action {
 fn regression_a_failed_kill_while_recording_an_end_left_the_dead_session() {
     let case = Case {
         limits: limits(1, 2),
-        actions: vec![live_deploy(), Action::Exit(0, 0), Action::Reconcile],
+        actions: vec![
+            live_deploy(),
+            Action::Exit(0, 0, (false, 0)),
+            Action::Reconcile,
+        ],
         faults: vec![FaultRule {
             op: Op::Kill,
             nth: 1,
@@ -529,6 +602,7 @@ fn a_deployment_in_flight_is_left_alone_until_its_process_dies() {
         type_idx: 1,
         dies_at_start: false,
         stop_at: Some(StopAt::Registered),
+        worktree: false,
     };
     let case = Case {
         limits: limits(2, 4),
@@ -556,6 +630,7 @@ fn regression_an_intent_kept_because_its_task_was_unreadable_was_deleted() {
                 type_idx: 0,
                 dies_at_start: false,
                 stop_at: Some(StopAt::PromptWritten),
+                worktree: false,
             },
             Action::Restart,
             Action::Reconcile,
@@ -612,7 +687,7 @@ fn reconcile_records_a_task_s_stale_agents_in_one_registry_transaction() {
     let task = world.create_task(limits(20, 20));
     let mut model = Model::default();
     for type_idx in 0..3 {
-        let req = request(&task, type_idx, false);
+        let req = request(&task, type_idx, false, false);
         assert!(deploy(&world, req, None, &mut model).is_none(), "Live");
     }
     for s in world.backend.inner().sessions() {

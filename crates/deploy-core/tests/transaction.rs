@@ -14,9 +14,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use deploy_core::{
-    AgentId, AgentStatus, AgentType, AnyDeployment, CleanupOutcome, DeployFailure, DeployRequest,
-    Error, ExitStatus, LimitExceeded, Limits, Liveness, Parent, Registration, Registry,
-    SessionName, Step, TaskId,
+    AgentId, AgentStatus, AgentType, AnyDeployment, CheckoutRequest, CleanupOutcome, DeployFailure,
+    DeployRequest, Error, ExitStatus, LimitExceeded, Limits, Liveness, Parent, Registration,
+    Registry, SessionName, Step, TaskId,
 };
 use proptest::prelude::*;
 use testkit::{FaultKind, FaultPlan, FaultRule, Op, StopAt, World, advance};
@@ -55,6 +55,8 @@ struct Case {
     unknown_task: bool,
     faults: Vec<FaultRule>,
     stop_at: Option<StopAt>,
+    /// The agent gets its own checkout.
+    worktree: bool,
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -118,7 +120,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         any::<bool>(),
         proptest::bool::weighted(0.05),
         proptest::collection::vec(fault_strategy(), 0..=3),
-        stop,
+        (stop, any::<bool>()),
     )
         .prop_map(
             |(
@@ -131,7 +133,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 allow_duplicate,
                 unknown_task,
                 faults,
-                stop_at,
+                (stop_at, worktree),
             )| {
                 let parent = if existing.is_empty() {
                     None
@@ -153,6 +155,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                     unknown_task,
                     faults,
                     stop_at,
+                    worktree,
                 }
             },
         )
@@ -190,6 +193,7 @@ fn setup(world: &World, case: &Case) -> TaskId {
                 started_at: String::new(),
                 placement: "test".into(),
                 allow_duplicate: true,
+                checkout: None,
             })
             .unwrap();
         let status = STATUSES[e.status_idx].clone();
@@ -216,6 +220,11 @@ fn request(case: &Case, task: TaskId) -> DeployRequest {
     r.parent = parent_of(case.parent);
     r.allow_duplicate = case.allow_duplicate;
     r.startup_grace = Duration::ZERO;
+    r.checkout = case.worktree.then(|| CheckoutRequest {
+        repo: "/repo".into(),
+        base: None,
+        keep: false,
+    });
     r
 }
 
@@ -226,6 +235,7 @@ enum Res {
     Registration,
     Session,
     Prompt,
+    Checkout,
     Intent,
 }
 
@@ -303,6 +313,7 @@ fn unreleased(case: &Case, held: &[Res]) -> BTreeSet<Res> {
         Res::Registration => Op::Unregister,
         Res::Session => Op::Kill,
         Res::Prompt => Op::RemovePrompt,
+        Res::Checkout => Op::DiscardCheckout,
         Res::Intent => Op::FinishIntent,
     };
     let mut left: BTreeSet<Res> = held
@@ -320,36 +331,60 @@ fn unreleased(case: &Case, held: &[Res]) -> BTreeSet<Res> {
 
 fn model(case: &Case) -> Expect {
     use Res::*;
-    // (op, step, resources held if the op fails with Err, held if it panics, held after success)
-    let steps: [(Op, Step, &[Res], &[Res]); 7] = [
-        (Op::ReadTask, Step::Precheck, &[], &[]),
-        (Op::BeginIntent, Step::WriteIntent, &[], &[]),
-        (Op::WritePrompt, Step::WritePrompt, &[Intent], &[Intent]),
+    // With a worktree, the checkout is held from its step on, just before the intent.
+    let with = |held: &[Res]| -> Vec<Res> {
+        let mut v = held.to_vec();
+        if case.worktree && v.contains(&Intent) {
+            v.insert(v.len() - 1, Checkout);
+        }
+        v
+    };
+    // (op, step, resources held if the op fails with Err, held if it panics)
+    let mut steps: Vec<(Op, Step, Vec<Res>, Vec<Res>)> = vec![
+        (Op::ReadTask, Step::Precheck, vec![], vec![]),
+        (Op::BeginIntent, Step::WriteIntent, vec![], vec![]),
+        (
+            Op::WritePrompt,
+            Step::WritePrompt,
+            with(&[Intent]),
+            with(&[Intent]),
+        ),
         (
             Op::Start,
             Step::StartSession,
-            &[Prompt, Intent],
-            &[Session, Prompt, Intent],
+            with(&[Prompt, Intent]),
+            with(&[Session, Prompt, Intent]),
         ),
         (
             Op::Register,
             Step::Register,
-            &[Session, Prompt, Intent],
-            &[Registration, Session, Prompt, Intent],
+            with(&[Session, Prompt, Intent]),
+            with(&[Registration, Session, Prompt, Intent]),
         ),
         (
             Op::OpenGate,
             Step::OpenGate,
-            &[Registration, Session, Prompt, Intent],
-            &[Registration, Session, Prompt, Intent],
+            with(&[Registration, Session, Prompt, Intent]),
+            with(&[Registration, Session, Prompt, Intent]),
         ),
         (
             Op::Probe,
             Step::ConfirmLive,
-            &[Registration, Session, Prompt, Intent],
-            &[Registration, Session, Prompt, Intent],
+            with(&[Registration, Session, Prompt, Intent]),
+            with(&[Registration, Session, Prompt, Intent]),
         ),
     ];
+    if case.worktree {
+        steps.insert(
+            2,
+            (
+                Op::CreateCheckout,
+                Step::Checkout,
+                vec![Intent],
+                vec![Checkout, Intent],
+            ),
+        );
+    }
     if case.prompt.trim().is_empty() {
         return Expect::Fail {
             step: Step::Validate,
@@ -358,6 +393,7 @@ fn model(case: &Case) -> Expect {
         };
     }
     for (op, step, held_on_err, held_on_panic) in steps {
+        let (held_on_err, held_on_panic) = (&held_on_err[..], &held_on_panic[..]);
         match first_call_fault(case, op) {
             Some(FaultKind::Panic) => {
                 // The resource being created when the panic hit is held (so unwinding undoes a
@@ -397,19 +433,19 @@ fn model(case: &Case) -> Expect {
             };
         }
         let stop_here = match (case.stop_at, step) {
-            (Some(StopAt::PromptWritten), Step::WritePrompt) => Some(&[Prompt, Intent][..]),
+            (Some(StopAt::PromptWritten), Step::WritePrompt) => Some(with(&[Prompt, Intent])),
             (Some(StopAt::SessionStarted), Step::StartSession) => {
-                Some(&[Session, Prompt, Intent][..])
+                Some(with(&[Session, Prompt, Intent]))
             }
             // `register` returns once the gate is open.
             (Some(StopAt::Registered), Step::OpenGate) => {
-                Some(&[Registration, Session, Prompt, Intent][..])
+                Some(with(&[Registration, Session, Prompt, Intent]))
             }
             _ => None,
         };
         if let Some(held) = stop_here {
             return Expect::Dropped {
-                unreleased: unreleased(case, held),
+                unreleased: unreleased(case, &held),
             };
         }
     }
@@ -417,10 +453,12 @@ fn model(case: &Case) -> Expect {
     // cannot fail a deployment that is committed: a fault there still ends Live.)
     match first_call_fault(case, Op::FinishIntent) {
         Some(FaultKind::Panic) => Expect::Panic {
-            unreleased: unreleased(case, &[Registration, Session, Prompt, Intent]),
+            unreleased: unreleased(case, &with(&[Registration, Session, Prompt, Intent])),
         },
         Some(_) => {
-            let mut left = unreleased(case, &[Registration, Session, Prompt]);
+            let mut held = with(&[Registration, Session, Prompt, Intent]);
+            held.retain(|r| *r != Intent);
+            let mut left = unreleased(case, &held);
             left.insert(Intent);
             Expect::Fail {
                 step: Step::Commit,
@@ -476,6 +514,16 @@ fn present(world: &World, task: &TaskId, agent: &AgentId) -> BTreeSet<Res> {
     if world.prompts.inner().files().contains_key(&prompt) {
         out.insert(Res::Prompt);
     }
+    let branch = deploy_core::checkout::branch_of(agent);
+    if world
+        .checkouts
+        .inner()
+        .branches()
+        .keys()
+        .any(|(_, b)| *b == branch)
+    {
+        out.insert(Res::Checkout);
+    }
     if world
         .journal
         .inner()
@@ -505,6 +553,7 @@ fn res_of(r: &deploy_core::Resource) -> Res {
         deploy_core::Resource::Registration { .. } => Res::Registration,
         deploy_core::Resource::Session(_) => Res::Session,
         deploy_core::Resource::PromptFile(_) => Res::Prompt,
+        deploy_core::Resource::Checkout { .. } => Res::Checkout,
         deploy_core::Resource::Intent(_) => Res::Intent,
     }
 }
@@ -518,7 +567,7 @@ fn why_of(cause: &Error) -> Why {
         Error::Limit(LimitExceeded::Concurrent { .. }) => Why::Concurrent,
         Error::Limit(LimitExceeded::DuplicateType { .. }) => Why::Duplicate,
         Error::AgentDied { status, .. } => Why::Died(*status),
-        Error::Backend(e) | Error::Registry(e) | Error::Store(e) => {
+        Error::Backend(e) | Error::Registry(e) | Error::Store(e) | Error::Checkout(e) => {
             let fault = e
                 .downcast_ref::<testkit::InjectedFault>()
                 .unwrap_or_else(|| panic!("not injected: {e}"));
@@ -690,12 +739,13 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             .as_ref()
             .is_some_and(|a| !present(&world, &task, a).is_empty())
     {
-        // Only a Live agent may remain.
+        // Only a Live agent may remain, with its checkout if it asked for one.
         let a = agent.unwrap();
-        prop_assert_eq!(
-            present(&world, &task, &a),
-            [Res::Registration, Res::Session, Res::Prompt].into()
-        );
+        let mut live: BTreeSet<Res> = [Res::Registration, Res::Session, Res::Prompt].into();
+        if case.worktree {
+            live.insert(Res::Checkout);
+        }
+        prop_assert_eq!(present(&world, &task, &a), live);
     }
     Ok(())
 }
@@ -730,7 +780,66 @@ fn base_case() -> Case {
         unknown_task: false,
         faults: Vec::new(),
         stop_at: None,
+        worktree: false,
     }
+}
+
+#[test]
+fn a_worktree_is_rolled_back_with_its_deployment_and_kept_when_live() {
+    let live = Case {
+        worktree: true,
+        ..base_case()
+    };
+    assert_eq!(model(&live), Expect::Live);
+    check(&live).unwrap();
+    let died = Case {
+        worktree: true,
+        program: Program::Exit(2),
+        ..base_case()
+    };
+    check(&died).unwrap();
+    // Its removal fails: the worktree and the intent are left, and the report says so.
+    let stuck = Case {
+        worktree: true,
+        program: Program::Exit(2),
+        faults: vec![FaultRule {
+            op: Op::DiscardCheckout,
+            nth: 1,
+            kind: FaultKind::Persistent,
+        }],
+        ..base_case()
+    };
+    match model(&stuck) {
+        Expect::Fail { unreleased, .. } => {
+            assert_eq!(unreleased, BTreeSet::from([Res::Checkout, Res::Intent]));
+        }
+        other => panic!("{other:?}"),
+    }
+    check(&stuck).unwrap();
+}
+
+#[test]
+fn a_branch_that_already_exists_is_refused_and_left_alone() {
+    let world = World::new();
+    let task = world.create_task(Limits::default());
+    let case = Case {
+        worktree: true,
+        ..base_case()
+    };
+    let mut req = request(&case, task);
+    let agent = AgentId::parse("chosen-1").unwrap();
+    req.agent = Some(agent.clone());
+    let branch = deploy_core::checkout::branch_of(&agent);
+    world.checkouts.inner().add_branch("/repo".into(), &branch);
+    let failure = world.deployer().deploy(req).unwrap_err();
+    assert_eq!(failure.step, Step::Checkout);
+    assert!(failure.cleanup.is_clean(), "{failure}");
+    assert!(world.journal.inner().is_empty());
+    assert_eq!(
+        world.checkouts.inner().branches().len(),
+        1,
+        "the user's branch stays"
+    );
 }
 
 #[test]

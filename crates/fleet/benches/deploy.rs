@@ -38,6 +38,7 @@ fn benches(c: &mut Criterion) {
     let journal = FsJournal::new(&layout);
     let deployer = Deployer {
         adopted: None,
+        checkouts: None,
         layout: &layout,
         backend: &backend,
         registry: &registry,

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{
-    AgentId, DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, IntentJournal, Layout,
-    PromptStore, Registry, SessionBackend, TaskId,
+    AgentId, Checkouts, DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, IntentJournal,
+    Layout, PromptStore, Registry, SessionBackend, TaskId,
 };
 use tmux_backend::{DEFAULT_SOCKET, Server};
 
@@ -158,6 +158,8 @@ pub(crate) struct Services {
     pub(crate) adopted: Box<dyn SessionBackend>,
     pub(crate) prompts: Box<dyn PromptStore>,
     pub(crate) journal: Box<dyn IntentJournal>,
+    /// Agents' git checkouts (`--worktree`).
+    pub(crate) checkouts: Box<dyn Checkouts>,
 }
 
 impl std::fmt::Debug for Services {
@@ -183,6 +185,7 @@ impl Services {
             adopted: Box::new(tmux_backend::TmuxBackend::adopting(Server::Default)),
             prompts: Box::new(FsPromptStore),
             journal: Box::new(FsJournal::new(&layout)),
+            checkouts: Box::new(git_checkout::GitCheckouts),
             layout,
             config: config.clone(),
         })
@@ -197,6 +200,7 @@ impl Services {
             prompts: &*self.prompts,
             journal: &*self.journal,
             adopted: Some(&*self.adopted),
+            checkouts: Some(&*self.checkouts),
         }
     }
 }

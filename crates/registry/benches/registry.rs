@@ -113,6 +113,7 @@ fn benches(c: &mut Criterion) {
                         started_at: timestamp(),
                         placement: "test".into(),
                         allow_duplicate: true,
+                        checkout: None,
                     }
                 },
                 |r| f.registry.register(&r).unwrap(),

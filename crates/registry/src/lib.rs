@@ -27,6 +27,7 @@ mod repair;
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
+use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::limits::{self, Candidate};
 use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
 use deploy_core::{
@@ -554,6 +555,9 @@ impl Registry for JsonRegistry {
             extra.insert("prompt".into(), json!(r.prompt_preview));
             extra.insert("tracked_files".into(), json!(r.tracked_files));
             extra.insert(PLACEMENT.into(), json!(r.placement));
+            if let Some(c) = &r.checkout {
+                extra.insert(CHECKOUT_FIELD.into(), c.to_value());
+            }
             let entry = AgentEntry {
                 id: r.agent.clone(),
                 agent_type: r.agent_type.clone(),
@@ -645,6 +649,18 @@ impl Registry for JsonRegistry {
                 let (fields, index) = status_fields(update);
                 apply_fields(t, g, task, agent, Some(&update.status), fields, index)?;
             }
+            Ok(((), true))
+        })?)
+    }
+
+    fn annotate(
+        &self,
+        task: &TaskId,
+        agent: &AgentId,
+        fields: &Map<String, Value>,
+    ) -> Result<(), deploy_core::Error> {
+        Ok(self.transact(task, |t, g| {
+            apply_fields(t, g, task, agent, None, fields.clone(), Map::new())?;
             Ok(((), true))
         })?)
     }

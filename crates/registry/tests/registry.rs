@@ -94,6 +94,7 @@ fn registration(layout: &Layout, task: &TaskId, agent_type: &str, parent: Parent
         started_at: timestamp(),
         placement: "test".into(),
         allow_duplicate: false,
+        checkout: None,
     }
 }
 

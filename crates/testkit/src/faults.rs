@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use camino::Utf8Path;
 use deploy_core::{
-    AgentId, AgentRecord, Error, IntentJournal, IntentLease, IntentRecord, KillReport, Liveness,
-    NewTask, PromptStore, Registration, Registry, RepairReport, SessionBackend, SessionInfo,
-    SessionListing, SessionName, SessionSpec, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
+    AgentId, AgentRecord, Checkout, CheckoutPlan, CheckoutState, Checkouts, Error, FoundCheckout,
+    IntentJournal, IntentLease, IntentRecord, KillReport, Liveness, NewTask, PromptStore,
+    Registration, Registry, RepairReport, SessionBackend, SessionInfo, SessionListing, SessionName,
+    SessionSpec, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
 };
 
 use crate::lock;
@@ -56,11 +57,19 @@ pub enum Op {
     TakeAbandoned,
     /// [`IntentJournal::pending`].
     PendingIntents,
+    /// [`Checkouts::create`].
+    CreateCheckout,
+    /// [`Checkouts::discard`].
+    DiscardCheckout,
+    /// [`Checkouts::retire`].
+    RetireCheckout,
+    /// [`Checkouts::found`].
+    FoundCheckouts,
 }
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 20] = [
+    pub const ALL: [Op; 24] = [
         Op::Start,
         Op::OpenGate,
         Op::Probe,
@@ -81,6 +90,10 @@ impl Op {
         Op::FinishIntent,
         Op::TakeAbandoned,
         Op::PendingIntents,
+        Op::CreateCheckout,
+        Op::DiscardCheckout,
+        Op::RetireCheckout,
+        Op::FoundCheckouts,
     ];
 
     /// `service.method`.
@@ -106,6 +119,10 @@ impl Op {
             Op::FinishIntent => "journal.finish",
             Op::TakeAbandoned => "journal.take_abandoned",
             Op::PendingIntents => "journal.pending",
+            Op::CreateCheckout => "checkouts.create",
+            Op::DiscardCheckout => "checkouts.discard",
+            Op::RetireCheckout => "checkouts.retire",
+            Op::FoundCheckouts => "checkouts.found",
         }
     }
 
@@ -128,6 +145,9 @@ impl Op {
             | Op::FinishIntent
             | Op::TakeAbandoned
             | Op::PendingIntents => Error::Store(Box::new(fault)),
+            Op::CreateCheckout | Op::DiscardCheckout | Op::RetireCheckout | Op::FoundCheckouts => {
+                Error::Checkout(Box::new(fault))
+            }
         }
     }
 }
@@ -372,6 +392,15 @@ impl<R: Registry> Registry for Faulty<R> {
         self.faults.check(Op::UpdateStatus)?;
         self.inner.update_statuses(task, updates)
     }
+    fn annotate(
+        &self,
+        task: &TaskId,
+        agent: &AgentId,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), Error> {
+        self.faults.check(Op::UpdateStatus)?;
+        self.inner.annotate(task, agent, fields)
+    }
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error> {
         self.faults.check(Op::ReadTask)?;
         self.inner.read_task(task)
@@ -423,6 +452,30 @@ impl<J: IntentJournal> IntentJournal for Faulty<J> {
     fn pending(&self) -> Result<Vec<IntentRecord>, Error> {
         self.faults.check(Op::PendingIntents)?;
         self.inner.pending()
+    }
+}
+
+impl<C: Checkouts> Checkouts for Faulty<C> {
+    fn create(&self, plan: &CheckoutPlan) -> Result<Checkout, Error> {
+        self.faults.check(Op::CreateCheckout)?;
+        self.inner.create(plan)
+    }
+    fn discard(
+        &self,
+        repo: &Utf8Path,
+        branch: Option<&str>,
+        path: Option<&Utf8Path>,
+    ) -> Result<bool, Error> {
+        self.faults.check(Op::DiscardCheckout)?;
+        self.inner.discard(repo, branch, path)
+    }
+    fn retire(&self, checkout: &Checkout) -> Result<CheckoutState, Error> {
+        self.faults.check(Op::RetireCheckout)?;
+        self.inner.retire(checkout)
+    }
+    fn found(&self, repo: &Utf8Path, workspace: &Utf8Path) -> Result<Vec<FoundCheckout>, Error> {
+        self.faults.check(Op::FoundCheckouts)?;
+        self.inner.found(repo, workspace)
     }
 }
 

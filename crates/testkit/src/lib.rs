@@ -1,7 +1,7 @@
 //! # testkit
 //!
-//! In-memory fakes of deploy-core's four services — [`FakeBackend`], [`FakeRegistry`],
-//! [`FakePromptStore`], [`FakeJournal`] — and [`Faulty`], a wrapper that injects faults into any
+//! In-memory fakes of deploy-core's services — [`FakeBackend`], [`FakeRegistry`],
+//! [`FakePromptStore`], [`FakeJournal`], [`FakeCheckouts`] — and [`Faulty`], a wrapper that injects faults into any
 //! implementation of those traits (the fakes or real ones) according to a [`FaultPlan`]:
 //!
 //! - [`FaultKind::Transient`]: the k-th call of an operation fails, once;
@@ -9,7 +9,7 @@
 //!   same operation fails too;
 //! - [`FaultKind::Panic`]: the k-th call panics.
 //!
-//! [`World`] bundles the four fakes, each wrapped, sharing one [`Faults`] handle.
+//! [`World`] bundles the fakes, each wrapped, sharing one [`Faults`] handle.
 //!
 //! ```
 //! use deploy_core::{AgentType, DeployRequest, Limits, Step};
@@ -34,6 +34,7 @@
 
 mod advance;
 mod backend;
+mod checkouts;
 mod faults;
 pub mod procs;
 mod registry;
@@ -42,6 +43,7 @@ mod world;
 
 pub use advance::{StopAt, advance};
 pub use backend::{FakeBackend, FakeSession};
+pub use checkouts::{FakeCheckout, FakeCheckouts};
 pub use faults::{
     FaultKind, FaultPlan, FaultRule, Faults, Faulty, Fired, InjectedFault, Op,
     silence_injected_panics,

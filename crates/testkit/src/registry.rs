@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::limits::{self, Candidate};
 use deploy_core::{
     AgentId, AgentRecord, AgentStatus, Error, Limits, NewTask, Registration, Registry,
@@ -129,7 +130,11 @@ impl Registry for FakeRegistry {
             started_at: r.started_at.clone(),
             confirmed: false,
             placement: Some(r.placement.clone()),
-            extra: Default::default(),
+            extra: r
+                .checkout
+                .iter()
+                .map(|c| (CHECKOUT_FIELD.to_owned(), c.to_value()))
+                .collect(),
         };
         task.agents.push(record.clone());
         s.global.insert(r.agent.clone(), r.task.clone());
@@ -196,8 +201,31 @@ impl Registry for FakeRegistry {
         for (agent, update) in updates {
             if let Some(a) = t.agents.iter_mut().find(|a| &a.id == agent) {
                 a.status = update.status.clone();
+                a.extra.extend(update.fields.clone());
             }
         }
+        Ok(())
+    }
+
+    fn annotate(
+        &self,
+        task: &TaskId,
+        agent: &AgentId,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), Error> {
+        let mut s = lock(&self.state);
+        let a = s
+            .tasks
+            .get_mut(task)
+            .ok_or_else(|| Error::UnknownTask(task.clone()))?
+            .agents
+            .iter_mut()
+            .find(|a| &a.id == agent)
+            .ok_or_else(|| Error::UnknownAgent {
+                task: task.clone(),
+                agent: agent.clone(),
+            })?;
+        a.extra.extend(fields.clone());
         Ok(())
     }
 

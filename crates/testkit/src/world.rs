@@ -1,8 +1,11 @@
-//! The four fakes, wrapped, sharing one fault plan.
+//! The fakes, wrapped, sharing one fault plan.
 
 use deploy_core::{Deployer, Layout, Limits, TaskId};
 
-use crate::{FakeBackend, FakeJournal, FakePromptStore, FakeRegistry, FaultPlan, Faults, Faulty};
+use crate::{
+    FakeBackend, FakeCheckouts, FakeJournal, FakePromptStore, FakeRegistry, FaultPlan, Faults,
+    Faulty,
+};
 
 /// A complete fake environment for [`Deployer`].
 #[derive(Debug)]
@@ -17,7 +20,9 @@ pub struct World {
     pub prompts: Faulty<FakePromptStore>,
     /// The intent journal.
     pub journal: Faulty<FakeJournal>,
-    /// The fault plan and counters shared by the four.
+    /// The checkouts.
+    pub checkouts: Faulty<FakeCheckouts>,
+    /// The fault plan and counters shared by all.
     pub faults: Faults,
 }
 
@@ -42,6 +47,7 @@ impl World {
             registry: Faulty::new(FakeRegistry::new(), faults.clone()),
             prompts: Faulty::new(FakePromptStore::new(), faults.clone()),
             journal: Faulty::new(FakeJournal::new(), faults.clone()),
+            checkouts: Faulty::new(FakeCheckouts::new(), faults.clone()),
             faults,
         }
     }
@@ -55,6 +61,7 @@ impl World {
             prompts: &self.prompts,
             journal: &self.journal,
             adopted: None,
+            checkouts: Some(&self.checkouts),
         }
     }
 
@@ -63,10 +70,11 @@ impl World {
         self.registry.inner().create_task(limits)
     }
 
-    /// Whether no session, prompt file or intent exists.
+    /// Whether no session, prompt file, intent or checkout exists.
     pub fn holds_nothing(&self) -> bool {
         self.backend.inner().session_count() == 0
             && self.prompts.inner().is_empty()
             && self.journal.inner().is_empty()
+            && self.checkouts.inner().is_empty()
     }
 }

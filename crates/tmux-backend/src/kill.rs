@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use deploy_core::{AGENT_ID_ENV, AgentId, KillReport, KilledProcess, SessionName};
 
-use crate::procs::{self, Handle};
 use crate::{Error, TmuxBackend};
+use procs::{self, Handle};
 
 impl TmuxBackend {
     pub(crate) fn kill_session(&self, session: &SessionName) -> Result<bool, Error> {

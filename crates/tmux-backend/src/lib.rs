@@ -24,7 +24,6 @@
 mod cmd;
 pub mod gate;
 mod kill;
-mod procs;
 mod start;
 pub mod wrapper;
 

@@ -281,8 +281,8 @@ const LEFTOVER_GRACE: Duration = Duration::from_millis(500);
 fn end_descendants() {
     use rustix::process::{WaitOptions, waitpid};
     let me = std::process::id();
-    let children = || -> Vec<crate::procs::Proc> {
-        crate::procs::all()
+    let children = || -> Vec<procs::Proc> {
+        procs::all()
             .into_values()
             .filter(|p| p.ppid == me && !p.is_gone())
             .collect()
@@ -296,7 +296,7 @@ fn end_descendants() {
         }
         let signal = if round == 0 { 15 } else { 9 };
         for p in &left {
-            if let Some(h) = crate::procs::Handle::open(p) {
+            if let Some(h) = procs::Handle::open(p) {
                 h.signal(signal);
             }
         }

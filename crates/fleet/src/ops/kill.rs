@@ -2,7 +2,11 @@
 //! the end handed to a process outside it (`fleet end-agent`).
 
 use camino::{Utf8Path, Utf8PathBuf};
-use deploy_core::{AgentId, AgentStatus, KilledProcess, SessionName, StatusUpdate, TaskId};
+use deploy_core::checkout::CHECKOUT_FIELD;
+use deploy_core::reconcile::retire;
+use deploy_core::{
+    AgentId, AgentStatus, Checkout, KilledProcess, SessionName, StatusUpdate, TaskId,
+};
 use serde::Serialize;
 
 use crate::config::Services;
@@ -32,6 +36,9 @@ pub(crate) struct Killed {
     pub(crate) reason: String,
     pub(crate) prompt_removed: bool,
     pub(crate) archived_files: Vec<Utf8PathBuf>,
+    /// Its checkout after its end (`--worktree`): what was kept of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) worktree: Option<Checkout>,
 }
 
 /// The verified kill of an agent; an active agent is recorded terminated with `reason`. An
@@ -46,9 +53,10 @@ pub(crate) fn run(
     end(services, task, agent, AgentStatus::Terminated, reason, logs)
 }
 
-/// Ends an agent: the verified kill of its session and processes, its prompt file removed, then
-/// — only then — an active agent recorded as `status` with `reason`, and its files archived
-/// with [`Logs::Archive`]. An agent that had already ended keeps its record.
+/// Ends an agent: the verified kill of its session and processes, its prompt file removed, its
+/// checkout retired (work kept, the rest removed), then — only then — an active agent recorded
+/// as `status` with `reason`, and its files archived with [`Logs::Archive`]. An agent that had
+/// already ended keeps its record (but a checkout it left unretired is retired now).
 pub(crate) fn end(
     services: &Services,
     task: &TaskId,
@@ -66,14 +74,28 @@ pub(crate) fn end(
         .kill(&record.session, agent)?;
     let files = services.layout.tracked_files(task, agent);
     let prompt_removed = services.prompts.remove(&files.prompt_file)?;
+    let checkout = Checkout::of(&record);
+    let retired = checkout
+        .as_ref()
+        .and_then(|c| retire(&services.deployer(), agent, c));
+    let mut update = StatusUpdate::now(status.clone());
+    if let Some(retired) = &retired {
+        update
+            .fields
+            .insert(CHECKOUT_FIELD.to_owned(), retired.to_value());
+    }
     let status = if record.status.is_active() {
-        let mut update = StatusUpdate::now(status.clone());
         update.reason = Some(reason.to_owned());
         let success = status == AgentStatus::Completed;
-        update.fields = super::activity::at_end(services, task, &record, None, success);
+        update.fields.extend(super::activity::at_end(
+            services, task, &record, None, success,
+        ));
         services.registry.update_status(task, agent, &update)?;
         status
     } else {
+        if !update.fields.is_empty() {
+            services.registry.annotate(task, agent, &update.fields)?;
+        }
         record.status.clone()
     };
     let archived_files = match logs {
@@ -90,6 +112,7 @@ pub(crate) fn end(
         reason: reason.to_owned(),
         prompt_removed,
         archived_files,
+        worktree: retired.or(checkout),
     })
 }
 

@@ -55,6 +55,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     started_at: timestamp(),
                     placement: "test".into(),
                     allow_duplicate,
+                    checkout: None,
                 };
                 match registry.register(&registration) {
                     Ok(_) => writeln!(out, "ok {agent}")?,

@@ -1,5 +1,10 @@
-//! Processes of an agent: found through `/proc` (its tree and its environment tag), identified
-//! by PID *and* start time, signalled through a pidfd so a reused PID is never hit.
+//! Processes found through `/proc` (a tree, an environment tag), identified by PID *and* start
+//! time, signalled through a pidfd so a reused PID is never hit. Linux only.
+//!
+//! tmux-backend finds an agent's processes with it; git-checkout, the git commands a killed
+//! deployer left running.
+
+#![warn(missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::OwnedFd;
@@ -8,23 +13,29 @@ use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 
 /// A process as `/proc/<pid>/stat` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Proc {
-    pub(crate) pid: u32,
-    pub(crate) ppid: u32,
-    pub(crate) state: char,
-    pub(crate) start_time: u64,
-    pub(crate) name: String,
+pub struct Proc {
+    /// Its PID.
+    pub pid: u32,
+    /// Its parent's PID.
+    pub ppid: u32,
+    /// Its state letter (`R`, `S`, `Z`, ...).
+    pub state: char,
+    /// When it started, in clock ticks since boot: with the PID, its identity.
+    pub start_time: u64,
+    /// Its command name.
+    pub name: String,
 }
 
 impl Proc {
-    pub(crate) fn is_gone(&self) -> bool {
+    /// Whether it has exited (a zombie, not yet waited for, counts as exited).
+    pub fn is_gone(&self) -> bool {
         // A zombie has exited; only its parent's wait is missing.
         matches!(self.state, 'Z' | 'X')
     }
 }
 
 /// Parses `/proc/<pid>/stat`; `None` if the process is gone.
-pub(crate) fn stat(pid: u32) -> Option<Proc> {
+pub fn stat(pid: u32) -> Option<Proc> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The name is in parentheses and may itself contain spaces and parentheses.
     let open = text.find('(')?;
@@ -42,7 +53,7 @@ pub(crate) fn stat(pid: u32) -> Option<Proc> {
 }
 
 /// Every process visible in `/proc`.
-pub(crate) fn all() -> BTreeMap<u32, Proc> {
+pub fn all() -> BTreeMap<u32, Proc> {
     let mut out = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -61,7 +72,7 @@ pub(crate) fn all() -> BTreeMap<u32, Proc> {
 }
 
 /// The value of `name` in the environment of `pid`, if it has it.
-pub(crate) fn env_value(pid: u32, name: &str) -> Option<String> {
+pub fn env_value(pid: u32, name: &str) -> Option<String> {
     let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     let prefix = format!("{name}=");
     env.split(|b| *b == 0)
@@ -70,7 +81,7 @@ pub(crate) fn env_value(pid: u32, name: &str) -> Option<String> {
 }
 
 /// Whether the environment of `pid` has `name=value`.
-pub(crate) fn has_env(pid: u32, name: &str, value: &str) -> bool {
+pub fn has_env(pid: u32, name: &str, value: &str) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
         return false;
     };
@@ -80,7 +91,7 @@ pub(crate) fn has_env(pid: u32, name: &str, value: &str) -> bool {
 
 /// The processes of an agent: descendants of `root` (if given) and every process tagged
 /// `name=value`, minus `exclude`.
-pub(crate) fn agent_processes(
+pub fn agent_processes(
     procs: &BTreeMap<u32, Proc>,
     root: Option<u32>,
     tag: (&str, &str),
@@ -116,12 +127,14 @@ pub(crate) fn agent_processes(
 
 /// A handle on one exact process: a pidfd opened, then the start time checked, so the handle
 /// cannot refer to a later process that reused the PID.
-pub(crate) struct Handle {
+#[derive(Debug)]
+pub struct Handle {
     fd: OwnedFd,
 }
 
 impl Handle {
-    pub(crate) fn open(p: &Proc) -> Option<Handle> {
+    /// Opens a handle on `p`, if `p` (same PID and start time) still runs.
+    pub fn open(p: &Proc) -> Option<Handle> {
         let pid = Pid::from_raw(i32::try_from(p.pid).ok()?)?;
         let fd = pidfd_open(pid, PidfdFlags::empty()).ok()?;
         // The pidfd pins whatever process has this PID now; check it is the one we saw.
@@ -129,13 +142,14 @@ impl Handle {
         (now.start_time == p.start_time && !now.is_gone()).then_some(Handle { fd })
     }
 
-    pub(crate) fn signal(&self, sig: i32) -> bool {
+    /// Sends signal `sig`; whether it was delivered.
+    pub fn signal(&self, sig: i32) -> bool {
         Signal::from_named_raw(sig).is_some_and(|s| pidfd_send_signal(&self.fd, s).is_ok())
     }
 }
 
 /// Whether the process `p` (same PID and start time) still runs.
-pub(crate) fn alive(p: &Proc) -> bool {
+pub fn alive(p: &Proc) -> bool {
     stat(p.pid).is_some_and(|now| now.start_time == p.start_time && !now.is_gone())
 }
 

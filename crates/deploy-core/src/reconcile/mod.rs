@@ -10,6 +10,9 @@
 //!   session, and one placed where this run does not look is not judged.
 //! - **Orphans**: fleet-tagged sessions that no registry entry and no intent account for: killed
 //!   with the verified kill. Sessions fleet did not tag are never listed, so never touched.
+//! - **Checkouts** ([`checkouts`]): worktrees and `fleet/` branches in the repositories the
+//!   registry and the intents name that nothing accounts for are removed; an ended agent's
+//!   checkout that was never retired is retired.
 //!
 //! Deployments in flight hold their intents: their agents and sessions are left alone.
 
@@ -18,10 +21,17 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+mod checkouts;
+
+pub use checkouts::CheckoutFix;
+
 use crate::backend::{KillReport, Liveness, SessionBackend, SessionListing};
+use crate::checkout::{CHECKOUT_FIELD, Checkout, CheckoutState, branch_of};
 use crate::deploy::Deployer;
 use crate::failure::CleanupReport;
-use crate::guard::{IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard};
+use crate::guard::{
+    CheckoutGuard, IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard,
+};
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentLease, IntentRecord};
 use crate::record::{AgentRecord, AgentStatus, ExitStatus, StatusUpdate, TaskSnapshot};
@@ -29,7 +39,7 @@ use crate::whereabouts::Whereabouts;
 use crate::{Error, failpoint};
 
 /// Rolls back everything an abandoned intent names — registration, session and processes,
-/// prompt file — then deletes the intent. The guards are rebuilt from the record's validated ids:
+/// prompt file, checkout — then deletes the intent. The guards are rebuilt from the record's validated ids:
 /// the session name and the prompt file's path are derived from them through the layout, never
 /// read from the file. Each release is idempotent: what the dead deployment had not created yet
 /// is reported as already gone. If something cannot be released, the intent is kept for the next
@@ -44,6 +54,18 @@ pub fn rollback_abandoned(
 ) -> (CleanupReport, Option<String>) {
     let record = lease.record().clone();
     let ledger = Ledger::default();
+    if record.checkout.is_some() && env.checkouts.is_none() {
+        let entry = IntentGuard::arm(lease, &ledger).keep(format!(
+            "kept for a reconcile that can remove worktrees: it names the checkout {}",
+            env.layout.worktree(&record.task, &record.agent)
+        ));
+        return (
+            CleanupReport {
+                entries: vec![entry],
+            },
+            None,
+        );
+    }
     if let Some(placed) = record
         .placement
         .as_deref()
@@ -94,6 +116,21 @@ pub fn rollback_abandoned(
         return (ledger.report(), Some(why));
     }
     let files = env.layout.tracked_files(&record.task, &record.agent);
+    // The repository is read from the record; the branch and the worktree are derived from the
+    // ids, so nothing but fleet's own names can be removed.
+    let checkout = record
+        .checkout
+        .as_ref()
+        .zip(env.checkouts)
+        .map(|(plan, checkouts)| {
+            CheckoutGuard::arm(
+                checkouts,
+                plan.repo.clone(),
+                branch_of(&record.agent),
+                env.layout.worktree(&record.task, &record.agent),
+                &ledger,
+            )
+        });
     let prompt = PromptGuard::arm(env.prompts, files.prompt_file, &ledger);
     // `begin` named the session with `for_agent`, and the journal checked the record against it.
     let session = SessionName::for_agent(&record.agent).ok().map(|name| {
@@ -112,6 +149,9 @@ pub fn rollback_abandoned(
         session.release();
     }
     prompt.release();
+    if let Some(checkout) = checkout {
+        checkout.release();
+    }
     intent.release();
     (ledger.report(), None)
 }
@@ -229,12 +269,20 @@ pub struct ReconcileReport {
     pub zombies: Vec<Zombie>,
     /// Orphan sessions.
     pub orphans: Vec<Orphan>,
+    /// Checkouts removed or retired.
+    pub checkouts: Vec<CheckoutFix>,
+    /// What could not be looked at (a repository that moved or vanished): reported on every
+    /// reconcile until fixed, never fatal.
+    pub problems: Vec<String>,
 }
 
 impl ReconcileReport {
     /// Whether nothing was found.
     pub fn is_empty(&self) -> bool {
-        self.abandoned.is_empty() && self.zombies.is_empty() && self.orphans.is_empty()
+        self.abandoned.is_empty()
+            && self.zombies.is_empty()
+            && self.orphans.is_empty()
+            && self.checkouts.is_empty()
     }
 }
 
@@ -272,6 +320,8 @@ pub struct Gone {
     pub placement: Option<String>,
     /// More fields recorded with its end ([`StatusUpdate::fields`]).
     pub fields: Map<String, Value>,
+    /// Its checkout, retired with its end.
+    pub checkout: Option<Checkout>,
 }
 
 impl Gone {
@@ -283,6 +333,7 @@ impl Gone {
             exit,
             placement: record.placement.clone(),
             fields: Map::new(),
+            checkout: Checkout::of(record),
         }
     }
 }
@@ -295,7 +346,9 @@ impl Gone {
 /// recorded after, in one registry transaction: until everything is released they stay zombies
 /// for the next look or reconcile — an end recorded first would hide what was left. On `Err`
 /// no end was recorded; an agent placed where this deployer does not look is an error (it was
-/// never judged gone). Logs are kept.
+/// never judged gone). Logs are kept. An active checkout is retired ([`retire`]) and its new
+/// state recorded with the end; one that cannot be (its repository is gone) stays active, for
+/// reconcile to report and retry.
 pub fn record_ends(
     env: &Deployer<'_>,
     task: &TaskId,
@@ -334,11 +387,35 @@ pub fn record_ends(
             update.exit = g.exit;
             update.reason = Some(reason);
             update.fields = g.fields.clone();
+            if let Some(retired) = g.checkout.as_ref().and_then(|c| retire(env, &g.agent, c)) {
+                update
+                    .fields
+                    .insert(CHECKOUT_FIELD.to_owned(), retired.to_value());
+            }
             (g.agent.clone(), update)
         })
         .collect();
     env.registry.update_statuses(task, &updates)?;
     Ok(statuses)
+}
+
+/// Retires `agent`'s checkout if it is active: the checkout with its new state, or `None` when
+/// there was nothing to do or it failed (logged; it stays active for reconcile to retry).
+pub fn retire(env: &Deployer<'_>, agent: &AgentId, checkout: &Checkout) -> Option<Checkout> {
+    if checkout.state != CheckoutState::Active {
+        return None;
+    }
+    let checkouts = env.checkouts?;
+    match checkouts.retire(checkout) {
+        Ok(state) => Some(Checkout {
+            state,
+            ..checkout.clone()
+        }),
+        Err(e) => {
+            tracing::warn!(%agent, "its checkout stays as it is: {e}");
+            None
+        }
+    }
 }
 
 /// Finds and (unless `scope.dry_run`) repairs abandoned deployments, zombies and orphans.
@@ -467,6 +544,10 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
                     exit: z.exit,
                     placement: z.placement.clone(),
                     fields: z.fields.clone(),
+                    checkout: snapshots
+                        .get(&task)
+                        .and_then(|t| t.agent(&z.agent))
+                        .and_then(Checkout::of),
                 })
                 .collect();
             record_ends(env, &task, &gone)?;
@@ -521,6 +602,9 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             });
             failpoint("reconcile::after_orphan");
         }
+    }
+    if scope.orphans {
+        checkouts::reconcile(env, scope, &snapshots, &in_flight, &mut report)?;
     }
     Ok(report)
 }

@@ -1,0 +1,125 @@
+//! Running git: by argv (never a shell), in a given directory, in the C locale, never prompting,
+//! its environment cleared of what would point it elsewhere — and tagged, so a git command a
+//! killed deployer left running can be found and ended ([`end_stragglers`]).
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use camino::Utf8Path;
+
+use crate::Error;
+
+/// The environment variable every git command of a checkout carries: the branch it works on.
+pub const TAG_ENV: &str = "FLEET_CHECKOUT";
+
+/// How often a command that met another git's lock is tried, and the first pause between tries
+/// (doubled up to 200 ms): about 5 s in all.
+const LOCK_TRIES: u32 = 30;
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+
+/// Variables that would make git work on another repository, index or worktree than asked.
+const REDIRECTS: [&str; 6] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_NAMESPACE",
+];
+
+/// A git command in `dir`.
+pub(crate) fn command(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(dir).args(args);
+    for var in REDIRECTS {
+        c.env_remove(var);
+    }
+    c.env("LC_ALL", "C")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // Reading a worktree an agent works in must never take its index lock.
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .stdin(Stdio::null());
+    if let Some(tag) = tag {
+        c.env(TAG_ENV, tag);
+    }
+    c
+}
+
+/// Runs `c` and returns its output, whatever its status.
+pub(crate) fn output(mut c: Command) -> Result<Output, Error> {
+    c.output().map_err(Error::NoGit)
+}
+
+/// The first line of what a failed command printed on stderr.
+pub(crate) fn first_line(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no message)")
+        .trim()
+        .to_owned()
+}
+
+/// Whether a failure was another git at work beside this one: holding a lock it needs
+/// (`index.lock`, a ref's lock, `config`), or half-way through adding its own worktree (whose
+/// administrative files a concurrent `git worktree add` reads before they are complete).
+pub(crate) fn is_lock_conflict(out: &Output) -> bool {
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.contains("failed to read") && text.contains("/worktrees/")
+        || text.contains(".lock': File exists")
+        || text.contains("could not lock")
+        || text.contains("cannot lock ref")
+        || text.contains("Unable to create") && text.contains(".lock")
+}
+
+/// The error for a failed command.
+pub(crate) fn failure(dir: &Utf8Path, args: &[&str], out: &Output) -> Error {
+    Error::Git {
+        dir: dir.to_owned(),
+        args: args.join(" "),
+        stderr: first_line(out),
+    }
+}
+
+/// Runs git in `dir`, retrying while another git holds a lock it needs; returns its stdout on
+/// success and the raw output otherwise.
+pub(crate) fn run(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Result<Output, Error> {
+    let mut pause = FIRST_PAUSE;
+    for _ in 1..LOCK_TRIES {
+        let out = output(command(dir, args, tag))?;
+        if out.status.success() || !is_lock_conflict(&out) {
+            return Ok(out);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+    output(command(dir, args, tag))
+}
+
+/// Runs git in `dir` and returns its stdout, or the error naming the command and its message.
+pub(crate) fn stdout(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Result<String, Error> {
+    let out = run(dir, args, tag)?;
+    if out.status.success() {
+        String::from_utf8(out.stdout).map_err(|_| Error::NotUtf8(dir.to_owned()))
+    } else {
+        Err(failure(dir, args, &out))
+    }
+}
+
+/// Ends every process tagged with `tag` — git commands a SIGKILLed deployer started, which run
+/// on after it — and waits until they are gone, so that nothing recreates what is removed next.
+pub(crate) fn end_stragglers(tag: &str) {
+    let found: Vec<procs::Proc> = procs::all()
+        .into_values()
+        .filter(|p| !p.is_gone() && procs::has_env(p.pid, TAG_ENV, tag))
+        .collect();
+    for p in &found {
+        if let Some(handle) = procs::Handle::open(p) {
+            handle.signal(9);
+        }
+    }
+    let start = std::time::Instant::now();
+    while found.iter().any(procs::alive) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
