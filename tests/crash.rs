@@ -455,3 +455,133 @@ fn an_abandoned_deployment_is_rolled_back_only_where_it_was_placed() {
     assert!(!on_default(&["has-session", "-t", &format!("={session}")]));
     assert!(tagged(&agents).is_empty(), "no process of it is left");
 }
+
+// ---- worktrees -----------------------------------------------------------------------------
+
+/// Every failpoint a `--worktree` deployment passes before it commits: the checkout's git steps
+/// among deploy-core's.
+const WORKTREE_POINTS: [&str; 10] = [
+    "deploy::after_intent",
+    "checkout::before_branch",
+    "checkout::after_branch",
+    "checkout::after_worktree",
+    "deploy::after_checkout",
+    "deploy::after_prompt",
+    "deploy::after_session",
+    "deploy::after_register",
+    "deploy::before_commit",
+    "deploy::after_commit",
+];
+
+fn worktree_args<'a>(task: &'a str, repo: &'a str) -> Vec<&'a str> {
+    let mut args = deploy_args(task, "wt");
+    let at = args.iter().position(|a| *a == "--").unwrap();
+    args.splice(at..at, ["--worktree", "--repo", repo]);
+    args
+}
+
+fn repo_of(f: &Fleet, files: usize) -> Utf8PathBuf {
+    let repo =
+        common::git::repo_at(&Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap());
+    for i in 0..files {
+        fs_err::write(repo.join(format!("f{i}.txt")), format!("{i}\n")).unwrap();
+    }
+    common::git::git(&repo, &["add", "-A"]);
+    common::git::git(&repo, &["commit", "-q", "-m", "files", "--allow-empty"]);
+    repo
+}
+
+#[test]
+fn a_worktree_deployment_failing_or_killed_at_each_step_leaves_the_repository_as_it_was() {
+    for point in WORKTREE_POINTS {
+        for action in ["panic", "pause"] {
+            let f = Fleet::new();
+            let task = f.task(&[]);
+            let repo = repo_of(&f, 3);
+            let before = common::git::lists(&repo);
+            let args = worktree_args(&task, repo.as_str());
+            let child = start_at(&f, point, action, &args);
+            let context = format!("{point}={action}");
+            if action == "pause" {
+                sigkill(child);
+                reconcile(&f);
+            } else {
+                let out = child.wait_with_output().unwrap();
+                assert!(!out.status.success(), "{context}");
+            }
+            let w = world(&f, &task);
+            if point == "deploy::after_commit" {
+                // Committed first: a Live agent, with its worktree.
+                assert_eq!(w.registered.len(), 1, "{context}");
+                assert_eq!(common::git::fleet_branches(&repo).len(), 1, "{context}");
+                assert_eq!(
+                    common::git::fleet_worktrees(&repo, &f.root()).len(),
+                    1,
+                    "{context}"
+                );
+            } else {
+                assert_eq!(common::git::lists(&repo), before, "{context}");
+                assert!(w.registered.is_empty(), "{context}: {:?}", w.registered);
+                assert!(w.sessions.is_empty() && w.intents.is_empty(), "{context}");
+                let worktrees = f.root().join(&task).join("worktrees");
+                assert!(
+                    fs_err::read_dir(&worktrees).map_or(true, |d| d.count() == 0),
+                    "{context}: a directory left under {worktrees}"
+                );
+            }
+            assert_eq!(reconcile(&f)["nothing_to_do"], true, "{context}");
+        }
+    }
+}
+
+#[test]
+fn two_hundred_worktree_deployments_killed_at_random_instants_leave_only_what_the_registry_holds() {
+    let f = Fleet::new();
+    let task = f.task(&["--max-agents", "1000", "--max-concurrent", "1000"]);
+    // Enough files that checking them out is a real part of a deployment.
+    let repo = repo_of(&f, 2000);
+    let args = worktree_args(&task, repo.as_str());
+    let start = Instant::now();
+    f.ok(&args);
+    let duration = start.elapsed();
+    let n: u32 = 200;
+    for i in 0..n {
+        let delay = duration.mul_f64(f64::from((i * 83) % n) / f64::from(n - 1));
+        let child = f
+            .command(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        sigkill(child);
+    }
+    reconcile(&f);
+    let w = world(&f, &task);
+    let registered: BTreeSet<String> = w.registered.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(
+        common::git::fleet_branches(&repo),
+        registered,
+        "a fleet branch exactly for each registered agent"
+    );
+    assert_eq!(
+        common::git::fleet_worktrees(&repo, &f.root()),
+        registered,
+        "a worktree exactly for each registered agent"
+    );
+    let dirs: BTreeSet<String> = fs_err::read_dir(f.root().join(&task).join("worktrees"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(
+        dirs, registered,
+        "no directory of a rolled-back checkout is left"
+    );
+    assert!(w.intents.is_empty(), "{:?}", w.intents);
+    eprintln!(
+        "{n} --worktree deployments killed at instants spread over {} ms: {} ended live",
+        duration.as_millis(),
+        registered.len() - 1
+    );
+    assert_eq!(reconcile(&f)["nothing_to_do"], true);
+}

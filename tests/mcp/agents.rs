@@ -176,3 +176,67 @@ async fn an_agents_server_refuses_to_act_for_another_agent() {
     agents_server.cancel().await.unwrap();
     conductor.cancel().await.unwrap();
 }
+
+/// `deploy_headless_agent` and `spawn_child_agent` take `worktree`, `repo` and `base_ref`: the
+/// agent runs in its own checkout, which the result names; its options alone are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_deployed_through_mcp_get_their_own_worktree() {
+    let f = Fleet::new();
+    let repo = crate::common::git::repo_at(
+        &camino::Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap(),
+    );
+    crate::common::git::git(&repo, &["branch", "release"]);
+    let client = connect(&f).await;
+    let task = new_task(&client, "worktrees").await;
+    let deployed = ok(
+        &client,
+        "deploy_headless_agent",
+        json!({
+            "task_id": task, "agent_type": "builder", "prompt": "Build it.",
+            "worktree": true, "repo": repo.as_str(), "base_ref": "release",
+        }),
+    )
+    .await;
+    let agent = deployed["agent_id"].as_str().unwrap().to_owned();
+    let w = &deployed["worktree"];
+    assert_eq!(w["branch"], format!("fleet/{agent}"), "{deployed}");
+    assert_eq!(w["base_ref"], "release");
+    assert_eq!(w["state"], "active");
+    assert!(
+        camino::Utf8Path::new(w["path"].as_str().unwrap())
+            .join("README")
+            .exists()
+    );
+    let child = ok(
+        &client,
+        "spawn_child_agent",
+        json!({
+            "task_id": task, "parent_agent_id": agent, "child_agent_type": "tester",
+            "child_prompt": "Test it.", "worktree": true, "repo": repo.as_str(),
+        }),
+    )
+    .await;
+    assert_eq!(child["worktree"]["base_ref"], "HEAD", "{child}");
+    assert_eq!(crate::common::git::fleet_branches(&repo).len(), 2);
+    refused(
+        &client,
+        &task,
+        "deploy_headless_agent",
+        json!({ "task_id": task, "agent_type": "x", "prompt": "p", "repo": repo.as_str() }),
+        "go with worktree: true",
+    )
+    .await;
+    refused(
+        &client,
+        &task,
+        "deploy_headless_agent",
+        json!({
+            "task_id": task, "agent_type": "y", "prompt": "p", "worktree": true,
+            "repo": repo.as_str(), "base_ref": "nope",
+        }),
+        "base ref \"nope\" does not name a commit",
+    )
+    .await;
+    assert_eq!(crate::common::git::fleet_branches(&repo).len(), 2);
+    client.cancel().await.unwrap();
+}

@@ -64,6 +64,11 @@ pub(crate) enum Command {
     Wait(WaitArgs),
     /// Continue an ended agent's conversation in a new agent (Claude Code: `--resume`)
     Resume(ResumeArgs),
+    /// List agents' worktrees (`deploy --worktree`) with their state: active, kept-dirty,
+    /// branch-only, kept, missing
+    Worktrees(WorktreesArgs),
+    /// Print an agent's changes against its base: committed and uncommitted, new files included
+    Diff(DiffArgs),
     /// Serve MCP over stdio, with the Python orchestrator's tools (for Claude Code and other
     /// MCP clients)
     Mcp,
@@ -77,6 +82,26 @@ pub(crate) enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         args: Vec<OsString>,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorktreesArgs {
+    /// Only this task's
+    #[arg(long, value_parser = parse_task)]
+    pub(crate) task: Option<TaskId>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The task
+    #[arg(long, value_parser = parse_task)]
+    pub(crate) task: TaskId,
+    /// The agent
+    #[arg(long, value_parser = parse_agent)]
+    pub(crate) agent: AgentId,
+    /// A summary: files changed, lines added and removed
+    #[arg(long)]
+    pub(crate) stat: bool,
 }
 
 #[derive(Debug, Args)]
@@ -167,8 +192,22 @@ pub(crate) struct DeployArgs {
     #[arg(long, value_parser = parse_parent, default_value = "orchestrator")]
     pub(crate) parent: Parent,
     /// The agent's working directory (default: the current directory)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "worktree")]
     pub(crate) workdir: Option<Utf8PathBuf>,
+    /// Run the agent in its own git worktree, on a new branch fleet/<agent>, made and removed
+    /// with the deployment; at its end the worktree is kept only if it holds uncommitted changes,
+    /// the branch only if it has commits
+    #[arg(long)]
+    pub(crate) worktree: bool,
+    /// The repository to branch from (default: the one holding the current directory)
+    #[arg(long, requires = "worktree", value_name = "PATH")]
+    pub(crate) repo: Option<Utf8PathBuf>,
+    /// The ref to branch from (default: the repository's HEAD)
+    #[arg(long, requires = "worktree", value_name = "REF")]
+    pub(crate) base: Option<String>,
+    /// Keep the worktree and its branch when the agent ends, whatever they hold
+    #[arg(long, requires = "worktree")]
+    pub(crate) keep_worktree: bool,
     /// How long the agent must stay alive to count as Live
     #[arg(long)]
     pub(crate) startup_grace_ms: Option<u64>,

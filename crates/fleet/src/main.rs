@@ -57,6 +57,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::EndAgent(args) => cmd::kill::end_agent(s, &args),
         Command::Wait(args) => cmd::wait::run(s, &args, json_mode),
         Command::Resume(args) => cmd::resume::run(s, &args, json_mode),
+        Command::Worktrees(args) => cmd::worktree::list(s, &args, json_mode),
+        Command::Diff(args) => cmd::worktree::diff(s, &args),
         // Both are dispatched before configuration; reaching them here is a bug.
         Command::Mcp | Command::Top | Command::AgentWrap { .. } => Err(Error::Invalid(
             "internal error: a command dispatched twice".into(),

@@ -36,7 +36,7 @@ pub struct CheckoutFix {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Utf8PathBuf>,
     /// `removed` (nothing accounted for it) or the state its retirement left
-    /// (`kept-dirty`, `branch-only`, `removed`); in a dry run, what would be done.
+    /// (`kept-dirty`, `branch-only`, `removed`); in a dry run, `remove` or `retire`.
     pub action: String,
 }
 
@@ -152,7 +152,7 @@ pub(super) fn reconcile(
             repo: repo.clone(),
             branch: f.branch,
             path: f.path,
-            action: "removed".into(),
+            action: if scope.dry_run { "remove" } else { "removed" }.into(),
         });
         failpoint("reconcile::after_checkout");
     }

@@ -10,7 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use crate::cli::DeployArgs;
 use crate::config::Services;
 use crate::error::Error;
-use crate::ops::deploy::{self, DeployOptions};
+use crate::ops::deploy::{self, DeployOptions, WorktreeOptions};
 use crate::output::emit;
 
 /// Reads a whole prompt of at most `cap` bytes, as UTF-8.
@@ -54,6 +54,11 @@ pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Res
     options.effort = args.effort.clone();
     options.permission_mode = args.permission_mode.clone();
     options.preamble = args.no_preamble.then_some(false);
+    options.worktree = args.worktree.then(|| WorktreeOptions {
+        repo: args.repo.clone(),
+        base: args.base.clone(),
+        keep: args.keep_worktree,
+    });
     deploy_interruptibly(services, options, json_mode)
 }
 

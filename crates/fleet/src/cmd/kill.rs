@@ -10,7 +10,7 @@ pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Resu
     // The CLI keeps the logs where they are (`fleet logs` reads them).
     let k = kill::run(services, &args.task, &args.agent, &args.reason, Logs::Keep)?;
     emit(json_mode, &k, || {
-        format!(
+        let mut out = format!(
             "{} {} (session {}, {} process(es) ended)\n",
             k.agent_id,
             k.status,
@@ -20,9 +20,34 @@ pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Resu
                 "already gone"
             },
             k.killed.len()
-        )
+        );
+        if let Some(w) = &k.worktree {
+            out.push_str(&worktree_line(w));
+        }
+        out
     });
     Ok(())
+}
+
+/// What an agent's end left of its checkout, in one line.
+fn worktree_line(c: &deploy_core::Checkout) -> String {
+    use deploy_core::CheckoutState::*;
+    match c.state {
+        Active => format!(
+            "worktree {} stays as it was (it could not be retired; see the log)\n",
+            c.path
+        ),
+        KeptDirty => format!("worktree {} kept: it holds uncommitted changes\n", c.path),
+        BranchOnly => format!(
+            "worktree removed; branch {} kept: it has commits\n",
+            c.branch
+        ),
+        Kept => format!(
+            "worktree {} and branch {} kept, as asked\n",
+            c.path, c.branch
+        ),
+        Removed => "worktree and branch removed: no work in them\n".to_owned(),
+    }
 }
 
 /// `fleet end-agent`: ends an agent as its last final report says (status and message), its

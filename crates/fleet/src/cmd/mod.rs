@@ -9,3 +9,4 @@ pub(crate) mod resume;
 pub(crate) mod status;
 pub(crate) mod task;
 pub(crate) mod wait;
+pub(crate) mod worktree;

@@ -14,11 +14,15 @@ pub(crate) fn run(services: &Services, args: &ReconcileArgs, json_mode: bool) ->
 
 /// The report as lines: one per thing found, saying what was (or would be) done.
 fn text(r: &Reconciled) -> String {
+    let mut out = String::new();
+    for p in &r.found.problems {
+        out.push_str(&format!("problem: {p}\n"));
+    }
     if r.nothing_to_do {
-        return "nothing to do\n".to_owned();
+        out.push_str("nothing to do\n");
+        return out;
     }
     let verb = |done: &str, would: &str| (if r.dry_run { would } else { done }).to_owned();
-    let mut out = String::new();
     for a in &r.found.abandoned {
         out.push_str(&format!(
             "abandoned deployment of {} in {}: {}\n",
@@ -44,6 +48,21 @@ fn text(r: &Reconciled) -> String {
             o.session,
             verb("killed", "would kill")
         ));
+    }
+    for c in &r.found.checkouts {
+        let what = match (&c.path, &c.branch) {
+            (Some(path), Some(branch)) => format!("worktree {path} (branch {branch})"),
+            (Some(path), None) => format!("worktree {path}"),
+            (None, Some(branch)) => format!("branch {branch}"),
+            (None, None) => "checkout".to_owned(),
+        };
+        let done = match (c.task.is_some(), r.dry_run) {
+            (true, false) => format!("retired: {}", c.action),
+            (true, true) => "would retire".to_owned(),
+            (false, false) => "unaccounted for: removed".to_owned(),
+            (false, true) => "unaccounted for: would remove".to_owned(),
+        };
+        out.push_str(&format!("{what} of {} in {}: {done}\n", c.agent, c.repo));
     }
     for t in &r.repaired.counters_fixed {
         out.push_str(&format!(

@@ -102,6 +102,15 @@ struct Deploy<'a> {
     model: Option<String>,
     effort: Option<String>,
     permission_mode: Option<String>,
+    worktree: Worktree,
+}
+
+/// The checkout a deploy or a spawn asks for.
+struct Worktree {
+    wanted: bool,
+    repo: Option<String>,
+    base_ref: Option<String>,
+    keep: bool,
 }
 
 /// Deploys through the one operation both surfaces share, with the agent's identity in front
@@ -123,6 +132,17 @@ fn deploy(services: &Services, d: Deploy<'_>) -> Result<views::Deployed, Error> 
     options.permission_mode = d.permission_mode;
     options.model = d.model;
     options.effort = d.effort;
+    let w = d.worktree;
+    if !w.wanted && (w.repo.is_some() || w.base_ref.is_some() || w.keep) {
+        return Err(Error::Invalid(
+            "repo, base_ref and keep_worktree go with worktree: true".into(),
+        ));
+    }
+    options.worktree = w.wanted.then(|| ops::deploy::WorktreeOptions {
+        repo: w.repo.map(Into::into),
+        base: w.base_ref,
+        keep: w.keep,
+    });
     // The server's own signals end the server; a deployment in flight rolls back as it drops.
     Ok(views::deployed(&ops::deploy::run(
         services,
@@ -197,6 +217,12 @@ impl FleetMcp {
                     model: p.model,
                     effort: p.effort,
                     permission_mode: p.permission_mode,
+                    worktree: Worktree {
+                        wanted: p.worktree,
+                        repo: p.repo,
+                        base_ref: p.base_ref,
+                        keep: p.keep_worktree,
+                    },
                 },
             )
         })
@@ -222,6 +248,12 @@ impl FleetMcp {
                     model: p.model,
                     effort: p.effort,
                     permission_mode: p.permission_mode,
+                    worktree: Worktree {
+                        wanted: p.worktree,
+                        repo: p.repo,
+                        base_ref: p.base_ref,
+                        keep: p.keep_worktree,
+                    },
                 },
             )
         })

@@ -58,6 +58,19 @@ pub(crate) struct DeployParams {
     /// plan — as the installed CLI lists them); default: fleet's configuration
     /// (bypassPermissions unless FLEET_PERMISSION_MODE says otherwise).
     pub(crate) permission_mode: Option<String>,
+    /// Run the agent in its own git worktree, on a new branch fleet/<agent_id>, made and removed
+    /// with the deployment; at its end the worktree is kept only if it holds uncommitted
+    /// changes, the branch only if it has commits.
+    #[serde(default)]
+    pub(crate) worktree: bool,
+    /// The repository (default: the one holding the server's working directory); only with
+    /// `worktree`.
+    pub(crate) repo: Option<String>,
+    /// The ref to branch from (default: the repository's HEAD); only with `worktree`.
+    pub(crate) base_ref: Option<String>,
+    /// Keep worktree and branch when the agent ends, whatever they hold; only with `worktree`.
+    #[serde(default)]
+    pub(crate) keep_worktree: bool,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -77,6 +90,19 @@ pub(crate) struct SpawnChildParams {
     pub(crate) effort: Option<String>,
     /// Claude Code's permission mode, as for `deploy_headless_agent`.
     pub(crate) permission_mode: Option<String>,
+    /// Run the agent in its own git worktree, on a new branch fleet/<agent_id>, made and removed
+    /// with the deployment; at its end the worktree is kept only if it holds uncommitted
+    /// changes, the branch only if it has commits.
+    #[serde(default)]
+    pub(crate) worktree: bool,
+    /// The repository (default: the one holding the server's working directory); only with
+    /// `worktree`.
+    pub(crate) repo: Option<String>,
+    /// The ref to branch from (default: the repository's HEAD); only with `worktree`.
+    pub(crate) base_ref: Option<String>,
+    /// Keep worktree and branch when the agent ends, whatever they hold; only with `worktree`.
+    #[serde(default)]
+    pub(crate) keep_worktree: bool,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

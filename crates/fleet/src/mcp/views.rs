@@ -94,6 +94,37 @@ pub(crate) struct Deployed {
     workspace: String,
     deployment_method: String,
     depth: u32,
+    /// Its own git checkout, when deployed with `worktree`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worktree: Option<Worktree>,
+}
+
+/// An agent's git checkout.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Worktree {
+    /// The worktree's directory.
+    path: String,
+    /// Its branch, `fleet/<agent_id>`.
+    branch: String,
+    /// The commit it was branched from.
+    base: String,
+    /// The ref that named it.
+    base_ref: String,
+    /// The repository's top directory.
+    repo: String,
+    /// active, kept-dirty, branch-only, kept or removed.
+    state: String,
+}
+
+pub(crate) fn worktree(c: &deploy_core::Checkout) -> Worktree {
+    Worktree {
+        path: c.path.to_string(),
+        branch: c.branch.clone(),
+        base: c.base.clone(),
+        base_ref: c.base_ref.clone(),
+        repo: c.repo.to_string(),
+        state: c.state.to_string(),
+    }
 }
 
 pub(crate) fn deployed(d: &ops::deploy::Deployed) -> Deployed {
@@ -108,6 +139,7 @@ pub(crate) fn deployed(d: &ops::deploy::Deployed) -> Deployed {
         workspace: d.workspace.clone(),
         deployment_method: "tmux session".into(),
         depth: d.depth,
+        worktree: d.worktree.as_ref().map(worktree),
     }
 }
 
@@ -295,6 +327,11 @@ pub(crate) struct Reconciled {
     abandoned: Vec<Any>,
     zombies: Vec<Any>,
     orphans: Vec<Any>,
+    /// Worktrees and branches removed (nothing accounted for them) or retired (their agent had
+    /// ended).
+    checkouts: Vec<Any>,
+    /// What could not be looked at (a repository that moved or vanished).
+    problems: Vec<Any>,
     counters_fixed: Vec<Any>,
     index: Any,
     temp_files: u64,
@@ -310,6 +347,8 @@ pub(crate) fn reconciled(r: &ops::reconcile::Reconciled) -> Reconciled {
         abandoned: list("abandoned"),
         zombies: list("zombies"),
         orphans: list("orphans"),
+        checkouts: list("checkouts"),
+        problems: list("problems"),
         counters_fixed: list("counters_fixed"),
         index: v["index"].clone(),
         temp_files: v["temp_files"].as_u64().unwrap_or(0),

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::reconcile::{self, Scope};
-use deploy_core::{AgentId, AgentType, DeployRequest, Live, Parent, SessionName, TaskId};
+use deploy_core::{
+    AgentId, AgentType, Checkout, CheckoutRequest, DeployRequest, Live, Parent, SessionName, TaskId,
+};
 use serde::Serialize;
 
 use super::claude;
@@ -36,6 +38,19 @@ pub(crate) struct DeployOptions {
     pub(crate) model: Option<String>,
     /// Claude Code's `--effort`.
     pub(crate) effort: Option<String>,
+    /// The agent's own git checkout, where it runs instead of `workdir`.
+    pub(crate) worktree: Option<WorktreeOptions>,
+}
+
+/// `--worktree`: a branch `fleet/<agent>` and a worktree for it under the workspace.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WorktreeOptions {
+    /// The repository (default: the one holding the current directory).
+    pub(crate) repo: Option<Utf8PathBuf>,
+    /// The ref to branch from (default: the repository's HEAD).
+    pub(crate) base: Option<String>,
+    /// Keep worktree and branch when the agent ends, whatever they hold.
+    pub(crate) keep: bool,
 }
 
 impl DeployOptions {
@@ -55,6 +70,7 @@ impl DeployOptions {
             permission_mode: None,
             model: None,
             effort: None,
+            worktree: None,
         }
     }
 }
@@ -74,6 +90,9 @@ pub(crate) struct Deployed {
     pub(crate) pane_pid: u32,
     pub(crate) prompt_file: Utf8PathBuf,
     pub(crate) log_file: Utf8PathBuf,
+    /// Its checkout, with `--worktree`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) worktree: Option<Checkout>,
     /// The task's directory.
     #[serde(skip)]
     pub(crate) workspace: String,
@@ -90,6 +109,11 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
             "workdir {workdir} does not exist or is not a directory"
         )));
     }
+    let checkout = options
+        .worktree
+        .as_ref()
+        .map(|w| checkout_request(w, &workdir))
+        .transpose()?;
     let mut command = options.command.unwrap_or_else(|| config.agent_cmd.clone());
     let claude = claude::is_claude(&command);
     claude::choose(
@@ -131,7 +155,28 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
     request.startup_grace = options.startup_grace.unwrap_or(config.startup_grace);
     request.env = options.env;
     request.allow_duplicate = options.allow_duplicate;
+    request.checkout = checkout;
     Ok(request)
+}
+
+/// The checkout asked for: an explicit repository is taken as given (the deployment reports
+/// what is wrong with it, and leaves nothing); by default, the repository holding `cwd` — and
+/// none is an error before anything exists.
+fn checkout_request(w: &WorktreeOptions, cwd: &Utf8Path) -> Result<CheckoutRequest, Error> {
+    let repo = match &w.repo {
+        Some(repo) => absolute(repo)?,
+        None => git_checkout::toplevel(cwd).map_err(|e| match e {
+            git_checkout::Error::NotARepository(_) => Error::Invalid(format!(
+                "--worktree: {cwd} is in no git repository; give --repo"
+            )),
+            other => Error::Invalid(format!("--worktree: {other}")),
+        })?,
+    };
+    Ok(CheckoutRequest {
+        repo,
+        base: w.base.clone(),
+        keep: w.keep,
+    })
 }
 
 /// Deploys after rolling back the task's abandoned deployments (a scan of the intent journal,
@@ -205,6 +250,7 @@ fn deployed(services: &Services, live: &Live) -> Deployed {
         pane_pid: live.session().pane_pid,
         prompt_file: live.files().prompt_file.clone(),
         log_file: live.files().log_file.clone(),
+        worktree: live.checkout().cloned(),
         workspace: services.layout.task_dir(live.task()).to_string(),
     }
 }

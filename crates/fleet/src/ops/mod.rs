@@ -16,6 +16,7 @@ pub(crate) mod resume;
 pub(crate) mod status;
 pub(crate) mod task;
 pub(crate) mod wait;
+pub(crate) mod worktree;
 
 use deploy_core::{AgentId, AgentRecord, TaskId};
 

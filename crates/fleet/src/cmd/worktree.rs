@@ -1,0 +1,50 @@
+//! `fleet worktrees` and `fleet diff`.
+
+use std::io::Write;
+
+use crate::cli::{DiffArgs, WorktreesArgs};
+use crate::config::Services;
+use crate::error::Error;
+use crate::ops::worktree;
+use crate::output::{emit, safe};
+
+pub(crate) fn list(
+    services: &Services,
+    args: &WorktreesArgs,
+    json_mode: bool,
+) -> Result<(), Error> {
+    let views = worktree::list(services, args.task.as_ref())?;
+    emit(json_mode, &views, || {
+        if views.is_empty() {
+            return "no worktrees\n".to_owned();
+        }
+        let mut out = format!(
+            "{:<30} {:<28} {:<12} {:<11} {}\n",
+            "TASK", "AGENT", "STATE", "STATUS", "WHERE"
+        );
+        for v in &views {
+            let place = match &v.path {
+                Some(path) => format!("{path} ({})", v.branch),
+                None => format!("branch {} in {}", v.branch, v.repo),
+            };
+            out.push_str(&format!(
+                "{:<30} {:<28} {:<12} {:<11} {}\n",
+                v.task_id,
+                v.agent_id,
+                v.state,
+                v.agent_status,
+                safe(&place)
+            ));
+        }
+        out
+    });
+    Ok(())
+}
+
+pub(crate) fn diff(services: &Services, args: &DiffArgs) -> Result<(), Error> {
+    let text = worktree::diff(services, &args.task, &args.agent, args.stat)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
