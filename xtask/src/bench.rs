@@ -35,6 +35,8 @@ pub(crate) fn run() -> Result<(), String> {
     let p = crate::procs::run(&root.join("target/release/fleet"), &scratch)?;
     let (status_first, status_later) =
         crate::status_bench::run(&root.join("target/release/fleet"), &scratch)?;
+    let (worktree_ours, worktree_floor) =
+        crate::worktree_bench::run(&root.join("target/release/fleet"), &scratch)?;
     let crit = root.join("target/criterion");
     let mut md = String::new();
     md.push_str("# Benchmarks\n\nWritten by `cargo xtask bench` (criterion; mean of the samples, ");
@@ -192,6 +194,11 @@ pub(crate) fn run() -> Result<(), String> {
 
     md.push_str("\n## Status of 100 agents with 1 MB logs (issue 14)\n\n");
     md.push_str(&status_section(&status_first, &status_later));
+    md.push_str("\n## Deploying into a worktree (issue 13)\n\n");
+    md.push_str(&crate::worktree_bench::section(
+        &worktree_ours,
+        &worktree_floor,
+    ));
 
     md.push_str("\n## Peak memory (issue 8)\n\n| process | max RSS |\n|---|---:|\n");
     let _ = writeln!(
@@ -340,6 +347,17 @@ pub(crate) fn status_only() -> Result<(), String> {
     let scratch = root.join("target/xtask-bench");
     let (first, later) = crate::status_bench::run(&root.join("target/release/fleet"), &scratch)?;
     eprint!("{}", status_section(&first, &later));
+    Ok(())
+}
+
+/// `cargo xtask bench-worktree`: only the worktree benchmark, printed.
+pub(crate) fn worktree_only() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let root = workspace_root()?;
+    build_release(&cargo, &root)?;
+    let scratch = root.join("target/xtask-bench");
+    let (ours, floor) = crate::worktree_bench::run(&root.join("target/release/fleet"), &scratch)?;
+    eprint!("{}", crate::worktree_bench::section(&ours, &floor));
     Ok(())
 }
 

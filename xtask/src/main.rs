@@ -4,6 +4,7 @@ mod bench;
 mod ci;
 mod procs;
 mod status_bench;
+mod worktree_bench;
 
 use std::process::ExitCode;
 
@@ -14,9 +15,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(),
         Some("rss") => procs::rss_main(&args[1..]),
         Some("bench-status") => bench::status_only(),
+        Some("bench-worktree") => bench::worktree_only(),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci|bench|bench-status\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md\n  bench-status   only `fleet status` of 100 agents with 1 MB logs, printed"
+                "usage: cargo xtask ci|bench|bench-status|bench-worktree\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md\n  bench-status   only `fleet status` of 100 agents with 1 MB logs, printed\n  bench-worktree   only `fleet deploy --worktree` against its floor, printed"
             );
             return ExitCode::from(2);
         }

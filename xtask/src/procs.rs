@@ -140,6 +140,47 @@ impl Drop for Env {
     }
 }
 
+/// The tmux calls a deployment needs, run raw: the session started with its tags in one
+/// command, then one probe — the floor every deployment benchmark compares against.
+pub(crate) fn raw_tmux_deploy(env: &Env, name: &str, cwd: &str) -> Result<(), String> {
+    let exact = format!("={name}:");
+    let a = env.tmux(&[
+        "new-session",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_pid}",
+        "-s",
+        name,
+        "-c",
+        cwd,
+        "-e",
+        "FLEET_AGENT_ID=x",
+        "--",
+        "sleep",
+        "300",
+        ";",
+        "set-option",
+        "-p",
+        "-t",
+        &exact,
+        "remain-on-exit",
+        "on",
+        ";",
+        "set-option",
+        "-t",
+        &exact,
+        "@fleet_agent_id",
+        "x",
+    ])?;
+    let b = env.tmux(&["list-panes", "-s", "-t", &exact, "-F", "#{pane_dead}"])?;
+    if a.status.success() && b.status.success() {
+        Ok(())
+    } else {
+        Err("raw tmux failed".into())
+    }
+}
+
 pub(crate) fn time<T>(f: impl FnOnce() -> Result<T, String>) -> Result<(f64, T), String> {
     let start = Instant::now();
     let out = f()?;
@@ -173,48 +214,8 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
     for i in 0..40 {
         ours.push(time(|| env.ok(&deploy_args(&task, "0")))?.0);
         let name = format!("agent_raw-{i}");
-        let exact = format!("={name}:");
         let root = env.root.to_string_lossy().into_owned();
-        raw.push(
-            time(|| {
-                let a = env.tmux(&[
-                    "new-session",
-                    "-d",
-                    "-P",
-                    "-F",
-                    "#{pane_pid}",
-                    "-s",
-                    &name,
-                    "-c",
-                    &root,
-                    "-e",
-                    "FLEET_AGENT_ID=x",
-                    "--",
-                    "sleep",
-                    "300",
-                    ";",
-                    "set-option",
-                    "-p",
-                    "-t",
-                    &exact,
-                    "remain-on-exit",
-                    "on",
-                    ";",
-                    "set-option",
-                    "-t",
-                    &exact,
-                    "@fleet_agent_id",
-                    "x",
-                ])?;
-                let b = env.tmux(&["list-panes", "-s", "-t", &exact, "-F", "#{pane_dead}"])?;
-                if a.status.success() && b.status.success() {
-                    Ok(())
-                } else {
-                    Err("raw tmux failed".into())
-                }
-            })?
-            .0,
-        );
+        raw.push(time(|| raw_tmux_deploy(&env, &name, &root))?.0);
     }
 
     // 6a. Peak memory of one `fleet deploy`.
