@@ -118,6 +118,12 @@ fn an_agent_works_in_its_own_checkout_and_fleet_diff_shows_its_commit() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["state"], "active");
     assert_eq!(listed[0]["path"], path.as_str());
+    // `fleet status` shows it too, with the agent.
+    let status = s.f.json(&["status", "--task", &s.task]);
+    assert_eq!(
+        status[0]["agents"][0]["worktree"]["state"], "active",
+        "{status}"
+    );
 
     // Killed with uncommitted changes: the worktree is kept, and said so.
     let killed = s.kill(&agent);

@@ -194,10 +194,10 @@ pub(crate) struct DeployArgs {
     /// The agent's working directory (default: the current directory)
     #[arg(long, conflicts_with = "worktree")]
     pub(crate) workdir: Option<Utf8PathBuf>,
-    /// Run the agent in its own git worktree, on a new branch fleet/<agent>, made and removed
-    /// with the deployment; at its end the worktree is kept only if it holds uncommitted changes,
-    /// the branch only if it has commits
-    #[arg(long)]
+    #[arg(
+        long,
+        help = "Run the agent in its own git worktree, on a new branch fleet/<agent>, made and removed with the deployment; at its end the worktree is kept only if it holds uncommitted changes, the branch only if it has commits"
+    )]
     pub(crate) worktree: bool,
     /// The repository to branch from (default: the one holding the current directory)
     #[arg(long, requires = "worktree", value_name = "PATH")]

@@ -2,7 +2,7 @@
 //!
 //! deploy-core's [`Checkouts`] over the git CLI: each agent gets a branch `fleet/<agent>` from
 //! its base and a worktree for it under the workspace, made inside the deployment and removed
-//! with it. git runs by argv, never through a shell ([`git`] module), so no path or ref is ever
+//! with it. git runs by argv, never through a shell (the `git` module), so no path or ref is ever
 //! interpreted.
 //!
 //! The git CLI rather than `git2` or `gix`: it covers worktree add, remove and prune exactly as

@@ -10,7 +10,7 @@
 //!   session, and one placed where this run does not look is not judged.
 //! - **Orphans**: fleet-tagged sessions that no registry entry and no intent account for: killed
 //!   with the verified kill. Sessions fleet did not tag are never listed, so never touched.
-//! - **Checkouts** ([`checkouts`]): worktrees and `fleet/` branches in the repositories the
+//! - **Checkouts** ([`CheckoutFix`]): worktrees and `fleet/` branches in the repositories the
 //!   registry and the intents name that nothing accounts for are removed; an ended agent's
 //!   checkout that was never retired is retired.
 //!

@@ -34,6 +34,9 @@ pub(crate) struct AgentView {
     pub(crate) activity: Activity,
     /// Its last line of output, if it is still being read.
     pub(crate) last_line: Option<String>,
+    /// Its own checkout (`--worktree`), as recorded: where, and what is left of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) worktree: Option<deploy_core::Checkout>,
 }
 
 /// Whether an agent's session runs: fleet's own as one listing of its backend saw it, an
@@ -249,5 +252,6 @@ fn view(
         age_seconds: age_seconds(&a.started_at),
         activity: seen.activity,
         last_line: seen.context.last_line,
+        worktree: deploy_core::Checkout::of(a),
     }
 }
