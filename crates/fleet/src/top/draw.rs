@@ -227,6 +227,7 @@ mod tests {
             age_seconds: Some(1),
             activity: activity::Activity::default(),
             last_line: Some(format!("line of {i}")),
+            worktree: None,
         }
     }
 
