@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use deploy_core::{AgentId, SessionName, SessionSpec, TaskId};
 use serde_json::{Value, json};
+use tmux_backend::{Server, TmuxBackend};
 
 /// Timings in milliseconds.
 pub(crate) struct Stats(pub(crate) Vec<f64>);
@@ -140,45 +142,48 @@ impl Drop for Env {
     }
 }
 
-/// The tmux calls a deployment needs, run raw: the session started with its tags in one
-/// command, then one probe — the floor every deployment benchmark compares against.
-pub(crate) fn raw_tmux_deploy(env: &Env, name: &str, cwd: &str) -> Result<(), String> {
-    let exact = format!("={name}:");
-    let a = env.tmux(&[
-        "new-session",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_pid}",
-        "-s",
-        name,
-        "-c",
-        cwd,
-        "-e",
-        "FLEET_AGENT_ID=x",
-        "--",
-        "sleep",
-        "300",
-        ";",
-        "set-option",
-        "-p",
-        "-t",
-        &exact,
-        "remain-on-exit",
-        "on",
-        ";",
-        "set-option",
-        "-t",
-        &exact,
-        "@fleet_agent_id",
-        "x",
-    ])?;
-    let b = env.tmux(&["list-panes", "-s", "-t", &exact, "-F", "#{pane_dead}"])?;
-    if a.status.success() && b.status.success() {
-        Ok(())
-    } else {
-        Err("raw tmux failed".into())
+/// The tmux calls a deployment needs, run raw: the agent's `new-session` with its options and
+/// tags, then one probe — the floor every deployment benchmark compares against. The command
+/// lines are the backend's own (`TmuxBackend::floor`), so the floor cannot drift from what fleet
+/// asks of tmux. `agent` names the session (`agent_<agent>`).
+pub(crate) fn raw_tmux_deploy(env: &Env, agent: &str, cwd: &str) -> Result<(), String> {
+    let agent = AgentId::parse(agent).map_err(|e| e.to_string())?;
+    let root = camino::Utf8PathBuf::from(env.root.to_string_lossy().into_owned());
+    let spec = SessionSpec {
+        session: SessionName::for_agent(&agent).map_err(|e| e.to_string())?,
+        task: TaskId::parse("TASK-RAW").map_err(|e| e.to_string())?,
+        argv: vec!["sleep".into(), "300".into()],
+        workdir: cwd.into(),
+        env: Vec::new(),
+        prompt_file: root.join("raw-prompt.txt"),
+        log_file: root.join(format!("logs/{agent}_stream.jsonl")),
+        agent,
+    };
+    let backend = TmuxBackend::new(
+        Server::Name(env.socket.clone()),
+        vec![
+            env.fleet
+                .with_file_name("fleet-agent-wrap")
+                .to_string_lossy()
+                .into_owned(),
+        ],
+    );
+    let floor = backend.floor(&spec).map_err(|e| e.to_string())?;
+    for line in [&floor.start, &floor.probe] {
+        let out = Command::new(&line[0])
+            .args(&line[1..])
+            .env("TMUX_TMPDIR", &env.tmux_tmpdir)
+            .env_remove("TMUX")
+            .output()
+            .map_err(|e| format!("tmux: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "raw tmux failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
     }
+    Ok(())
 }
 
 pub(crate) fn time<T>(f: impl FnOnce() -> Result<T, String>) -> Result<(f64, T), String> {
@@ -213,9 +218,8 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
     let (mut ours, mut raw) = (Vec::new(), Vec::new());
     for i in 0..40 {
         ours.push(time(|| env.ok(&deploy_args(&task, "0")))?.0);
-        let name = format!("agent_raw-{i}");
         let root = env.root.to_string_lossy().into_owned();
-        raw.push(time(|| raw_tmux_deploy(&env, &name, &root))?.0);
+        raw.push(time(|| raw_tmux_deploy(&env, &format!("raw-{i}"), &root))?.0);
     }
 
     // 6a. Peak memory of one `fleet deploy`.

@@ -86,7 +86,7 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<(Stats, Stats), String
                     &repo,
                     &["worktree", "add", "--quiet", "-b", &branch, &path_s, "HEAD"],
                 )?;
-                raw_tmux_deploy(&env, &format!("agent_raw-{i}"), &path_s)
+                raw_tmux_deploy(&env, &format!("raw-{i}"), &path_s)
             })?
             .0,
         );

@@ -1,6 +1,7 @@
 //! A deployment through the library — deploy-core with the JSON registry, the tmux backend, the
 //! prompt store and the intent journal, startup grace 0 — against the tmux calls a deployment
-//! needs (new-session with its options, one liveness probe) run as processes, in the same run.
+//! needs (new-session with its options, one liveness probe) — the backend's own command lines
+//! (`TmuxBackend::floor`) — run as processes, in the same run.
 //! The cleanup after each iteration (kill, unregister) is not timed. Run by `cargo xtask bench`.
 
 // Bench setup may unwrap: a failed unwrap is a failed benchmark. It constructs the real
@@ -18,8 +19,8 @@ use std::time::{Duration, Instant};
 use camino::Utf8PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use deploy_core::{
-    AgentType, DeployRequest, Deployer, FsJournal, FsPromptStore, Layout, Limits, Registry,
-    SessionBackend,
+    AgentId, AgentType, DeployRequest, Deployer, FsJournal, FsPromptStore, Layout, Limits,
+    Registry, SessionBackend, SessionName, SessionSpec,
 };
 use registry::{JsonRegistry, NewTask};
 use tmux_backend::{Server, TmuxBackend};
@@ -71,6 +72,14 @@ fn benches(c: &mut Criterion) {
         );
     };
     tmux(&["new-session", "-d", "-s", "keepalive", "sleep", "3600"]); // the server stays up
+    let run = |line: &[std::ffi::OsString]| {
+        let out = Command::new(&line[0]).args(&line[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{line:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
 
     let mut group = c.benchmark_group("deploy");
     group
@@ -107,48 +116,24 @@ fn benches(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 n += 1;
-                let name = format!("agent_raw-{n}");
-                let exact = format!("={name}:");
+                let agent = AgentId::parse(&format!("raw-{n}")).unwrap();
+                let spec = SessionSpec {
+                    session: SessionName::for_agent(&agent).unwrap(),
+                    task: task.clone(),
+                    argv: vec!["sleep".into(), "300".into()],
+                    workdir: root.clone(),
+                    env: Vec::new(),
+                    prompt_file: root.join("raw-prompt.txt"),
+                    log_file: root.join(format!("logs/{agent}_stream.jsonl")),
+                    agent,
+                };
+                // The backend's own command lines: what a deployment asks of tmux.
+                let floor = backend.floor(&spec).unwrap();
                 let start = Instant::now();
-                tmux(&[
-                    "new-session",
-                    "-d",
-                    "-P",
-                    "-F",
-                    "#{pane_pid}",
-                    "-s",
-                    &name,
-                    "-c",
-                    root.as_str(),
-                    "-e",
-                    "FLEET_AGENT_ID=x",
-                    "--",
-                    "sleep",
-                    "300",
-                    ";",
-                    "set-option",
-                    "-p",
-                    "-t",
-                    &exact,
-                    "remain-on-exit",
-                    "on",
-                    ";",
-                    "set-option",
-                    "-t",
-                    &exact,
-                    "@fleet_agent_id",
-                    "x",
-                ]);
-                tmux(&[
-                    "list-panes",
-                    "-s",
-                    "-t",
-                    &exact,
-                    "-F",
-                    "#{pane_dead} #{pane_pid}",
-                ]);
+                run(&floor.start);
+                run(&floor.probe);
                 total += start.elapsed();
-                tmux(&["kill-session", "-t", &format!("={name}")]);
+                run(&floor.kill);
             }
             total
         });

@@ -1,6 +1,7 @@
 //! Start + probe + kill of one agent through the backend, against the raw tmux commands the
-//! backend needs (new-session with its options, one list-panes, kill-session), run as processes
-//! in the same run. Run through `cargo xtask bench`.
+//! backend needs (new-session with its options, one list-panes, kill-session) — taken from the
+//! backend itself (`TmuxBackend::floor`) and run as processes in the same run. Run through
+//! `cargo xtask bench`.
 
 // Bench setup may unwrap: a failed unwrap is a failed benchmark.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -15,6 +16,20 @@ use deploy_core::{AgentId, Liveness, SessionBackend, SessionName, SessionSpec, T
 use tmux_backend::{Server, TmuxBackend};
 
 const WRAP: &str = env!("CARGO_BIN_EXE_tmux-agent-wrap");
+
+/// One agent's session: `sleep 60`, its prompt and log under `root`.
+fn spec_of(root: &Utf8PathBuf, prompt: &Utf8PathBuf, agent: &AgentId) -> SessionSpec {
+    SessionSpec {
+        session: SessionName::for_agent(agent).unwrap(),
+        agent: agent.clone(),
+        task: TaskId::parse("TASK-BENCH").unwrap(),
+        argv: vec!["sleep".into(), "60".into()],
+        workdir: root.clone(),
+        env: Vec::new(),
+        prompt_file: prompt.clone(),
+        log_file: root.join(format!("logs/{agent}_stream.jsonl")),
+    }
+}
 
 fn benches(c: &mut Criterion) {
     let socket = format!("fleet-bench-{}", std::process::id());
@@ -52,16 +67,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let agent =
                 AgentId::parse(&format!("bench-{}", n.fetch_add(1, Ordering::Relaxed))).unwrap();
-            let spec = SessionSpec {
-                session: SessionName::for_agent(&agent).unwrap(),
-                agent: agent.clone(),
-                task: TaskId::parse("TASK-BENCH").unwrap(),
-                argv: vec!["sleep".into(), "60".into()],
-                workdir: root.clone(),
-                env: Vec::new(),
-                prompt_file: prompt.clone(),
-                log_file: root.join(format!("logs/{agent}_stream.jsonl")),
-            };
+            let spec = spec_of(&root, &prompt, &agent);
             backend.start(&spec).unwrap();
             backend.open_gate(&spec.session).unwrap();
             assert_eq!(backend.probe(&spec.session).unwrap(), Liveness::Alive);
@@ -70,54 +76,14 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("raw_tmux_start_probe_kill", |b| {
         b.iter(|| {
-            let name = format!("agent_raw-{}", n.fetch_add(1, Ordering::Relaxed));
-            let tmux = |args: &[&str]| {
-                let ok = Command::new("tmux")
-                    .args(["-f", "/dev/null", "-L", &socket])
-                    .args(args)
-                    .output()
-                    .unwrap();
-                assert!(ok.status.success(), "{args:?}");
-            };
-            let exact = format!("={name}:");
-            tmux(&[
-                "new-session",
-                "-d",
-                "-P",
-                "-F",
-                "#{pane_pid}",
-                "-s",
-                &name,
-                "-c",
-                root.as_str(),
-                "-e",
-                "FLEET_AGENT_ID=x",
-                "--",
-                "sleep",
-                "60",
-                ";",
-                "set-option",
-                "-p",
-                "-t",
-                &exact,
-                "remain-on-exit",
-                "on",
-                ";",
-                "set-option",
-                "-t",
-                &exact,
-                "@fleet_agent_id",
-                "x",
-            ]);
-            tmux(&[
-                "list-panes",
-                "-s",
-                "-t",
-                &exact,
-                "-F",
-                "#{pane_dead} #{pane_pid}",
-            ]);
-            tmux(&["kill-session", "-t", &format!("={name}")]);
+            let agent =
+                AgentId::parse(&format!("raw-{}", n.fetch_add(1, Ordering::Relaxed))).unwrap();
+            // The backend's own command lines, run raw: the floor cannot drift from them.
+            let floor = backend.floor(&spec_of(&root, &prompt, &agent)).unwrap();
+            for line in [&floor.start, &floor.probe, &floor.kill] {
+                let ok = Command::new(&line[0]).args(&line[1..]).output().unwrap();
+                assert!(ok.status.success(), "{line:?}");
+            }
         });
     });
     group.finish();

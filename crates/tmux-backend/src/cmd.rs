@@ -62,21 +62,28 @@ pub(crate) enum Reply {
     },
 }
 
+/// The whole command line of `tmux args` on `server`, program first.
+pub(crate) fn command_line(tmux: &OsString, server: &Server, args: &[String]) -> Vec<OsString> {
+    // No user config: fleet's server must behave the same everywhere (base-index, shells).
+    let mut line: Vec<OsString> = vec![tmux.clone(), "-f".into(), "/dev/null".into()];
+    match server {
+        Server::Name(name) => line.extend(["-L".into(), name.into()]),
+        Server::Path(path) => line.extend(["-S".into(), path.as_str().into()]),
+        Server::Default => {}
+    }
+    line.extend(args.iter().map(OsString::from));
+    line
+}
+
 pub(crate) fn run(
     tmux: &OsString,
     server: &Server,
     args: &[String],
     timeout: Duration,
 ) -> Result<Reply, Error> {
-    let mut cmd = Command::new(tmux);
-    // No user config: fleet's server must behave the same everywhere (base-index, shells).
-    cmd.arg("-f").arg("/dev/null");
-    match server {
-        Server::Name(name) => cmd.arg("-L").arg(name),
-        Server::Path(path) => cmd.arg("-S").arg(path.as_str()),
-        Server::Default => &mut cmd,
-    };
-    cmd.args(args)
+    let line = command_line(tmux, server, args);
+    let mut cmd = Command::new(&line[0]);
+    cmd.args(&line[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -9,9 +9,13 @@ use crate::{Error, TmuxBackend};
 use procs::{self, Handle};
 
 impl TmuxBackend {
+    /// The kill of one session, by exact name.
+    pub(crate) fn kill_args(session: &SessionName) -> Vec<String> {
+        vec!["kill-session".into(), "-t".into(), format!("={session}")]
+    }
+
     pub(crate) fn kill_session(&self, session: &SessionName) -> Result<bool, Error> {
-        let args = vec!["kill-session".into(), "-t".into(), format!("={session}")];
-        Ok(self.query(&args)?.is_some())
+        Ok(self.query(&Self::kill_args(session))?.is_some())
     }
 
     pub(crate) fn do_kill(

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod cmd;
+mod floor;
 pub mod gate;
 mod kill;
 mod start;
@@ -38,6 +39,7 @@ use deploy_core::{
 
 pub use crate::cmd::Server;
 use crate::cmd::{MAX_COMMAND_BYTES, Reply};
+pub use crate::floor::Floor;
 
 /// The default socket name (`tmux -L fleet`).
 pub const DEFAULT_SOCKET: &str = "fleet";
@@ -334,8 +336,9 @@ impl TmuxBackend {
             .transpose()
     }
 
-    fn pane_state(&self, session: &SessionName) -> Result<Option<PaneState>, Error> {
-        let args = vec![
+    /// The probe of one session: its pane's state and tags.
+    pub(crate) fn probe_args(session: &SessionName) -> Vec<String> {
+        vec![
             "list-panes".into(),
             "-s".into(),
             "-t".into(),
@@ -344,7 +347,11 @@ impl TmuxBackend {
             format!("={session}:"),
             "-F".into(),
             "#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{pane_pid}\t#{pid}\t#{@fleet_agent_id}\t#{@fleet_log}".into(),
-        ];
+        ]
+    }
+
+    fn pane_state(&self, session: &SessionName) -> Result<Option<PaneState>, Error> {
+        let args = Self::probe_args(session);
         let Some(out) = self.query(&args)? else {
             return Ok(None);
         };

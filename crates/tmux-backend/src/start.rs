@@ -12,6 +12,64 @@ use crate::{Error, TmuxBackend, encode_log_tag, gate, wrapper};
 
 impl TmuxBackend {
     pub(crate) fn do_start(&self, spec: &SessionSpec) -> Result<SessionInfo, Error> {
+        let args = self.start_args(spec)?;
+        if let Some(dir) = spec.log_file.parent() {
+            deploy_core::private::create_dir_all(dir)?;
+        }
+        let gate_path = gate::path_for(spec.log_file.as_std_path());
+        let created = |out: &str| -> Option<SessionInfo> {
+            let f: Vec<&str> = out.lines().next()?.split('\t').collect();
+            Some(SessionInfo {
+                session: spec.session.clone(),
+                session_id: (*f.first()?).to_owned(),
+                pane_id: (*f.get(1)?).to_owned(),
+                pane_pid: f.get(2)?.parse().ok()?,
+            })
+        };
+        let writer = gate::create(&gate_path).map_err(|e| {
+            Error::Io(std::io::Error::new(
+                e.kind(),
+                format!("cannot create the gate {}: {e}", gate_path.display()),
+            ))
+        })?;
+        let reply = self.tmux(&args);
+        if !matches!(reply, Ok(Reply::Ok(_))) {
+            // No wrapper will reach it: the name goes, the writer closes below.
+            let _ = fs_err::remove_file(&gate_path);
+        }
+        match reply? {
+            Reply::Ok(out) => {
+                let info = created(&out).ok_or(Error::Parse {
+                    command: "new-session".into(),
+                    output: out,
+                })?;
+                self.gates()
+                    .insert(spec.session.clone(), (writer, gate_path));
+                Ok(info)
+            }
+            Reply::Failed {
+                code,
+                stderr,
+                stdout,
+            } => {
+                // new-session printed its line: the session exists though a later command
+                // failed. It is ours (the name is this agent's): remove it, changing nothing.
+                if created(&stdout).is_some() {
+                    let _ = self.kill_session(&spec.session);
+                }
+                Err(Self::failed(&args, code, stderr))
+            }
+            Reply::NoServer | Reply::NotFound(_) => Err(Self::failed(
+                &args,
+                Some(1),
+                "the tmux server went away".into(),
+            )),
+        }
+    }
+
+    /// The one tmux command that starts `spec`'s session: `new-session` with the agent gated
+    /// behind its wrapper, then its options and tags, `;`-separated.
+    pub(crate) fn start_args(&self, spec: &SessionSpec) -> Result<Vec<String>, Error> {
         let workdir = fs_err::canonicalize(&spec.workdir)
             .ok()
             .and_then(|p| Utf8PathBuf::from_path_buf(p).ok())
@@ -19,9 +77,6 @@ impl TmuxBackend {
             .ok_or_else(|| Error::Workdir {
                 path: spec.workdir.clone(),
             })?;
-        if let Some(dir) = spec.log_file.parent() {
-            deploy_core::private::create_dir_all(dir)?;
-        }
         let name = spec.session.as_str();
         let gate_path = gate::path_for(spec.log_file.as_std_path());
         let wrap = wrapper::WrapArgs {
@@ -98,54 +153,7 @@ impl TmuxBackend {
                 bytes,
             });
         }
-        let created = |out: &str| -> Option<SessionInfo> {
-            let f: Vec<&str> = out.lines().next()?.split('\t').collect();
-            Some(SessionInfo {
-                session: spec.session.clone(),
-                session_id: (*f.first()?).to_owned(),
-                pane_id: (*f.get(1)?).to_owned(),
-                pane_pid: f.get(2)?.parse().ok()?,
-            })
-        };
-        let writer = gate::create(&gate_path).map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot create the gate {}: {e}", gate_path.display()),
-            ))
-        })?;
-        let reply = self.tmux(&args);
-        if !matches!(reply, Ok(Reply::Ok(_))) {
-            // No wrapper will reach it: the name goes, the writer closes below.
-            let _ = fs_err::remove_file(&gate_path);
-        }
-        match reply? {
-            Reply::Ok(out) => {
-                let info = created(&out).ok_or(Error::Parse {
-                    command: "new-session".into(),
-                    output: out,
-                })?;
-                self.gates()
-                    .insert(spec.session.clone(), (writer, gate_path));
-                Ok(info)
-            }
-            Reply::Failed {
-                code,
-                stderr,
-                stdout,
-            } => {
-                // new-session printed its line: the session exists though a later command
-                // failed. It is ours (the name is this agent's): remove it, changing nothing.
-                if created(&stdout).is_some() {
-                    let _ = self.kill_session(&spec.session);
-                }
-                Err(Self::failed(&args, code, stderr))
-            }
-            Reply::NoServer | Reply::NotFound(_) => Err(Self::failed(
-                &args,
-                Some(1),
-                "the tmux server went away".into(),
-            )),
-        }
+        Ok(args)
     }
 
     /// A session of its own on fleet's server, its command run from argv (no shell) as a child
