@@ -310,6 +310,35 @@ fn logs_follow_prints_everything_until_the_agent_ends() {
     assert_eq!(followed, "first\nsecond\n");
 }
 
+/// A crash of the machine can leave a prompt file that no intent names (intents are synced only
+/// with `--worktree`): reconcile removes it, and never a live agent's.
+#[test]
+fn reconcile_sweeps_a_prompt_file_nothing_names() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let agent = f.deploy(&task, "t", "0", &["sleep", "300"]);
+    let dir = f.root().join(&task);
+    let ghost = dir.join("agent_prompt_ghost-1.txt");
+    fs_err::write(&ghost, "left by a power loss").unwrap();
+    let not_a_prompt = dir.join("agent_prompt_notes.md");
+    fs_err::write(&not_a_prompt, "the user's").unwrap();
+    let dry = f.json(&["reconcile", "--dry-run"]);
+    assert_eq!(dry["prompts"], serde_json::json!([ghost.as_str()]), "{dry}");
+    assert!(ghost.exists());
+    let done = f.json(&["reconcile"]);
+    assert_eq!(
+        done["prompts"],
+        serde_json::json!([ghost.as_str()]),
+        "{done}"
+    );
+    assert!(!ghost.exists() && not_a_prompt.exists());
+    assert!(
+        dir.join(format!("agent_prompt_{agent}.txt")).exists(),
+        "the live agent's stays"
+    );
+    assert_eq!(f.json(&["reconcile"])["nothing_to_do"], true);
+}
+
 #[test]
 fn reconcile_reports_first_with_dry_run_then_repairs_once() {
     let f = Fleet::new();

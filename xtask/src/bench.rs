@@ -350,6 +350,25 @@ pub(crate) fn status_only() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask bench-deploy`: only `fleet deploy` against its floor, printed.
+pub(crate) fn deploy_only() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let root = workspace_root()?;
+    build_release(&cargo, &root)?;
+    let scratch = root.join("target/xtask-bench");
+    let env = crate::procs::Env::new(&root.join("target/release/fleet"), &scratch, "deploy")?;
+    let task = env.task()?;
+    env.tmux(&["new-session", "-d", "-s", "keepalive", "sleep", "3600"])?;
+    let (ours, floor) = crate::procs::deploy_overhead(&env, &task, 40)?;
+    eprintln!(
+        "fleet deploy: {}\nfloor (start + probe, raw): {}\nratio {:.2}x (goal 1.5x)",
+        ours.show(),
+        floor.show(),
+        ours.mean() / floor.mean()
+    );
+    Ok(())
+}
+
 /// `cargo xtask bench-worktree`: only the worktree benchmark, printed.
 pub(crate) fn worktree_only() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());

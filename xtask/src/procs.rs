@@ -210,17 +210,28 @@ fn deploy_args<'a>(task: &'a str, grace: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// `fleet deploy` (grace 0) against its floor — the backend's own tmux calls, start and one
+/// probe, run raw — interleaved, `runs` of each, in `env`'s task.
+pub(crate) fn deploy_overhead(
+    env: &Env,
+    task: &str,
+    runs: usize,
+) -> Result<(Stats, Stats), String> {
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        ours.push(time(|| env.ok(&deploy_args(task, "0")))?.0);
+        let root = env.root.to_string_lossy().into_owned();
+        raw.push(time(|| raw_tmux_deploy(env, &format!("raw-{i}"), &root))?.0);
+    }
+    Ok((Stats(ours), Stats(raw)))
+}
+
 pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
     // 1. Deploy overhead: `fleet deploy` (grace 0) against new-session + one probe, interleaved.
     let env = Env::new(fleet, scratch, "deploy")?;
     let task = env.task()?;
     env.tmux(&["new-session", "-d", "-s", "keepalive", "sleep", "3600"])?;
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
-    for i in 0..40 {
-        ours.push(time(|| env.ok(&deploy_args(&task, "0")))?.0);
-        let root = env.root.to_string_lossy().into_owned();
-        raw.push(time(|| raw_tmux_deploy(&env, &format!("raw-{i}"), &root))?.0);
-    }
+    let (ours, raw) = deploy_overhead(&env, &task, 40)?;
 
     // 6a. Peak memory of one `fleet deploy`.
     let rss_deploy_kb = rss(&env, &deploy_args(&task, "0"))?;
@@ -277,8 +288,8 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
     let grace = grace(fleet, scratch)?;
 
     Ok(Results {
-        deploy_fleet: Stats(ours),
-        deploy_raw: Stats(raw),
+        deploy_fleet: ours,
+        deploy_raw: raw,
         bulk_sequential: Duration::from_secs_f64(seq_ms / 1e3),
         bulk_concurrent: Duration::from_secs_f64(par_ms / 1e3),
         reconcile_idle,

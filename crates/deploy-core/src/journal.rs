@@ -67,8 +67,8 @@ pub trait IntentJournal: Send + Sync {
 
 /// Intents as files `<dir>/<agent_id>.json`, each flocked by its deploying process.
 ///
-/// A record is written into an unnamed file (`O_TMPFILE`), locked, fsynced and only then linked
-/// at its name, so it never appears unlocked or half-written while its deployer lives;
+/// A record is written into an unnamed file (`O_TMPFILE`), locked (and, when it names a
+/// checkout, fsynced) and only then linked at its name, so it never appears unlocked or half-written while its deployer lives;
 /// [`FsLease::finish`] deletes it while still holding the lock, and a reconciler that takes a
 /// lock checks the file is still the one at the path. Together these mean a reconciler never
 /// mistakes a live deployment for an abandoned one. A record that does not parse, or whose ids
@@ -110,9 +110,9 @@ impl IntentLease for FsLease {
     }
 
     fn finish(self: Box<Self>) -> Result<(), Error> {
+        // Not synced: a SIGKILL keeps the page cache, and an intent a machine crash brings back
+        // names an agent the crash ended too — reconcile removes it (docs/FAULTS.md).
         fs_err::remove_file(&self.path)?;
-        let dir = self.path.parent().unwrap_or(Utf8Path::new("."));
-        sync_dir(dir)?;
         drop(self.lock);
         Ok(())
     }
@@ -151,7 +151,14 @@ impl IntentJournal for FsJournal {
         };
         let mut writer = fs_err::File::from_parts(lock.file().try_clone()?, path.as_std_path());
         writer.write_all(&json)?;
-        writer.sync_all()?;
+        // Synced only when it names a checkout: a SIGKILL keeps the page cache, and after a
+        // crash of the machine the session is gone; what may outlive it on disk is the prompt
+        // file, which reconcile sweeps when nothing names it, and a worktree, which it can
+        // find only through the intent (docs/FAULTS.md, "What each fsync protects").
+        let durable = record.checkout.is_some();
+        if durable {
+            writer.sync_all()?;
+        }
         let fd_path = format!("/proc/self/fd/{}", lock.file().as_raw_fd());
         match rustix::fs::linkat(
             rustix::fs::CWD,
@@ -164,7 +171,9 @@ impl IntentJournal for FsJournal {
             Err(rustix::io::Errno::EXIST) => return Err(duplicate()),
             Err(e) => return Err(io_error(&path, "cannot link the intent file at", e)),
         }
-        dir.sync_all()?;
+        if durable {
+            dir.sync_all()?;
+        }
         Ok(Box::new(FsLease {
             record: record.clone(),
             path,

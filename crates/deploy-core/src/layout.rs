@@ -73,6 +73,12 @@ impl Layout {
         self.task_dir(task).join("archive")
     }
 
+    /// The agent whose prompt file is named `name` (`agent_prompt_<id>.txt`), if it is one.
+    pub fn prompt_owner(name: &str) -> Option<AgentId> {
+        let id = name.strip_prefix("agent_prompt_")?.strip_suffix(".txt")?;
+        AgentId::parse(id).ok()
+    }
+
     /// The files of one agent.
     pub fn tracked_files(&self, task: &TaskId, agent: &AgentId) -> TrackedFiles {
         let dir = self.task_dir(task);

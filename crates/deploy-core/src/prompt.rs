@@ -3,7 +3,7 @@
 use fs_err::os::unix::fs::OpenOptionsExt;
 use std::io::Write;
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::Error;
 
@@ -13,6 +13,9 @@ pub trait PromptStore: Send + Sync {
     fn write(&self, path: &Utf8Path, prompt: &str) -> Result<(), Error>;
     /// Removes a prompt file; `Ok(false)` if it was already gone.
     fn remove(&self, path: &Utf8Path) -> Result<bool, Error>;
+    /// Every prompt file in `dir` (a task's directory; none if it does not exist), for
+    /// reconcile to find those nothing names.
+    fn found(&self, dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>, Error>;
 }
 
 /// Prompt files on disk (at [`Layout::tracked_files`]' `prompt_file`), mode 0600, created with
@@ -46,6 +49,24 @@ impl PromptStore for FsPromptStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn found(&self, dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>, Error> {
+        let entries = match fs_err::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str()
+                && crate::Layout::prompt_owner(name).is_some()
+            {
+                out.push(dir.join(name));
+            }
+        }
+        Ok(out)
     }
 }
 

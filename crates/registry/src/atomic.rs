@@ -1,5 +1,8 @@
 //! Atomic replacement of a file: a temp file in the same directory, written, fsynced, renamed
-//! over, the directory fsynced. A reader sees the old file or the new one, never a torn one.
+//! over. A reader sees the old file or the new one, never a torn one — after a crash of the
+//! machine too: the data is on disk before the rename. The directory is not synced: a machine
+//! crash may then bring the old version back (the last change lost, never the registry), and
+//! it ends every agent anyway (docs/FAULTS.md, "What each fsync protects").
 //!
 //! Each write has a temp name of its own (`.<name>.<pid>-<n>.tmp`), so two writers that both
 //! believe they hold the lock — someone deleted the lock file under one of them — can never
@@ -60,12 +63,10 @@ pub fn stage(path: &Utf8Path, bytes: &[u8]) -> Result<Staged, Error> {
 }
 
 impl Staged {
-    /// Renames the new version into place and fsyncs the directory.
+    /// Renames the new version into place.
     pub fn commit(mut self) -> Result<(), Error> {
         fs_err::rename(&self.tmp, &self.path)?;
         self.committed = true;
-        let dir = self.path.parent().unwrap_or(Utf8Path::new("."));
-        deploy_core::journal::sync_dir(dir)?;
         Ok(())
     }
 }
@@ -78,7 +79,8 @@ impl Drop for Staged {
     }
 }
 
-/// Replaces `path` with `bytes` atomically and durably. The caller holds `path`'s lock.
+/// Replaces `path` with `bytes` atomically (the data synced before the rename). The caller
+/// holds `path`'s lock.
 pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<(), Error> {
     stage(path, bytes)?.commit()
 }

@@ -23,6 +23,7 @@
 pub mod atomic;
 pub mod format;
 mod repair;
+mod splice;
 
 use std::time::Duration;
 
@@ -182,31 +183,32 @@ fn status_fields(update: &StatusUpdate) -> (Map<String, Value>, Map<String, Valu
     (fields, index)
 }
 
-/// Sets `agent`'s status (if given) and fields in the task registry and the index.
-fn apply_fields(
+/// Applies `change` to the parsed files: the agent's status and fields in the task registry,
+/// and — only when its status changes — its status and index fields in the global index (an
+/// index unchanged is not rewritten). The same change as `splice` makes on the text.
+fn apply_change(
     t: &mut TaskFile,
     g: &mut GlobalFile,
     task: &TaskId,
-    agent: &AgentId,
-    status: Option<&AgentStatus>,
-    task_fields: Map<String, Value>,
-    global_fields: Map<String, Value>,
+    change: &splice::Change,
 ) -> Result<(), Error> {
+    let agent = &change.agent;
     let entry = t
         .agent_mut(agent)
         .ok_or_else(|| deploy_core::Error::UnknownAgent {
             task: task.clone(),
             agent: agent.clone(),
         })?;
-    if let Some(s) = status {
+    let changed = change.status.as_ref().filter(|s| **s != entry.status);
+    if let Some(s) = &change.status {
         entry.status = s.clone();
     }
-    entry.extra.extend(task_fields);
-    if let Some(Value::Object(ge)) = g.agents.get_mut(agent.as_str()) {
-        if let Some(s) = status {
-            ge.insert("status".into(), json!(s.as_str()));
-        }
-        ge.extend(global_fields);
+    entry.extra.extend(change.task_fields.clone());
+    if let Some(s) = changed
+        && let Some(Value::Object(ge)) = g.agents.get_mut(agent.as_str())
+    {
+        ge.insert("status".into(), json!(s.as_str()));
+        ge.extend(change.index_fields.clone());
     }
     Ok(())
 }
@@ -255,9 +257,19 @@ impl JsonRegistry {
 
     /// [`lock_global`](Self::lock_global), then reads the index (a new one if there is none).
     /// A corrupt index says how it is repaired: it is derived data.
-    fn open_global(&self) -> Result<(Flock, Utf8PathBuf, GlobalFile), Error> {
+    #[allow(clippy::type_complexity)] // the lock, the path, the index and its bytes as read
+    fn open_global(&self) -> Result<(Flock, Utf8PathBuf, GlobalFile, Option<Vec<u8>>), Error> {
         let (lock, path) = self.lock_global()?;
-        let global = match read_json::<GlobalFile>(&path) {
+        let bytes = match fs_err::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
+        let parsed = match &bytes {
+            Some(b) => parse::<GlobalFile>(b, &path).map(Some),
+            None => Ok(None),
+        };
+        let global = match parsed {
             Ok(g) => g.unwrap_or_else(new_global),
             Err(Error::Corrupt {
                 path,
@@ -276,7 +288,7 @@ impl JsonRegistry {
             }
             Err(e) => return Err(e),
         };
-        Ok((lock, path, global))
+        Ok((lock, path, global, bytes))
     }
 
     /// Reads a task registry without locking (files are replaced atomically).
@@ -288,6 +300,108 @@ impl JsonRegistry {
     /// Reads the global registry without locking; `None` if there is none yet.
     pub fn read_global_file(&self) -> Result<Option<GlobalFile>, Error> {
         read_json(&self.layout.global_registry())
+    }
+
+    /// Applies `changes` (status and fields of a few agents) under the task's lock — and the
+    /// index's, only if a status in it changes — on the files' text (`splice`): the changed
+    /// entries and the counters are written again, every other byte copied. A file the text
+    /// path cannot read as expected goes the whole-file way ([`transact`](Self::transact)),
+    /// which reports what is wrong with it.
+    fn change(&self, task: &TaskId, changes: &[splice::Change]) -> Result<(), Error> {
+        const ATTEMPTS: usize = 100;
+        for attempt in 1..=ATTEMPTS {
+            let done = match self.change_once(task, changes)? {
+                Some(done) => done,
+                None => self.transact_once(task, &mut |t, g| {
+                    for change in changes {
+                        apply_change(t, g, task, change)?;
+                    }
+                    Ok(((), true))
+                })?,
+            };
+            if done.is_some() {
+                return Ok(());
+            }
+            tracing::warn!(%task, attempt, "a registry lock file was replaced while held; starting over");
+        }
+        Err(deploy_core::Error::Registry(
+            format!("task {task}: its lock files kept being replaced ({ATTEMPTS} attempts)").into(),
+        )
+        .into())
+    }
+
+    /// One attempt of [`change`](Self::change) on the text: `None` when the files must go the
+    /// whole-file way; `Some(None)` when a lock turned out stale (start over).
+    #[allow(clippy::option_option)] // three outcomes, each named above
+    fn change_once(
+        &self,
+        task: &TaskId,
+        changes: &[splice::Change],
+    ) -> Result<Option<Option<()>>, Error> {
+        let task_path = self.layout.task_registry(task);
+        if !task_path.exists() {
+            return Err(deploy_core::Error::UnknownTask(task.clone()).into());
+        }
+        let task_lock = self.lock(&task_path)?;
+        let old_task_bytes = match fs_err::read(&task_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(deploy_core::Error::UnknownTask(task.clone()).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let spliced = match splice::task(&old_task_bytes, changes) {
+            None => return Ok(None),
+            Some(Err(agent)) => {
+                return Err(deploy_core::Error::UnknownAgent {
+                    task: task.clone(),
+                    agent,
+                }
+                .into());
+            }
+            Some(Ok(s)) => s,
+        };
+        let in_index: Vec<&splice::Change> = changes
+            .iter()
+            .filter(|c| spliced.status_changed.contains(&c.agent))
+            .collect();
+        let global = if in_index.is_empty() {
+            None
+        } else {
+            let (lock, path) = self.lock_global()?;
+            let Ok(old) = fs_err::read(&path) else {
+                return Ok(None);
+            };
+            let Some(new) = splice::index(&old, &in_index) else {
+                return Ok(None);
+            };
+            Some((lock, path, new))
+        };
+        let task_new = atomic::stage(&task_path, &spliced.bytes)?;
+        let global_new = match &global {
+            Some((_, path, bytes)) => Some(atomic::stage(path, bytes)?),
+            None => None,
+        };
+        let global_moved = match &global {
+            Some((lock, ..)) => !lock.is_at_path()?,
+            None => false,
+        };
+        if !task_lock.is_at_path()? || global_moved {
+            return Ok(Some(None));
+        }
+        task_new.commit()?;
+        deploy_core::failpoint("registry::after_task_write");
+        if let Some(g) = global_new
+            && let Err(e) = g.commit()
+        {
+            if let Err(restore) = write_atomic(&task_path, &old_task_bytes) {
+                tracing::error!(path = %task_path, error = %restore,
+                    "cannot restore the task registry after a failed index write; `fleet reconcile` rebuilds the index");
+            }
+            return Err(e);
+        }
+        deploy_core::failpoint("registry::after_global_write");
+        Ok(Some(Some(())))
     }
 
     /// Runs `f` on the task registry and the global index with both locks held (task first),
@@ -336,7 +450,7 @@ impl JsonRegistry {
             Err(e) => return Err(e.into()),
         };
         let mut task_file: TaskFile = parse(&old_task_bytes, &task_path)?;
-        let (global_lock, global_path, mut global) = self.open_global()?;
+        let (global_lock, global_path, mut global, old_global_bytes) = self.open_global()?;
         let (out, changed) = f(&mut task_file, &mut global)?;
         if !changed {
             return Ok(Some(out));
@@ -344,13 +458,18 @@ impl JsonRegistry {
         task_file.recount();
         global.recount();
         let task_new = atomic::stage(&task_path, &to_json(&task_file, &task_path)?)?;
-        let global_new = atomic::stage(&global_path, &to_json(&global, &global_path)?)?;
+        // An index the change left as it was is not written again.
+        let global_bytes = to_json(&global, &global_path)?;
+        let global_new = match old_global_bytes {
+            Some(old) if old == global_bytes => None,
+            _ => Some(atomic::stage(&global_path, &global_bytes)?),
+        };
         if !task_lock.is_at_path()? || !global_lock.is_at_path()? {
             return Ok(None); // the staged files are removed as they drop
         }
         task_new.commit()?;
         deploy_core::failpoint("registry::after_task_write");
-        if let Err(e) = global_new.commit() {
+        if let Some(Err(e)) = global_new.map(atomic::Staged::commit) {
             if let Err(restore) = write_atomic(&task_path, &old_task_bytes) {
                 tracing::error!(path = %task_path, error = %restore,
                     "cannot restore the task registry after a failed index write; `fleet reconcile` rebuilds the index");
@@ -381,7 +500,7 @@ impl JsonRegistry {
         if task_path.exists() {
             return Err(Error::TaskExists(id));
         }
-        let (_global_lock, global_path, mut global) = self.open_global()?;
+        let (_global_lock, global_path, mut global, _) = self.open_global()?;
         let new_dir = !dir.exists();
         for sub in ["logs", "progress", "findings"] {
             deploy_core::private::create_dir_all(&dir.join(sub))?;
@@ -512,18 +631,15 @@ impl JsonRegistry {
         task_fields: Map<String, Value>,
         global_fields: Map<String, Value>,
     ) -> Result<(), Error> {
-        self.transact(task, |t, g| {
-            apply_fields(
-                t,
-                g,
-                task,
-                agent,
-                status.as_ref(),
-                task_fields.clone(),
-                global_fields.clone(),
-            )?;
-            Ok(((), true))
-        })
+        self.change(
+            task,
+            &[splice::Change {
+                agent: agent.clone(),
+                status,
+                task_fields,
+                index_fields: global_fields,
+            }],
+        )
     }
 }
 
@@ -644,13 +760,19 @@ impl Registry for JsonRegistry {
         if updates.is_empty() {
             return Ok(());
         }
-        Ok(self.transact(task, |t, g| {
-            for (agent, update) in updates {
-                let (fields, index) = status_fields(update);
-                apply_fields(t, g, task, agent, Some(&update.status), fields, index)?;
-            }
-            Ok(((), true))
-        })?)
+        let changes: Vec<splice::Change> = updates
+            .iter()
+            .map(|(agent, update)| {
+                let (task_fields, index_fields) = status_fields(update);
+                splice::Change {
+                    agent: agent.clone(),
+                    status: Some(update.status.clone()),
+                    task_fields,
+                    index_fields,
+                }
+            })
+            .collect();
+        Ok(self.change(task, &changes)?)
     }
 
     fn annotate(
@@ -659,10 +781,7 @@ impl Registry for JsonRegistry {
         agent: &AgentId,
         fields: &Map<String, Value>,
     ) -> Result<(), deploy_core::Error> {
-        Ok(self.transact(task, |t, g| {
-            apply_fields(t, g, task, agent, None, fields.clone(), Map::new())?;
-            Ok(((), true))
-        })?)
+        Ok(self.update_agent_fields(task, agent, None, fields.clone(), Map::new())?)
     }
 
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, deploy_core::Error> {

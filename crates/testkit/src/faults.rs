@@ -49,6 +49,8 @@ pub enum Op {
     WritePrompt,
     /// [`PromptStore::remove`].
     RemovePrompt,
+    /// [`PromptStore::found`].
+    FoundPrompts,
     /// [`IntentJournal::begin`].
     BeginIntent,
     /// [`IntentLease::finish`].
@@ -69,7 +71,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 24] = [
+    pub const ALL: [Op; 25] = [
         Op::Start,
         Op::OpenGate,
         Op::Probe,
@@ -86,6 +88,7 @@ impl Op {
         Op::Repair,
         Op::WritePrompt,
         Op::RemovePrompt,
+        Op::FoundPrompts,
         Op::BeginIntent,
         Op::FinishIntent,
         Op::TakeAbandoned,
@@ -115,6 +118,7 @@ impl Op {
             Op::Repair => "registry.repair",
             Op::WritePrompt => "prompts.write",
             Op::RemovePrompt => "prompts.remove",
+            Op::FoundPrompts => "prompts.found",
             Op::BeginIntent => "journal.begin",
             Op::FinishIntent => "journal.finish",
             Op::TakeAbandoned => "journal.take_abandoned",
@@ -141,6 +145,7 @@ impl Op {
             | Op::Repair => Error::Registry(Box::new(fault)),
             Op::WritePrompt
             | Op::RemovePrompt
+            | Op::FoundPrompts
             | Op::BeginIntent
             | Op::FinishIntent
             | Op::TakeAbandoned
@@ -423,6 +428,10 @@ impl<P: PromptStore> PromptStore for Faulty<P> {
     fn remove(&self, path: &Utf8Path) -> Result<bool, Error> {
         self.faults.check(Op::RemovePrompt)?;
         self.inner.remove(path)
+    }
+    fn found(&self, dir: &Utf8Path) -> Result<Vec<camino::Utf8PathBuf>, Error> {
+        self.faults.check(Op::FoundPrompts)?;
+        self.inner.found(dir)
     }
 }
 

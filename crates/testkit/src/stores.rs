@@ -44,6 +44,14 @@ impl PromptStore for FakePromptStore {
     fn remove(&self, path: &Utf8Path) -> Result<bool, Error> {
         Ok(lock(&self.files).remove(path).is_some())
     }
+
+    fn found(&self, dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>, Error> {
+        Ok(lock(&self.files)
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .cloned()
+            .collect())
+    }
 }
 
 #[derive(Debug)]

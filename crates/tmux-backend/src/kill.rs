@@ -23,6 +23,7 @@ impl TmuxBackend {
         session: &SessionName,
         agent: &AgentId,
     ) -> Result<KillReport, Error> {
+        self.started().remove(session);
         // A gate never opened closes here: its agent ends without having run.
         if let Some((_, path)) = self.gates().remove(session) {
             let _ = fs_err::remove_file(path);
@@ -120,6 +121,9 @@ impl TmuxBackend {
         &self,
         targets: &[(SessionName, AgentId)],
     ) -> Result<Vec<KillReport>, Error> {
+        for (session, _) in targets {
+            self.started().remove(session);
+        }
         let args = vec![
             "list-sessions".into(),
             "-F".into(),

@@ -171,7 +171,14 @@ pub struct TmuxBackend {
     /// Whether this backend looks at sessions another orchestrator started (see
     /// [`TmuxBackend::adopting`]).
     adopting: bool,
+    /// The pane process (PID and start time) of every session this backend started and has not
+    /// seen end: while it runs, the session is there and its pane alive — a probe needs no tmux
+    /// call (a session's kill ends its pane's process; the wrapper installs no handler).
+    started: std::sync::Arc<std::sync::Mutex<Started>>,
 }
+
+/// The pane process of each session started here.
+type Started = std::collections::HashMap<SessionName, procs::Proc>;
 
 /// The held gates, by session: the writer's end and the FIFO's path.
 type Gates = std::collections::HashMap<SessionName, (std::fs::File, std::path::PathBuf)>;
@@ -200,6 +207,7 @@ impl TmuxBackend {
             timeout: Duration::from_secs(10),
             gates: std::sync::Arc::default(),
             adopting: false,
+            started: std::sync::Arc::default(),
         }
     }
 
@@ -215,6 +223,23 @@ impl TmuxBackend {
             adopting: true,
             ..TmuxBackend::new(server, Vec::new())
         }
+    }
+
+    fn started(&self) -> std::sync::MutexGuard<'_, Started> {
+        self.started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether `session` was started here and its pane process still runs (`false`: not
+    /// started here, or seen ended — ask tmux).
+    fn runs_here(&self, session: &SessionName) -> bool {
+        let mut started = self.started();
+        let alive = started.get(session).is_some_and(procs::alive);
+        if !alive {
+            started.remove(session);
+        }
+        alive
     }
 
     fn gates(&self) -> std::sync::MutexGuard<'_, Gates> {
@@ -511,6 +536,10 @@ impl SessionBackend for TmuxBackend {
     }
 
     fn probe(&self, session: &SessionName) -> Result<Liveness, deploy_core::Error> {
+        // A session started here whose pane process runs is alive: no tmux call.
+        if self.runs_here(session) {
+            return Ok(Liveness::Alive);
+        }
         // tmux marks a pane dead when its terminal closes and learns the exit status when it
         // reaps the process, a moment later (and, rarely, never): the wrapper's status file
         // answers first; otherwise wait briefly for tmux's.

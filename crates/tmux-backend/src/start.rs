@@ -45,6 +45,9 @@ impl TmuxBackend {
                 })?;
                 self.gates()
                     .insert(spec.session.clone(), (writer, gate_path));
+                if let Some(pane) = procs::stat(info.pane_pid) {
+                    self.started().insert(spec.session.clone(), pane);
+                }
                 Ok(info)
             }
             Reply::Failed {

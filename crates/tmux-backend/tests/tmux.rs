@@ -635,3 +635,38 @@ fn no_lock_or_registry_descriptor_leaks_into_the_server_or_the_agent() {
         }
     }
 }
+
+/// A session started here is probed through its pane process, without tmux — so that probe
+/// must see what tmux would: a session killed behind the backend's back is missing once its
+/// pane process is gone, and one whose agent exited reports the agent's status.
+#[test]
+fn a_probe_without_tmux_sees_what_tmux_would() {
+    let t = Tmux::new();
+    let spec = t.spec("quick-1", &["sleep", "30"], b"p");
+    let info = t.start(&spec);
+    assert_eq!(t.backend.probe(&spec.session).unwrap(), Liveness::Alive);
+    assert!(
+        t.raw(&["kill-session", "-t", "=agent_quick-1"])
+            .status
+            .success()
+    );
+    let start = Instant::now();
+    while testkit::procs::is_running(info.pane_pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the pane process outlived its session"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(t.backend.probe(&spec.session).unwrap(), Liveness::Missing);
+
+    let spec = t.spec("quick-2", &["sh", "-c", "exit 7"], b"p");
+    t.start(&spec);
+    assert!(matches!(
+        t.wait_exit(&spec.session),
+        Liveness::Exited {
+            status: ExitStatus::Code(7),
+            ..
+        }
+    ));
+}

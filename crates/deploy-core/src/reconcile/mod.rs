@@ -10,6 +10,7 @@
 //!   session, and one placed where this run does not look is not judged.
 //! - **Orphans**: fleet-tagged sessions that no registry entry and no intent account for: killed
 //!   with the verified kill. Sessions fleet did not tag are never listed, so never touched.
+//! - **Prompt files** nothing names (a crash of the machine can leave one): removed.
 //! - **Checkouts** ([`CheckoutFix`]): worktrees and `fleet/` branches in the repositories the
 //!   registry and the intents name that nothing accounts for are removed; an ended agent's
 //!   checkout that was never retired is retired.
@@ -22,6 +23,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 mod checkouts;
+mod prompts;
 
 pub use checkouts::CheckoutFix;
 
@@ -271,6 +273,8 @@ pub struct ReconcileReport {
     pub orphans: Vec<Orphan>,
     /// Checkouts removed or retired.
     pub checkouts: Vec<CheckoutFix>,
+    /// Prompt files nothing names (a crash of the machine can leave one), removed.
+    pub prompts: Vec<camino::Utf8PathBuf>,
     /// What could not be looked at (a repository that moved or vanished): reported on every
     /// reconcile until fixed, never fatal.
     pub problems: Vec<String>,
@@ -283,6 +287,7 @@ impl ReconcileReport {
             && self.zombies.is_empty()
             && self.orphans.is_empty()
             && self.checkouts.is_empty()
+            && self.prompts.is_empty()
     }
 }
 
@@ -605,6 +610,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     }
     if scope.orphans {
         checkouts::reconcile(env, scope, &snapshots, &in_flight, &mut report)?;
+        prompts::reconcile(env, scope.dry_run, &snapshots, &mut report)?;
     }
     Ok(report)
 }

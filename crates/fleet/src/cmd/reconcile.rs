@@ -49,6 +49,12 @@ fn text(r: &Reconciled) -> String {
             verb("killed", "would kill")
         ));
     }
+    for p in &r.found.prompts {
+        out.push_str(&format!(
+            "prompt file {p}, named by nothing: {}\n",
+            verb("removed", "would remove")
+        ));
+    }
     for c in &r.found.checkouts {
         let what = match (&c.path, &c.branch) {
             (Some(path), Some(branch)) => format!("worktree {path} (branch {branch})"),

@@ -332,6 +332,8 @@ pub(crate) struct Reconciled {
     checkouts: Vec<Any>,
     /// What could not be looked at (a repository that moved or vanished).
     problems: Vec<Any>,
+    /// Prompt files nothing named, removed.
+    prompts: Vec<Any>,
     counters_fixed: Vec<Any>,
     index: Any,
     temp_files: u64,
@@ -349,6 +351,7 @@ pub(crate) fn reconciled(r: &ops::reconcile::Reconciled) -> Reconciled {
         orphans: list("orphans"),
         checkouts: list("checkouts"),
         problems: list("problems"),
+        prompts: list("prompts"),
         counters_fixed: list("counters_fixed"),
         index: v["index"].clone(),
         temp_files: v["temp_files"].as_u64().unwrap_or(0),

@@ -1,0 +1,276 @@
+//! Changes that touch a few agents of a large registry, made on its text: the file is scanned
+//! once (serde_json checks all of it, borrowing each agent entry as raw text), only the entries
+//! that change are parsed and written again, the counters are recomputed from each entry's
+//! status, and every other byte is copied as it was.
+//!
+//! A file these functions cannot read as they expect (a field missing, a duplicate key) makes
+//! them return `None`: the caller then takes the whole-file path, which reports what is wrong.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+
+use deploy_core::{AgentId, AgentStatus};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::format::AgentEntry;
+
+/// What to do to one agent's entries.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub(crate) agent: AgentId,
+    /// Its new status, if it changes.
+    pub(crate) status: Option<AgentStatus>,
+    /// Fields for its task registry entry.
+    pub(crate) task_fields: Map<String, Value>,
+    /// Fields for its index entry, written when its status changes.
+    pub(crate) index_fields: Map<String, Value>,
+}
+
+/// A rewritten file, and the agents whose status in it changed.
+#[derive(Debug)]
+pub(crate) struct Spliced {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) status_changed: Vec<AgentId>,
+}
+
+#[derive(Deserialize)]
+struct TaskSkeleton<'a> {
+    #[serde(borrow)]
+    agents: Vec<&'a RawValue>,
+    #[serde(borrow)]
+    active_count: &'a RawValue,
+    #[serde(borrow)]
+    completed_count: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct GlobalSkeleton<'a> {
+    #[serde(borrow)]
+    agents: HashMap<Cow<'a, str>, &'a RawValue>,
+    #[serde(borrow)]
+    active_agents: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct IndexHead<'a> {
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+}
+
+/// Where `part` lies in `text` (it is a slice of it).
+fn range_in(text: &str, part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - text.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// `value` pretty-printed as it would be at the place of `old` in `text`: each of its lines
+/// after the first indented as the line `old` starts on.
+fn pretty_at<T: serde::Serialize>(value: &T, text: &str, old: &Range<usize>) -> Option<String> {
+    // The leading spaces of the line `old` starts on (`    {` in a list, `    "id": {` in a map).
+    let line_start = text[..old.start].rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..old.start];
+    let indent = &line[..line.len() - line.trim_start_matches(' ').len()];
+    let pretty = serde_json::to_string_pretty(value).ok()?;
+    Some(pretty.replace('\n', &format!("\n{indent}")))
+}
+
+/// `text` with each range replaced, in order.
+fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Vec<u8> {
+    edits.sort_by_key(|(r, _)| r.start);
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut at = 0;
+    for (range, new) in edits {
+        out.push_str(&text[at..range.start]);
+        out.push_str(&new);
+        at = range.end;
+    }
+    out.push_str(&text[at..]);
+    out.into_bytes()
+}
+
+/// Applies `changes` to a task registry's text. `Some(Err(agent))`: no entry has that id.
+pub(crate) fn task(bytes: &[u8], changes: &[Change]) -> Option<Result<Spliced, AgentId>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let skeleton: TaskSkeleton<'_> = serde_json::from_str(text).ok()?;
+    let mut heads = Vec::with_capacity(skeleton.agents.len());
+    for raw in &skeleton.agents {
+        let head: Head<'_> = serde_json::from_str(raw.get()).ok()?;
+        heads.push((head, range_in(text, raw.get())));
+    }
+    let mut statuses: Vec<AgentStatus> = heads
+        .iter()
+        .map(|(h, _)| AgentStatus::from(h.status.clone().into_owned()))
+        .collect();
+    let mut edits = Vec::new();
+    let mut status_changed = Vec::new();
+    for change in changes {
+        let Some(i) = heads
+            .iter()
+            .position(|(h, _)| h.id == change.agent.as_str())
+        else {
+            return Some(Err(change.agent.clone()));
+        };
+        let range = heads[i].1.clone();
+        let mut entry: AgentEntry = serde_json::from_str(&text[range.clone()]).ok()?;
+        if let Some(status) = &change.status {
+            if entry.status != *status {
+                status_changed.push(change.agent.clone());
+            }
+            entry.status = status.clone();
+            statuses[i] = status.clone();
+        }
+        entry.extra.extend(change.task_fields.clone());
+        // A later change of the same agent rewrites the entry again: drop the earlier edit.
+        edits.retain(|(r, _): &(Range<usize>, String)| *r != range);
+        edits.push((range.clone(), pretty_at(&entry, text, &range)?));
+    }
+    let active = statuses.iter().filter(|s| s.is_active()).count();
+    let completed = statuses
+        .iter()
+        .filter(|s| **s == AgentStatus::Completed)
+        .count();
+    edits.push((
+        range_in(text, skeleton.active_count.get()),
+        active.to_string(),
+    ));
+    edits.push((
+        range_in(text, skeleton.completed_count.get()),
+        completed.to_string(),
+    ));
+    Some(Ok(Spliced {
+        bytes: splice(text, edits),
+        status_changed,
+    }))
+}
+
+/// Applies to the global index's text the changes of the agents whose status changed (`None`
+/// when it cannot read it as expected). An agent missing from the index is left to the
+/// whole-file path too (`None`): it rebuilds what is missing.
+pub(crate) fn index(bytes: &[u8], changes: &[&Change]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let skeleton: GlobalSkeleton<'_> = serde_json::from_str(text).ok()?;
+    let mut edits = Vec::new();
+    let mut now: HashMap<&str, AgentStatus> = HashMap::new();
+    for change in changes {
+        let raw = skeleton.agents.get(change.agent.as_str())?;
+        let range = range_in(text, raw.get());
+        let mut entry: Map<String, Value> = serde_json::from_str(raw.get()).ok()?;
+        if let Some(status) = &change.status {
+            entry.insert("status".into(), Value::String(status.as_str().to_owned()));
+            now.insert(change.agent.as_str(), status.clone());
+        }
+        entry.extend(change.index_fields.clone());
+        edits.retain(|(r, _): &(Range<usize>, String)| *r != range);
+        edits.push((range.clone(), pretty_at(&entry, text, &range)?));
+    }
+    let mut active = 0;
+    for (id, raw) in &skeleton.agents {
+        let is_active = match now.get(id.as_ref()) {
+            Some(status) => status.is_active(),
+            None => {
+                let head: IndexHead<'_> = serde_json::from_str(raw.get()).ok()?;
+                head.status
+                    .is_none_or(|s| AgentStatus::from(s.into_owned()).is_active())
+            }
+        };
+        active += usize::from(is_active);
+    }
+    edits.push((
+        range_in(text, skeleton.active_agents.get()),
+        active.to_string(),
+    ));
+    Some(splice(text, edits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(agent: &str, status: Option<AgentStatus>) -> Change {
+        Change {
+            agent: AgentId::parse(agent).unwrap(),
+            status,
+            task_fields: [("progress".to_owned(), json!(50))].into_iter().collect(),
+            index_fields: [("last_update".to_owned(), json!("t"))]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    fn agent(id: &str, status: &str) -> Value {
+        json!({
+            "id": id, "type": "w", "tmux_session": format!("agent_{id}"), "parent": "orchestrator",
+            "depth": 1, "status": status, "started_at": "s", "progress": 0, "note": "é \" \\n",
+        })
+    }
+
+    /// The spliced file is exactly what parsing, changing and writing the whole file gives.
+    #[test]
+    fn a_spliced_task_file_equals_the_whole_file_rewritten() {
+        let file = json!({
+            "task_id": "T", "agents": [agent("a-1", "running"), agent("b-2", "running"), agent("c-3", "completed")],
+            "total_spawned": 3, "active_count": 2, "completed_count": 1, "unknown": {"kept": [1, 2]},
+        });
+        let bytes = serde_json::to_vec_pretty(&file).unwrap();
+        let changes = [
+            change("b-2", Some(AgentStatus::Completed)),
+            change("a-1", Some(AgentStatus::Running)),
+        ];
+        let out = task(&bytes, &changes).unwrap().unwrap();
+        let mut expected = file.clone();
+        expected["agents"][1]["status"] = json!("completed");
+        expected["agents"][1]["progress"] = json!(50);
+        expected["agents"][0]["progress"] = json!(50);
+        expected["active_count"] = json!(1);
+        expected["completed_count"] = json!(2);
+        assert_eq!(
+            String::from_utf8(out.bytes).unwrap(),
+            serde_json::to_string_pretty(&expected).unwrap()
+        );
+        assert_eq!(out.status_changed, [AgentId::parse("b-2").unwrap()]);
+        let missing = task(&bytes, &[change("zz-9", None)]).unwrap();
+        assert_eq!(missing.unwrap_err().as_str(), "zz-9");
+        assert!(
+            task(b"{\"agents\": []}", &[]).is_none(),
+            "no counters: the whole-file path"
+        );
+        assert!(task(b"{not json", &[]).is_none());
+    }
+
+    #[test]
+    fn a_spliced_index_equals_the_whole_index_rewritten() {
+        let index = json!({
+            "created_at": "c", "total_agents_spawned": 3, "active_agents": 2,
+            "agents": {
+                "a-1": {"task_id": "T", "type": "w"},
+                "b-2": {"task_id": "T", "type": "w", "status": "working"},
+                "c-3": {"task_id": "T", "type": "w", "status": "completed"},
+            },
+            "tasks": {},
+        });
+        let bytes = serde_json::to_vec_pretty(&index).unwrap();
+        let c = change("b-2", Some(AgentStatus::Error));
+        let out = super::index(&bytes, &[&c]).unwrap();
+        let mut expected = index.clone();
+        expected["agents"]["b-2"]["status"] = json!("error");
+        expected["agents"]["b-2"]["last_update"] = json!("t");
+        expected["active_agents"] = json!(1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string_pretty(&expected).unwrap()
+        );
+        assert!(super::index(&bytes, &[&change("zz-9", None)]).is_none());
+    }
+}
