@@ -121,6 +121,15 @@ fn benches(c: &mut Criterion) {
             );
         });
         if n > 0 {
+            // The floor of any change the format allows: the task registry read and replaced
+            // whole (written, fsynced, renamed) — no parsing at all.
+            let path = f.layout.task_registry(&f.task);
+            group.bench_with_input(BenchmarkId::new("rewrite_floor", n), &n, |b, _| {
+                b.iter(|| {
+                    let bytes = fs_err::read(&path).unwrap();
+                    registry::atomic::write_atomic(&path, &bytes).unwrap();
+                });
+            });
             let update = StatusUpdate::now(AgentStatus::Working);
             group.bench_with_input(BenchmarkId::new("status_update", n), &n, |b, _| {
                 b.iter(|| {

@@ -50,8 +50,6 @@ struct TaskSkeleton<'a> {
 struct Head<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
-    #[serde(borrow)]
-    status: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -60,12 +58,6 @@ struct GlobalSkeleton<'a> {
     agents: HashMap<Cow<'a, str>, &'a RawValue>,
     #[serde(borrow)]
     active_agents: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-struct IndexHead<'a> {
-    #[serde(borrow, default)]
-    status: Option<Cow<'a, str>>,
 }
 
 /// Where `part` lies in `text` (it is a slice of it).
@@ -99,47 +91,71 @@ fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// The entry of `agent` among `entries`: only those whose text holds the id as a JSON string
+/// are parsed (another entry may name it as its parent; the parse tells).
+fn find<'a>(entries: &[&'a RawValue], agent: &AgentId) -> Option<Option<&'a RawValue>> {
+    let needle = format!("\"{agent}\"");
+    for raw in entries {
+        if raw.get().contains(&needle) {
+            let head: Head<'_> = serde_json::from_str(raw.get()).ok()?;
+            if head.id == agent.as_str() {
+                return Some(Some(*raw));
+            }
+        }
+    }
+    Some(None)
+}
+
+/// How a status counts: (active, completed).
+fn weight(s: &AgentStatus) -> (i64, i64) {
+    (
+        i64::from(s.is_active()),
+        i64::from(*s == AgentStatus::Completed),
+    )
+}
+
 /// Applies `changes` to a task registry's text. `Some(Err(agent))`: no entry has that id.
+///
+/// The counters are the file's own, moved by the status changes made here (the whole-file path
+/// recounts them on every write, and `repair` corrects one edited by hand).
 pub(crate) fn task(bytes: &[u8], changes: &[Change]) -> Option<Result<Spliced, AgentId>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let skeleton: TaskSkeleton<'_> = serde_json::from_str(text).ok()?;
-    let mut heads = Vec::with_capacity(skeleton.agents.len());
-    for raw in &skeleton.agents {
-        let head: Head<'_> = serde_json::from_str(raw.get()).ok()?;
-        heads.push((head, range_in(text, raw.get())));
-    }
-    let mut statuses: Vec<AgentStatus> = heads
-        .iter()
-        .map(|(h, _)| AgentStatus::from(h.status.clone().into_owned()))
-        .collect();
-    let mut edits = Vec::new();
+    let mut active: i64 = serde_json::from_str(skeleton.active_count.get()).ok()?;
+    let mut completed: i64 = serde_json::from_str(skeleton.completed_count.get()).ok()?;
+    let mut entries: Vec<(AgentId, Range<usize>, AgentEntry)> = Vec::new();
     let mut status_changed = Vec::new();
     for change in changes {
-        let Some(i) = heads
-            .iter()
-            .position(|(h, _)| h.id == change.agent.as_str())
-        else {
-            return Some(Err(change.agent.clone()));
+        let at = match entries.iter().position(|(id, ..)| *id == change.agent) {
+            Some(at) => at,
+            None => {
+                let Some(raw) = find(&skeleton.agents, &change.agent)? else {
+                    return Some(Err(change.agent.clone()));
+                };
+                let entry: AgentEntry = serde_json::from_str(raw.get()).ok()?;
+                entries.push((change.agent.clone(), range_in(text, raw.get()), entry));
+                entries.len() - 1
+            }
         };
-        let range = heads[i].1.clone();
-        let mut entry: AgentEntry = serde_json::from_str(&text[range.clone()]).ok()?;
-        if let Some(status) = &change.status {
-            if entry.status != *status {
+        let entry = &mut entries[at].2;
+        if let Some(status) = &change.status
+            && entry.status != *status
+        {
+            let (was_active, was_completed) = weight(&entry.status);
+            let (is_active, is_completed) = weight(status);
+            active += is_active - was_active;
+            completed += is_completed - was_completed;
+            if !status_changed.contains(&change.agent) {
                 status_changed.push(change.agent.clone());
             }
             entry.status = status.clone();
-            statuses[i] = status.clone();
         }
         entry.extra.extend(change.task_fields.clone());
-        // A later change of the same agent rewrites the entry again: drop the earlier edit.
-        edits.retain(|(r, _): &(Range<usize>, String)| *r != range);
-        edits.push((range.clone(), pretty_at(&entry, text, &range)?));
     }
-    let active = statuses.iter().filter(|s| s.is_active()).count();
-    let completed = statuses
-        .iter()
-        .filter(|s| **s == AgentStatus::Completed)
-        .count();
+    let mut edits = Vec::with_capacity(entries.len() + 2);
+    for (_, range, entry) in &entries {
+        edits.push((range.clone(), pretty_at(entry, text, range)?));
+    }
     edits.push((
         range_in(text, skeleton.active_count.get()),
         active.to_string(),
@@ -156,35 +172,37 @@ pub(crate) fn task(bytes: &[u8], changes: &[Change]) -> Option<Result<Spliced, A
 
 /// Applies to the global index's text the changes of the agents whose status changed (`None`
 /// when it cannot read it as expected). An agent missing from the index is left to the
-/// whole-file path too (`None`): it rebuilds what is missing.
+/// whole-file path too (`None`): it rebuilds what is missing. `active_agents` is the file's
+/// own, moved by the changes (an absent status counts as running, as the Python server wrote).
 pub(crate) fn index(bytes: &[u8], changes: &[&Change]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let skeleton: GlobalSkeleton<'_> = serde_json::from_str(text).ok()?;
-    let mut edits = Vec::new();
-    let mut now: HashMap<&str, AgentStatus> = HashMap::new();
+    let mut active: i64 = serde_json::from_str(skeleton.active_agents.get()).ok()?;
+    let mut entries: Vec<(AgentId, Range<usize>, Map<String, Value>)> = Vec::new();
     for change in changes {
-        let raw = skeleton.agents.get(change.agent.as_str())?;
-        let range = range_in(text, raw.get());
-        let mut entry: Map<String, Value> = serde_json::from_str(raw.get()).ok()?;
-        if let Some(status) = &change.status {
-            entry.insert("status".into(), Value::String(status.as_str().to_owned()));
-            now.insert(change.agent.as_str(), status.clone());
-        }
-        entry.extend(change.index_fields.clone());
-        edits.retain(|(r, _): &(Range<usize>, String)| *r != range);
-        edits.push((range.clone(), pretty_at(&entry, text, &range)?));
-    }
-    let mut active = 0;
-    for (id, raw) in &skeleton.agents {
-        let is_active = match now.get(id.as_ref()) {
-            Some(status) => status.is_active(),
+        let at = match entries.iter().position(|(id, ..)| *id == change.agent) {
+            Some(at) => at,
             None => {
-                let head: IndexHead<'_> = serde_json::from_str(raw.get()).ok()?;
-                head.status
-                    .is_none_or(|s| AgentStatus::from(s.into_owned()).is_active())
+                let raw = skeleton.agents.get(change.agent.as_str())?;
+                let entry: Map<String, Value> = serde_json::from_str(raw.get()).ok()?;
+                entries.push((change.agent.clone(), range_in(text, raw.get()), entry));
+                entries.len() - 1
             }
         };
-        active += usize::from(is_active);
+        let entry = &mut entries[at].2;
+        if let Some(status) = &change.status {
+            let was_active = entry
+                .get("status")
+                .and_then(Value::as_str)
+                .is_none_or(|s| AgentStatus::from(s.to_owned()).is_active());
+            active += i64::from(status.is_active()) - i64::from(was_active);
+            entry.insert("status".into(), Value::String(status.as_str().to_owned()));
+        }
+        entry.extend(change.index_fields.clone());
+    }
+    let mut edits = Vec::with_capacity(entries.len() + 1);
+    for (_, range, entry) in &entries {
+        edits.push((range.clone(), pretty_at(entry, text, range)?));
     }
     edits.push((
         range_in(text, skeleton.active_agents.get()),
