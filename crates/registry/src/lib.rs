@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+mod cache;
 pub mod format;
 mod repair;
 mod splice;
@@ -88,6 +89,7 @@ pub use deploy_core::{IndexRepair, NewTask, TaskContext};
 pub struct JsonRegistry {
     layout: Layout,
     lock_timeout: Duration,
+    parsed: cache::Parsed,
 }
 
 /// The agent field that records a confirmed deployment ([`AgentRecord::confirmed`]).
@@ -227,6 +229,7 @@ impl JsonRegistry {
         JsonRegistry {
             layout,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            parsed: cache::Parsed::default(),
         }
     }
 
@@ -293,7 +296,13 @@ impl JsonRegistry {
 
     /// Reads a task registry without locking (files are replaced atomically).
     pub fn read_task_file(&self, task: &TaskId) -> Result<TaskFile, Error> {
-        read_json(&self.layout.task_registry(task))?
+        Ok((*self.task_file(task)?).clone())
+    }
+
+    /// A task registry as parsed (once per version of the file: see `cache`).
+    fn task_file(&self, task: &TaskId) -> Result<std::sync::Arc<TaskFile>, Error> {
+        self.parsed
+            .task(&self.layout.task_registry(task))?
             .ok_or_else(|| Error::Core(deploy_core::Error::UnknownTask(task.clone())))
     }
 
@@ -785,7 +794,7 @@ impl Registry for JsonRegistry {
     }
 
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, deploy_core::Error> {
-        Ok(self.read_task_file(task)?.into_snapshot())
+        Ok(self.task_file(task)?.snapshot())
     }
 
     /// The task directories holding a registry: nothing is parsed.
@@ -796,7 +805,7 @@ impl Registry for JsonRegistry {
     fn list_tasks(&self) -> Result<Vec<TaskSummary>, deploy_core::Error> {
         let mut out = Vec::new();
         for id in self.task_ids()? {
-            out.push(self.read_task_file(&id)?.summary());
+            out.push(self.task_file(&id)?.summary());
         }
         Ok(out)
     }

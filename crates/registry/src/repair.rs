@@ -22,12 +22,20 @@ impl JsonRegistry {
         let ids = self.task_ids()?;
         let mut tasks = Vec::with_capacity(ids.len());
         for id in &ids {
-            tasks.push(self.read_task_file(id)?);
+            tasks.push(self.task_file(id)?);
         }
         let mut report = IndexRepair {
             tasks: tasks.len(),
             ..IndexRepair::default()
         };
+        // The common case, nothing to repair, is told from a light read of the index: no entry
+        // built, nothing serialized.
+        if let Ok(bytes) = fs_err::read(&global_path)
+            && let Some(agents) = index_is_current(&bytes, &tasks)
+        {
+            report.agents = agents;
+            return Ok(report);
+        }
         let old = match read_json::<GlobalFile>(&global_path) {
             Ok(g) => g,
             Err(Error::Corrupt { message, .. }) => {
@@ -192,10 +200,28 @@ impl JsonRegistry {
                 return Err(deploy_core::Error::UnknownTask(id).into());
             }
             let _lock = self.lock(&path)?;
-            let mut task = self.read_task_file(&id)?;
-            let before = (task.total_spawned, task.active_count, task.completed_count);
-            task.recount();
-            if before != (task.total_spawned, task.active_count, task.completed_count) {
+            let parsed = self.task_file(&id)?;
+            let stored = (
+                parsed.total_spawned,
+                parsed.active_count,
+                parsed.completed_count,
+            );
+            let counted = (
+                parsed.agents.len() as u64,
+                parsed
+                    .agents
+                    .iter()
+                    .filter(|a| a.status.is_active())
+                    .count() as u64,
+                parsed
+                    .agents
+                    .iter()
+                    .filter(|a| a.status == AgentStatus::Completed)
+                    .count() as u64,
+            );
+            if stored != counted {
+                let mut task = (*parsed).clone();
+                task.recount();
                 if !dry_run {
                     write_atomic(&path, &to_json(&task, &path)?)?;
                 }
@@ -204,4 +230,68 @@ impl JsonRegistry {
         }
         Ok(fixed)
     }
+}
+
+/// The index as far as its consistency with the tasks goes; every other field is skipped
+/// unread, and an entry missing a field the index has is not this shape (the full rebuild then
+/// replaces it).
+#[derive(serde::Deserialize)]
+struct LightIndex<'a> {
+    total_tasks: u64,
+    active_tasks: u64,
+    total_agents_spawned: u64,
+    active_agents: u64,
+    #[serde(borrow)]
+    tasks: std::collections::HashMap<std::borrow::Cow<'a, str>, serde::de::IgnoredAny>,
+    #[serde(borrow)]
+    agents: std::collections::HashMap<std::borrow::Cow<'a, str>, LightAgent<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct LightAgent<'a> {
+    #[serde(borrow)]
+    task_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    status: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "type")]
+    _agent_type: serde::de::IgnoredAny,
+    #[serde(rename = "parent")]
+    _parent: serde::de::IgnoredAny,
+    #[serde(rename = "started_at")]
+    _started_at: serde::de::IgnoredAny,
+    #[serde(rename = "tmux_session")]
+    _tmux_session: serde::de::IgnoredAny,
+}
+
+/// `Some(agents indexed)` when the index at `bytes` says what a rebuild from `tasks` would:
+/// the same agents, each in its task with its status, the same tasks, the same counters.
+fn index_is_current(bytes: &[u8], tasks: &[std::sync::Arc<TaskFile>]) -> Option<usize> {
+    let index: LightIndex<'_> = serde_json::from_slice(bytes).ok()?;
+    let agents: usize = tasks.iter().map(|t| t.agents.len()).sum();
+    if index.agents.len() != agents
+        || index.tasks.len() != tasks.len()
+        || index.total_tasks != tasks.len() as u64
+        || index.total_agents_spawned != agents as u64
+        || index.active_tasks != tasks.iter().filter(|t| task_is_active(&t.status)).count() as u64
+    {
+        return None;
+    }
+    let mut active = 0u64;
+    for t in tasks {
+        if !index.tasks.contains_key(t.task_id.as_str()) {
+            return None;
+        }
+        for a in &t.agents {
+            let entry = index.agents.get(a.id.as_str())?;
+            let status = entry
+                .status
+                .as_deref()
+                .unwrap_or(AgentStatus::Running.as_str());
+            if entry.task_id != t.task_id.as_str() || status != a.status.as_str() {
+                return None;
+            }
+            active += u64::from(a.status.is_active());
+        }
+    }
+    (index.active_agents == active).then_some(agents)
 }
