@@ -17,9 +17,12 @@ use crate::{Error, parse};
 /// What identifies one content of a file.
 type Stamp = (u64, u64, u64, i64, i64);
 
+/// Each file's last parse, with the stamp of the content it was parsed from.
+type Entries = HashMap<Utf8PathBuf, (Stamp, Arc<TaskFile>)>;
+
 /// The cache: one parse per task file.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Parsed(Arc<Mutex<HashMap<Utf8PathBuf, (Stamp, Arc<TaskFile>)>>>);
+pub(crate) struct Parsed(Arc<Mutex<Entries>>);
 
 impl Parsed {
     /// The task registry at `path`, parsed (`None` if there is no such file).
