@@ -369,6 +369,25 @@ pub(crate) fn deploy_only() -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo xtask bench-quick`: the whole-process figures issue 16 set goals for, printed.
+pub(crate) fn quick() -> Result<(), String> {
+    deploy_only()?;
+    let root = workspace_root()?;
+    let fleet = root.join("target/release/fleet");
+    let scratch = root.join("target/xtask-bench");
+    let idle = crate::procs::idle_reconcile(&fleet, &scratch)?;
+    eprintln!(
+        "idle reconcile (1,000 sessions, 10,000 entries): {} (goal 100 ms)",
+        idle.show()
+    );
+    let status = crate::procs::status_1000(&fleet, &scratch)?;
+    eprintln!(
+        "status of a 1,000-agent task: {} (goal 30 ms)",
+        status.show()
+    );
+    Ok(())
+}
+
 /// `cargo xtask bench-worktree`: only the worktree benchmark, printed.
 pub(crate) fn worktree_only() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());

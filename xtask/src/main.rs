@@ -17,9 +17,10 @@ fn main() -> ExitCode {
         Some("bench-status") => bench::status_only(),
         Some("bench-worktree") => bench::worktree_only(),
         Some("bench-deploy") => bench::deploy_only(),
+        Some("bench-quick") => bench::quick(),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci|bench|bench-status|bench-worktree|bench-deploy\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md\n  bench-status   only `fleet status` of 100 agents with 1 MB logs, printed\n  bench-worktree   only `fleet deploy --worktree` against its floor, printed\n  bench-deploy   only `fleet deploy` against its floor, printed"
+                "usage: cargo xtask ci|bench|bench-status|bench-worktree|bench-deploy|bench-quick\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md\n  bench-status   only `fleet status` of 100 agents with 1 MB logs, printed\n  bench-worktree   only `fleet deploy --worktree` against its floor, printed\n  bench-deploy   only `fleet deploy` against its floor, printed\n  bench-quick   deploy, idle reconcile and status of 1,000 agents, printed"
             );
             return ExitCode::from(2);
         }

@@ -381,13 +381,20 @@ fn mcp_status_calls(env: &Env, task: &str, calls: u64) -> Result<(Duration, u64)
     Ok((elapsed, parse_rss(&String::from_utf8_lossy(&out.stderr))?))
 }
 
-fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
-    let env = Env::new(fleet, scratch, "reconcile")?;
+/// A task of `total` registry entries, the first `live` running with a live fleet session each
+/// (created 50 per tmux invocation), the rest completed.
+fn populated(
+    fleet: &Path,
+    scratch: &Path,
+    name: &str,
+    live: usize,
+    total: usize,
+) -> Result<(Env, String), String> {
+    let env = Env::new(fleet, scratch, name)?;
     let task = env.task()?;
-    // 1,000 live fleet sessions, 50 per tmux invocation.
-    for batch in 0..20 {
+    for batch in 0..live.div_ceil(50) {
         let mut args: Vec<String> = Vec::new();
-        for i in batch * 50..(batch + 1) * 50 {
+        for i in batch * 50..((batch + 1) * 50).min(live) {
             let (agent, session) = (
                 format!("idle-{i:06}-000000"),
                 format!("agent_idle-{i:06}-000000"),
@@ -421,20 +428,19 @@ fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
             return Err("cannot create the idle sessions".into());
         }
     }
-    // 10,000 registry entries: those 1,000 running, 9,000 completed.
     let path = env.root.join(&task).join("AGENT_REGISTRY.json");
     let mut file: Value = serde_json::from_slice(&std::fs::read(&path).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     let mut agents = Vec::new();
-    for i in 0..10_000 {
-        let (id, status) = if i < 1000 {
+    for i in 0..total {
+        let (id, status) = if i < live {
             (format!("idle-{i:06}-000000"), "running")
         } else {
             (format!("done-{i:06}-000000"), "completed")
         };
         let dir = env.root.join(&task);
         agents.push(json!({
-            "id": id, "type": if i < 1000 { "idle" } else { "done" }, "tmux_session": format!("agent_{id}"),
+            "id": id, "type": if i < live { "idle" } else { "done" }, "tmux_session": format!("agent_{id}"),
             "parent": "orchestrator", "depth": 1, "status": status, "fleet_placement": env.placement(),
             "started_at": "2026-11-24T08:33:01.582508", "progress": 0,
             "last_update": "2026-11-24T08:33:01.582517", "prompt": "Find every unlocked registry write.",
@@ -448,15 +454,21 @@ fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
         }));
     }
     file["agents"] = Value::Array(agents);
-    file["total_spawned"] = json!(10_000);
-    file["active_count"] = json!(1000);
-    file["completed_count"] = json!(9000);
+    file["total_spawned"] = json!(total);
+    file["active_count"] = json!(live);
+    file["completed_count"] = json!(total - live);
     std::fs::write(
         &path,
         serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?,
     )
     .map_err(|e| e.to_string())?;
     env.ok(&["reconcile"])?; // builds the global index once
+    Ok((env, task))
+}
+
+pub(crate) fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
+    // 1,000 live fleet sessions; 10,000 registry entries: those 1,000 running, 9,000 completed.
+    let (env, _task) = populated(fleet, scratch, "reconcile", 1000, 10_000)?;
     let mut runs = Vec::new();
     for _ in 0..5 {
         let (ms, out) = time(|| env.ok(&["--json", "reconcile"]))?;
@@ -471,6 +483,18 @@ fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
 
 /// One reconcile that records 1,000 running agents of one task whose sessions are gone:
 /// one registry transaction for the task, one scan for their processes.
+/// `fleet --json status` of a task of 1,000 running agents, each with its live session: the
+/// first look (every agent's activity read for the first time) left out, then 10 looks.
+pub(crate) fn status_1000(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
+    let (env, task) = populated(fleet, scratch, "status1000", 1000, 1000)?;
+    env.ok(&["--json", "status", "--task", &task])?;
+    let mut runs = Vec::new();
+    for _ in 0..10 {
+        runs.push(time(|| env.ok(&["--json", "status", "--task", &task]))?.0);
+    }
+    Ok(Stats(runs))
+}
+
 fn stale_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
     let mut runs = Vec::new();
     for run in 0..3 {

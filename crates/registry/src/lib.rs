@@ -794,7 +794,10 @@ impl Registry for JsonRegistry {
     }
 
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, deploy_core::Error> {
-        Ok(self.task_file(task)?.snapshot())
+        Ok(self
+            .parsed
+            .snapshot(&self.layout.task_registry(task))?
+            .ok_or_else(|| Error::Core(deploy_core::Error::UnknownTask(task.clone())))?)
     }
 
     /// The task directories holding a registry: nothing is parsed.

@@ -20,6 +20,20 @@ impl JsonRegistry {
         // it is held, and each task file is replaced atomically.
         let (_global_lock, global_path) = self.lock_global()?;
         let ids = self.task_ids()?;
+        // The common case, nothing to repair, is told from light reads of the tasks and the
+        // index: no entry built, nothing serialized.
+        let briefs: Option<Vec<std::sync::Arc<TaskBrief>>> =
+            ids.iter().map(|id| self.brief(id)).collect();
+        if let Some(briefs) = briefs
+            && let Ok(bytes) = fs_err::read(&global_path)
+            && let Some(agents) = index_is_current(&bytes, &briefs)
+        {
+            return Ok(IndexRepair {
+                tasks: briefs.len(),
+                agents,
+                ..IndexRepair::default()
+            });
+        }
         let mut tasks = Vec::with_capacity(ids.len());
         for id in &ids {
             tasks.push(self.task_file(id)?);
@@ -28,14 +42,6 @@ impl JsonRegistry {
             tasks: tasks.len(),
             ..IndexRepair::default()
         };
-        // The common case, nothing to repair, is told from a light read of the index: no entry
-        // built, nothing serialized.
-        if let Ok(bytes) = fs_err::read(&global_path)
-            && let Some(agents) = index_is_current(&bytes, &tasks)
-        {
-            report.agents = agents;
-            return Ok(report);
-        }
         let old = match read_json::<GlobalFile>(&global_path) {
             Ok(g) => g,
             Err(Error::Corrupt { message, .. }) => {
@@ -200,28 +206,14 @@ impl JsonRegistry {
                 return Err(deploy_core::Error::UnknownTask(id).into());
             }
             let _lock = self.lock(&path)?;
-            let parsed = self.task_file(&id)?;
-            let stored = (
-                parsed.total_spawned,
-                parsed.active_count,
-                parsed.completed_count,
-            );
-            let counted = (
-                parsed.agents.len() as u64,
-                parsed
-                    .agents
-                    .iter()
-                    .filter(|a| a.status.is_active())
-                    .count() as u64,
-                parsed
-                    .agents
-                    .iter()
-                    .filter(|a| a.status == AgentStatus::Completed)
-                    .count() as u64,
-            );
-            if stored != counted {
-                let mut task = (*parsed).clone();
-                task.recount();
+            // A light read tells the common case, counters right; the full one fixes them.
+            if self.brief(&id).is_some_and(|b| b.counted() == b.stored()) {
+                continue;
+            }
+            let mut task = (*self.task_file(&id)?).clone();
+            let stored = (task.total_spawned, task.active_count, task.completed_count);
+            task.recount();
+            if stored != (task.total_spawned, task.active_count, task.completed_count) {
                 if !dry_run {
                     write_atomic(&path, &to_json(&task, &path)?)?;
                 }
@@ -265,7 +257,7 @@ struct LightAgent<'a> {
 
 /// `Some(agents indexed)` when the index at `bytes` says what a rebuild from `tasks` would:
 /// the same agents, each in its task with its status, the same tasks, the same counters.
-fn index_is_current(bytes: &[u8], tasks: &[std::sync::Arc<TaskFile>]) -> Option<usize> {
+fn index_is_current(bytes: &[u8], tasks: &[std::sync::Arc<TaskBrief>]) -> Option<usize> {
     let index: LightIndex<'_> = serde_json::from_slice(bytes).ok()?;
     let agents: usize = tasks.iter().map(|t| t.agents.len()).sum();
     if index.agents.len() != agents
@@ -294,4 +286,48 @@ fn index_is_current(bytes: &[u8], tasks: &[std::sync::Arc<TaskFile>]) -> Option<
         }
     }
     (index.active_agents == active).then_some(agents)
+}
+
+/// A task registry as far as counters and the index go: every other field skipped unread.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct TaskBrief {
+    task_id: TaskId,
+    status: String,
+    total_spawned: u64,
+    active_count: u64,
+    completed_count: u64,
+    agents: Vec<AgentBrief>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct AgentBrief {
+    id: AgentId,
+    status: AgentStatus,
+}
+
+impl TaskBrief {
+    fn stored(&self) -> (u64, u64, u64) {
+        (self.total_spawned, self.active_count, self.completed_count)
+    }
+
+    fn counted(&self) -> (u64, u64, u64) {
+        (
+            self.agents.len() as u64,
+            self.agents.iter().filter(|a| a.status.is_active()).count() as u64,
+            self.agents
+                .iter()
+                .filter(|a| a.status == AgentStatus::Completed)
+                .count() as u64,
+        )
+    }
+}
+
+impl JsonRegistry {
+    /// `task`'s brief, or `None` when it cannot be read so (the full read reports why).
+    fn brief(&self, task: &TaskId) -> Option<std::sync::Arc<TaskBrief>> {
+        self.parsed
+            .brief(&self.layout.task_registry(task))
+            .ok()
+            .flatten()
+    }
 }

@@ -562,6 +562,12 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     }
 
     if scope.orphans {
+        // Every registered agent, by task: one look each instead of a scan of the task per
+        // session.
+        let registered_ids: HashSet<(&TaskId, &AgentId)> = snapshots
+            .iter()
+            .flat_map(|(t, snap)| snap.agents.iter().map(move |a| (t, &a.id)))
+            .collect();
         for s in listed.into_iter().flat_map(BTreeMap::into_values) {
             let in_task_scope = match (&s.task, scope.task) {
                 (_, None) => true,
@@ -573,7 +579,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             }
             let registered = match &s.task {
                 Some(t) => match snapshots.get(t) {
-                    Some(snap) => snap.agent(&s.agent).is_some(),
+                    Some(_) => registered_ids.contains(&(t, &s.agent)),
                     None => match env.registry.read_task(t) {
                         Ok(snap) => snap.agent(&s.agent).is_some(),
                         Err(Error::UnknownTask(_)) => false,

@@ -27,11 +27,12 @@ pub(super) fn reconcile(
 ) -> Result<(), Error> {
     let mut candidates: Vec<(TaskId, AgentId, Utf8PathBuf)> = Vec::new();
     for (task, snap) in snapshots {
+        let registered: HashSet<&AgentId> = snap.agents.iter().map(|a| &a.id).collect();
         for path in env.prompts.found(&env.layout.task_dir(task))? {
             let Some(agent) = path.file_name().and_then(Layout::prompt_owner) else {
                 continue;
             };
-            if snap.agent(&agent).is_none() {
+            if !registered.contains(&agent) {
                 candidates.push((task.clone(), agent, path));
             }
         }
