@@ -2,6 +2,7 @@
 
 mod bench;
 mod ci;
+mod goals;
 mod procs;
 mod status_bench;
 mod worktree_bench;

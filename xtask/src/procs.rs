@@ -39,6 +39,11 @@ impl Stats {
 pub(crate) struct Results {
     pub(crate) deploy_fleet: Stats,
     pub(crate) deploy_raw: Stats,
+    /// The new-session alone, raw: the one tmux call a deployment still makes.
+    pub(crate) deploy_start_only: Stats,
+    /// The one tmux listing of 1,000 sessions, raw: the floor of the looks below.
+    pub(crate) list_floor: Stats,
+    pub(crate) status_1000: Stats,
     pub(crate) bulk_sequential: Duration,
     pub(crate) bulk_concurrent: Duration,
     pub(crate) reconcile_idle: Stats,
@@ -91,6 +96,42 @@ impl Env {
     }
 
     /// What fleet records as the placement of the agents it starts here.
+    /// The backend fleet runs here (its command lines are the benchmarks' floors).
+    pub(crate) fn backend(&self) -> TmuxBackend {
+        TmuxBackend::new(
+            Server::Name(self.socket.clone()),
+            vec![
+                self.fleet
+                    .with_file_name("fleet-agent-wrap")
+                    .to_string_lossy()
+                    .into_owned(),
+            ],
+        )
+    }
+
+    /// The backend's one listing, run raw `n` times: the floor of a look at every session.
+    pub(crate) fn list_floor(&self, n: usize) -> Result<Stats, String> {
+        let line = self.backend().list_floor();
+        let mut runs = Vec::new();
+        for _ in 0..n {
+            let (ms, ()) = time(|| {
+                let out = Command::new(&line[0])
+                    .args(&line[1..])
+                    .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+                    .env_remove("TMUX")
+                    .output()
+                    .map_err(|e| format!("tmux: {e}"))?;
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err("raw tmux listing failed".into())
+                }
+            })?;
+            runs.push(ms);
+        }
+        Ok(Stats(runs))
+    }
+
     pub(crate) fn placement(&self) -> String {
         format!("tmux -L {}", self.socket)
     }
@@ -147,6 +188,11 @@ impl Drop for Env {
 /// lines are the backend's own (`TmuxBackend::floor`), so the floor cannot drift from what fleet
 /// asks of tmux. `agent` names the session (`agent_<agent>`).
 pub(crate) fn raw_tmux_deploy(env: &Env, agent: &str, cwd: &str) -> Result<(), String> {
+    raw_tmux_calls(env, agent, cwd, true)
+}
+
+/// [`raw_tmux_deploy`], the probe left out when `probe` is false.
+fn raw_tmux_calls(env: &Env, agent: &str, cwd: &str, probe: bool) -> Result<(), String> {
     let agent = AgentId::parse(agent).map_err(|e| e.to_string())?;
     let root = camino::Utf8PathBuf::from(env.root.to_string_lossy().into_owned());
     let spec = SessionSpec {
@@ -159,17 +205,13 @@ pub(crate) fn raw_tmux_deploy(env: &Env, agent: &str, cwd: &str) -> Result<(), S
         log_file: root.join(format!("logs/{agent}_stream.jsonl")),
         agent,
     };
-    let backend = TmuxBackend::new(
-        Server::Name(env.socket.clone()),
-        vec![
-            env.fleet
-                .with_file_name("fleet-agent-wrap")
-                .to_string_lossy()
-                .into_owned(),
-        ],
-    );
-    let floor = backend.floor(&spec).map_err(|e| e.to_string())?;
-    for line in [&floor.start, &floor.probe] {
+    let floor = env.backend().floor(&spec).map_err(|e| e.to_string())?;
+    let lines = if probe {
+        vec![&floor.start, &floor.probe]
+    } else {
+        vec![&floor.start]
+    };
+    for line in lines {
         let out = Command::new(&line[0])
             .args(&line[1..])
             .env("TMUX_TMPDIR", &env.tmux_tmpdir)
@@ -216,14 +258,15 @@ pub(crate) fn deploy_overhead(
     env: &Env,
     task: &str,
     runs: usize,
-) -> Result<(Stats, Stats), String> {
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+) -> Result<(Stats, Stats, Stats), String> {
+    let (mut ours, mut raw, mut start) = (Vec::new(), Vec::new(), Vec::new());
+    let root = env.root.to_string_lossy().into_owned();
     for i in 0..runs {
         ours.push(time(|| env.ok(&deploy_args(task, "0")))?.0);
-        let root = env.root.to_string_lossy().into_owned();
         raw.push(time(|| raw_tmux_deploy(env, &format!("raw-{i}"), &root))?.0);
+        start.push(time(|| raw_tmux_calls(env, &format!("start-{i}"), &root, false))?.0);
     }
-    Ok((Stats(ours), Stats(raw)))
+    Ok((Stats(ours), Stats(raw), Stats(start)))
 }
 
 pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
@@ -231,7 +274,7 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
     let env = Env::new(fleet, scratch, "deploy")?;
     let task = env.task()?;
     env.tmux(&["new-session", "-d", "-s", "keepalive", "sleep", "3600"])?;
-    let (ours, raw) = deploy_overhead(&env, &task, 40)?;
+    let (ours, raw, start_only) = deploy_overhead(&env, &task, 40)?;
 
     // 6a. Peak memory of one `fleet deploy`.
     let rss_deploy_kb = rss(&env, &deploy_args(&task, "0"))?;
@@ -280,7 +323,8 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
     drop(env);
 
     // 5. Reconcile with nothing to do over 1,000 sessions and 10,000 registry entries.
-    let reconcile_idle = idle_reconcile(fleet, scratch)?;
+    let (reconcile_idle, list_floor) = idle_reconcile(fleet, scratch)?;
+    let status_1000 = status_1000(fleet, scratch)?;
     // 6. Reconcile recording 1,000 stale agents of one task (their sessions gone).
     let reconcile_stale = stale_reconcile(fleet, scratch)?;
 
@@ -290,6 +334,9 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
     Ok(Results {
         deploy_fleet: ours,
         deploy_raw: raw,
+        deploy_start_only: start_only,
+        list_floor,
+        status_1000,
         bulk_sequential: Duration::from_secs_f64(seq_ms / 1e3),
         bulk_concurrent: Duration::from_secs_f64(par_ms / 1e3),
         reconcile_idle,
@@ -466,7 +513,7 @@ fn populated(
     Ok((env, task))
 }
 
-pub(crate) fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
+pub(crate) fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<(Stats, Stats), String> {
     // 1,000 live fleet sessions; 10,000 registry entries: those 1,000 running, 9,000 completed.
     let (env, _task) = populated(fleet, scratch, "reconcile", 1000, 10_000)?;
     let mut runs = Vec::new();
@@ -478,7 +525,7 @@ pub(crate) fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, Stri
         }
         runs.push(ms);
     }
-    Ok(Stats(runs))
+    Ok((Stats(runs), env.list_floor(5)?))
 }
 
 /// One reconcile that records 1,000 running agents of one task whose sessions are gone:

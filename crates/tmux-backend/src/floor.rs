@@ -30,4 +30,9 @@ impl TmuxBackend {
             kill: line(&Self::kill_args(&spec.session)),
         })
     }
+
+    /// The command line of `list`: the one listing a status or a reconcile needs.
+    pub fn list_floor(&self) -> Vec<OsString> {
+        cmd::command_line(&self.tmux, &self.server, &Self::list_args())
+    }
 }

@@ -400,12 +400,17 @@ impl TmuxBackend {
         }))
     }
 
-    fn do_list(&self) -> Result<Vec<SessionListing>, Error> {
-        let args = vec![
+    /// The one listing of every session, with its tags and its pane's state.
+    pub(crate) fn list_args() -> Vec<String> {
+        vec![
             "list-sessions".into(),
             "-F".into(),
             "#{session_name}\t#{@fleet_agent_id}\t#{@fleet_task_id}\t#{session_created}\t#{pane_dead}\t#{pane_dead_status}\t#{pane_dead_signal}\t#{@fleet_log}".into(),
-        ];
+        ]
+    }
+
+    fn do_list(&self) -> Result<Vec<SessionListing>, Error> {
+        let args = Self::list_args();
         let Some(out) = self.query_server(&args)? else {
             return Ok(Vec::new());
         };
