@@ -291,4 +291,69 @@ mod tests {
         );
         assert!(super::index(&bytes, &[&change("zz-9", None)]).is_none());
     }
+
+    const STATUSES: [&str; 5] = ["running", "working", "completed", "error", "terminated"];
+
+    fn status_of(i: usize) -> AgentStatus {
+        AgentStatus::from(STATUSES[i % STATUSES.len()].to_owned())
+    }
+
+    proptest::proptest! {
+        /// Whatever the entries (any text in their fields, escapes and all) and the changes
+        /// (several per agent, with and without a status), the spliced file parses to what the
+        /// whole-file path makes of it: the same entries, the same recomputed counters.
+        #[test]
+        fn splicing_equals_rewriting_the_whole_file(
+            notes in proptest::collection::vec("\\PC{0,12}", 1..12),
+            statuses in proptest::collection::vec(0usize..5, 1..12),
+            picks in proptest::collection::vec((0usize..12, proptest::option::of(0usize..5), "\\PC{0,8}"), 0..6),
+        ) {
+            let n = notes.len().min(statuses.len());
+            let agents: Vec<Value> = (0..n)
+                .map(|i| {
+                    let mut a = agent(&format!("a-{i}"), STATUSES[statuses[i]]);
+                    a["note"] = json!(notes[i]);
+                    a
+                })
+                .collect();
+            let count = |agents: &[Value], f: &dyn Fn(&AgentStatus) -> bool| {
+                agents
+                    .iter()
+                    .filter(|a| f(&AgentStatus::from(a["status"].as_str().unwrap().to_owned())))
+                    .count()
+            };
+            let file = json!({
+                "task_id": "T", "agents": agents, "total_spawned": n,
+                "active_count": count(&agents, &|s| s.is_active()),
+                "completed_count": count(&agents, &|s| *s == AgentStatus::Completed),
+            });
+            let bytes = serde_json::to_vec_pretty(&file).unwrap();
+            let changes: Vec<Change> = picks
+                .iter()
+                .map(|(i, st, text)| Change {
+                    agent: AgentId::parse(&format!("a-{}", i % n)).unwrap(),
+                    status: st.map(status_of),
+                    task_fields: [("progress".to_owned(), json!(text))].into_iter().collect(),
+                    index_fields: Map::new(),
+                })
+                .collect();
+            let out = task(&bytes, &changes).unwrap().unwrap();
+            let got: Value = serde_json::from_slice(&out.bytes).unwrap();
+            let mut expected = file.clone();
+            for c in &changes {
+                let i: usize = c.agent.as_str()[2..].parse().unwrap();
+                let e = &mut expected["agents"][i];
+                if let Some(s) = &c.status {
+                    e["status"] = json!(s.as_str());
+                }
+                for (k, v) in &c.task_fields {
+                    e[k] = v.clone();
+                }
+            }
+            let after: Vec<Value> = expected["agents"].as_array().unwrap().clone();
+            expected["active_count"] = json!(count(&after, &|s| s.is_active()));
+            expected["completed_count"] = json!(count(&after, &|s| *s == AgentStatus::Completed));
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
 }
