@@ -332,6 +332,22 @@ fn a_reconcile_beside_a_live_deployment_never_touches_it() {
     assert_eq!(w.sessions.len(), 1);
 }
 
+/// Starts `fleet args` `n` times, each SIGKILLed after a delay from a fixed, evenly spread
+/// sequence in [0, `duration`]: reproducible.
+fn kill_at_spread_instants(f: &Fleet, args: &[&str], duration: std::time::Duration, n: u32) {
+    for i in 0..n {
+        let delay = duration.mul_f64(f64::from((i * 83) % n) / f64::from(n - 1));
+        let child = f
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        sigkill(child);
+    }
+}
+
 #[test]
 fn two_hundred_deployments_killed_at_random_instants_end_live_or_gone() {
     let f = Fleet::new();
@@ -347,19 +363,8 @@ fn two_hundred_deployments_killed_at_random_instants_end_live_or_gone() {
     let start = Instant::now();
     f.ok(&deploy_args(&task, "probe"));
     let duration = start.elapsed();
-    // A fixed, evenly spread sequence of delays in [0, duration]: reproducible.
     let n: u32 = 200;
-    for i in 0..n {
-        let delay = duration.mul_f64(f64::from((i * 83) % n) / f64::from(n - 1));
-        let child = f
-            .command(&deploy_args(&task, "racer"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        sigkill(child);
-    }
+    kill_at_spread_instants(&f, &deploy_args(&task, "racer"), duration, n);
     reconcile(&f);
     let w = world(&f, &task);
     let registered: BTreeSet<String> = w.registered.iter().map(|(id, _)| id.clone()).collect();
@@ -545,17 +550,7 @@ fn two_hundred_worktree_deployments_killed_at_random_instants_leave_only_what_th
     f.ok(&args);
     let duration = start.elapsed();
     let n: u32 = 200;
-    for i in 0..n {
-        let delay = duration.mul_f64(f64::from((i * 83) % n) / f64::from(n - 1));
-        let child = f
-            .command(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        sigkill(child);
-    }
+    kill_at_spread_instants(&f, &args, duration, n);
     reconcile(&f);
     let w = world(&f, &task);
     let registered: BTreeSet<String> = w.registered.iter().map(|(id, _)| id.clone()).collect();

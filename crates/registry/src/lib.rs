@@ -215,6 +215,27 @@ fn apply_change(
     Ok(())
 }
 
+/// Renames a task registry's new version into place, then the index's if there is one; should
+/// the index's fail, the task registry is restored to `old_task_bytes`.
+fn commit_both(
+    task_path: &Utf8Path,
+    old_task_bytes: &[u8],
+    task_new: atomic::Staged,
+    global_new: Option<atomic::Staged>,
+) -> Result<(), Error> {
+    task_new.commit()?;
+    deploy_core::failpoint("registry::after_task_write");
+    if let Some(Err(e)) = global_new.map(atomic::Staged::commit) {
+        if let Err(restore) = write_atomic(task_path, old_task_bytes) {
+            tracing::error!(path = %task_path, error = %restore,
+                "cannot restore the task registry after a failed index write; `fleet reconcile` rebuilds the index");
+        }
+        return Err(e);
+    }
+    deploy_core::failpoint("registry::after_global_write");
+    Ok(())
+}
+
 /// Task statuses that no longer count as active in the global index.
 fn task_is_active(status: &str) -> bool {
     !matches!(
@@ -347,18 +368,7 @@ impl JsonRegistry {
         task: &TaskId,
         changes: &[splice::Change],
     ) -> Result<Option<Option<()>>, Error> {
-        let task_path = self.layout.task_registry(task);
-        if !task_path.exists() {
-            return Err(deploy_core::Error::UnknownTask(task.clone()).into());
-        }
-        let task_lock = self.lock(&task_path)?;
-        let old_task_bytes = match fs_err::read(&task_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(deploy_core::Error::UnknownTask(task.clone()).into());
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (task_path, task_lock, old_task_bytes) = self.lock_task(task)?;
         let spliced = match splice::task(&old_task_bytes, changes) {
             None => return Ok(None),
             Some(Err(agent)) => {
@@ -398,19 +408,23 @@ impl JsonRegistry {
         if !task_lock.is_at_path()? || global_moved {
             return Ok(Some(None));
         }
-        task_new.commit()?;
-        deploy_core::failpoint("registry::after_task_write");
-        if let Some(g) = global_new
-            && let Err(e) = g.commit()
-        {
-            if let Err(restore) = write_atomic(&task_path, &old_task_bytes) {
-                tracing::error!(path = %task_path, error = %restore,
-                    "cannot restore the task registry after a failed index write; `fleet reconcile` rebuilds the index");
-            }
-            return Err(e);
-        }
-        deploy_core::failpoint("registry::after_global_write");
+        commit_both(&task_path, &old_task_bytes, task_new, global_new)?;
         Ok(Some(Some(())))
+    }
+
+    /// Takes `task`'s lock and reads its registry: the path, the lock, the bytes.
+    fn lock_task(&self, task: &TaskId) -> Result<(Utf8PathBuf, Flock, Vec<u8>), Error> {
+        let unknown = || Error::from(deploy_core::Error::UnknownTask(task.clone()));
+        let path = self.layout.task_registry(task);
+        if !path.exists() {
+            return Err(unknown());
+        }
+        let lock = self.lock(&path)?;
+        match fs_err::read(&path) {
+            Ok(bytes) => Ok((path, lock, bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(unknown()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Runs `f` on the task registry and the global index with both locks held (task first),
@@ -446,18 +460,7 @@ impl JsonRegistry {
         task: &TaskId,
         f: &mut impl FnMut(&mut TaskFile, &mut GlobalFile) -> Result<(R, bool), Error>,
     ) -> Result<Option<R>, Error> {
-        let task_path = self.layout.task_registry(task);
-        if !task_path.exists() {
-            return Err(deploy_core::Error::UnknownTask(task.clone()).into());
-        }
-        let task_lock = self.lock(&task_path)?;
-        let old_task_bytes = match fs_err::read(&task_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(deploy_core::Error::UnknownTask(task.clone()).into());
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let (task_path, task_lock, old_task_bytes) = self.lock_task(task)?;
         let mut task_file: TaskFile = parse(&old_task_bytes, &task_path)?;
         let (global_lock, global_path, mut global, old_global_bytes) = self.open_global()?;
         let (out, changed) = f(&mut task_file, &mut global)?;
@@ -476,16 +479,7 @@ impl JsonRegistry {
         if !task_lock.is_at_path()? || !global_lock.is_at_path()? {
             return Ok(None); // the staged files are removed as they drop
         }
-        task_new.commit()?;
-        deploy_core::failpoint("registry::after_task_write");
-        if let Some(Err(e)) = global_new.map(atomic::Staged::commit) {
-            if let Err(restore) = write_atomic(&task_path, &old_task_bytes) {
-                tracing::error!(path = %task_path, error = %restore,
-                    "cannot restore the task registry after a failed index write; `fleet reconcile` rebuilds the index");
-            }
-            return Err(e);
-        }
-        deploy_core::failpoint("registry::after_global_write");
+        commit_both(&task_path, &old_task_bytes, task_new, global_new)?;
         Ok(Some(out))
     }
 

@@ -152,6 +152,12 @@ pub(crate) fn task(bytes: &[u8], changes: &[Change]) -> Option<Result<Spliced, A
         }
         entry.extra.extend(change.task_fields.clone());
     }
+    // Counters that drifted (a file edited by hand) could be moved out of range: the
+    // whole-file path recounts them instead.
+    let n = i64::try_from(skeleton.agents.len()).ok()?;
+    if !(0..=n).contains(&active) || !(0..=n).contains(&completed) {
+        return None;
+    }
     let mut edits = Vec::with_capacity(entries.len() + 2);
     for (_, range, entry) in &entries {
         edits.push((range.clone(), pretty_at(entry, text, range)?));
@@ -199,6 +205,10 @@ pub(crate) fn index(bytes: &[u8], changes: &[&Change]) -> Option<Vec<u8>> {
             entry.insert("status".into(), Value::String(status.as_str().to_owned()));
         }
         entry.extend(change.index_fields.clone());
+    }
+    let n = i64::try_from(skeleton.agents.len()).ok()?;
+    if !(0..=n).contains(&active) {
+        return None; // drifted: the whole-file path recounts
     }
     let mut edits = Vec::with_capacity(entries.len() + 1);
     for (_, range, entry) in &entries {
@@ -290,6 +300,29 @@ mod tests {
             serde_json::to_string_pretty(&expected).unwrap()
         );
         assert!(super::index(&bytes, &[&change("zz-9", None)]).is_none());
+    }
+
+    /// Found by `cargo xtask bench`: a registry whose stored counters had drifted (0 active
+    /// while 1,000 agents ran) got `active_count: -1000` from a spliced update — a file that no
+    /// longer parsed. Drifted counters now send the change the whole-file way, which recounts.
+    #[test]
+    fn regression_drifted_counters_never_go_out_of_range() {
+        let file = json!({
+            "task_id": "T", "agents": [agent("a-1", "running"), agent("b-2", "running")],
+            "total_spawned": 2, "active_count": 0, "completed_count": 0,
+        });
+        let bytes = serde_json::to_vec_pretty(&file).unwrap();
+        let ended = [change("a-1", Some(AgentStatus::Completed))];
+        assert!(
+            task(&bytes, &ended).is_none(),
+            "the whole-file path, which recounts"
+        );
+        let index = json!({
+            "active_agents": 0,
+            "agents": {"a-1": {"task_id": "T", "type": "w"}},
+        });
+        let bytes = serde_json::to_vec_pretty(&index).unwrap();
+        assert!(super::index(&bytes, &[&ended[0]]).is_none());
     }
 
     const STATUSES: [&str; 5] = ["running", "working", "completed", "error", "terminated"];

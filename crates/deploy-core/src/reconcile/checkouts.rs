@@ -119,12 +119,7 @@ pub(super) fn reconcile(
     if candidates.is_empty() {
         return Ok(());
     }
-    let now_in_flight: HashSet<AgentId> = env
-        .journal
-        .pending()?
-        .into_iter()
-        .map(|r| r.agent)
-        .collect();
+    let now_in_flight = super::in_flight(env)?;
     let task_dir = scope.task.map(|t| env.layout.worktrees_dir(t));
     for (repo, f) in candidates {
         if now_in_flight.contains(&f.agent) {

@@ -158,6 +158,16 @@ pub fn rollback_abandoned(
     (ledger.report(), None)
 }
 
+/// The agents of the deployments in flight: every intent on record, read now.
+fn in_flight(env: &Deployer<'_>) -> Result<HashSet<AgentId>, Error> {
+    Ok(env
+        .journal
+        .pending()?
+        .into_iter()
+        .map(|r| r.agent)
+        .collect())
+}
+
 /// Takes every abandoned intent of `env.journal` and rolls each back.
 pub fn rollback_all_abandoned(
     env: &Deployer<'_>,
@@ -458,12 +468,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     } else {
         None
     };
-    let in_flight: HashSet<AgentId> = env
-        .journal
-        .pending()?
-        .into_iter()
-        .map(|r| r.agent)
-        .collect();
+    let in_flight = in_flight(env)?;
 
     let tasks: Vec<TaskId> = match scope.task {
         _ if !scope.zombies && !scope.orphans => Vec::new(),

@@ -40,12 +40,7 @@ pub(super) fn reconcile(
     if candidates.is_empty() {
         return Ok(());
     }
-    let in_flight: HashSet<AgentId> = env
-        .journal
-        .pending()?
-        .into_iter()
-        .map(|r| r.agent)
-        .collect();
+    let in_flight = super::in_flight(env)?;
     let mut now: BTreeMap<TaskId, TaskSnapshot> = BTreeMap::new();
     for (task, agent, path) in candidates {
         if in_flight.contains(&agent) {
