@@ -467,6 +467,11 @@ pub(crate) fn quick() -> Result<(), String> {
         idle.show(),
         list.show()
     );
+    let stale = crate::procs::stale_reconcile(&fleet, &scratch)?;
+    eprintln!(
+        "reconcile of 1,000 stale agents: {} (goal 1 s)",
+        stale.show()
+    );
     let status = crate::procs::status_1000(&fleet, &scratch)?;
     eprintln!(
         "status of a 1,000-agent task: {} (goal 30 ms)",

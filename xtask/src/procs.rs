@@ -542,7 +542,7 @@ pub(crate) fn status_1000(fleet: &Path, scratch: &Path) -> Result<Stats, String>
     Ok(Stats(runs))
 }
 
-fn stale_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
+pub(crate) fn stale_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
     let mut runs = Vec::new();
     for run in 0..3 {
         let env = Env::new(fleet, scratch, &format!("stale-{run}"))?;

@@ -33,7 +33,7 @@ pub(crate) struct Change {
 #[derive(Debug)]
 pub(crate) struct Spliced {
     pub(crate) bytes: Vec<u8>,
-    pub(crate) status_changed: Vec<AgentId>,
+    pub(crate) status_changed: std::collections::HashSet<AgentId>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +106,9 @@ fn find<'a>(entries: &[&'a RawValue], agent: &AgentId) -> Option<Option<&'a RawV
     Some(None)
 }
 
+/// Beyond this many changes, every entry's id is read once rather than each change searching.
+const MANY: usize = 8;
+
 /// How a status counts: (active, completed).
 fn weight(s: &AgentStatus) -> (i64, i64) {
     (
@@ -123,17 +126,35 @@ pub(crate) fn task(bytes: &[u8], changes: &[Change]) -> Option<Result<Spliced, A
     let skeleton: TaskSkeleton<'_> = serde_json::from_str(text).ok()?;
     let mut active: i64 = serde_json::from_str(skeleton.active_count.get()).ok()?;
     let mut completed: i64 = serde_json::from_str(skeleton.completed_count.get()).ok()?;
+    // A few changes look their entries up by the id's text; many (a reconcile recording a
+    // thousand ends) read every entry's id once.
+    let by_id: Option<HashMap<Cow<'_, str>, &RawValue>> = if changes.len() > MANY {
+        let mut map = HashMap::with_capacity(skeleton.agents.len());
+        for raw in &skeleton.agents {
+            let head: Head<'_> = serde_json::from_str(raw.get()).ok()?;
+            map.insert(head.id, *raw);
+        }
+        Some(map)
+    } else {
+        None
+    };
     let mut entries: Vec<(AgentId, Range<usize>, AgentEntry)> = Vec::new();
-    let mut status_changed = Vec::new();
+    let mut at_of: HashMap<AgentId, usize> = HashMap::new();
+    let mut status_changed = std::collections::HashSet::new();
     for change in changes {
-        let at = match entries.iter().position(|(id, ..)| *id == change.agent) {
-            Some(at) => at,
+        let at = match at_of.get(&change.agent) {
+            Some(at) => *at,
             None => {
-                let Some(raw) = find(&skeleton.agents, &change.agent)? else {
+                let found = match &by_id {
+                    Some(map) => map.get(change.agent.as_str()).copied(),
+                    None => find(&skeleton.agents, &change.agent)?,
+                };
+                let Some(raw) = found else {
                     return Some(Err(change.agent.clone()));
                 };
                 let entry: AgentEntry = serde_json::from_str(raw.get()).ok()?;
                 entries.push((change.agent.clone(), range_in(text, raw.get()), entry));
+                at_of.insert(change.agent.clone(), entries.len() - 1);
                 entries.len() - 1
             }
         };
@@ -145,9 +166,7 @@ pub(crate) fn task(bytes: &[u8], changes: &[Change]) -> Option<Result<Spliced, A
             let (is_active, is_completed) = weight(status);
             active += is_active - was_active;
             completed += is_completed - was_completed;
-            if !status_changed.contains(&change.agent) {
-                status_changed.push(change.agent.clone());
-            }
+            status_changed.insert(change.agent.clone());
             entry.status = status.clone();
         }
         entry.extra.extend(change.task_fields.clone());
@@ -267,7 +286,7 @@ mod tests {
             String::from_utf8(out.bytes).unwrap(),
             serde_json::to_string_pretty(&expected).unwrap()
         );
-        assert_eq!(out.status_changed, [AgentId::parse("b-2").unwrap()]);
+        assert_eq!(out.status_changed, [AgentId::parse("b-2").unwrap()].into());
         let missing = task(&bytes, &[change("zz-9", None)]).unwrap();
         assert_eq!(missing.unwrap_err().as_str(), "zz-9");
         assert!(
@@ -339,7 +358,7 @@ mod tests {
         fn splicing_equals_rewriting_the_whole_file(
             notes in proptest::collection::vec("\\PC{0,12}", 1..12),
             statuses in proptest::collection::vec(0usize..5, 1..12),
-            picks in proptest::collection::vec((0usize..12, proptest::option::of(0usize..5), "\\PC{0,8}"), 0..6),
+            picks in proptest::collection::vec((0usize..12, proptest::option::of(0usize..5), "\\PC{0,8}"), 0..14),
         ) {
             let n = notes.len().min(statuses.len());
             let agents: Vec<Value> = (0..n)
