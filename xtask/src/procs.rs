@@ -569,6 +569,12 @@ pub(crate) fn stale_reconcile(fleet: &Path, scratch: &Path) -> Result<Stats, Str
             });
         }
         file["agents"] = Value::Array(agents);
+        // Counters as fleet keeps them (a registry whose counters drifted is `repair`'s case).
+        file["total_spawned"] = json!(1000);
+        file["active_count"] = json!(1000);
+        file["completed_count"] = json!(0);
+        index["total_agents_spawned"] = json!(1000);
+        index["active_agents"] = json!(1000);
         for (p, v) in [(&path, &file), (&index_path, &index)] {
             std::fs::write(p, serde_json::to_vec_pretty(v).map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())?;
