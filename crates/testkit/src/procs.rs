@@ -1,32 +1,24 @@
 //! What black-box tests read of the machine's processes, from `/proc` (Linux): which run, their
 //! parents, command lines and environment — to prove a kill left nothing, or a tree is whole.
-
-/// The `/proc/<pid>/stat` fields after the command name (which may hold spaces or parentheses).
-fn stat_rest(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(stat.rsplit_once(')')?.1.trim_start().to_owned())
-}
+//! Read through the `procs` crate, the one fleet's kills use.
 
 /// Whether `pid` runs: it exists and is not a zombie.
 pub fn is_running(pid: u32) -> bool {
-    stat_rest(pid).is_some_and(|rest| !rest.starts_with('Z'))
+    procs::stat(pid).is_some_and(|p| !p.is_gone())
 }
 
 /// Every process that runs, zombies aside.
 pub fn running() -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| is_running(*pid))
+    procs::all()
+        .into_values()
+        .filter(|p| !p.is_gone())
+        .map(|p| p.pid)
         .collect()
 }
 
 /// `pid`'s parent.
 pub fn parent(pid: u32) -> Option<u32> {
-    stat_rest(pid)?.split_whitespace().nth(1)?.parse().ok()
+    procs::stat(pid).map(|p| p.ppid)
 }
 
 /// `pid`'s command line, its arguments separated by NUL bytes as the kernel keeps them (empty
@@ -38,26 +30,18 @@ pub fn cmdline(pid: u32) -> String {
 
 /// The value of `name` in `pid`'s environment (`None` when it has none, or it cannot be read).
 pub fn env_var(pid: u32, name: &str) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{name}=");
-    environ
-        .split(|b| *b == 0)
-        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+    procs::env_value(pid, name)
 }
 
 /// `root` and every process below it.
 pub fn tree(root: u32) -> std::collections::BTreeSet<u32> {
-    let parents: Vec<(u32, u32)> = running()
-        .into_iter()
-        .filter_map(|pid| Some((pid, parent(pid)?)))
-        .collect();
+    let all = procs::all();
     let mut tree = std::collections::BTreeSet::from([root]);
     loop {
-        let more: Vec<u32> = parents
-            .iter()
-            .filter(|(pid, ppid)| tree.contains(ppid) && !tree.contains(pid))
-            .map(|(pid, _)| *pid)
+        let more: Vec<u32> = all
+            .values()
+            .filter(|p| !p.is_gone() && tree.contains(&p.ppid) && !tree.contains(&p.pid))
+            .map(|p| p.pid)
             .collect();
         if more.is_empty() {
             return tree;
