@@ -487,12 +487,12 @@ fn worktree_args<'a>(task: &'a str, repo: &'a str) -> Vec<&'a str> {
 
 fn repo_of(f: &Fleet, files: usize) -> Utf8PathBuf {
     let repo =
-        common::git::repo_at(&Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap());
+        testkit::git::repo_at(&Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap());
     for i in 0..files {
         fs_err::write(repo.join(format!("f{i}.txt")), format!("{i}\n")).unwrap();
     }
-    common::git::git(&repo, &["add", "-A"]);
-    common::git::git(&repo, &["commit", "-q", "-m", "files", "--allow-empty"]);
+    testkit::git::git(&repo, &["add", "-A"]);
+    testkit::git::git(&repo, &["commit", "-q", "-m", "files", "--allow-empty"]);
     repo
 }
 
@@ -503,7 +503,7 @@ fn a_worktree_deployment_failing_or_killed_at_each_step_leaves_the_repository_as
             let f = Fleet::new();
             let task = f.task(&[]);
             let repo = repo_of(&f, 3);
-            let before = common::git::lists(&repo);
+            let before = testkit::git::lists(&repo);
             let args = worktree_args(&task, repo.as_str());
             let child = start_at(&f, point, action, &args);
             let context = format!("{point}={action}");
@@ -518,14 +518,14 @@ fn a_worktree_deployment_failing_or_killed_at_each_step_leaves_the_repository_as
             if point == "deploy::after_commit" {
                 // Committed first: a Live agent, with its worktree.
                 assert_eq!(w.registered.len(), 1, "{context}");
-                assert_eq!(common::git::fleet_branches(&repo).len(), 1, "{context}");
+                assert_eq!(testkit::git::fleet_branches(&repo).len(), 1, "{context}");
                 assert_eq!(
-                    common::git::fleet_worktrees(&repo, &f.root()).len(),
+                    testkit::git::fleet_worktrees(&repo, &f.root()).len(),
                     1,
                     "{context}"
                 );
             } else {
-                assert_eq!(common::git::lists(&repo), before, "{context}");
+                assert_eq!(testkit::git::lists(&repo), before, "{context}");
                 assert!(w.registered.is_empty(), "{context}: {:?}", w.registered);
                 assert!(w.sessions.is_empty() && w.intents.is_empty(), "{context}");
                 let worktrees = f.root().join(&task).join("worktrees");
@@ -555,12 +555,12 @@ fn two_hundred_worktree_deployments_killed_at_random_instants_leave_only_what_th
     let w = world(&f, &task);
     let registered: BTreeSet<String> = w.registered.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(
-        common::git::fleet_branches(&repo),
+        testkit::git::fleet_branches(&repo),
         registered,
         "a fleet branch exactly for each registered agent"
     );
     assert_eq!(
-        common::git::fleet_worktrees(&repo, &f.root()),
+        testkit::git::fleet_worktrees(&repo, &f.root()),
         registered,
         "a worktree exactly for each registered agent"
     );

@@ -10,8 +10,8 @@ mod common;
 use camino::Utf8PathBuf;
 use serde_json::Value;
 
-use common::git::{fleet_branches, git, lists, repo_at};
 use common::{Fleet, stderr, wait_for};
+use testkit::git::{fleet_branches, git, lists, repo_at};
 
 /// An agent that commits a file, changes another without committing, and stays.
 const COMMITS_AND_DIRTIES: &str = "echo work > done.txt && git add done.txt && git -c user.name=a -c user.email=a@a commit -qm 'agent work' && echo more >> README && exec sleep 300";
@@ -398,7 +398,7 @@ fn eight_concurrent_worktree_deploys_into_one_repository_all_go_live() {
         .collect();
     assert_eq!(fleet_branches(&s.repo).len(), 8);
     assert_eq!(
-        common::git::fleet_worktrees(&s.repo, &s.f.root()),
+        testkit::git::fleet_worktrees(&s.repo, &s.f.root()),
         agents.iter().cloned().collect()
     );
     for a in &agents {

@@ -7,7 +7,6 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
-pub mod git;
 pub mod python;
 
 use std::process::{Command, Output, Stdio};

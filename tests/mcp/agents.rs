@@ -182,10 +182,10 @@ async fn an_agents_server_refuses_to_act_for_another_agent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_deployed_through_mcp_get_their_own_worktree() {
     let f = Fleet::new();
-    let repo = crate::common::git::repo_at(
+    let repo = testkit::git::repo_at(
         &camino::Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap(),
     );
-    crate::common::git::git(&repo, &["branch", "release"]);
+    testkit::git::git(&repo, &["branch", "release"]);
     let client = connect(&f).await;
     let task = new_task(&client, "worktrees").await;
     let deployed = ok(
@@ -217,7 +217,7 @@ async fn agents_deployed_through_mcp_get_their_own_worktree() {
     )
     .await;
     assert_eq!(child["worktree"]["base_ref"], "HEAD", "{child}");
-    assert_eq!(crate::common::git::fleet_branches(&repo).len(), 2);
+    assert_eq!(testkit::git::fleet_branches(&repo).len(), 2);
     refused(
         &client,
         &task,
@@ -237,6 +237,6 @@ async fn agents_deployed_through_mcp_get_their_own_worktree() {
         "base ref \"nope\" does not name a commit",
     )
     .await;
-    assert_eq!(crate::common::git::fleet_branches(&repo).len(), 2);
+    assert_eq!(testkit::git::fleet_branches(&repo).len(), 2);
     client.cancel().await.unwrap();
 }

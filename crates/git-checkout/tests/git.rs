@@ -5,11 +5,12 @@
 
 use std::process::Command;
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use deploy_core::{
     AgentId, Checkout, CheckoutPlan, CheckoutRequest, CheckoutState, Checkouts, Layout, TaskId,
 };
 use git_checkout::{GitCheckouts, TAG_ENV, diff, inspect};
+use testkit::git::{git, repo_at};
 
 struct Repo {
     _dir: tempfile::TempDir,
@@ -17,35 +18,11 @@ struct Repo {
     layout: Layout,
 }
 
-fn git(dir: &Utf8Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A repository with one commit, in a directory named `name`, and a workspace beside it.
 fn repo_named(name: &str) -> Repo {
     let dir = tempfile::tempdir().unwrap();
     let base = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
-    let repo = base.join(name);
-    fs_err::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    fs_err::write(repo.join("README"), "hello\n").unwrap();
-    git(&repo, &["add", "README"]);
-    git(&repo, &["commit", "-q", "-m", "init"]);
+    let repo = repo_at(&base.join(name));
     Repo {
         _dir: dir,
         repo,

@@ -36,6 +36,7 @@ mod advance;
 mod backend;
 mod checkouts;
 mod faults;
+pub mod git;
 pub mod procs;
 mod registry;
 mod stores;

@@ -1,4 +1,5 @@
-//! Temporary git repositories for the worktree tests, and what git lists of them.
+//! Temporary git repositories for tests, and what git lists of them: used by fleet's worktree
+//! tests and git-checkout's. A failure panics, naming the command: it is a failed test.
 
 use std::process::Command;
 
@@ -15,20 +16,21 @@ pub fn git(dir: &Utf8Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@t")
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run git {args:?} in {dir}: {e}"));
     assert!(
         out.status.success(),
         "git {args:?} in {dir}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A repository at `dir` with one commit on `main` (a file `README`).
 pub fn repo_at(dir: &Utf8Path) -> Utf8PathBuf {
-    fs_err::create_dir_all(dir).unwrap();
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("cannot create {dir}: {e}"));
     git(dir, &["init", "-q", "-b", "main"]);
-    fs_err::write(dir.join("README"), "hello\n").unwrap();
+    std::fs::write(dir.join("README"), "hello\n")
+        .unwrap_or_else(|e| panic!("cannot write {dir}/README: {e}"));
     git(dir, &["add", "README"]);
     git(dir, &["commit", "-q", "-m", "init"]);
     dir.to_owned()
