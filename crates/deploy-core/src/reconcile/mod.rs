@@ -505,6 +505,8 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         None
     };
     let mut by_task: BTreeMap<TaskId, Vec<Zombie>> = BTreeMap::new();
+    // Each zombie as `record_ends` takes it, made from its record (its checkout included).
+    let mut gone_by_task: BTreeMap<TaskId, Vec<Gone>> = BTreeMap::new();
     for (task, agent, place) in candidates {
         let exit = match place {
             Whereabouts::Own(_) => {
@@ -532,6 +534,10 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             (Some(annotate), false) => annotate(&task, &agent, exit),
             _ => Map::new(),
         };
+        gone_by_task.entry(task.clone()).or_default().push(Gone {
+            fields: fields.clone(),
+            ..Gone::of(&agent, exit)
+        });
         by_task.entry(task.clone()).or_default().push(Zombie {
             fields,
             task,
@@ -546,20 +552,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     }
     for (task, zombies) in by_task {
         if !scope.dry_run {
-            let gone: Vec<Gone> = zombies
-                .iter()
-                .map(|z| Gone {
-                    agent: z.agent.clone(),
-                    session: z.session.clone(),
-                    exit: z.exit,
-                    placement: z.placement.clone(),
-                    fields: z.fields.clone(),
-                    checkout: snapshots
-                        .get(&task)
-                        .and_then(|t| t.agent(&z.agent))
-                        .and_then(Checkout::of),
-                })
-                .collect();
+            let gone = gone_by_task.remove(&task).unwrap_or_default();
             record_ends(env, &task, &gone)?;
         }
         report.zombies.extend(zombies);
