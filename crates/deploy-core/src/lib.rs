@@ -125,6 +125,7 @@ pub mod reconcile;
 mod record;
 mod registry;
 mod request;
+mod roster;
 mod task;
 mod whereabouts;
 
@@ -150,6 +151,7 @@ pub use record::{
 };
 pub use registry::Registry;
 pub use request::{DEFAULT_STARTUP_GRACE, DeployRequest};
+pub use roster::{RosterEntry, TaskRoster};
 pub use task::{IndexRepair, NewTask, RepairReport, TaskContext};
 pub use whereabouts::Whereabouts;
 

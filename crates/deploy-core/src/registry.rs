@@ -1,11 +1,14 @@
 //! The registry: which agents exist in which task. `registry` implements it over the Python
 //! server's JSON files; testkit fakes it.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::id::{AgentId, TaskId};
 use crate::record::{AgentRecord, Registration, StatusUpdate, TaskSnapshot, TaskSummary};
+use crate::roster::TaskRoster;
 use crate::task::{NewTask, RepairReport};
 
 /// Records tasks and agents. Everything the binary needs of a registry is here, in core types,
@@ -49,8 +52,21 @@ pub trait Registry: Send + Sync {
     ) -> Result<(), Error>;
     /// Reads one task.
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error>;
+    /// Reads one task as reconcile needs it: every agent's id, status and checkout, and the
+    /// active agents whole. The default takes it from [`read_task`](Self::read_task); an
+    /// implementation that can read less should (reconcile reads every task, every time).
+    /// Shared: an implementation may keep what it read.
+    fn roster(&self, task: &TaskId) -> Result<Arc<TaskRoster>, Error> {
+        Ok(Arc::new(TaskRoster::of(self.read_task(task)?)))
+    }
     /// Lists every task, by id.
     fn list_tasks(&self) -> Result<Vec<TaskSummary>, Error>;
+    /// Reads ahead, where an implementation keeps what it reads, what an unscoped reconcile
+    /// will read — every task's [`roster`](Self::roster), and what [`repair`](Self::repair)
+    /// reads first — so that it runs while the backend lists sessions. Every read made after
+    /// must still give the storage's content at that time (a cache checked against it), never
+    /// this read's. Errors are left for those reads to report. The default does nothing.
+    fn prefetch(&self) {}
     /// Every task's id, sorted, for callers that read the tasks one by one afterwards. The
     /// default takes them from [`list_tasks`](Self::list_tasks); an implementation that can
     /// list ids without reading every task should.

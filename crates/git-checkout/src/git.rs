@@ -61,11 +61,17 @@ pub(crate) fn first_line(out: &Output) -> String {
 }
 
 /// Whether a failure was another git at work beside this one: holding a lock it needs
-/// (`index.lock`, a ref's lock, `config`), or half-way through adding its own worktree (whose
-/// administrative files a concurrent `git worktree add` reads before they are complete).
+/// (`index.lock`, a ref's lock, `config`), half-way through adding its own worktree (whose
+/// administrative files a concurrent `git worktree add` reads before they are complete), or
+/// removing its own (whose administrative directory a concurrent `git worktree remove` lists,
+/// then finds gone).
 pub(crate) fn is_lock_conflict(out: &Output) -> bool {
-    let text = String::from_utf8_lossy(&out.stderr);
+    is_conflict_message(&String::from_utf8_lossy(&out.stderr))
+}
+
+fn is_conflict_message(text: &str) -> bool {
     text.contains("failed to read") && text.contains("/worktrees/")
+        || text.contains("Invalid path") && text.contains("/worktrees/")
         || text.contains(".lock': File exists")
         || text.contains("could not lock")
         || text.contains("cannot lock ref")
@@ -121,5 +127,29 @@ pub(crate) fn end_stragglers(tag: &str) {
     let start = std::time::Instant::now();
     while found.iter().any(procs::alive) && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_conflict_message;
+
+    #[test]
+    fn another_git_at_work_is_told_from_its_message() {
+        for conflict in [
+            "fatal: failed to read /r/.git/worktrees/c-1/commondir: Success",
+            "fatal: Invalid path '/r/.git/worktrees/c-4': No such file or directory",
+            "fatal: Unable to create '/r/.git/index.lock': File exists.",
+            "error: cannot lock ref 'refs/heads/fleet/a': is at 1 but expected 2",
+        ] {
+            assert!(is_conflict_message(conflict), "{conflict}");
+        }
+        for failure in [
+            "fatal: a branch named 'fleet/a' already exists",
+            "fatal: '/w' is not a working tree",
+            "fatal: invalid reference: nope",
+        ] {
+            assert!(!is_conflict_message(failure), "{failure}");
+        }
     }
 }

@@ -85,6 +85,24 @@ pub fn write_atomic(path: &Utf8Path, bytes: &[u8]) -> Result<(), Error> {
     stage(path, bytes)?.commit()
 }
 
+/// Replaces `path` with `bytes` atomically, without syncing: for what is only a cache (a machine
+/// crash may leave it empty or torn; its reader ignores it then). The caller holds `path`'s lock.
+pub fn write_unsynced(path: &Utf8Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = unique_temp(path);
+    let staged = Staged {
+        tmp,
+        path: path.to_owned(),
+        committed: false,
+    };
+    let mut file = fs_err::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&staged.tmp)?;
+    file.write_all(bytes)?;
+    staged.commit()
+}
+
 /// The temp files of `path` that dead writers left (call it holding `path`'s lock).
 pub fn stale_temps(path: &Utf8Path) -> Result<Vec<Utf8PathBuf>, Error> {
     let name = path.file_name().unwrap_or("registry");

@@ -1,9 +1,10 @@
 //! The Python server's registry files as typed views. Only the fields fleet interprets are
 //! typed; every other field is kept, in order, in `extra` and written back unchanged.
 
+use deploy_core::checkout::{CHECKOUT_FIELD, Checkout};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, AgentType, Limits, Parent, SessionName, TaskId,
-    TaskSnapshot, TaskSummary,
+    AgentId, AgentRecord, AgentStatus, AgentType, Limits, Parent, RosterEntry, SessionName, TaskId,
+    TaskRoster, TaskSnapshot, TaskSummary,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -197,6 +198,26 @@ impl TaskFile {
                 })
                 .collect(),
             extra: Map::new(),
+        }
+    }
+
+    /// The roster ([`TaskRoster`]): only the active agents' entries copied whole.
+    pub fn roster(&self) -> TaskRoster {
+        TaskRoster {
+            id: self.task_id.clone(),
+            agents: self
+                .agents
+                .iter()
+                .map(|a| RosterEntry {
+                    id: a.id.clone(),
+                    status: a.status.clone(),
+                    checkout: a
+                        .extra
+                        .get(CHECKOUT_FIELD)
+                        .and_then(|v| Checkout::deserialize(v).ok()),
+                    record: a.status.is_active().then(|| a.record()),
+                })
+                .collect(),
         }
     }
 

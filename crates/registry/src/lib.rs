@@ -22,8 +22,10 @@
 
 pub mod atomic;
 mod cache;
+mod checked;
 pub mod format;
 mod repair;
+mod roster;
 mod splice;
 mod transact;
 
@@ -35,7 +37,7 @@ use deploy_core::limits::{self, Candidate};
 use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
 use deploy_core::{
     AgentId, AgentRecord, AgentStatus, Layout, Limits, Parent, Registration, Registry,
-    RepairReport, StatusUpdate, TaskId, TaskSnapshot, TaskSummary, timestamp,
+    RepairReport, StatusUpdate, TaskId, TaskRoster, TaskSnapshot, TaskSummary, timestamp,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -112,12 +114,17 @@ fn read_json<T: DeserializeOwned>(path: &Utf8Path) -> Result<Option<T>, Error> {
 
 /// Parses the bytes of the registry file `path`; a parse error names the file and position.
 fn parse<T: DeserializeOwned>(bytes: &[u8], path: &Utf8Path) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(path, &e))
+}
+
+/// `path` does not parse, as `e` says.
+fn corrupt(path: &Utf8Path, e: &serde_json::Error) -> Error {
+    Error::Corrupt {
         path: path.to_owned(),
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
-    })
+    }
 }
 
 fn to_json<T: Serialize>(value: &T, path: &Utf8Path) -> Result<Vec<u8>, Error> {
@@ -591,6 +598,22 @@ impl Registry for JsonRegistry {
             .parsed
             .snapshot(&self.layout.task_registry(task))?
             .ok_or_else(|| Error::Core(deploy_core::Error::UnknownTask(task.clone())))?)
+    }
+
+    /// Ended agents are skipped, not built: one light pass over the file (the `roster` module).
+    fn roster(&self, task: &TaskId) -> Result<std::sync::Arc<TaskRoster>, deploy_core::Error> {
+        Ok(self
+            .parsed
+            .roster(&self.layout.task_registry(task))?
+            .ok_or_else(|| Error::Core(deploy_core::Error::UnknownTask(task.clone())))?)
+    }
+
+    /// Every task's roster, and with it its brief (what `repair` reads when the files are not
+    /// the ones it last verified), into the cache.
+    fn prefetch(&self) {
+        for task in self.task_ids().unwrap_or_default() {
+            let _ = self.parsed.roster(&self.layout.task_registry(&task));
+        }
     }
 
     /// The task directories holding a registry: nothing is parsed.

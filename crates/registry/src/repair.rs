@@ -2,6 +2,7 @@
 //! corrupt global index, temp files of dead writers. `Registry::repair` runs them in order.
 
 use super::*;
+use crate::checked::{self, Verified};
 
 impl JsonRegistry {
     /// Rebuilds the global index from the task registries (the source of truth), keeping what
@@ -20,16 +21,28 @@ impl JsonRegistry {
         // it is held, and each task file is replaced atomically.
         let (_global_lock, global_path) = self.lock_global()?;
         let ids = self.task_ids()?;
-        // The common case, nothing to repair, is told from light reads of the tasks and the
-        // index: no entry built, nothing serialized.
-        let briefs: Option<Vec<std::sync::Arc<TaskBrief>>> =
-            ids.iter().map(|id| self.brief(id)).collect();
-        if let Some(briefs) = briefs
-            && let Ok(bytes) = fs_err::read(&global_path)
-            && let Some(agents) = index_is_current(&bytes, &briefs)
+        // Stamped before anything is read: what is kept as verified is never newer than what
+        // was read (a file that changed since is read again next time).
+        let now = checked::stamps(&global_path, &self.task_paths(&ids));
+        if let Some(now) = &now
+            && let Some(verified) = Verified::load(&global_path)
+            && verified.matches(now)
         {
             return Ok(IndexRepair {
-                tasks: briefs.len(),
+                tasks: ids.len(),
+                agents: verified.agents,
+                ..IndexRepair::default()
+            });
+        }
+        if let Some((agents, counters_right)) = self.index_is_current(&ids, &global_path) {
+            if let Some(now) = now
+                && counters_right
+                && !dry_run
+            {
+                now.save(&global_path, agents);
+            }
+            return Ok(IndexRepair {
+                tasks: ids.len(),
                 agents,
                 ..IndexRepair::default()
             });
@@ -197,6 +210,7 @@ impl JsonRegistry {
             Some(t) => vec![t.clone()],
             None => self.task_ids()?,
         };
+        let verified = Verified::load(&self.layout.global_registry());
         let mut fixed = Vec::new();
         for id in ids {
             // Counters live in the task file alone: only its lock is needed, so a corrupt
@@ -206,8 +220,14 @@ impl JsonRegistry {
                 return Err(deploy_core::Error::UnknownTask(id).into());
             }
             let _lock = self.lock(&path)?;
-            // A light read tells the common case, counters right; the full one fixes them.
-            if self.brief(&id).is_some_and(|b| b.counted() == b.stored()) {
+            // The common case, counters right, is told by the file's stamp when it is the one
+            // last verified, else by a light read; the full one fixes them.
+            if verified
+                .as_ref()
+                .zip(crate::cache::stamp_of(&path))
+                .is_some_and(|(v, stamp)| v.holds(&id, stamp))
+                || self.brief(&id).is_some_and(|b| b.counted() == b.stored())
+            {
                 continue;
             }
             let mut task = (*self.task_file(&id)?).clone();
@@ -289,7 +309,7 @@ fn index_is_current(bytes: &[u8], tasks: &[std::sync::Arc<TaskBrief>]) -> Option
 }
 
 /// A task registry as far as counters and the index go: every other field skipped unread.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, PartialEq, serde::Deserialize)]
 pub(crate) struct TaskBrief {
     task_id: TaskId,
     status: String,
@@ -299,13 +319,32 @@ pub(crate) struct TaskBrief {
     agents: Vec<AgentBrief>,
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, PartialEq, serde::Deserialize)]
 struct AgentBrief {
     id: AgentId,
     status: AgentStatus,
 }
 
 impl TaskBrief {
+    /// The brief of the task `roster`, whose status and stored counters are these.
+    pub(crate) fn new(roster: &TaskRoster, status: String, stored: (u64, u64, u64)) -> Self {
+        TaskBrief {
+            task_id: roster.id.clone(),
+            status,
+            total_spawned: stored.0,
+            active_count: stored.1,
+            completed_count: stored.2,
+            agents: roster
+                .agents
+                .iter()
+                .map(|a| AgentBrief {
+                    id: a.id.clone(),
+                    status: a.status.clone(),
+                })
+                .collect(),
+        }
+    }
+
     fn stored(&self) -> (u64, u64, u64) {
         (self.total_spawned, self.active_count, self.completed_count)
     }
@@ -323,6 +362,24 @@ impl TaskBrief {
 }
 
 impl JsonRegistry {
+    /// `Some((agents indexed, every task's counters right))` when the index at `path` is current
+    /// against the tasks `ids`: the common case, nothing to repair, told from light reads of the
+    /// tasks (from the cache when `prefetch` read the same contents) and the index, no entry
+    /// built, nothing serialized. `None` when it is not, or cannot be told so.
+    fn index_is_current(&self, ids: &[TaskId], path: &Utf8Path) -> Option<(usize, bool)> {
+        let briefs: Vec<std::sync::Arc<TaskBrief>> =
+            ids.iter().map(|id| self.brief(id)).collect::<Option<_>>()?;
+        let agents = index_is_current(&fs_err::read(path).ok()?, &briefs)?;
+        Some((agents, briefs.iter().all(|b| b.counted() == b.stored())))
+    }
+
+    /// Each task's id with the path of its registry.
+    fn task_paths(&self, ids: &[TaskId]) -> Vec<(TaskId, Utf8PathBuf)> {
+        ids.iter()
+            .map(|id| (id.clone(), self.layout.task_registry(id)))
+            .collect()
+    }
+
     /// `task`'s brief, or `None` when it cannot be read so (the full read reports why).
     fn brief(&self, task: &TaskId) -> Option<std::sync::Arc<TaskBrief>> {
         self.parsed

@@ -8,15 +8,16 @@
 //! never an error.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
 use super::{ReconcileReport, Scope, retire};
-use crate::checkout::{CHECKOUT_FIELD, Checkout, CheckoutState};
+use crate::checkout::{CHECKOUT_FIELD, CheckoutState};
 use crate::deploy::Deployer;
 use crate::id::{AgentId, TaskId};
-use crate::record::TaskSnapshot;
+use crate::roster::TaskRoster;
 use crate::{Error, failpoint};
 
 /// A checkout reconcile removed or retired.
@@ -43,7 +44,7 @@ pub struct CheckoutFix {
 pub(super) fn reconcile(
     env: &Deployer<'_>,
     scope: Scope<'_>,
-    snapshots: &BTreeMap<TaskId, TaskSnapshot>,
+    rosters: &BTreeMap<TaskId, Arc<TaskRoster>>,
     in_flight: &HashSet<AgentId>,
     report: &mut ReconcileReport,
 ) -> Result<(), Error> {
@@ -51,18 +52,16 @@ pub(super) fn reconcile(
         return Ok(());
     };
     let mut repos: BTreeSet<Utf8PathBuf> = BTreeSet::new();
-    let mut known: BTreeMap<&AgentId, &TaskId> = BTreeMap::new();
     let mut to_retire = Vec::new();
-    for (task, snap) in snapshots {
-        for a in &snap.agents {
-            known.insert(&a.id, task);
-            if let Some(c) = Checkout::of(a) {
+    for (task, roster) in rosters {
+        for a in &roster.agents {
+            if let Some(c) = &a.checkout {
                 repos.insert(c.repo.clone());
                 if c.state == CheckoutState::Active
                     && !a.status.is_active()
                     && !in_flight.contains(&a.id)
                 {
-                    to_retire.push((task.clone(), a.clone(), c));
+                    to_retire.push((task.clone(), a.id.clone(), c.clone()));
                 }
             }
         }
@@ -76,7 +75,7 @@ pub(super) fn reconcile(
 
     for (task, agent, checkout) in to_retire {
         let fix = |action: String| CheckoutFix {
-            agent: agent.id.clone(),
+            agent: agent.clone(),
             task: Some(task.clone()),
             repo: checkout.repo.clone(),
             branch: Some(checkout.branch.clone()),
@@ -87,16 +86,16 @@ pub(super) fn reconcile(
             report.checkouts.push(fix("retire".into()));
             continue;
         }
-        match retire(env, &agent.id, &checkout) {
+        match retire(env, &agent, &checkout) {
             Some(retired) => {
                 let fields = [(CHECKOUT_FIELD.to_owned(), retired.to_value())];
                 env.registry
-                    .annotate(&task, &agent.id, &fields.into_iter().collect())?;
+                    .annotate(&task, &agent, &fields.into_iter().collect())?;
                 report.checkouts.push(fix(retired.state.to_string()));
             }
             None => report.problems.push(format!(
                 "the checkout of {} at {} could not be retired (see the log); it is kept",
-                agent.id, checkout.path
+                agent, checkout.path
             )),
         }
         failpoint("reconcile::after_checkout");
@@ -112,9 +111,13 @@ pub(super) fn reconcile(
             Err(e) => report.problems.push(e.to_string()),
         }
     }
+    if found.is_empty() {
+        return Ok(());
+    }
+    let known: HashSet<&AgentId> = rosters.values().flat_map(|r| r.ids()).collect();
     let candidates: Vec<_> = found
         .into_iter()
-        .filter(|(_, f)| !known.contains_key(&f.agent) && !in_flight.contains(&f.agent))
+        .filter(|(_, f)| !known.contains(&f.agent) && !in_flight.contains(&f.agent))
         .collect();
     if candidates.is_empty() {
         return Ok(());
@@ -157,8 +160,8 @@ pub(super) fn reconcile(
 /// Whether no task of the registry holds `agent`, read now.
 fn unregistered_anywhere(env: &Deployer<'_>, agent: &AgentId) -> Result<bool, Error> {
     for task in env.registry.task_ids()? {
-        match env.registry.read_task(&task) {
-            Ok(snap) if snap.agent(agent).is_some() => return Ok(false),
+        match env.registry.roster(&task) {
+            Ok(roster) if roster.agents.iter().any(|a| &a.id == agent) => return Ok(false),
             Ok(_) | Err(Error::UnknownTask(_)) => {}
             Err(e) => return Err(e),
         }

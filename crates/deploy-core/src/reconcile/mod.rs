@@ -18,6 +18,7 @@
 //! Deployments in flight hold their intents: their agents and sessions are left alone.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -36,7 +37,8 @@ use crate::guard::{
 };
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentLease, IntentRecord};
-use crate::record::{AgentRecord, AgentStatus, ExitStatus, StatusUpdate, TaskSnapshot};
+use crate::record::{AgentRecord, AgentStatus, ExitStatus, StatusUpdate};
+use crate::roster::TaskRoster;
 use crate::whereabouts::Whereabouts;
 use crate::{Error, failpoint};
 
@@ -464,7 +466,16 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     }
 
     let listed = if scope.orphans {
-        Some(sessions_by_name(env.backend)?)
+        // The registry reads ahead while the backend lists: what it reads is only kept, and
+        // read again below, after the listing and the intents, as the order above requires.
+        let registry = env.registry;
+        let listed = std::thread::scope(|s| {
+            if scope.task.is_none() {
+                s.spawn(|| registry.prefetch());
+            }
+            sessions_by_name(env.backend)
+        });
+        Some(listed?)
     } else {
         None
     };
@@ -475,17 +486,18 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         Some(t) => vec![t.clone()],
         None => env.registry.task_ids()?,
     };
-    let mut snapshots: BTreeMap<TaskId, TaskSnapshot> = BTreeMap::new();
+    // Each task's roster: the ended agents' ids, statuses and checkouts, the active ones whole.
+    let mut rosters: BTreeMap<TaskId, Arc<TaskRoster>> = BTreeMap::new();
     for id in tasks {
-        snapshots.insert(id.clone(), env.registry.read_task(&id)?);
+        rosters.insert(id.clone(), env.registry.roster(&id)?);
     }
     // Each candidate with where its session is: only fleet's own sessions are listed; an
     // adopted agent is probed by its exact name, and one placed elsewhere is not judged.
-    let candidates: Vec<(TaskId, AgentRecord, Whereabouts<'_>)> = snapshots
+    let candidates: Vec<(&TaskId, &AgentRecord, Whereabouts<'_>)> = rosters
         .values()
-        .flat_map(|t| t.agents.iter().map(move |a| (t.id.clone(), a)))
-        .filter(|(_, a)| scope.zombies && a.status.is_active() && !in_flight.contains(&a.id))
-        .map(|(t, a)| (t, a.clone(), env.locate(a)))
+        .flat_map(|t| t.active().map(move |a| (&t.id, a)))
+        .filter(|(_, a)| scope.zombies && !in_flight.contains(&a.id))
+        .map(|(t, a)| (t, a, env.locate(a)))
         .collect();
     let own = |place: &Whereabouts<'_>| matches!(place, Whereabouts::Own(_));
     let listed = match (listed, candidates.iter().any(|(_, _, p)| own(p))) {
@@ -531,20 +543,20 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         };
         let (now, reason) = outcome(exit);
         let fields = match (scope.annotate, scope.dry_run) {
-            (Some(annotate), false) => annotate(&task, &agent, exit),
+            (Some(annotate), false) => annotate(task, agent, exit),
             _ => Map::new(),
         };
         gone_by_task.entry(task.clone()).or_default().push(Gone {
             fields: fields.clone(),
-            ..Gone::of(&agent, exit)
+            ..Gone::of(agent, exit)
         });
         by_task.entry(task.clone()).or_default().push(Zombie {
             fields,
-            task,
+            task: task.clone(),
             was: agent.status.clone(),
             placement: agent.placement.clone(),
-            agent: agent.id,
-            session: agent.session,
+            agent: agent.id.clone(),
+            session: agent.session.clone(),
             now,
             exit,
             reason,
@@ -560,12 +572,24 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     }
 
     if scope.orphans {
-        // Every registered agent, by task: one look each instead of a scan of the task per
-        // session.
-        let registered_ids: HashSet<(&TaskId, &AgentId)> = snapshots
+        // The active agents, by task, then (only if a session is not among them) every
+        // registered agent: one look each instead of a scan of the task per session.
+        let active_ids: HashSet<(&TaskId, &AgentId)> = rosters
             .iter()
-            .flat_map(|(t, snap)| snap.agents.iter().map(move |a| (t, &a.id)))
+            .flat_map(|(t, roster)| roster.active().map(move |a| (t, &a.id)))
             .collect();
+        let registered_ids = std::cell::OnceCell::new();
+        let is_registered = |t: &TaskId, a: &AgentId| {
+            active_ids.contains(&(t, a))
+                || registered_ids
+                    .get_or_init(|| {
+                        rosters
+                            .iter()
+                            .flat_map(|(t, roster)| roster.agents.iter().map(move |a| (t, &a.id)))
+                            .collect::<HashSet<(&TaskId, &AgentId)>>()
+                    })
+                    .contains(&(t, a))
+        };
         for s in listed.into_iter().flat_map(BTreeMap::into_values) {
             let in_task_scope = match (&s.task, scope.task) {
                 (_, None) => true,
@@ -576,8 +600,8 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
                 continue;
             }
             let registered = match &s.task {
-                Some(t) => match snapshots.get(t) {
-                    Some(_) => registered_ids.contains(&(t, &s.agent)),
+                Some(t) => match rosters.get(t) {
+                    Some(_) => is_registered(t, &s.agent),
                     None => match env.registry.read_task(t) {
                         Ok(snap) => snap.agent(&s.agent).is_some(),
                         Err(Error::UnknownTask(_)) => false,
@@ -613,8 +637,8 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         }
     }
     if scope.orphans {
-        checkouts::reconcile(env, scope, &snapshots, &in_flight, &mut report)?;
-        prompts::reconcile(env, scope.dry_run, &snapshots, &mut report)?;
+        checkouts::reconcile(env, scope, &rosters, &in_flight, &mut report)?;
+        prompts::reconcile(env, scope.dry_run, &rosters, &mut report)?;
     }
     Ok(report)
 }

@@ -4,6 +4,7 @@
 //! A SIGKILL cannot: the page cache keeps the intent.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use camino::Utf8PathBuf;
 
@@ -11,10 +12,10 @@ use super::ReconcileReport;
 use crate::deploy::Deployer;
 use crate::id::{AgentId, TaskId};
 use crate::layout::Layout;
-use crate::record::TaskSnapshot;
+use crate::roster::TaskRoster;
 use crate::{Error, failpoint};
 
-/// Removes (unless `dry_run`) the prompt files of the tasks in `snapshots` that nothing names.
+/// Removes (unless `dry_run`) the prompt files of the tasks in `rosters` that nothing names.
 ///
 /// The files are listed first, then the intents read again and each task with candidates read
 /// again: a prompt file is written after its intent, so one of a deployment in flight is
@@ -22,12 +23,12 @@ use crate::{Error, failpoint};
 pub(super) fn reconcile(
     env: &Deployer<'_>,
     dry_run: bool,
-    snapshots: &BTreeMap<TaskId, TaskSnapshot>,
+    rosters: &BTreeMap<TaskId, Arc<TaskRoster>>,
     report: &mut ReconcileReport,
 ) -> Result<(), Error> {
     let mut candidates: Vec<(TaskId, AgentId, Utf8PathBuf)> = Vec::new();
-    for (task, snap) in snapshots {
-        let registered: HashSet<&AgentId> = snap.agents.iter().map(|a| &a.id).collect();
+    for (task, roster) in rosters {
+        let registered: HashSet<&AgentId> = roster.ids();
         for path in env.prompts.found(&env.layout.task_dir(task))? {
             let Some(agent) = path.file_name().and_then(Layout::prompt_owner) else {
                 continue;
@@ -41,15 +42,18 @@ pub(super) fn reconcile(
         return Ok(());
     }
     let in_flight = super::in_flight(env)?;
-    let mut now: BTreeMap<TaskId, TaskSnapshot> = BTreeMap::new();
+    let mut now: BTreeMap<TaskId, Arc<TaskRoster>> = BTreeMap::new();
     for (task, agent, path) in candidates {
         if in_flight.contains(&agent) {
             continue;
         }
         if !now.contains_key(&task) {
-            now.insert(task.clone(), env.registry.read_task(&task)?);
+            now.insert(task.clone(), env.registry.roster(&task)?);
         }
-        if now.get(&task).is_some_and(|t| t.agent(&agent).is_some()) {
+        if now
+            .get(&task)
+            .is_some_and(|t| t.agents.iter().any(|a| a.id == agent))
+        {
             continue;
         }
         if !dry_run {
