@@ -89,6 +89,7 @@ impl Fleet {
     fn environment(&self, c: &mut Command) {
         c.env("FLEET_ROOT", self.root())
             .env("FLEET_TMUX_SOCKET", &self.socket)
+            .env_remove("FLEET_REGISTRY")
             .env_remove("FLEET_AGENT_CMD")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
             .env_remove("FLEET_AGENT_ID")

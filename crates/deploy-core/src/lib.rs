@@ -143,7 +143,7 @@ pub use failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure, Re
 pub use id::{AgentId, AgentType, IdKind, SessionName, TaskId};
 pub use journal::{FsJournal, IntentJournal, IntentLease, IntentRecord};
 pub use layout::Layout;
-pub use limits::{LimitExceeded, Limits};
+pub use limits::{LimitExceeded, LimitView, Limits};
 pub use prompt::{FsPromptStore, PromptStore, prompt_preview};
 pub use record::{
     AgentRecord, AgentStatus, ExitStatus, Parent, Registration, StatusUpdate, TaskSnapshot,

@@ -89,57 +89,92 @@ pub struct Candidate<'a> {
     pub allow_duplicate: bool,
 }
 
+/// What [`check_view`] reads of a task: its limits, how many agents it ever had, its active
+/// agents and the candidate's parent's depth. A registry that can count and select (SQLite)
+/// builds it without reading every agent; [`check`] builds it from a snapshot.
+#[derive(Debug, Clone)]
+pub struct LimitView<'a> {
+    /// The task.
+    pub task: &'a TaskId,
+    /// Its limits.
+    pub limits: Limits,
+    /// Agents ever registered in it.
+    pub total: usize,
+    /// Its active agents' ids and types, in registration order.
+    pub active: Vec<(AgentId, AgentType)>,
+    /// The depth of the candidate's parent when it is an agent of the task; `None` when it is
+    /// not one (and ignored for the orchestrator).
+    pub parent_depth: Option<u32>,
+}
+
 /// Checks every limit of `task` for `candidate` and returns the depth it would have.
 pub fn check(task: &TaskSnapshot, candidate: Candidate<'_>) -> Result<u32, Error> {
-    let depth = match candidate.parent {
-        Parent::Orchestrator => 1,
-        Parent::Agent(parent) => match task.agent(parent) {
-            Some(p) => p.depth + 1,
-            None => {
-                return Err(Error::UnknownParent {
-                    task: task.id.clone(),
-                    parent: parent.clone(),
-                });
-            }
-        },
+    let parent_depth = match candidate.parent {
+        Parent::Orchestrator => None,
+        Parent::Agent(parent) => task.agent(parent).map(|p| p.depth),
     };
-    let limits = task.limits;
+    let view = LimitView {
+        task: &task.id,
+        limits: task.limits,
+        total: task.agents.len(),
+        active: task
+            .agents
+            .iter()
+            .filter(|a| a.status.is_active())
+            .map(|a| (a.id.clone(), a.agent_type.clone()))
+            .collect(),
+        parent_depth,
+    };
+    check_view(&view, candidate)
+}
+
+/// [`check`] on what it reads of a task: the one place every limit is decided.
+pub fn check_view(view: &LimitView<'_>, candidate: Candidate<'_>) -> Result<u32, Error> {
+    let task = view.task;
+    let depth = match (candidate.parent, view.parent_depth) {
+        (Parent::Orchestrator, _) => 1,
+        (Parent::Agent(_), Some(d)) => d + 1,
+        (Parent::Agent(parent), None) => {
+            return Err(Error::UnknownParent {
+                task: task.clone(),
+                parent: parent.clone(),
+            });
+        }
+    };
+    let limits = view.limits;
     if depth > limits.max_depth {
         return Err(LimitExceeded::Depth {
-            task: task.id.clone(),
+            task: task.clone(),
             depth,
             limit: limits.max_depth,
         }
         .into());
     }
-    let total = saturate(task.agents.len());
+    let total = saturate(view.total);
     if total >= limits.max_agents {
         return Err(LimitExceeded::Total {
-            task: task.id.clone(),
+            task: task.clone(),
             total,
             limit: limits.max_agents,
         }
         .into());
     }
-    let active = saturate(task.active_count());
+    let active = saturate(view.active.len());
     if active >= limits.max_concurrent {
         return Err(LimitExceeded::Concurrent {
-            task: task.id.clone(),
+            task: task.clone(),
             active,
             limit: limits.max_concurrent,
         }
         .into());
     }
     if !candidate.allow_duplicate
-        && let Some(existing) = task
-            .agents
-            .iter()
-            .find(|a| a.status.is_active() && &a.agent_type == candidate.agent_type)
+        && let Some((existing, _)) = view.active.iter().find(|(_, t)| t == candidate.agent_type)
     {
         return Err(LimitExceeded::DuplicateType {
-            task: task.id.clone(),
+            task: task.clone(),
             agent_type: candidate.agent_type.clone(),
-            existing: existing.id.clone(),
+            existing: existing.clone(),
         }
         .into());
     }

@@ -27,6 +27,17 @@ pub(crate) struct Cli {
     )]
     pub(crate) socket: String,
 
+    /// Which registry: `json` (the Python server's files) or `sqlite` (`registry/fleet.sqlite3`)
+    /// [env: FLEET_REGISTRY; default: sqlite if the workspace holds fleet's database, else json]
+    #[arg(
+        long,
+        global = true,
+        env = "FLEET_REGISTRY",
+        hide_env = true,
+        value_enum
+    )]
+    pub(crate) registry: Option<crate::config::RegistryKind>,
+
     /// Print machine-readable JSON on stdout (logs still go to stderr)
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -69,6 +80,9 @@ pub(crate) enum Command {
     Worktrees(WorktreesArgs),
     /// Print an agent's changes against its base: committed and uncommitted, new files included
     Diff(DiffArgs),
+    /// Move the workspace's registry to SQLite (`--to sqlite`: the JSON files are read, kept)
+    /// or back to the Python server's JSON files (`--to json`: the database is moved aside)
+    Migrate(MigrateArgs),
     /// Serve MCP over stdio, with the Python orchestrator's tools (for Claude Code and other
     /// MCP clients)
     Mcp,
@@ -335,4 +349,11 @@ pub(crate) struct ReconcileArgs {
     /// Only this task (the global index is then left to an unscoped run)
     #[arg(long, value_parser = parse_task)]
     pub(crate) task: Option<TaskId>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// The registry to move to
+    #[arg(long, value_enum)]
+    pub(crate) to: crate::config::RegistryKind,
 }

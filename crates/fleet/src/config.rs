@@ -29,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) root: Utf8PathBuf,
     /// The tmux socket name.
     pub(crate) socket: String,
+    /// The registry's implementation.
+    pub(crate) registry: RegistryKind,
     /// The agent command when a request names none.
     pub(crate) agent_cmd: Vec<String>,
     /// The startup grace when a request names none.
@@ -60,11 +62,14 @@ impl Config {
     pub(crate) fn resolve(
         root: Option<Utf8PathBuf>,
         socket: Option<String>,
+        registry: Option<RegistryKind>,
     ) -> Result<Config, Error> {
         let root = root
             .or_else(|| env_path("CLAUDE_ORCHESTRATOR_WORKSPACE"))
             .unwrap_or_else(|| Utf8PathBuf::from(".agent-workspace"));
         let root = absolute(&root)?;
+        let registry =
+            registry.unwrap_or_else(|| RegistryKind::found_in(&Layout::new(root.clone())));
         let socket = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_owned());
         let agent_cmd = match std::env::var("FLEET_AGENT_CMD") {
             Ok(cmd) if !cmd.trim().is_empty() => shell_words::split(&cmd).map_err(|e| {
@@ -97,6 +102,7 @@ impl Config {
         Ok(Config {
             root,
             socket,
+            registry,
             agent_cmd,
             startup_grace,
             max_prompt_bytes,
@@ -146,6 +152,35 @@ pub(crate) fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf, Error> {
         .map_err(|p| Error::Invalid(format!("path {} is not UTF-8", p.display())))
 }
 
+/// Which [`Registry`] implementation a workspace uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RegistryKind {
+    // The Python server's JSON files. (Plain comments: a variant's doc comment would be help
+    // text, which turns clap's help into its long layout.)
+    Json,
+    // fleet's SQLite database, `registry/fleet.sqlite3`.
+    Sqlite,
+}
+
+impl RegistryKind {
+    /// SQLite if the workspace holds fleet's database, else JSON.
+    pub(crate) fn found_in(layout: &Layout) -> RegistryKind {
+        if sqlite_registry::path_in(layout).exists() {
+            RegistryKind::Sqlite
+        } else {
+            RegistryKind::Json
+        }
+    }
+
+    /// As `--registry` spells it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RegistryKind::Json => "json",
+            RegistryKind::Sqlite => "sqlite",
+        }
+    }
+}
+
 /// The services every operation goes through, built from one configuration. This is the one
 /// place that names their implementations (enforced by clippy's `disallowed-types` in
 /// `crates/fleet/clippy.toml`): `ops`, `cmd` and `mcp` see only deploy-core's traits.
@@ -171,13 +206,19 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
-    /// The JSON registry of the Python server's layout, tmux on the configured socket, prompt
-    /// files and intents on disk.
+    /// The configured registry (JSON or SQLite) of the Python server's layout, tmux on the
+    /// configured socket, prompt files and intents on disk.
     #[allow(clippy::disallowed_types)] // the construction site
     pub(crate) fn new(config: &Config) -> Result<Services, Error> {
         let layout = config.layout();
         Ok(Services {
-            registry: Box::new(registry::JsonRegistry::new(layout.clone())),
+            registry: match config.registry {
+                RegistryKind::Json => Box::new(registry::JsonRegistry::new(layout.clone())),
+                RegistryKind::Sqlite => Box::new(
+                    sqlite_registry::SqliteRegistry::open(layout.clone())
+                        .map_err(deploy_core::Error::from)?,
+                ),
+            },
             backend: Box::new(tmux_backend::TmuxBackend::new(
                 Server::Name(config.socket.clone()),
                 config.wrapper()?,

@@ -36,7 +36,10 @@ fn init_tracing(verbose: u8) {
 
 fn run(cli: Cli) -> Result<(), Error> {
     let json_mode = cli.json;
-    let config = Config::resolve(cli.root.clone(), Some(cli.socket.clone()))?;
+    let config = Config::resolve(cli.root.clone(), Some(cli.socket.clone()), cli.registry)?;
+    if let Command::Migrate(args) = &cli.command {
+        return cmd::migrate::run(&config, args, json_mode);
+    }
     if let Command::Mcp = cli.command {
         return mcp::serve(config);
     }
@@ -59,10 +62,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Resume(args) => cmd::resume::run(s, &args, json_mode),
         Command::Worktrees(args) => cmd::worktree::list(s, &args, json_mode),
         Command::Diff(args) => cmd::worktree::diff(s, &args),
-        // Both are dispatched before configuration; reaching them here is a bug.
-        Command::Mcp | Command::Top | Command::AgentWrap { .. } => Err(Error::Invalid(
-            "internal error: a command dispatched twice".into(),
-        )),
+        // Dispatched before the services are made; reaching them here is a bug.
+        Command::Mcp | Command::Top | Command::Migrate(_) | Command::AgentWrap { .. } => Err(
+            Error::Invalid("internal error: a command dispatched twice".into()),
+        ),
     }
 }
 

@@ -26,18 +26,18 @@ mod checked;
 pub mod format;
 mod repair;
 mod roster;
+pub mod shape;
 mod splice;
 mod transact;
 
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
-use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::limits::{self, Candidate};
 use deploy_core::lock::{DEFAULT_LOCK_TIMEOUT, Flock};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, Layout, Limits, Parent, Registration, Registry,
-    RepairReport, StatusUpdate, TaskId, TaskRoster, TaskSnapshot, TaskSummary, timestamp,
+    AgentId, AgentRecord, AgentStatus, Layout, Parent, Registration, Registry, RepairReport,
+    StatusUpdate, TaskId, TaskRoster, TaskSnapshot, TaskSummary, timestamp,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -141,66 +141,6 @@ fn lock_path(file: &Utf8Path) -> Utf8PathBuf {
     file.with_file_name(format!("{name}.lock"))
 }
 
-fn new_global() -> GlobalFile {
-    GlobalFile {
-        created_at: timestamp(),
-        total_tasks: 0,
-        active_tasks: 0,
-        total_agents_spawned: 0,
-        active_agents: 0,
-        max_concurrent_agents: json!(Limits::default().max_concurrent),
-        tasks: Map::new(),
-        agents: Map::new(),
-        extra: Map::new(),
-    }
-}
-
-/// The task registry's and the index's fields for a status update, as the Python server
-/// wrote them.
-fn status_fields(update: &StatusUpdate) -> (Map<String, Value>, Map<String, Value>) {
-    let mut fields = Map::new();
-    let mut index = Map::new();
-    fields.insert("last_update".into(), json!(update.at));
-    index.insert("last_update".into(), json!(update.at));
-    if let Some(p) = update.progress {
-        fields.insert("progress".into(), json!(p));
-    }
-    match update.status {
-        AgentStatus::Completed => {
-            fields.insert("completed_at".into(), json!(update.at));
-            index.insert("completed_at".into(), json!(update.at));
-        }
-        AgentStatus::Terminated => {
-            let reason = update.reason.clone().unwrap_or_default();
-            fields.insert("terminated_at".into(), json!(update.at));
-            fields.insert("termination_reason".into(), json!(reason));
-            index.insert("terminated_at".into(), json!(update.at));
-            index.insert("termination_reason".into(), json!(reason));
-        }
-        AgentStatus::Error => {
-            fields.insert("error_at".into(), json!(update.at));
-            index.insert("error_at".into(), json!(update.at));
-            if let Some(reason) = &update.reason {
-                fields.insert("error".into(), json!(reason));
-            }
-        }
-        _ => {}
-    }
-    if let Some(exit) = update.exit {
-        fields.insert("exit_status".into(), json!(exit));
-    }
-    fields.extend(update.fields.clone());
-    (fields, index)
-}
-
-/// Task statuses that no longer count as active in the global index.
-fn task_is_active(status: &str) -> bool {
-    !matches!(
-        status.to_ascii_uppercase().as_str(),
-        "COMPLETED" | "FAILED" | "CANCELLED" | "ARCHIVED"
-    )
-}
-
 impl JsonRegistry {
     /// The registry under `layout`'s root, with the default lock timeout (30 s).
     pub fn new(layout: Layout) -> Self {
@@ -251,7 +191,7 @@ impl JsonRegistry {
             None => Ok(None),
         };
         let global = match parsed {
-            Ok(g) => g.unwrap_or_else(new_global),
+            Ok(g) => g.unwrap_or_else(shape::new_global),
             Err(Error::Corrupt {
                 path,
                 line,
@@ -319,59 +259,7 @@ impl JsonRegistry {
             return Err(Error::TaskExists(id));
         }
         let now = timestamp();
-        let mut extra = Map::new();
-        extra.insert(
-            "orchestration_guidance".into(),
-            json!({
-                "min_specialization_depth": 2,
-                "recommended_child_agents_per_parent": 3,
-                "specialization_domains": [],
-                "complexity_score": 1
-            }),
-        );
-        extra.insert(
-            "spiral_checks".into(),
-            json!({ "enabled": true, "last_check": now, "violations": 0 }),
-        );
-        if let Some(ctx) = &new.context {
-            let mut c = Map::new();
-            if let Some(bg) = &ctx.background_context {
-                c.insert("background_context".into(), json!(bg));
-            }
-            for (key, list) in [
-                ("expected_deliverables", &ctx.expected_deliverables),
-                ("success_criteria", &ctx.success_criteria),
-                ("constraints", &ctx.constraints),
-                ("relevant_files", &ctx.relevant_files),
-            ] {
-                if !list.is_empty() {
-                    c.insert(key.into(), json!(list));
-                }
-            }
-            extra.insert("task_context".into(), Value::Object(c));
-        }
-        let mut hierarchy = Map::new();
-        hierarchy.insert("orchestrator".into(), json!([]));
-        let priority = new.priority_or_default().to_owned();
-        let task_file = TaskFile {
-            task_id: id.clone(),
-            task_description: new.description.clone(),
-            created_at: now.clone(),
-            workspace: dir.to_string(),
-            workspace_base: self.layout.root().to_string(),
-            client_cwd: new.client_cwd.clone().map_or(Value::Null, Value::String),
-            status: "INITIALIZED".into(),
-            priority,
-            agents: Vec::new(),
-            agent_hierarchy: hierarchy,
-            max_agents: new.limits.max_agents,
-            max_depth: new.limits.max_depth,
-            max_concurrent: new.limits.max_concurrent,
-            total_spawned: 0,
-            active_count: 0,
-            completed_count: 0,
-            extra,
-        };
+        let task_file = shape::new_task_file(&self.layout, &id, new, &now);
         let undo = |e: Error| {
             let gone = if new_dir {
                 fs_err::remove_dir_all(&dir)
@@ -384,22 +272,7 @@ impl JsonRegistry {
             e
         };
         write_atomic(&task_path, &to_json(&task_file, &task_path)?).map_err(undo)?;
-        let mut entry = json!({
-            "description": new.description,
-            "created_at": now,
-            "status": "INITIALIZED",
-            "has_enhanced_context": new.context.is_some(),
-        });
-        if let (Some(ctx), Some(obj)) = (&new.context, entry.as_object_mut()) {
-            obj.insert(
-                "deliverables_count".into(),
-                json!(ctx.expected_deliverables.len()),
-            );
-            obj.insert(
-                "success_criteria_count".into(),
-                json!(ctx.success_criteria.len()),
-            );
-        }
+        let entry = shape::task_summary(new, &now);
         global.tasks.insert(id.to_string(), entry);
         global.active_tasks += 1;
         global.recount();
@@ -474,25 +347,7 @@ impl Registry for JsonRegistry {
                     allow_duplicate: r.allow_duplicate,
                 },
             )?;
-            let mut extra = Map::new();
-            extra.insert("progress".into(), json!(0));
-            extra.insert("last_update".into(), json!(r.started_at));
-            extra.insert("prompt".into(), json!(r.prompt_preview));
-            extra.insert("tracked_files".into(), json!(r.tracked_files));
-            extra.insert(PLACEMENT.into(), json!(r.placement));
-            if let Some(c) = &r.checkout {
-                extra.insert(CHECKOUT_FIELD.into(), c.to_value());
-            }
-            let entry = AgentEntry {
-                id: r.agent.clone(),
-                agent_type: r.agent_type.clone(),
-                tmux_session: r.session.clone(),
-                parent: r.parent.clone(),
-                depth,
-                status: AgentStatus::Running,
-                started_at: r.started_at.clone(),
-                extra,
-            };
+            let entry = shape::new_entry(r, depth);
             let record = entry.record();
             task.agents.push(entry);
             let children = task
@@ -502,15 +357,7 @@ impl Registry for JsonRegistry {
             if let Value::Array(list) = children {
                 list.push(json!(r.agent));
             }
-            let index = GlobalAgent {
-                task_id: r.task.clone(),
-                agent_type: r.agent_type.clone(),
-                parent: r.parent.clone(),
-                started_at: r.started_at.clone(),
-                tmux_session: r.session.clone(),
-                status: None,
-                extra: Map::new(),
-            };
+            let index = shape::index_entry(r);
             global.agents.insert(
                 r.agent.to_string(),
                 serde_json::to_value(index)
@@ -572,7 +419,7 @@ impl Registry for JsonRegistry {
         let changes: Vec<splice::Change> = updates
             .iter()
             .map(|(agent, update)| {
-                let (task_fields, index_fields) = status_fields(update);
+                let (task_fields, index_fields) = shape::status_fields(update);
                 splice::Change {
                     agent: agent.clone(),
                     status: Some(update.status.clone()),

@@ -72,7 +72,7 @@ impl JsonRegistry {
             Err(e) => return Err(e),
         };
         let old_bytes = old.as_ref().map(|g| to_json(g, &global_path)).transpose()?;
-        let mut global = old.unwrap_or_else(new_global);
+        let mut global = old.unwrap_or_else(shape::new_global);
         // What the tasks say, keyed by agent id; and their agents in task order.
         let mut in_tasks: Vec<String> = Vec::new();
         let mut owner: std::collections::HashMap<String, (&TaskFile, &AgentEntry)> =
@@ -161,7 +161,10 @@ impl JsonRegistry {
         report.removed = old_agents.keys().cloned().collect();
         report.agents = global.agents.len();
         global.tasks = task_map;
-        global.active_tasks = tasks.iter().filter(|t| task_is_active(&t.status)).count() as u64;
+        global.active_tasks = tasks
+            .iter()
+            .filter(|t| shape::task_is_active(&t.status))
+            .count() as u64;
         global.recount();
         let new_bytes = to_json(&global, &global_path)?;
         report.changed = old_bytes.as_deref() != Some(new_bytes.as_slice());
@@ -284,7 +287,11 @@ fn index_is_current(bytes: &[u8], tasks: &[std::sync::Arc<TaskBrief>]) -> Option
         || index.tasks.len() != tasks.len()
         || index.total_tasks != tasks.len() as u64
         || index.total_agents_spawned != agents as u64
-        || index.active_tasks != tasks.iter().filter(|t| task_is_active(&t.status)).count() as u64
+        || index.active_tasks
+            != tasks
+                .iter()
+                .filter(|t| shape::task_is_active(&t.status))
+                .count() as u64
     {
         return None;
     }

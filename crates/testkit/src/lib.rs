@@ -35,6 +35,7 @@
 mod advance;
 mod backend;
 mod checkouts;
+pub mod conformance;
 mod faults;
 pub mod git;
 pub mod procs;

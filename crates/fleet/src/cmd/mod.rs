@@ -4,6 +4,7 @@ pub(crate) mod attach;
 pub(crate) mod deploy;
 pub(crate) mod kill;
 pub(crate) mod logs;
+pub(crate) mod migrate;
 pub(crate) mod reconcile;
 pub(crate) mod resume;
 pub(crate) mod status;

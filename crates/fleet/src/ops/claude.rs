@@ -133,6 +133,7 @@ pub(crate) fn wire(
     };
     set("FLEET_ROOT", config.root.to_string());
     set("FLEET_TMUX_SOCKET", config.socket.clone());
+    set("FLEET_REGISTRY", config.registry.as_str().to_owned());
     set("FLEET_TASK_ID", task.to_string());
     set("FLEET_AGENT_ID", agent.to_string());
     set("FLEET_AGENT_CMD", shell_words::join(&config.agent_cmd));
@@ -251,7 +252,7 @@ mod tests {
     }
 
     fn config() -> Config {
-        Config::resolve(Some("/ws".into()), Some("s".into())).unwrap()
+        Config::resolve(Some("/ws".into()), Some("s".into()), None).unwrap()
     }
 
     fn asked(model: Option<&'static str>) -> Choices<'static> {

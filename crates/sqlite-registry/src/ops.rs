@@ -1,0 +1,502 @@
+//! The [`Registry`] operations, each one transaction.
+
+use std::sync::Arc;
+
+use deploy_core::checkout::Checkout;
+use deploy_core::limits::{self, Candidate, LimitView};
+use deploy_core::{
+    AgentId, AgentRecord, AgentStatus, AgentType, NewTask, Registration, Registry, RepairReport,
+    RosterEntry, StatusUpdate, TaskId, TaskRoster, TaskSnapshot, TaskSummary, timestamp,
+};
+use registry::format::{AgentEntry, TaskFile};
+use registry::{CONFIRMED, shape};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::{Map, Value, json};
+
+use crate::{Error, SqliteRegistry};
+
+type Core<T> = Result<T, deploy_core::Error>;
+
+impl SqliteRegistry {
+    /// Runs `f` in one transaction — `BEGIN IMMEDIATE` when it writes — committed if it returns
+    /// `Ok`, rolled back otherwise.
+    pub(crate) fn transact<T>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut conn = self.conn();
+        let behavior = if write {
+            TransactionBehavior::Immediate
+        } else {
+            TransactionBehavior::Deferred
+        };
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| self.err(e))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    /// The task's stored file (no agents), or `UnknownTask`.
+    pub(crate) fn task_file(&self, tx: &Transaction<'_>, task: &TaskId) -> Result<TaskFile, Error> {
+        let file: Option<String> = tx
+            .query_row(
+                "SELECT file FROM tasks WHERE id = ?1",
+                [task.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let file = file.ok_or_else(|| deploy_core::Error::UnknownTask(task.clone()))?;
+        serde_json::from_str(&file).map_err(|e| Error::stored(&self.path, "a task's file", &e))
+    }
+
+    /// Every agent entry of `task`, in registration order.
+    pub(crate) fn entries(
+        &self,
+        tx: &Transaction<'_>,
+        task: &TaskId,
+    ) -> Result<Vec<AgentEntry>, Error> {
+        let mut stmt = tx
+            .prepare_cached("SELECT entry FROM agents WHERE task_id = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([task.as_str()], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| self.err(e))?;
+            out.push(
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// `task` whole, as the JSON registry would hold it: agents, counters, hierarchy.
+    pub(crate) fn whole_task(
+        &self,
+        tx: &Transaction<'_>,
+        task: &TaskId,
+    ) -> Result<TaskFile, Error> {
+        let mut file = self.task_file(tx, task)?;
+        file.agents = self.entries(tx, task)?;
+        file.recount();
+        file.agent_hierarchy = hierarchy(&file.agents);
+        Ok(file)
+    }
+
+    /// Applies `change` to `agent`'s stored entry and index entry.
+    fn change_agent(
+        &self,
+        tx: &Transaction<'_>,
+        task: &TaskId,
+        agent: &AgentId,
+        change: impl FnOnce(&mut AgentEntry, &mut Map<String, Value>),
+    ) -> Result<(), Error> {
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT entry, indexed FROM agents WHERE id = ?1 AND task_id = ?2",
+                [agent.as_str(), task.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((entry, indexed)) = row else {
+            self.task_file(tx, task)?; // an unknown task is named as such
+            return Err(deploy_core::Error::UnknownAgent {
+                task: task.clone(),
+                agent: agent.clone(),
+            }
+            .into());
+        };
+        let mut entry: AgentEntry = serde_json::from_str(&entry)
+            .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))?;
+        let mut indexed: Map<String, Value> = serde_json::from_str(&indexed)
+            .map_err(|e| Error::stored(&self.path, "an agent's index entry", &e))?;
+        change(&mut entry, &mut indexed);
+        tx.prepare_cached(
+            "UPDATE agents SET status = ?1, active = ?2, entry = ?3, indexed = ?4 WHERE id = ?5",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                entry.status.as_str(),
+                entry.status.is_active(),
+                to_text(&entry),
+                to_text(&indexed),
+                agent.as_str()
+            ])
+        })
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Creates a task: its directories (`logs/`, `progress/`, `findings/`) and its row.
+    pub fn create(&self, new: &NewTask) -> Result<TaskFile, Error> {
+        new.validate()?;
+        let id = TaskId::generate()?;
+        let dir = self.layout.task_dir(&id);
+        let new_dir = !dir.exists();
+        for sub in ["logs", "progress", "findings"] {
+            deploy_core::private::create_dir_all(&dir.join(sub))?;
+        }
+        let now = timestamp();
+        let file = shape::new_task_file(&self.layout, &id, new, &now);
+        let summary = shape::task_summary(new, &now);
+        let inserted = self.transact(true, |tx| {
+            ensure_global(tx).map_err(|e| self.err(e))?;
+            tx.execute(
+                "INSERT INTO tasks (id, status, file, summary) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    id.as_str(),
+                    file.status,
+                    to_text(&stored(&file)),
+                    to_text(&summary)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+            Ok(())
+        });
+        if let Err(e) = inserted {
+            if new_dir {
+                let _ = fs_err::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+        Ok(file)
+    }
+}
+
+/// The `global` row: the index without its tasks, agents and counters; made if missing.
+pub(crate) fn ensure_global(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut g = shape::new_global();
+    g.created_at = timestamp();
+    tx.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('global', ?1)",
+        [to_text(&g)],
+    )?;
+    Ok(())
+}
+
+/// A task file as stored: its agents and hierarchy are rows, its counters derived.
+pub(crate) fn stored(file: &TaskFile) -> TaskFile {
+    TaskFile {
+        agents: Vec::new(),
+        agent_hierarchy: Map::new(),
+        total_spawned: 0,
+        active_count: 0,
+        completed_count: 0,
+        ..file.clone()
+    }
+}
+
+/// Parent to children in registration order, with `orchestrator` always present, as the JSON
+/// registry keeps `agent_hierarchy`.
+pub(crate) fn hierarchy(agents: &[AgentEntry]) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert(deploy_core::Parent::ORCHESTRATOR.to_owned(), json!([]));
+    for a in agents {
+        if let Value::Array(children) = out
+            .entry(a.parent.as_str().to_owned())
+            .or_insert_with(|| json!([]))
+        {
+            children.push(json!(a.id));
+        }
+    }
+    out
+}
+
+/// `value` as stored. Serializing these types (strings, numbers, maps with string keys) cannot
+/// fail.
+pub(crate) fn to_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Inserts `entry` of `task` with its index entry.
+pub(crate) fn insert_agent(
+    tx: &Transaction<'_>,
+    task: &TaskId,
+    entry: &AgentEntry,
+    indexed: &Value,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO agents (id, task_id, agent_type, parent, depth, status, active, entry, indexed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        entry.id.as_str(),
+        task.as_str(),
+        entry.agent_type.as_str(),
+        entry.parent.as_str(),
+        entry.depth,
+        entry.status.as_str(),
+        entry.status.is_active(),
+        to_text(entry),
+        to_text(indexed),
+    ])?;
+    Ok(())
+}
+
+impl Registry for SqliteRegistry {
+    fn create_task(&self, new: &NewTask) -> Core<TaskSnapshot> {
+        Ok(self.create(new)?.into_snapshot())
+    }
+
+    fn register(&self, r: &Registration) -> Core<AgentRecord> {
+        Ok(self.transact(true, |tx| {
+            let file = self.task_file(tx, &r.task)?;
+            let q = |e| self.err(e);
+            let taken: bool = tx
+                .query_row("SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)", [r.agent.as_str()], |row| row.get(0))
+                .map_err(q)?;
+            if taken {
+                return Err(deploy_core::Error::DuplicateAgent {
+                    task: r.task.clone(),
+                    agent: r.agent.clone(),
+                }
+                .into());
+            }
+            let total: i64 = tx
+                .query_row("SELECT COUNT(*) FROM agents WHERE task_id = ?1", [r.task.as_str()], |row| row.get(0))
+                .map_err(q)?;
+            let mut stmt = tx
+                .prepare_cached("SELECT id, agent_type FROM agents WHERE task_id = ?1 AND active = 1 ORDER BY seq")
+                .map_err(q)?;
+            let mut active = Vec::new();
+            let rows = stmt
+                .query_map([r.task.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                .map_err(q)?;
+            for row in rows {
+                let (id, ty) = row.map_err(q)?;
+                let bad = |e: deploy_core::Error| Error::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("an agent's row: {e}"),
+                };
+                active.push((AgentId::parse(&id).map_err(bad)?, AgentType::parse(&ty).map_err(bad)?));
+            }
+            let parent_depth = match &r.parent {
+                deploy_core::Parent::Orchestrator => None,
+                deploy_core::Parent::Agent(p) => tx
+                    .query_row(
+                        "SELECT depth FROM agents WHERE id = ?1 AND task_id = ?2",
+                        [p.as_str(), r.task.as_str()],
+                        |row| row.get::<_, u32>(0),
+                    )
+                    .optional()
+                    .map_err(q)?,
+            };
+            let view = LimitView {
+                task: &r.task,
+                limits: file.limits(),
+                total: usize::try_from(total).unwrap_or(usize::MAX),
+                active,
+                parent_depth,
+            };
+            let depth = limits::check_view(
+                &view,
+                Candidate {
+                    agent_type: &r.agent_type,
+                    parent: &r.parent,
+                    allow_duplicate: r.allow_duplicate,
+                },
+            )?;
+            let entry = shape::new_entry(r, depth);
+            let indexed = serde_json::to_value(shape::index_entry(r)).unwrap_or(Value::Null);
+            insert_agent(tx, &r.task, &entry, &indexed).map_err(q)?;
+            Ok(entry.into_record())
+        })?)
+    }
+
+    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Core<()> {
+        Ok(self.transact(true, |tx| {
+            self.change_agent(tx, task, agent, |entry, _| {
+                entry.extra.insert(CONFIRMED.into(), json!(true));
+            })
+        })?)
+    }
+
+    fn unregister(&self, task: &TaskId, agent: &AgentId) -> Core<bool> {
+        Ok(self.transact(true, |tx| {
+            self.task_file(tx, task)?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM agents WHERE id = ?1 AND task_id = ?2",
+                    [agent.as_str(), task.as_str()],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(removed > 0)
+        })?)
+    }
+
+    fn update_status(&self, task: &TaskId, agent: &AgentId, update: &StatusUpdate) -> Core<()> {
+        self.update_statuses(task, &[(agent.clone(), update.clone())])
+    }
+
+    fn update_statuses(&self, task: &TaskId, updates: &[(AgentId, StatusUpdate)]) -> Core<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        Ok(self.transact(true, |tx| {
+            for (agent, update) in updates {
+                let (task_fields, index_fields) = shape::status_fields(update);
+                self.change_agent(tx, task, agent, |entry, indexed| {
+                    let changed = entry.status != update.status;
+                    entry.status = update.status.clone();
+                    entry.extra.extend(task_fields);
+                    if changed {
+                        indexed.insert("status".into(), json!(update.status.as_str()));
+                        indexed.extend(index_fields);
+                    }
+                })?;
+            }
+            Ok(())
+        })?)
+    }
+
+    fn annotate(&self, task: &TaskId, agent: &AgentId, fields: &Map<String, Value>) -> Core<()> {
+        Ok(self.transact(true, |tx| {
+            self.change_agent(tx, task, agent, |entry, _| {
+                entry.extra.extend(fields.clone());
+            })
+        })?)
+    }
+
+    fn read_task(&self, task: &TaskId) -> Core<TaskSnapshot> {
+        Ok(self
+            .transact(false, |tx| self.whole_task(tx, task))?
+            .into_snapshot())
+    }
+
+    /// The ended agents' ids, statuses and checkouts are columns and one JSON path; only the
+    /// active agents' entries are parsed.
+    fn roster(&self, task: &TaskId) -> Core<Arc<TaskRoster>> {
+        Ok(self.transact(false, |tx| {
+            self.task_file(tx, task)?;
+            let q = |e| self.err(e);
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT id, status, json_extract(entry, '$.fleet_worktree'),
+                            CASE WHEN active THEN entry END
+                     FROM agents WHERE task_id = ?1 ORDER BY seq",
+                )
+                .map_err(q)?;
+            let rows = stmt
+                .query_map([task.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })
+                .map_err(q)?;
+            let mut agents = Vec::new();
+            for row in rows {
+                let (id, status, checkout, entry) = row.map_err(q)?;
+                let record = match entry {
+                    Some(text) => Some(
+                        serde_json::from_str::<AgentEntry>(&text)
+                            .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))?
+                            .into_record(),
+                    ),
+                    None => None,
+                };
+                agents.push(RosterEntry {
+                    id: AgentId::parse(&id).map_err(|e| Error::Corrupt {
+                        path: self.path.clone(),
+                        message: format!("an agent's row: {e}"),
+                    })?,
+                    status: AgentStatus::from(status),
+                    checkout: checkout.and_then(|c| serde_json::from_str::<Checkout>(&c).ok()),
+                    record,
+                });
+            }
+            Ok(Arc::new(TaskRoster {
+                id: task.clone(),
+                agents,
+            }))
+        })?)
+    }
+
+    fn list_tasks(&self) -> Core<Vec<TaskSummary>> {
+        Ok(self.transact(false, |tx| {
+            let q = |e| self.err(e);
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT t.file,
+                        (SELECT COUNT(*) FROM agents a WHERE a.task_id = t.id),
+                        (SELECT COUNT(*) FROM agents a WHERE a.task_id = t.id AND a.active = 1)
+                     FROM tasks t ORDER BY t.id",
+                )
+                .map_err(q)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                })
+                .map_err(q)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (file, total, active) = row.map_err(q)?;
+                let mut file: TaskFile = serde_json::from_str(&file)
+                    .map_err(|e| Error::stored(&self.path, "a task's file", &e))?;
+                file.total_spawned = u64::try_from(total).unwrap_or(0);
+                file.active_count = u64::try_from(active).unwrap_or(0);
+                out.push(file.summary());
+            }
+            Ok(out)
+        })?)
+    }
+
+    fn task_ids(&self) -> Core<Vec<TaskId>> {
+        Ok(self.transact(false, |tx| {
+            let q = |e| self.err(e);
+            let mut stmt = tx
+                .prepare_cached("SELECT id FROM tasks ORDER BY id")
+                .map_err(q)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(q)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let id = row.map_err(q)?;
+                out.push(TaskId::parse(&id).map_err(|e| Error::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("a task's row: {e}"),
+                })?);
+            }
+            Ok(out)
+        })?)
+    }
+
+    /// Counters and the index are derived, so nothing drifts and nothing is rewritten; the
+    /// report says what the index holds. A damaged database fails here, naming the file.
+    fn repair(&self, task: Option<&TaskId>, _dry_run: bool) -> Core<RepairReport> {
+        Ok(self.transact(false, |tx| {
+            let q = |e| self.err(e);
+            if let Some(t) = task {
+                self.task_file(tx, t)?;
+                return Ok(RepairReport::default());
+            }
+            let (tasks, agents): (i64, i64) = tx
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM tasks), (SELECT COUNT(*) FROM agents)",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(q)?;
+            Ok(RepairReport {
+                index: Some(deploy_core::IndexRepair {
+                    tasks: usize::try_from(tasks).unwrap_or(0),
+                    agents: usize::try_from(agents).unwrap_or(0),
+                    ..deploy_core::IndexRepair::default()
+                }),
+                ..RepairReport::default()
+            })
+        })?)
+    }
+}

@@ -1,0 +1,122 @@
+//! The schema, versioned by `PRAGMA user_version`. [`MIGRATIONS`]`[i]` takes a database from
+//! version `i` to `i + 1`; a new database is made by running them all, in a temp file renamed
+//! into place, so a crash never leaves a half-made one. A database newer than [`VERSION`] is
+//! refused, never written; one without fleet's tables is not fleet's.
+
+use camino::Utf8Path;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::Error;
+
+/// The schema version this build writes.
+pub const VERSION: i64 = 1;
+
+/// The steps from each version to the next; `MIGRATIONS.len() == VERSION`.
+pub const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: tasks, agents and what the index keeps besides them.
+    "
+    CREATE TABLE tasks (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        id      TEXT NOT NULL UNIQUE,
+        status  TEXT NOT NULL,
+        -- the task registry as the Python server writes it, without agents, counters and
+        -- agent_hierarchy (derived from the agents)
+        file    TEXT NOT NULL,
+        -- its entry in the global index
+        summary TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE agents (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        id         TEXT NOT NULL UNIQUE,
+        task_id    TEXT NOT NULL REFERENCES tasks(id),
+        agent_type TEXT NOT NULL,
+        parent     TEXT NOT NULL,
+        depth      INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        active     INTEGER NOT NULL,
+        -- the agent's entry in its task registry, every field (unknown ones too)
+        entry      TEXT NOT NULL,
+        -- its entry in the global index
+        indexed    TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX agents_of_task ON agents(task_id, seq);
+    CREATE INDEX active_agents ON agents(task_id, seq) WHERE active = 1;
+    -- 'global': the index without its tasks, agents and counters
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    ",
+];
+
+/// Makes a new database at `path` at [`VERSION`]: built in a temp file beside it, then renamed
+/// into place (a concurrent creator's database, if it got there first, is kept).
+pub fn create(path: &Utf8Path) -> Result<(), Error> {
+    if let Some(dir) = path.parent() {
+        deploy_core::private::create_dir_all(dir)?;
+    }
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.new",
+        path.file_name().unwrap_or("fleet.sqlite3"),
+        std::process::id()
+    ));
+    let _ = fs_err::remove_file(&tmp);
+    let made = (|| {
+        let conn = Connection::open(&tmp)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL;")?;
+        migrate(&conn, 0)?;
+        conn.close().map_err(|(_, e)| e)
+    })()
+    .map_err(|e| Error::from_sqlite(&tmp, std::time::Duration::ZERO, e));
+    let placed = made.and_then(|()| {
+        // Not over an existing file: another process may have made it meanwhile.
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(Error::Io(path.to_owned(), e)),
+        }
+    });
+    for leftover in [tmp.to_string(), format!("{tmp}-wal"), format!("{tmp}-shm")] {
+        let _ = std::fs::remove_file(leftover);
+    }
+    placed
+}
+
+/// Runs the migrations from `from` to [`VERSION`], each in its own transaction.
+fn migrate(conn: &Connection, from: i64) -> rusqlite::Result<()> {
+    for (version, step) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(from).unwrap_or(0))
+    {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", version as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Checks the database behind `conn` is fleet's and not newer than this build, and migrates
+/// an older one forward.
+pub(crate) fn check_and_migrate(conn: &Connection, path: &Utf8Path) -> Result<(), Error> {
+    let err = |e| Error::from_sqlite(path, std::time::Duration::ZERO, e);
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if version > VERSION {
+        return Err(Error::NewerSchema {
+            path: path.to_owned(),
+            found: version,
+            supported: VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            message: "schema version 0: not a fleet registry".into(),
+        });
+    }
+    if version < VERSION {
+        tracing::info!(%path, from = version, to = VERSION, "migrating the registry's schema");
+        migrate(conn, version).map_err(err)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The SQLite registry passes the suite every registry must pass, and refuses bad storage
+//! without writing it.
+
+// Test helpers may unwrap: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use deploy_core::{Layout, Registry};
+use sqlite_registry::{Error, SqliteRegistry, path_in};
+
+fn root() -> (tempfile::TempDir, Layout) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
+    (dir, Layout::new(path))
+}
+
+#[test]
+fn the_sqlite_registry_conforms() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    testkit::conformance::registry(|| {
+        let (dir, layout) = root();
+        dirs.lock().unwrap().push(dir);
+        SqliteRegistry::open(layout).unwrap()
+    });
+}
+
+/// Damages the database with `how`, closed, and opens it again.
+fn damaged(how: impl FnOnce(&Utf8PathBuf)) {
+    let (_dir, layout) = root();
+    let path = path_in(&layout);
+    testkit::conformance::corrupt_storage(
+        SqliteRegistry::open(layout.clone()).unwrap(),
+        || {
+            how(&path);
+            path.clone()
+        },
+        || {
+            SqliteRegistry::open_existing_with(layout.clone(), Duration::from_millis(200))
+                .map_err(deploy_core::Error::from)
+        },
+    );
+}
+
+#[test]
+fn a_truncated_database_is_reported_and_kept() {
+    damaged(|path| {
+        let bytes = fs_err::read(path).unwrap();
+        fs_err::write(path, &bytes[..bytes.len() / 2]).unwrap();
+    });
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported_and_kept() {
+    damaged(|path| fs_err::write(path, b"{\"agents\": []}\n".repeat(300)).unwrap());
+}
+
+#[test]
+fn an_empty_file_is_not_taken_for_a_new_database() {
+    damaged(|path| fs_err::write(path, b"").unwrap());
+}
+
+#[test]
+fn a_newer_schema_is_refused_unwritten() {
+    let (_dir, layout) = root();
+    drop(SqliteRegistry::open(layout.clone()).unwrap());
+    let path = path_in(&layout);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", sqlite_registry::schema::VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let bytes = fs_err::read(&path).unwrap();
+    let e = SqliteRegistry::open(layout).unwrap_err();
+    assert!(matches!(e, Error::NewerSchema { .. }), "{e}");
+    assert!(e.to_string().contains(path.as_str()), "{e}");
+    assert_eq!(fs_err::read(&path).unwrap(), bytes);
+}
+
+#[test]
+fn a_lock_held_past_the_timeout_is_busy_naming_the_file() {
+    let (_dir, layout) = root();
+    let r = SqliteRegistry::open_with(layout.clone(), Duration::from_millis(100)).unwrap();
+    let path = path_in(&layout);
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let e = r
+        .create_task(&deploy_core::NewTask {
+            description: "blocked".into(),
+            ..Default::default()
+        })
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("locked by another process") && text.contains(path.as_str()),
+        "{text}"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert!(
+        r.task_ids().unwrap().is_empty(),
+        "the refused task left nothing"
+    );
+}
