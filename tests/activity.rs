@@ -115,10 +115,7 @@ fn an_ended_agents_summary_and_exit_are_recorded_and_outlive_its_log() {
     assert_eq!(first["activity"]["state"], "failed");
     assert_eq!(first["activity"]["result"], "error_max_turns");
     assert_eq!(first["exit"], serde_json::json!({ "code": 3 }));
-    let registry: Value = serde_json::from_str(
-        &fs_err::read_to_string(f.root().join(&task).join("AGENT_REGISTRY.json")).unwrap(),
-    )
-    .unwrap();
+    let registry = f.task_registry(&task);
     let entry = &registry["agents"][0];
     assert_eq!(entry["fleet_activity"], first["activity"]);
     assert_eq!(entry["exit_status"], serde_json::json!({ "code": 3 }));

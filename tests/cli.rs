@@ -50,7 +50,7 @@ fn create_deploy_status_logs_kill() {
         f
     );
     let task = created["task_id"].as_str().unwrap().to_owned();
-    assert!(f.root().join(&task).join("AGENT_REGISTRY.json").exists());
+    assert_eq!(f.task_registry(&task)["task_id"], task.as_str());
 
     let listed = f.json(&["task", "list"]);
     snap!(
@@ -156,10 +156,7 @@ fn create_deploy_status_logs_kill() {
     assert_eq!(after[0]["agents"][0]["status"], "terminated");
     assert_eq!(after[0]["agents"][0]["liveness"], "missing");
     assert_eq!(after[0]["active_count"], 0);
-    let registry: Value = serde_json::from_slice(
-        &fs_err::read(f.root().join(&task).join("AGENT_REGISTRY.json")).unwrap(),
-    )
-    .unwrap();
+    let registry = f.task_registry(&task);
     assert_eq!(registry["agents"][0]["termination_reason"], "Superseded");
     assert!(
         !f.root()
@@ -248,10 +245,7 @@ fn an_agent_that_ends_by_itself_is_recorded_completed_or_error() {
     assert_eq!(status[0]["active_count"], 0);
     assert_eq!(status[0]["completed_count"], 1);
     assert!(f.sessions().is_empty(), "dead sessions are cleaned up");
-    let registry: Value = serde_json::from_slice(
-        &fs_err::read(f.root().join(&task).join("AGENT_REGISTRY.json")).unwrap(),
-    )
-    .unwrap();
+    let registry = f.task_registry(&task);
     let bad_entry = registry["agents"]
         .as_array()
         .unwrap()
@@ -583,28 +577,38 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
         "sleep",
         "30",
     ]);
-    let registry = f.root().join(&task).join("AGENT_REGISTRY.json");
-    let one_agent = fs_err::read(&registry).unwrap();
+    let one_agent = f.task_registry(&task);
     let out = deploy(&["--prompt", "p", "--", "sleep", "30"]);
     assert!(
         stderr(&out).contains("limit max_concurrent = 1 reached"),
         "{}",
         stderr(&out)
     );
-    assert_eq!(fs_err::read(&registry).unwrap(), one_agent);
+    assert_eq!(f.task_registry(&task), one_agent);
     assert_eq!(f.sessions().len(), 1);
     f.tmux(&["kill-server"]);
 
     // A corrupt registry is named with its position and left as it is.
-    fs_err::write(&registry, b"{\"task_id\": ").unwrap();
+    // (The JSON registry's file, or the SQLite registry's database.)
+    let database = f.root().join("registry/fleet.sqlite3");
+    let (registry, damage, position): (_, &[u8], _) = if database.exists() {
+        (database, &[7; 8192], "")
+    } else {
+        (
+            f.root().join(&task).join("AGENT_REGISTRY.json"),
+            b"{\"task_id\": ",
+            "line 1 column",
+        )
+    };
+    fs_err::write(&registry, damage).unwrap();
     let out = deploy(&["--prompt", "p", "--", "sleep", "9"]);
     assert_refused(&f, &out, "corrupt registry");
     assert!(
-        stderr(&out).contains(registry.as_str()) && stderr(&out).contains("line 1 column"),
+        stderr(&out).contains(registry.as_str()) && stderr(&out).contains(position),
         "{}",
         stderr(&out)
     );
-    assert_eq!(fs_err::read(&registry).unwrap(), b"{\"task_id\": ");
+    assert_eq!(fs_err::read(&registry).unwrap(), damage);
 }
 
 #[test]

@@ -18,19 +18,25 @@ use serde_json::Value;
 
 use common::{Fleet, tagged, tagged_where, wait_for};
 
-/// Every failpoint a deployment passes, in order: deploy-core's steps and the registry's two
-/// writes inside registration.
-const DEPLOY_POINTS: [&str; 9] = [
-    "deploy::after_intent",
-    "deploy::after_prompt",
-    "deploy::after_session",
-    "registry::after_task_write",
-    "registry::after_global_write",
-    "deploy::after_register",
-    "deploy::before_commit",
-    "deploy::after_commit",
-    "deploy::after_confirm",
-];
+/// Every failpoint a deployment passes, in order: deploy-core's steps and, inside
+/// registration, the JSON registry's two writes or the SQLite registry's commit.
+fn deploy_points() -> [&'static str; 9] {
+    let (first, second) = match std::env::var(common::TEST_REGISTRY).as_deref() {
+        Ok("sqlite") => ("sqlite::before_commit", "sqlite::after_commit"),
+        _ => ("registry::after_task_write", "registry::after_global_write"),
+    };
+    [
+        "deploy::after_intent",
+        "deploy::after_prompt",
+        "deploy::after_session",
+        first,
+        second,
+        "deploy::after_register",
+        "deploy::before_commit",
+        "deploy::after_commit",
+        "deploy::after_confirm",
+    ]
+}
 
 const RECONCILE_POINTS: [&str; 4] = [
     "reconcile::after_abandoned",
@@ -96,12 +102,8 @@ struct World {
 
 fn world(f: &Fleet, task: &str) -> World {
     let root = f.root();
-    let t: Value =
-        serde_json::from_slice(&fs_err::read(root.join(task).join("AGENT_REGISTRY.json")).unwrap())
-            .unwrap();
-    let g: Value =
-        serde_json::from_slice(&fs_err::read(root.join("registry/GLOBAL_REGISTRY.json")).unwrap())
-            .unwrap();
+    let t = f.task_registry(task);
+    let g = f.index();
     let agents = t["agents"].as_array().unwrap();
     assert_eq!(t["total_spawned"], agents.len());
     let active = agents
@@ -177,7 +179,7 @@ fn intent_agents(f: &Fleet) -> BTreeSet<String> {
 
 #[test]
 fn sigkill_at_every_deploy_failpoint_then_reconcile_leaves_nothing() {
-    for point in DEPLOY_POINTS {
+    for point in deploy_points() {
         let f = Fleet::new();
         let task = f.task(&[]);
         let deploying = start_at(&f, point, "pause", &deploy_args(&task, "victim"));

@@ -50,6 +50,10 @@ async fn connect_env(f: &Fleet, path: Option<&str>, env: &[(&str, &str)]) -> Cli
             .env("FLEET_DEMO_SECONDS", "60")
             .env_remove("FLEET_AGENT_ID")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE");
+        match std::env::var(common::TEST_REGISTRY) {
+            Ok(kind) => c.env("FLEET_REGISTRY", kind),
+            Err(_) => c.env_remove("FLEET_REGISTRY"),
+        };
         if let Some(path) = path {
             c.env("PATH", path);
         }

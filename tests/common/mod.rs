@@ -17,6 +17,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
 
 const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
+/// Runs these tests against another registry than the default JSON one: its value (`sqlite`)
+/// is passed to fleet as `FLEET_REGISTRY` (`cargo xtask ci` runs the CLI and crash tests so).
+pub const TEST_REGISTRY: &str = "FLEET_TEST_REGISTRY";
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 pub struct Fleet {
@@ -94,7 +97,46 @@ impl Fleet {
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
             .env_remove("FLEET_AGENT_ID")
             .stdin(Stdio::null());
+        if let Ok(kind) = std::env::var(TEST_REGISTRY) {
+            c.env("FLEET_REGISTRY", kind);
+        }
         self.private_tmux(c);
+    }
+
+    /// fleet's SQLite database in this workspace, if it has one.
+    #[allow(clippy::disallowed_types)] // the tests read what a registry holds, whichever it is
+    fn database(&self) -> Option<sqlite_registry::SqliteRegistry> {
+        let layout = deploy_core::Layout::new(self.root());
+        sqlite_registry::path_in(&layout).exists().then(|| {
+            sqlite_registry::SqliteRegistry::open_existing_with(layout, Duration::from_secs(10))
+                .unwrap()
+        })
+    }
+
+    /// Task `task`'s registry as the Python server's file says it (from the database, as the
+    /// JSON registry would write it, when the workspace's registry is SQLite).
+    pub fn task_registry(&self, task: &str) -> Value {
+        match self.database() {
+            Some(db) => {
+                let id = deploy_core::TaskId::parse(task).unwrap();
+                serde_json::to_value(db.task_file(&id).unwrap()).unwrap()
+            }
+            None => serde_json::from_slice(
+                &fs_err::read(self.root().join(task).join("AGENT_REGISTRY.json")).unwrap(),
+            )
+            .unwrap(),
+        }
+    }
+
+    /// The global index, as [`task_registry`](Self::task_registry) reads a task.
+    pub fn index(&self) -> Value {
+        match self.database() {
+            Some(db) => serde_json::to_value(db.global_file().unwrap()).unwrap(),
+            None => serde_json::from_slice(
+                &fs_err::read(self.root().join("registry/GLOBAL_REGISTRY.json")).unwrap(),
+            )
+            .unwrap(),
+        }
     }
 
     /// `sh -c script fleet`: a script with fleet's binary as `$0` and this test's workspace
@@ -188,6 +230,23 @@ impl Fleet {
         }
         let mut out = Vec::new();
         walk(&self.root(), &mut out);
+        // A database's bytes change when nothing in it does (a checkpoint moves the WAL into
+        // it): what it holds stands for it, as every task's registry and the index.
+        if let Some(db) = self.database() {
+            out.retain(|(p, _)| !p.contains("/registry/fleet.sqlite3"));
+            let mut held = vec![
+                db.global_file()
+                    .map(|g| serde_json::to_vec(&g).unwrap())
+                    .unwrap(),
+            ];
+            for task in deploy_core::Registry::task_ids(&db).unwrap() {
+                held.push(serde_json::to_vec(&db.task_file(&task).unwrap()).unwrap());
+            }
+            out.push((
+                "registry/fleet.sqlite3 (what it holds)".into(),
+                held.concat(),
+            ));
+        }
         out.sort();
         out
     }

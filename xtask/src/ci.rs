@@ -61,15 +61,74 @@ pub(crate) fn run() -> Result<(), String> {
         ("docs", &["doc", "--workspace", "--no-deps"]),
     ];
     for (name, args) in steps {
-        step(name, &cargo, args, &proptest_cases)?;
+        step(name, &cargo, args, &proptest_cases, None)?;
+    }
+    // The black-box and crash tests again, against the SQLite registry (tests/common reads
+    // FLEET_TEST_REGISTRY). Left out: tests about the JSON files themselves (hardening,
+    // coexistence with the Python server's workspace, and the two MCP tests below).
+    let sqlite: [(&str, &[&str]); 2] = [
+        (
+            "black-box tests, SQLite registry",
+            &[
+                "test",
+                "-p",
+                "fleet",
+                "--test",
+                "cli",
+                "--test",
+                "activity",
+                "--test",
+                "worktree",
+                "--test",
+                "top",
+                "--test",
+                "mcp",
+                "--",
+                "--skip",
+                "beside::python_deployed_agents_and_the_coexistence_setting",
+                "--skip",
+                "tools::the_python_servers_tools_over_stdio",
+            ],
+        ),
+        (
+            "crash tests, SQLite registry",
+            &[
+                "test",
+                "-p",
+                "fleet",
+                "--features",
+                "failpoints",
+                "--test",
+                "crash",
+            ],
+        ),
+    ];
+    for (name, args) in sqlite {
+        step(
+            name,
+            &cargo,
+            args,
+            &proptest_cases,
+            Some(("FLEET_TEST_REGISTRY", "sqlite")),
+        )?;
     }
     Ok(())
 }
 
-fn step(name: &str, cargo: &str, args: &[&str], proptest_cases: &str) -> Result<(), String> {
+fn step(
+    name: &str,
+    cargo: &str,
+    args: &[&str],
+    proptest_cases: &str,
+    env: Option<(&str, &str)>,
+) -> Result<(), String> {
     eprintln!("xtask ci: {name}: cargo {}", args.join(" "));
     let start = Instant::now();
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    if let Some((key, value)) = env {
+        command.env(key, value);
+    }
+    let status = command
         .args(args)
         // insta in CI mode: a changed snapshot fails, and nothing is written.
         .env("CI", "true")

@@ -89,8 +89,8 @@ pub struct Candidate<'a> {
     pub allow_duplicate: bool,
 }
 
-/// What [`check_view`] reads of a task: its limits, how many agents it ever had, its active
-/// agents and the candidate's parent's depth. A registry that can count and select (SQLite)
+/// What [`check_view`] reads of a task: its limits, how many agents it ever had and has
+/// active, its first active agent of the candidate's type, and the candidate's parent's depth. A registry that can count and select (SQLite)
 /// builds it without reading every agent; [`check`] builds it from a snapshot.
 #[derive(Debug, Clone)]
 pub struct LimitView<'a> {
@@ -100,8 +100,10 @@ pub struct LimitView<'a> {
     pub limits: Limits,
     /// Agents ever registered in it.
     pub total: usize,
-    /// Its active agents' ids and types, in registration order.
-    pub active: Vec<(AgentId, AgentType)>,
+    /// Its active agents.
+    pub active: usize,
+    /// The first active agent (in registration order) of the candidate's type, if any.
+    pub active_of_type: Option<AgentId>,
     /// The depth of the candidate's parent when it is an agent of the task; `None` when it is
     /// not one (and ignored for the orchestrator).
     pub parent_depth: Option<u32>,
@@ -117,12 +119,12 @@ pub fn check(task: &TaskSnapshot, candidate: Candidate<'_>) -> Result<u32, Error
         task: &task.id,
         limits: task.limits,
         total: task.agents.len(),
-        active: task
+        active: task.active_count(),
+        active_of_type: task
             .agents
             .iter()
-            .filter(|a| a.status.is_active())
-            .map(|a| (a.id.clone(), a.agent_type.clone()))
-            .collect(),
+            .find(|a| a.status.is_active() && &a.agent_type == candidate.agent_type)
+            .map(|a| a.id.clone()),
         parent_depth,
     };
     check_view(&view, candidate)
@@ -159,7 +161,7 @@ pub fn check_view(view: &LimitView<'_>, candidate: Candidate<'_>) -> Result<u32,
         }
         .into());
     }
-    let active = saturate(view.active.len());
+    let active = saturate(view.active);
     if active >= limits.max_concurrent {
         return Err(LimitExceeded::Concurrent {
             task: task.clone(),
@@ -169,7 +171,7 @@ pub fn check_view(view: &LimitView<'_>, candidate: Candidate<'_>) -> Result<u32,
         .into());
     }
     if !candidate.allow_duplicate
-        && let Some((existing, _)) = view.active.iter().find(|(_, t)| t == candidate.agent_type)
+        && let Some(existing) = &view.active_of_type
     {
         return Err(LimitExceeded::DuplicateType {
             task: task.clone(),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use deploy_core::checkout::Checkout;
 use deploy_core::limits::{self, Candidate, LimitView};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, AgentType, NewTask, Registration, Registry, RepairReport,
-    RosterEntry, StatusUpdate, TaskId, TaskRoster, TaskSnapshot, TaskSummary, timestamp,
+    AgentId, AgentRecord, AgentStatus, NewTask, Registration, Registry, RepairReport, RosterEntry,
+    StatusUpdate, TaskId, TaskRoster, TaskSnapshot, TaskSummary, timestamp,
 };
 use registry::format::{AgentEntry, TaskFile};
 use registry::{CONFIRMED, shape};
@@ -35,12 +35,22 @@ impl SqliteRegistry {
             .transaction_with_behavior(behavior)
             .map_err(|e| self.err(e))?;
         let out = f(&tx)?;
+        if write {
+            deploy_core::failpoint("sqlite::before_commit");
+        }
         tx.commit().map_err(|e| self.err(e))?;
+        if write {
+            deploy_core::failpoint("sqlite::after_commit");
+        }
         Ok(out)
     }
 
     /// The task's stored file (no agents), or `UnknownTask`.
-    pub(crate) fn task_file(&self, tx: &Transaction<'_>, task: &TaskId) -> Result<TaskFile, Error> {
+    pub(crate) fn stored_task(
+        &self,
+        tx: &Transaction<'_>,
+        task: &TaskId,
+    ) -> Result<TaskFile, Error> {
         let file: Option<String> = tx
             .query_row(
                 "SELECT file FROM tasks WHERE id = ?1",
@@ -82,7 +92,7 @@ impl SqliteRegistry {
         tx: &Transaction<'_>,
         task: &TaskId,
     ) -> Result<TaskFile, Error> {
-        let mut file = self.task_file(tx, task)?;
+        let mut file = self.stored_task(tx, task)?;
         file.agents = self.entries(tx, task)?;
         file.recount();
         file.agent_hierarchy = hierarchy(&file.agents);
@@ -106,7 +116,7 @@ impl SqliteRegistry {
             .optional()
             .map_err(|e| self.err(e))?;
         let Some((entry, indexed)) = row else {
-            self.task_file(tx, task)?; // an unknown task is named as such
+            self.stored_task(tx, task)?; // an unknown task is named as such
             return Err(deploy_core::Error::UnknownAgent {
                 task: task.clone(),
                 agent: agent.clone(),
@@ -247,10 +257,14 @@ impl Registry for SqliteRegistry {
 
     fn register(&self, r: &Registration) -> Core<AgentRecord> {
         Ok(self.transact(true, |tx| {
-            let file = self.task_file(tx, &r.task)?;
+            let file = self.stored_task(tx, &r.task)?;
             let q = |e| self.err(e);
             let taken: bool = tx
-                .query_row("SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)", [r.agent.as_str()], |row| row.get(0))
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)",
+                    [r.agent.as_str()],
+                    |row| row.get(0),
+                )
                 .map_err(q)?;
             if taken {
                 return Err(deploy_core::Error::DuplicateAgent {
@@ -260,23 +274,35 @@ impl Registry for SqliteRegistry {
                 .into());
             }
             let total: i64 = tx
-                .query_row("SELECT COUNT(*) FROM agents WHERE task_id = ?1", [r.task.as_str()], |row| row.get(0))
+                .query_row(
+                    "SELECT COUNT(*) FROM agents WHERE task_id = ?1",
+                    [r.task.as_str()],
+                    |row| row.get(0),
+                )
                 .map_err(q)?;
-            let mut stmt = tx
-                .prepare_cached("SELECT id, agent_type FROM agents WHERE task_id = ?1 AND active = 1 ORDER BY seq")
+            let active: i64 = tx
+                .query_row(
+                    "SELECT COUNT(*) FROM agents WHERE task_id = ?1 AND active = 1",
+                    [r.task.as_str()],
+                    |row| row.get(0),
+                )
                 .map_err(q)?;
-            let mut active = Vec::new();
-            let rows = stmt
-                .query_map([r.task.as_str()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+            let active_of_type: Option<String> = tx
+                .query_row(
+                    "SELECT id FROM agents WHERE task_id = ?1 AND active = 1 AND agent_type = ?2
+                     ORDER BY seq LIMIT 1",
+                    [r.task.as_str(), r.agent_type.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
                 .map_err(q)?;
-            for row in rows {
-                let (id, ty) = row.map_err(q)?;
-                let bad = |e: deploy_core::Error| Error::Corrupt {
+            let active_of_type = active_of_type
+                .map(|id| AgentId::parse(&id))
+                .transpose()
+                .map_err(|e| Error::Corrupt {
                     path: self.path.clone(),
                     message: format!("an agent's row: {e}"),
-                };
-                active.push((AgentId::parse(&id).map_err(bad)?, AgentType::parse(&ty).map_err(bad)?));
-            }
+                })?;
             let parent_depth = match &r.parent {
                 deploy_core::Parent::Orchestrator => None,
                 deploy_core::Parent::Agent(p) => tx
@@ -292,7 +318,8 @@ impl Registry for SqliteRegistry {
                 task: &r.task,
                 limits: file.limits(),
                 total: usize::try_from(total).unwrap_or(usize::MAX),
-                active,
+                active: usize::try_from(active).unwrap_or(usize::MAX),
+                active_of_type,
                 parent_depth,
             };
             let depth = limits::check_view(
@@ -320,7 +347,7 @@ impl Registry for SqliteRegistry {
 
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Core<bool> {
         Ok(self.transact(true, |tx| {
-            self.task_file(tx, task)?;
+            self.stored_task(tx, task)?;
             let removed = tx
                 .execute(
                     "DELETE FROM agents WHERE id = ?1 AND task_id = ?2",
@@ -374,7 +401,7 @@ impl Registry for SqliteRegistry {
     /// active agents' entries are parsed.
     fn roster(&self, task: &TaskId) -> Core<Arc<TaskRoster>> {
         Ok(self.transact(false, |tx| {
-            self.task_file(tx, task)?;
+            self.stored_task(tx, task)?;
             let q = |e| self.err(e);
             let mut stmt = tx
                 .prepare_cached(
@@ -476,10 +503,10 @@ impl Registry for SqliteRegistry {
     /// Counters and the index are derived, so nothing drifts and nothing is rewritten; the
     /// report says what the index holds. A damaged database fails here, naming the file.
     fn repair(&self, task: Option<&TaskId>, _dry_run: bool) -> Core<RepairReport> {
-        Ok(self.transact(false, |tx| {
+        let report = self.transact(false, |tx| {
             let q = |e| self.err(e);
             if let Some(t) = task {
-                self.task_file(tx, t)?;
+                self.stored_task(tx, t)?;
                 return Ok(RepairReport::default());
             }
             let (tasks, agents): (i64, i64) = tx
@@ -497,6 +524,8 @@ impl Registry for SqliteRegistry {
                 }),
                 ..RepairReport::default()
             })
-        })?)
+        })?;
+        deploy_core::failpoint("reconcile::after_rebuild");
+        Ok(report)
     }
 }

@@ -3,6 +3,8 @@
 //! into place, so a crash never leaves a half-made one. A database newer than [`VERSION`] is
 //! refused, never written; one without fleet's tables is not fleet's.
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use camino::Utf8Path;
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -58,6 +60,15 @@ pub fn create(path: &Utf8Path) -> Result<(), Error> {
         std::process::id()
     ));
     let _ = fs_err::remove_file(&tmp);
+    // Private, as everything fleet creates in the workspace: made empty with mode 0600 before
+    // SQLite opens it (SQLite would make it 0644), and its WAL and shared-memory files take the
+    // database's mode.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::Io(tmp.clone(), e))?;
     let made = (|| {
         let conn = Connection::open(&tmp)?;
         conn.execute_batch("PRAGMA journal_mode = WAL;")?;

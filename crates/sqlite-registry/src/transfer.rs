@@ -6,9 +6,9 @@
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{Layout, Registry, TaskId, timestamp};
 use registry::JsonRegistry;
-use registry::format::GlobalFile;
+use registry::format::{GlobalFile, TaskFile};
 use registry::shape;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -71,50 +71,68 @@ impl SqliteRegistry {
         })
     }
 
+    /// Task `task` as the JSON registry would hold it (its `AGENT_REGISTRY.json`): its agents,
+    /// counters and `agent_hierarchy` derived from the rows.
+    pub fn task_file(&self, task: &TaskId) -> Result<TaskFile, Error> {
+        self.transact(false, |tx| self.whole_task(tx, task))
+    }
+
+    /// The global index as the JSON registry would hold it (`GLOBAL_REGISTRY.json`): what it
+    /// keeps besides, with every task's summary and every agent's entry, counters derived.
+    pub fn global_file(&self) -> Result<GlobalFile, Error> {
+        self.transact(false, |tx| {
+            let g: Option<String> = tx
+                .query_row("SELECT value FROM meta WHERE key = 'global'", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(|e| self.err(e))?;
+            let mut global = match g {
+                Some(text) => serde_json::from_str::<GlobalFile>(&text)
+                    .map_err(|e| Error::stored(&self.path, "the index's row", &e))?,
+                None => shape::new_global(),
+            };
+            let mut stmt = tx
+                .prepare("SELECT id, status FROM tasks ORDER BY id")
+                .map_err(|e| self.err(e))?;
+            let tasks = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| self.err(e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?;
+            for (id, _) in &tasks {
+                let id = TaskId::parse(id).map_err(|e| Error::Corrupt {
+                    path: self.path.clone(),
+                    message: format!("a task's row: {e}"),
+                })?;
+                let (summary, indexed) = self.index_rows(tx, &id)?;
+                global.tasks.insert(id.to_string(), summary);
+                global.agents.extend(indexed);
+            }
+            global.active_tasks = tasks
+                .iter()
+                .filter(|(_, s)| shape::task_is_active(s))
+                .count() as u64;
+            global.recount();
+            Ok(global)
+        })
+    }
+
     /// Writes every task registry and the global index of this database as the Python server's
     /// files (each replaced atomically), then moves the database aside, so that the JSON files
     /// are the registry again. Killed before the move, the database is still the registry.
     pub fn export(self) -> Result<Transferred, Error> {
         let ids = self.task_ids()?;
         let mut agents = 0;
-        let mut global = self.transact(false, |tx| {
-            let g: Option<String> = tx
-                .query_row("SELECT value FROM meta WHERE key = 'global'", [], |r| {
-                    r.get(0)
-                })
-                .ok();
-            Ok(match g {
-                Some(text) => serde_json::from_str::<GlobalFile>(&text)
-                    .map_err(|e| Error::stored(&self.path, "the index's row", &e))?,
-                None => shape::new_global(),
-            })
-        })?;
         for id in &ids {
-            let (file, summary, indexed) = self.transact(false, |tx| {
-                let file = self.whole_task(tx, id)?;
-                let (summary, indexed) = self.index_rows(tx, id)?;
-                Ok((file, summary, indexed))
-            })?;
+            let file = self.task_file(id)?;
             let path = self.layout.task_registry(id);
             deploy_core::private::create_dir_all(&self.layout.task_dir(id))?;
             write(&path, &file)?;
             deploy_core::failpoint("migrate::after_task");
             agents += file.agents.len();
-            global.tasks.insert(id.to_string(), summary);
-            global.agents.extend(indexed);
         }
-        global.active_tasks = self.transact(false, |tx| {
-            let mut stmt = tx
-                .prepare("SELECT status FROM tasks")
-                .map_err(|e| self.err(e))?;
-            let statuses = stmt
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(|e| self.err(e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.err(e))?;
-            Ok(statuses.iter().filter(|s| shape::task_is_active(s)).count() as u64)
-        })?;
-        global.recount();
+        let global = self.global_file()?;
         let index = self.layout.global_registry();
         deploy_core::private::create_dir_all(&self.layout.global_dir())?;
         write(&index, &global)?;

@@ -101,3 +101,20 @@ fn a_lock_held_past_the_timeout_is_busy_naming_the_file() {
         "the refused task left nothing"
     );
 }
+
+#[test]
+fn the_database_and_its_wal_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, layout) = root();
+    let r = SqliteRegistry::open(layout.clone()).unwrap();
+    r.create_task(&deploy_core::NewTask {
+        description: "private".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let db = path_in(&layout);
+    for path in [db.to_string(), format!("{db}-wal"), format!("{db}-shm")] {
+        let mode = fs_err::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{path}");
+    }
+}

@@ -24,6 +24,7 @@ pub fn registry<R: Registry>(make: impl Fn() -> R) {
     round_trip(&make());
     unknown_ids(&make());
     exact_unregister(&make());
+    each_limit_refuses(&make());
     limits_hold_under_eight_threads(&make());
     concurrent_updates_lose_nothing(&make());
     dry_run_repair_changes_nothing(&make());
@@ -239,6 +240,59 @@ pub fn exact_unregister(r: &impl Registry) {
             agent: a.clone(),
             ..registration(&task, "a", Parent::Orchestrator)
         },
+    );
+}
+
+/// Each limit refuses with its own error: one active agent per type (naming it), depth, total.
+pub fn each_limit_refuses(r: &impl Registry) {
+    let task = new_task(
+        r,
+        Limits {
+            max_agents: 3,
+            max_concurrent: 10,
+            max_depth: 2,
+        },
+    );
+    let lead = register(r, &registration(&task, "lead", Parent::Orchestrator));
+    let twin = Registration {
+        allow_duplicate: false,
+        ..registration(&task, "lead", Parent::Orchestrator)
+    };
+    match r.register(&twin) {
+        Err(Error::Limit(LimitExceeded::DuplicateType { existing, .. })) => {
+            assert_eq!(
+                existing, lead,
+                "each limit: the active agent of the type is named"
+            );
+        }
+        other => panic!("each limit: a second active lead: {other:?}"),
+    }
+    let child = register(
+        r,
+        &registration(&task, "child", Parent::Agent(lead.clone())),
+    );
+    let deep = r.register(&registration(&task, "deep", Parent::Agent(child)));
+    assert!(
+        matches!(
+            deep,
+            Err(Error::Limit(LimitExceeded::Depth { depth: 3, .. }))
+        ),
+        "each limit: depth: {deep:?}"
+    );
+    r.update_status(&task, &lead, &StatusUpdate::now(AgentStatus::Completed))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let again = Registration {
+        allow_duplicate: false,
+        ..registration(&task, "lead", Parent::Orchestrator)
+    };
+    register(r, &again); // the first lead has ended: a lead may run again
+    let over = r.register(&registration(&task, "extra", Parent::Orchestrator));
+    assert!(
+        matches!(
+            over,
+            Err(Error::Limit(LimitExceeded::Total { total: 3, .. }))
+        ),
+        "each limit: total: {over:?}"
     );
 }
 
