@@ -47,6 +47,8 @@ pub(crate) struct Results {
     pub(crate) bulk_sequential: Duration,
     pub(crate) bulk_concurrent: Duration,
     pub(crate) reconcile_idle: Stats,
+    /// The same on the SQLite registry.
+    pub(crate) reconcile_idle_sqlite: Stats,
     pub(crate) reconcile_stale: Stats,
     pub(crate) rss_deploy_kb: u64,
     pub(crate) rss_mcp_kb: u64,
@@ -324,6 +326,7 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
 
     // 5. Reconcile with nothing to do over 1,000 sessions and 10,000 registry entries.
     let (reconcile_idle, list_floor) = idle_reconcile(fleet, scratch)?;
+    let reconcile_idle_sqlite = idle_reconcile_sqlite(fleet, scratch)?;
     let status_1000 = status_1000(fleet, scratch)?;
     // 6. Reconcile recording 1,000 stale agents of one task (their sessions gone).
     let reconcile_stale = stale_reconcile(fleet, scratch)?;
@@ -340,6 +343,7 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Results, String> {
         bulk_sequential: Duration::from_secs_f64(seq_ms / 1e3),
         bulk_concurrent: Duration::from_secs_f64(par_ms / 1e3),
         reconcile_idle,
+        reconcile_idle_sqlite,
         reconcile_stale,
         rss_deploy_kb,
         rss_mcp_kb,
@@ -514,8 +518,26 @@ fn populated(
 }
 
 pub(crate) fn idle_reconcile(fleet: &Path, scratch: &Path) -> Result<(Stats, Stats), String> {
+    idle_reconcile_on(fleet, scratch, false)
+}
+
+/// [`idle_reconcile`] with the registry moved to SQLite first (`fleet migrate --to sqlite`).
+pub(crate) fn idle_reconcile_sqlite(fleet: &Path, scratch: &Path) -> Result<Stats, String> {
+    idle_reconcile_on(fleet, scratch, true).map(|(ours, _)| ours)
+}
+
+fn idle_reconcile_on(fleet: &Path, scratch: &Path, sqlite: bool) -> Result<(Stats, Stats), String> {
     // 1,000 live fleet sessions; 10,000 registry entries: those 1,000 running, 9,000 completed.
-    let (env, _task) = populated(fleet, scratch, "reconcile", 1000, 10_000)?;
+    let name = if sqlite {
+        "reconcile-sqlite"
+    } else {
+        "reconcile"
+    };
+    let (env, _task) = populated(fleet, scratch, name, 1000, 10_000)?;
+    if sqlite {
+        env.ok(&["migrate", "--to", "sqlite"])?;
+        env.ok(&["reconcile"])?; // the first look, as for JSON in `populated`
+    }
     let mut runs = Vec::new();
     for _ in 0..5 {
         let (ms, out) = time(|| env.ok(&["--json", "reconcile"]))?;

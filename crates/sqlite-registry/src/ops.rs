@@ -72,14 +72,16 @@ impl SqliteRegistry {
         let mut stmt = tx
             .prepare_cached("SELECT entry FROM agents WHERE task_id = ?1 ORDER BY seq")
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([task.as_str()], |r| r.get::<_, String>(0))
-            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([task.as_str()]).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
-        for row in rows {
-            let text = row.map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            // Parsed from SQLite's own buffer, not copied out first.
+            let text = row
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(|e| self.err(e))?;
             out.push(
-                serde_json::from_str(&text)
+                serde_json::from_str::<AgentEntry>(text)
                     .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))?,
             );
         }
@@ -392,9 +394,12 @@ impl Registry for SqliteRegistry {
     }
 
     fn read_task(&self, task: &TaskId) -> Core<TaskSnapshot> {
-        Ok(self
-            .transact(false, |tx| self.whole_task(tx, task))?
-            .into_snapshot())
+        // A snapshot has no counters or hierarchy to derive: the file and its agents only.
+        Ok(self.transact(false, |tx| {
+            let mut file = self.stored_task(tx, task)?;
+            file.agents = self.entries(tx, task)?;
+            Ok(file.into_snapshot())
+        })?)
     }
 
     /// The ended agents' ids, statuses and checkouts are columns and one JSON path; only the

@@ -1,0 +1,210 @@
+//! Both registries, same run: register and status update with 10 / 1,000 / 10,000 / 100,000
+//! agents already in the task, and a read of a 10,000-agent task. The JSON registry's figures
+//! are `registry/…`, the SQLite registry's `sqlite/…`. Run through `cargo xtask bench`, which
+//! writes them into docs/BENCHMARKS.md.
+
+// Bench setup may unwrap: a failed unwrap is a failed benchmark.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use camino::Utf8PathBuf;
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main,
+};
+use deploy_core::{
+    AgentId, AgentStatus, AgentType, Layout, Limits, Parent, Registration, Registry, SessionName,
+    StatusUpdate, TaskId, timestamp,
+};
+use registry::format::{AgentEntry, TaskFile};
+use registry::{JsonRegistry, NewTask};
+use serde_json::json;
+use sqlite_registry::SqliteRegistry;
+
+/// The agent counts of the register and status update figures.
+const SIZES: [usize; 4] = [10, 1_000, 10_000, 100_000];
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    json: JsonRegistry,
+    sqlite: SqliteRegistry,
+    layout: Layout,
+    task: TaskId,
+    task_bytes: Vec<u8>,
+    global_bytes: Vec<u8>,
+    some_agent: AgentId,
+}
+
+/// A task holding `n` agents, written directly as the JSON registry's files (registering them
+/// one by one would be quadratic), the global index rebuilt from it, and the same imported
+/// into a SQLite database (`fleet migrate --to sqlite`).
+fn fixture(n: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap());
+    let json = JsonRegistry::new(layout.clone());
+    let limits = Limits {
+        max_agents: 1_000_000,
+        max_concurrent: 1_000_000,
+        max_depth: 5,
+    };
+    let mut file: TaskFile = json
+        .create_task(&NewTask {
+            description: "bench".into(),
+            limits,
+            ..NewTask::default()
+        })
+        .unwrap();
+    let agent_type = AgentType::parse("worker").unwrap();
+    for i in 0..n {
+        let id = AgentId::parse(&format!("worker-{i:06}-000000")).unwrap();
+        let mut extra = serde_json::Map::new();
+        extra.insert("progress".into(), json!(0));
+        extra.insert("last_update".into(), json!(timestamp()));
+        extra.insert(
+            "prompt".into(),
+            json!("Find every unlocked registry write."),
+        );
+        extra.insert(
+            "tracked_files".into(),
+            json!(layout.tracked_files(&file.task_id, &id)),
+        );
+        file.agents.push(AgentEntry {
+            tmux_session: SessionName::for_agent(&id).unwrap(),
+            id,
+            agent_type: agent_type.clone(),
+            parent: Parent::Orchestrator,
+            depth: 1,
+            status: AgentStatus::Running,
+            started_at: timestamp(),
+            extra,
+        });
+    }
+    file.recount();
+    let task_path = layout.task_registry(&file.task_id);
+    fs_err::write(&task_path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    json.rebuild_global().unwrap();
+    SqliteRegistry::import(&layout).unwrap();
+    Fixture {
+        sqlite: SqliteRegistry::open(layout.clone()).unwrap(),
+        task_bytes: fs_err::read(&task_path).unwrap(),
+        global_bytes: fs_err::read(layout.global_registry()).unwrap(),
+        some_agent: file
+            .agents
+            .first()
+            .map_or_else(|| AgentId::parse("none").unwrap(), |a| a.id.clone()),
+        task: file.task_id,
+        json,
+        layout,
+        _dir: dir,
+    }
+}
+
+fn fresh(f: &Fixture) -> Registration {
+    let agent = AgentId::parse("fresh-000000-000000").unwrap();
+    Registration {
+        task: f.task.clone(),
+        session: SessionName::for_agent(&agent).unwrap(),
+        tracked_files: f.layout.tracked_files(&f.task, &agent),
+        agent,
+        agent_type: AgentType::parse("fresh").unwrap(),
+        parent: Parent::Orchestrator,
+        prompt_preview: "p".into(),
+        started_at: timestamp(),
+        placement: "test".into(),
+        allow_duplicate: true,
+        checkout: None,
+    }
+}
+
+fn json_benches(group: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: usize) {
+    group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
+        b.iter_batched(
+            || {
+                // Back to exactly n agents before every registration.
+                fs_err::write(f.layout.task_registry(&f.task), &f.task_bytes).unwrap();
+                fs_err::write(f.layout.global_registry(), &f.global_bytes).unwrap();
+                fresh(f)
+            },
+            |r| f.json.register(&r).unwrap(),
+            BatchSize::PerIteration,
+        );
+    });
+    // The floor of any change the format allows: the task registry read and replaced whole
+    // (written, fsynced, renamed) — no parsing at all.
+    let path = f.layout.task_registry(&f.task);
+    group.bench_with_input(BenchmarkId::new("rewrite_floor", n), &n, |b, _| {
+        b.iter(|| {
+            let bytes = fs_err::read(&path).unwrap();
+            registry::atomic::write_atomic(&path, &bytes).unwrap();
+        });
+    });
+    let update = StatusUpdate::now(AgentStatus::Working);
+    group.bench_with_input(BenchmarkId::new("status_update", n), &n, |b, _| {
+        b.iter(|| {
+            f.json
+                .update_status(&f.task, &f.some_agent, &update)
+                .unwrap()
+        });
+    });
+    if n == 10_000 {
+        group.bench_with_input(BenchmarkId::new("read", n), &n, |b, _| {
+            b.iter(|| f.json.read_task(&f.task).unwrap());
+        });
+    }
+}
+
+fn sqlite_benches(group: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: usize) {
+    group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
+        b.iter_batched(
+            || {
+                // Back to exactly n agents before every registration.
+                let r = fresh(f);
+                f.sqlite.unregister(&f.task, &r.agent).unwrap();
+                r
+            },
+            |r| f.sqlite.register(&r).unwrap(),
+            BatchSize::PerIteration,
+        );
+    });
+    let update = StatusUpdate::now(AgentStatus::Working);
+    group.bench_with_input(BenchmarkId::new("status_update", n), &n, |b, _| {
+        b.iter(|| {
+            f.sqlite
+                .update_status(&f.task, &f.some_agent, &update)
+                .unwrap()
+        });
+    });
+    if n == 10_000 {
+        group.bench_with_input(BenchmarkId::new("read", n), &n, |b, _| {
+            b.iter(|| f.sqlite.read_task(&f.task).unwrap());
+        });
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    // Run as a test (`cargo test --all-targets`, debug build, once each), 100,000 agents would
+    // only make CI slow: the sizes up to 10,000 check the code runs.
+    let benchmarking = std::env::args().any(|a| a == "--bench");
+    for n in SIZES.into_iter().filter(|&n| benchmarking || n <= 10_000) {
+        let f = fixture(n);
+        for (name, run) in [
+            (
+                "registry",
+                json_benches as fn(&mut BenchmarkGroup<'_, WallTime>, &Fixture, usize),
+            ),
+            ("sqlite", sqlite_benches),
+        ] {
+            let mut group = c.benchmark_group(name);
+            group
+                .sample_size(10)
+                .measurement_time(Duration::from_secs(3))
+                .warm_up_time(Duration::from_millis(500));
+            run(&mut group, &f, n);
+            group.finish();
+        }
+    }
+}
+
+criterion_group!(all, benches);
+criterion_main!(all);
