@@ -463,6 +463,100 @@ fn an_abandoned_deployment_is_rolled_back_only_where_it_was_placed() {
     assert!(tagged(&agents).is_empty(), "no process of it is left");
 }
 
+// ---- migrations ----------------------------------------------------------------------------
+
+/// The Python server's JSON files as (path, bytes), and the registry directory's other files.
+fn json_files(f: &Fleet) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+    let all: Vec<(String, Vec<u8>)> = f.files();
+    let registry_dir = f.root().join("registry").to_string();
+    let others = all
+        .iter()
+        .filter(|(p, _)| p.starts_with(&registry_dir) && !p.ends_with("GLOBAL_REGISTRY.json"))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let json = all
+        .into_iter()
+        .filter(|(p, _)| p.ends_with("REGISTRY.json"))
+        .collect();
+    (json, others)
+}
+
+/// `fleet --json args` choosing its registry as a user's would: from what the workspace holds.
+fn chosen(f: &Fleet, args: &[&str]) -> Value {
+    let out = f
+        .command(&[&["--json"][..], args].concat())
+        .env_remove("FLEET_REGISTRY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", common::stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A migration killed half-way, either way, leaves its source the registry, whole and usable;
+/// the next one completes and leaves no temp database behind.
+#[test]
+fn a_killed_migration_leaves_its_source_intact_and_usable() {
+    let f = Fleet::new();
+    common::python::python_workspace(&f);
+    let (json_before, _) = json_files(&f);
+    let listed = chosen(&f, &["task", "list"]);
+    let db = f.root().join("registry/fleet.sqlite3");
+
+    for point in ["migrate::after_task", "migrate::before_rename"] {
+        sigkill(start_at(&f, point, "pause", &["migrate", "--to", "sqlite"]));
+        assert!(!db.exists(), "{point}: no database was placed");
+        assert_eq!(
+            json_files(&f).0,
+            json_before,
+            "{point}: the JSON files are untouched"
+        );
+        assert_eq!(
+            chosen(&f, &["task", "list"]),
+            listed,
+            "{point}: still the registry"
+        );
+    }
+    f.ok(&["migrate", "--to", "sqlite"]);
+    let (_, others) = json_files(&f);
+    assert!(
+        others
+            .iter()
+            .all(|p| p.contains("fleet.sqlite3 (what it holds)") || p.ends_with(".lock")),
+        "no temp database is left: {others:?}"
+    );
+    assert_eq!(
+        chosen(&f, &["task", "list"]),
+        listed,
+        "the same tasks, from SQLite"
+    );
+
+    sigkill(start_at(
+        &f,
+        "migrate::after_task",
+        "pause",
+        &["migrate", "--to", "json"],
+    ));
+    assert!(db.exists(), "the database is still in place");
+    assert_eq!(
+        chosen(&f, &["task", "list"]),
+        listed,
+        "and still the registry"
+    );
+    f.ok(&["migrate", "--to", "json"]);
+    assert!(!db.exists());
+    let parsed = |files: Vec<(String, Vec<u8>)>| -> Vec<(String, Value)> {
+        files
+            .into_iter()
+            .map(|(p, b)| (p, serde_json::from_slice(&b).unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        parsed(json_files(&f).0),
+        parsed(json_before),
+        "every task and the index as the Python server wrote them"
+    );
+}
+
 // ---- worktrees -----------------------------------------------------------------------------
 
 /// Every failpoint a `--worktree` deployment passes before it commits: the checkout's git steps

@@ -51,8 +51,8 @@ async fn connect_env(f: &Fleet, path: Option<&str>, env: &[(&str, &str)]) -> Cli
             .env_remove("FLEET_AGENT_ID")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE");
         match std::env::var(common::TEST_REGISTRY) {
-            Ok(kind) => c.env("FLEET_REGISTRY", kind),
-            Err(_) => c.env_remove("FLEET_REGISTRY"),
+            Ok(kind) if !kind.is_empty() => c.env("FLEET_REGISTRY", kind),
+            _ => c.env_remove("FLEET_REGISTRY"),
         };
         if let Some(path) = path {
             c.env("PATH", path);

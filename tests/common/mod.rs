@@ -97,7 +97,9 @@ impl Fleet {
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
             .env_remove("FLEET_AGENT_ID")
             .stdin(Stdio::null());
-        if let Ok(kind) = std::env::var(TEST_REGISTRY) {
+        if let Ok(kind) = std::env::var(TEST_REGISTRY)
+            && !kind.is_empty()
+        {
             c.env("FLEET_REGISTRY", kind);
         }
         self.private_tmux(c);

@@ -506,8 +506,9 @@ impl Registry for SqliteRegistry {
     }
 
     /// Counters and the index are derived, so nothing drifts and nothing is rewritten; the
-    /// report says what the index holds. A damaged database fails here, naming the file.
-    fn repair(&self, task: Option<&TaskId>, _dry_run: bool) -> Core<RepairReport> {
+    /// report says what the index holds, and counts the temp databases dead processes left
+    /// (removed unless `dry_run`). A damaged database fails here, naming the file.
+    fn repair(&self, task: Option<&TaskId>, dry_run: bool) -> Core<RepairReport> {
         let report = self.transact(false, |tx| {
             let q = |e| self.err(e);
             if let Some(t) = task {
@@ -527,6 +528,7 @@ impl Registry for SqliteRegistry {
                     agents: usize::try_from(agents).unwrap_or(0),
                     ..deploy_core::IndexRepair::default()
                 }),
+                temp_files: crate::schema::sweep_dead_temps(&self.path, dry_run),
                 ..RepairReport::default()
             })
         })?;

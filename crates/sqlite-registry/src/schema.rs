@@ -59,6 +59,7 @@ pub fn create(path: &Utf8Path) -> Result<(), Error> {
         path.file_name().unwrap_or("fleet.sqlite3"),
         std::process::id()
     ));
+    sweep_dead_temps(path, false);
     let _ = fs_err::remove_file(&tmp);
     // Private, as everything fleet creates in the workspace: made empty with mode 0600 before
     // SQLite opens it (SQLite would make it 0644), and its WAL and shared-memory files take the
@@ -88,6 +89,44 @@ pub fn create(path: &Utf8Path) -> Result<(), Error> {
         let _ = std::fs::remove_file(leftover);
     }
     placed
+}
+
+/// Removes (unless `dry_run`) the temp databases beside `path` that dead processes left (a
+/// creation or an import killed half-way): `.<name>.<pid>.new*` and `.<name>.import-<pid>*`
+/// whose process is gone. Returns how many files there were.
+pub(crate) fn sweep_dead_temps(path: &Utf8Path, dry_run: bool) -> usize {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return 0;
+    };
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return 0;
+    };
+    let mut swept = 0;
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let Some(file) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = rest
+            .strip_prefix("import-")
+            .unwrap_or(rest)
+            .split(['.', '-'])
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
+        let temp = rest.starts_with("import-") || rest.contains(".new");
+        if let Some(pid) = pid.filter(|_| temp)
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            swept += 1;
+            if !dry_run {
+                let _ = std::fs::remove_file(dir.join(&file));
+            }
+        }
+    }
+    swept
 }
 
 /// Runs the migrations from `from` to [`VERSION`], each in its own transaction.

@@ -51,6 +51,7 @@ impl SqliteRegistry {
         }
         let global = json.read_global_file()?.unwrap_or_else(shape::new_global);
         let tmp = path.with_file_name(format!(".{}.import-{}", crate::DB_FILE, std::process::id()));
+        schema::sweep_dead_temps(&path, false);
         let _ = fs_err::remove_file(&tmp);
         schema::create(&tmp)?;
         let filled = fill(&tmp, &tasks, &global);

@@ -118,3 +118,31 @@ fn the_database_and_its_wal_are_private() {
         assert_eq!(mode, 0o600, "{path}");
     }
 }
+
+#[test]
+fn temp_databases_of_dead_processes_are_swept_by_repair() {
+    let (_dir, layout) = root();
+    let r = SqliteRegistry::open(layout.clone()).unwrap();
+    let dir = layout.global_dir();
+    // No process has this pid (above the kernel's pid_max), so its writer is dead.
+    let dead = [
+        ".fleet.sqlite3.import-99999999",
+        ".fleet.sqlite3.import-99999999-wal",
+    ];
+    let alive = format!(".fleet.sqlite3.import-{}", std::process::id());
+    for name in dead.iter().copied().chain([alive.as_str()]) {
+        fs_err::write(dir.join(name), b"half a database").unwrap();
+    }
+    assert_eq!(r.repair(None, true).unwrap().temp_files, 2, "counted");
+    assert!(
+        dead.iter().all(|n| dir.join(n).exists()),
+        "a dry run removes nothing"
+    );
+    assert_eq!(r.repair(None, false).unwrap().temp_files, 2);
+    assert!(dead.iter().all(|n| !dir.join(n).exists()), "removed");
+    assert!(
+        dir.join(&alive).exists(),
+        "a live process's temp file is its own"
+    );
+    assert_eq!(r.repair(None, false).unwrap().temp_files, 0);
+}
