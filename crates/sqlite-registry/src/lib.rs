@@ -22,9 +22,11 @@
 
 mod error;
 mod ops;
+mod roster;
 pub mod schema;
 mod transfer;
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -48,6 +50,9 @@ pub struct SqliteRegistry {
     path: Utf8PathBuf,
     busy_timeout: Duration,
     conn: Mutex<Connection>,
+    /// Commits made through this registry (`roster.rs` keeps reads while none is made).
+    writes: AtomicU64,
+    rosters: Mutex<roster::Rosters>,
 }
 
 /// Where the database of the workspace `layout` is.
@@ -81,6 +86,8 @@ impl SqliteRegistry {
             path,
             busy_timeout,
             conn: Mutex::new(conn),
+            writes: AtomicU64::new(0),
+            rosters: Mutex::new(roster::Rosters::default()),
         })
     }
 

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use deploy_core::checkout::Checkout;
 use deploy_core::limits::{self, Candidate, LimitView};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, NewTask, Registration, Registry, RepairReport, RosterEntry,
-    StatusUpdate, TaskId, TaskRoster, TaskSnapshot, TaskSummary, timestamp,
+    AgentId, AgentRecord, NewTask, Registration, Registry, RepairReport, StatusUpdate, TaskId,
+    TaskRoster, TaskSnapshot, TaskSummary, timestamp,
 };
 use registry::format::{AgentEntry, TaskFile};
 use registry::{CONFIRMED, shape};
@@ -40,6 +39,8 @@ impl SqliteRegistry {
         }
         tx.commit().map_err(|e| self.err(e))?;
         if write {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             deploy_core::failpoint("sqlite::after_commit");
         }
         Ok(out)
@@ -131,7 +132,8 @@ impl SqliteRegistry {
             .map_err(|e| Error::stored(&self.path, "an agent's index entry", &e))?;
         change(&mut entry, &mut indexed);
         tx.prepare_cached(
-            "UPDATE agents SET status = ?1, active = ?2, entry = ?3, indexed = ?4 WHERE id = ?5",
+            "UPDATE agents SET status = ?1, active = ?2, entry = ?3, indexed = ?4, checkout = ?5
+             WHERE id = ?6",
         )
         .and_then(|mut s| {
             s.execute(params![
@@ -139,6 +141,7 @@ impl SqliteRegistry {
                 entry.status.is_active(),
                 to_text(&entry),
                 to_text(&indexed),
+                checkout_of(&entry),
                 agent.as_str()
             ])
         })
@@ -227,6 +230,14 @@ pub(crate) fn to_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// The `checkout` column of `entry`: its `fleet_worktree` field, as stored.
+fn checkout_of(entry: &AgentEntry) -> Option<String> {
+    entry
+        .extra
+        .get(deploy_core::checkout::CHECKOUT_FIELD)
+        .map(to_text)
+}
+
 /// Inserts `entry` of `task` with its index entry.
 pub(crate) fn insert_agent(
     tx: &Transaction<'_>,
@@ -235,8 +246,9 @@ pub(crate) fn insert_agent(
     indexed: &Value,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO agents (id, task_id, agent_type, parent, depth, status, active, entry, indexed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO agents
+            (id, task_id, agent_type, parent, depth, status, active, entry, indexed, checkout)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         entry.id.as_str(),
@@ -248,6 +260,7 @@ pub(crate) fn insert_agent(
         entry.status.is_active(),
         to_text(entry),
         to_text(indexed),
+        checkout_of(entry),
     ])?;
     Ok(())
 }
@@ -402,55 +415,17 @@ impl Registry for SqliteRegistry {
         })?)
     }
 
-    /// The ended agents' ids, statuses and checkouts are columns and one JSON path; only the
-    /// active agents' entries are parsed.
+    /// The ended agents' ids, statuses and checkouts are columns; only the active agents'
+    /// entries are parsed (`roster.rs`, which keeps what it read while nothing changed).
     fn roster(&self, task: &TaskId) -> Core<Arc<TaskRoster>> {
-        Ok(self.transact(false, |tx| {
-            self.stored_task(tx, task)?;
-            let q = |e| self.err(e);
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT id, status, json_extract(entry, '$.fleet_worktree'),
-                            CASE WHEN active THEN entry END
-                     FROM agents WHERE task_id = ?1 ORDER BY seq",
-                )
-                .map_err(q)?;
-            let rows = stmt
-                .query_map([task.as_str()], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, Option<String>>(3)?,
-                    ))
-                })
-                .map_err(q)?;
-            let mut agents = Vec::new();
-            for row in rows {
-                let (id, status, checkout, entry) = row.map_err(q)?;
-                let record = match entry {
-                    Some(text) => Some(
-                        serde_json::from_str::<AgentEntry>(&text)
-                            .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))?
-                            .into_record(),
-                    ),
-                    None => None,
-                };
-                agents.push(RosterEntry {
-                    id: AgentId::parse(&id).map_err(|e| Error::Corrupt {
-                        path: self.path.clone(),
-                        message: format!("an agent's row: {e}"),
-                    })?,
-                    status: AgentStatus::from(status),
-                    checkout: checkout.and_then(|c| serde_json::from_str::<Checkout>(&c).ok()),
-                    record,
-                });
-            }
-            Ok(Arc::new(TaskRoster {
-                id: task.clone(),
-                agents,
-            }))
-        })?)
+        Ok(self.read_roster(task)?)
+    }
+
+    /// Every task's roster, read while tmux lists sessions, for reconcile's reads after.
+    fn prefetch(&self) {
+        for task in self.task_ids().unwrap_or_default() {
+            let _ = self.read_roster(&task);
+        }
     }
 
     fn list_tasks(&self) -> Core<Vec<TaskSummary>> {

@@ -11,7 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::Error;
 
 /// The schema version this build writes.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// The steps from each version to the next; `MIGRATIONS.len() == VERSION`.
 pub const MIGRATIONS: &[&str] = &[
@@ -45,6 +45,12 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX active_agents ON agents(task_id, seq) WHERE active = 1;
     -- 'global': the index without its tasks, agents and counters
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+    ",
+    // 1 -> 2: each agent's checkout (`fleet_worktree`) in a column of its own, so that
+    // reconcile's roster reads no entry of an ended agent.
+    "
+    ALTER TABLE agents ADD COLUMN checkout TEXT;
+    UPDATE agents SET checkout = json_extract(entry, '$.fleet_worktree');
     ",
 ];
 

@@ -146,3 +146,90 @@ fn temp_databases_of_dead_processes_are_swept_by_repair() {
     );
     assert_eq!(r.repair(None, false).unwrap().temp_files, 0);
 }
+
+#[test]
+fn a_version_one_database_is_migrated_with_its_checkouts() {
+    let (_dir, layout) = root();
+    let r = SqliteRegistry::open(layout.clone()).unwrap();
+    let task = r
+        .create_task(&deploy_core::NewTask {
+            description: "old".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    let mut reg =
+        testkit::conformance::registration(&task, "builder", deploy_core::Parent::Orchestrator);
+    let checkout = deploy_core::Checkout {
+        repo: "/repo".into(),
+        path: layout.worktree(&task, &reg.agent),
+        branch: format!("fleet/{}", reg.agent),
+        base: "0123abcd".into(),
+        base_ref: "main".into(),
+        state: deploy_core::CheckoutState::Active,
+        keep: false,
+    };
+    reg.checkout = Some(checkout.clone());
+    r.register(&reg).unwrap();
+    drop(r);
+    // Back to version 1: no checkout column.
+    let path = path_in(&layout);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("ALTER TABLE agents DROP COLUMN checkout; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(conn);
+
+    let r = SqliteRegistry::open(layout).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, sqlite_registry::schema::VERSION);
+    let roster = r.roster(&task).unwrap();
+    assert_eq!(
+        roster.agents[0].checkout.as_ref(),
+        Some(&checkout),
+        "backfilled"
+    );
+    assert_eq!(r.read_task(&task).unwrap().agents.len(), 1);
+}
+
+#[test]
+fn a_roster_kept_from_an_earlier_read_follows_every_commit() {
+    let (_dir, layout) = root();
+    let ours = SqliteRegistry::open(layout.clone()).unwrap();
+    let theirs = SqliteRegistry::open(layout).unwrap(); // another connection, as another process
+    let task = ours
+        .create_task(&deploy_core::NewTask {
+            description: "kept".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .id;
+    let reg =
+        |t: &str| testkit::conformance::registration(&task, t, deploy_core::Parent::Orchestrator);
+    ours.prefetch();
+    assert!(ours.roster(&task).unwrap().agents.is_empty());
+    let mine = ours.register(&reg("a")).unwrap().id;
+    assert_eq!(
+        ours.roster(&task).unwrap().agents.len(),
+        1,
+        "after our own commit"
+    );
+    theirs.register(&reg("b")).unwrap();
+    assert_eq!(
+        ours.roster(&task).unwrap().agents.len(),
+        2,
+        "after another's commit"
+    );
+    theirs
+        .update_status(
+            &task,
+            &mine,
+            &deploy_core::StatusUpdate::now(deploy_core::AgentStatus::Completed),
+        )
+        .unwrap();
+    let roster = ours.roster(&task).unwrap();
+    assert_eq!(roster.agents[0].status, deploy_core::AgentStatus::Completed);
+    assert!(roster.agents[0].record.is_none(), "ended: not read whole");
+}
