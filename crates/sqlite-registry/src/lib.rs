@@ -24,6 +24,7 @@ mod error;
 mod ops;
 mod roster;
 pub mod schema;
+mod store;
 mod transfer;
 
 use std::sync::atomic::AtomicU64;

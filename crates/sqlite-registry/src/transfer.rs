@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::ops::{ensure_global, hierarchy, insert_agent, stored, to_text};
+use crate::store::{ensure_global, hierarchy, insert_agent, stored, to_text};
 use crate::{Error, SqliteRegistry, path_in, schema};
 
 /// What a migration carried over.

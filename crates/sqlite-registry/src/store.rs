@@ -1,0 +1,259 @@
+//! Rows: the transaction every operation runs in, and how tasks and agents are read from and
+//! written to their rows.
+
+use deploy_core::{AgentId, NewTask, TaskId, timestamp};
+use registry::format::{AgentEntry, TaskFile};
+use registry::shape;
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::{Map, Value, json};
+
+use crate::{Error, SqliteRegistry};
+
+impl SqliteRegistry {
+    /// Runs `f` in one transaction — `BEGIN IMMEDIATE` when it writes — committed if it returns
+    /// `Ok`, rolled back otherwise.
+    pub(crate) fn transact<T>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut conn = self.conn();
+        let behavior = if write {
+            TransactionBehavior::Immediate
+        } else {
+            TransactionBehavior::Deferred
+        };
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| self.err(e))?;
+        let out = f(&tx)?;
+        if write {
+            deploy_core::failpoint("sqlite::before_commit");
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        if write {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            deploy_core::failpoint("sqlite::after_commit");
+        }
+        Ok(out)
+    }
+
+    /// The task's stored file (no agents), or `UnknownTask`.
+    pub(crate) fn stored_task(
+        &self,
+        tx: &Transaction<'_>,
+        task: &TaskId,
+    ) -> Result<TaskFile, Error> {
+        let file: Option<String> = tx
+            .query_row(
+                "SELECT file FROM tasks WHERE id = ?1",
+                [task.as_str()],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let file = file.ok_or_else(|| deploy_core::Error::UnknownTask(task.clone()))?;
+        serde_json::from_str(&file).map_err(|e| Error::stored(&self.path, "a task's file", &e))
+    }
+
+    /// Every agent entry of `task`, in registration order.
+    pub(crate) fn entries(
+        &self,
+        tx: &Transaction<'_>,
+        task: &TaskId,
+    ) -> Result<Vec<AgentEntry>, Error> {
+        let mut stmt = tx
+            .prepare_cached("SELECT entry FROM agents WHERE task_id = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([task.as_str()]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            // Parsed from SQLite's own buffer, not copied out first.
+            let text = row
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(|e| self.err(e))?;
+            out.push(
+                serde_json::from_str::<AgentEntry>(text)
+                    .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// `task` whole, as the JSON registry would hold it: agents, counters, hierarchy.
+    pub(crate) fn whole_task(
+        &self,
+        tx: &Transaction<'_>,
+        task: &TaskId,
+    ) -> Result<TaskFile, Error> {
+        let mut file = self.stored_task(tx, task)?;
+        file.agents = self.entries(tx, task)?;
+        file.recount();
+        file.agent_hierarchy = hierarchy(&file.agents);
+        Ok(file)
+    }
+
+    /// Applies `change` to `agent`'s stored entry and index entry.
+    pub(crate) fn change_agent(
+        &self,
+        tx: &Transaction<'_>,
+        task: &TaskId,
+        agent: &AgentId,
+        change: impl FnOnce(&mut AgentEntry, &mut Map<String, Value>),
+    ) -> Result<(), Error> {
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT entry, indexed FROM agents WHERE id = ?1 AND task_id = ?2",
+                [agent.as_str(), task.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some((entry, indexed)) = row else {
+            self.stored_task(tx, task)?; // an unknown task is named as such
+            return Err(deploy_core::Error::UnknownAgent {
+                task: task.clone(),
+                agent: agent.clone(),
+            }
+            .into());
+        };
+        let mut entry: AgentEntry = serde_json::from_str(&entry)
+            .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))?;
+        let mut indexed: Map<String, Value> = serde_json::from_str(&indexed)
+            .map_err(|e| Error::stored(&self.path, "an agent's index entry", &e))?;
+        change(&mut entry, &mut indexed);
+        tx.prepare_cached(
+            "UPDATE agents SET status = ?1, active = ?2, entry = ?3, indexed = ?4, checkout = ?5
+             WHERE id = ?6",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                entry.status.as_str(),
+                entry.status.is_active(),
+                to_text(&entry),
+                to_text(&indexed),
+                checkout_of(&entry),
+                agent.as_str()
+            ])
+        })
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Creates a task: its directories (`logs/`, `progress/`, `findings/`) and its row.
+    pub fn create(&self, new: &NewTask) -> Result<TaskFile, Error> {
+        new.validate()?;
+        let id = TaskId::generate()?;
+        let dir = self.layout.task_dir(&id);
+        let new_dir = !dir.exists();
+        for sub in ["logs", "progress", "findings"] {
+            deploy_core::private::create_dir_all(&dir.join(sub))?;
+        }
+        let now = timestamp();
+        let file = shape::new_task_file(&self.layout, &id, new, &now);
+        let summary = shape::task_summary(new, &now);
+        let inserted = self.transact(true, |tx| {
+            ensure_global(tx).map_err(|e| self.err(e))?;
+            tx.execute(
+                "INSERT INTO tasks (id, status, file, summary) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    id.as_str(),
+                    file.status,
+                    to_text(&stored(&file)),
+                    to_text(&summary)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+            Ok(())
+        });
+        if let Err(e) = inserted {
+            if new_dir {
+                let _ = fs_err::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+        Ok(file)
+    }
+}
+
+/// The `global` row: the index without its tasks, agents and counters; made if missing.
+pub(crate) fn ensure_global(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut g = shape::new_global();
+    g.created_at = timestamp();
+    tx.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('global', ?1)",
+        [to_text(&g)],
+    )?;
+    Ok(())
+}
+
+/// A task file as stored: its agents and hierarchy are rows, its counters derived.
+pub(crate) fn stored(file: &TaskFile) -> TaskFile {
+    TaskFile {
+        agents: Vec::new(),
+        agent_hierarchy: Map::new(),
+        total_spawned: 0,
+        active_count: 0,
+        completed_count: 0,
+        ..file.clone()
+    }
+}
+
+/// Parent to children in registration order, with `orchestrator` always present, as the JSON
+/// registry keeps `agent_hierarchy`.
+pub(crate) fn hierarchy(agents: &[AgentEntry]) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert(deploy_core::Parent::ORCHESTRATOR.to_owned(), json!([]));
+    for a in agents {
+        if let Value::Array(children) = out
+            .entry(a.parent.as_str().to_owned())
+            .or_insert_with(|| json!([]))
+        {
+            children.push(json!(a.id));
+        }
+    }
+    out
+}
+
+/// `value` as stored. Serializing these types (strings, numbers, maps with string keys) cannot
+/// fail.
+pub(crate) fn to_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// The `checkout` column of `entry`: its `fleet_worktree` field, as stored.
+fn checkout_of(entry: &AgentEntry) -> Option<String> {
+    entry
+        .extra
+        .get(deploy_core::checkout::CHECKOUT_FIELD)
+        .map(to_text)
+}
+
+/// Inserts `entry` of `task` with its index entry.
+pub(crate) fn insert_agent(
+    tx: &Transaction<'_>,
+    task: &TaskId,
+    entry: &AgentEntry,
+    indexed: &Value,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO agents
+            (id, task_id, agent_type, parent, depth, status, active, entry, indexed, checkout)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        entry.id.as_str(),
+        task.as_str(),
+        entry.agent_type.as_str(),
+        entry.parent.as_str(),
+        entry.depth,
+        entry.status.as_str(),
+        entry.status.is_active(),
+        to_text(entry),
+        to_text(indexed),
+        checkout_of(entry),
+    ])?;
+    Ok(())
+}
