@@ -61,6 +61,20 @@ fn the_whole_cycle_on_sqlite() {
 }
 
 #[test]
+fn sqlite_is_never_started_beside_a_json_registry() {
+    let f = Fleet::new();
+    f.task(&["--registry", "json"]);
+    let before = f.files();
+    let out = f.run(&["--registry", "sqlite", "task", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("fleet migrate --to sqlite"), "{err}");
+    assert!(!db(&f).exists(), "no database was made");
+    assert_eq!(f.files(), before, "nothing changed");
+}
+
+#[test]
 fn a_damaged_database_is_one_line_naming_it_and_is_kept() {
     let f = Fleet::new();
     f.task(&["--registry", "sqlite"]);
