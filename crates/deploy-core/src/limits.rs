@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::id::{AgentId, AgentType, TaskId};
-use crate::record::{Parent, TaskSnapshot};
+use crate::record::{Parent, Registration, TaskSnapshot};
 
 /// The limits of one task, with the Python server's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +107,17 @@ pub struct LimitView<'a> {
     /// The depth of the candidate's parent when it is an agent of the task; `None` when it is
     /// not one (and ignored for the orchestrator).
     pub parent_depth: Option<u32>,
+}
+
+impl<'a> Candidate<'a> {
+    /// The agent `registration` registers, as every registry checks it.
+    pub fn of(registration: &'a Registration) -> Self {
+        Candidate {
+            agent_type: &registration.agent_type,
+            parent: &registration.parent,
+            allow_duplicate: registration.allow_duplicate,
+        }
+    }
 }
 
 /// Checks every limit of `task` for `candidate` and returns the depth it would have.

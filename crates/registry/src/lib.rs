@@ -339,14 +339,7 @@ impl Registry for JsonRegistry {
                 }
                 .into());
             }
-            let depth = limits::check(
-                &task.limits_view(),
-                Candidate {
-                    agent_type: &r.agent_type,
-                    parent: &r.parent,
-                    allow_duplicate: r.allow_duplicate,
-                },
-            )?;
+            let depth = limits::check(&task.limits_view(), Candidate::of(r))?;
             let entry = shape::new_entry(r, depth);
             let record = entry.record();
             task.agents.push(entry);

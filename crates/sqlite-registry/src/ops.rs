@@ -89,14 +89,7 @@ impl Registry for SqliteRegistry {
                 active_of_type,
                 parent_depth,
             };
-            let depth = limits::check_view(
-                &view,
-                Candidate {
-                    agent_type: &r.agent_type,
-                    parent: &r.parent,
-                    allow_duplicate: r.allow_duplicate,
-                },
-            )?;
+            let depth = limits::check_view(&view, Candidate::of(r))?;
             let entry = shape::new_entry(r, depth);
             let indexed = serde_json::to_value(shape::index_entry(r)).unwrap_or(Value::Null);
             insert_agent(tx, &r.task, &entry, &indexed).map_err(q)?;

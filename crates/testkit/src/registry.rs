@@ -112,14 +112,7 @@ impl Registry for FakeRegistry {
             .tasks
             .get_mut(&r.task)
             .ok_or_else(|| Error::UnknownTask(r.task.clone()))?;
-        let depth = limits::check(
-            task,
-            Candidate {
-                agent_type: &r.agent_type,
-                parent: &r.parent,
-                allow_duplicate: r.allow_duplicate,
-            },
-        )?;
+        let depth = limits::check(task, Candidate::of(r))?;
         let record = AgentRecord {
             id: r.agent.clone(),
             agent_type: r.agent_type.clone(),
