@@ -147,7 +147,7 @@ pub use limits::{LimitExceeded, LimitView, Limits};
 pub use prompt::{FsPromptStore, PromptStore, prompt_preview};
 pub use record::{
     AgentRecord, AgentStatus, ExitStatus, Parent, Registration, StatusUpdate, TaskSnapshot,
-    TaskSummary, TrackedFiles,
+    TaskSummary, TrackedFiles, hierarchy,
 };
 pub use registry::Registry;
 pub use request::{DEFAULT_STARTUP_GRACE, DeployRequest};

@@ -263,6 +263,25 @@ pub struct AgentRecord {
     pub extra: Map<String, Value>,
 }
 
+/// Parent to children of `agents` (each agent's parent and id, in registration order), with
+/// `orchestrator` always present: the Python server's `agent_hierarchy`, as every registry
+/// derives it.
+pub fn hierarchy<'a>(
+    agents: impl IntoIterator<Item = (&'a Parent, &'a AgentId)>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert(Parent::ORCHESTRATOR.to_owned(), Value::Array(Vec::new()));
+    for (parent, id) in agents {
+        if let Value::Array(children) = out
+            .entry(parent.as_str().to_owned())
+            .or_insert_with(|| Value::Array(Vec::new()))
+        {
+            children.push(Value::String(id.to_string()));
+        }
+    }
+    out
+}
+
 /// A task as a registry holds it: enough to check limits and to report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSnapshot {
@@ -308,17 +327,7 @@ impl TaskSnapshot {
     /// Parent to children, in registration order, as the Python server's `agent_hierarchy`:
     /// derived from the agents, so it cannot drift.
     pub fn hierarchy(&self) -> Map<String, Value> {
-        let mut out = Map::new();
-        out.insert(Parent::ORCHESTRATOR.to_owned(), Value::Array(Vec::new()));
-        for a in &self.agents {
-            if let Value::Array(children) = out
-                .entry(a.parent.as_str().to_owned())
-                .or_insert_with(|| Value::Array(Vec::new()))
-            {
-                children.push(Value::String(a.id.to_string()));
-            }
-        }
-        out
+        hierarchy(self.agents.iter().map(|a| (&a.parent, &a.id)))
     }
 
     /// The one-line summary.

@@ -5,7 +5,7 @@ use deploy_core::{AgentId, NewTask, TaskId, timestamp};
 use registry::format::{AgentEntry, TaskFile};
 use registry::shape;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::{Error, SqliteRegistry};
 
@@ -201,20 +201,9 @@ pub(crate) fn stored(file: &TaskFile) -> TaskFile {
     }
 }
 
-/// Parent to children in registration order, with `orchestrator` always present, as the JSON
-/// registry keeps `agent_hierarchy`.
+/// `agent_hierarchy` of `agents` ([`deploy_core::hierarchy`]).
 pub(crate) fn hierarchy(agents: &[AgentEntry]) -> Map<String, Value> {
-    let mut out = Map::new();
-    out.insert(deploy_core::Parent::ORCHESTRATOR.to_owned(), json!([]));
-    for a in agents {
-        if let Value::Array(children) = out
-            .entry(a.parent.as_str().to_owned())
-            .or_insert_with(|| json!([]))
-        {
-            children.push(json!(a.id));
-        }
-    }
-    out
+    deploy_core::hierarchy(agents.iter().map(|a| (&a.parent, &a.id)))
 }
 
 /// `value` as stored. Serializing these types (strings, numbers, maps with string keys) cannot
