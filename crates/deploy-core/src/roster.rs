@@ -52,6 +52,11 @@ impl TaskRoster {
         }
     }
 
+    /// Whether `agent` is one of the task's.
+    pub fn holds(&self, agent: &AgentId) -> bool {
+        self.agents.iter().any(|a| &a.id == agent)
+    }
+
     /// Every agent's id.
     pub fn ids(&self) -> HashSet<&AgentId> {
         self.agents.iter().map(|a| &a.id).collect()

@@ -161,7 +161,7 @@ pub(super) fn reconcile(
 fn unregistered_anywhere(env: &Deployer<'_>, agent: &AgentId) -> Result<bool, Error> {
     for task in env.registry.task_ids()? {
         match env.registry.roster(&task) {
-            Ok(roster) if roster.agents.iter().any(|a| &a.id == agent) => return Ok(false),
+            Ok(roster) if roster.holds(agent) => return Ok(false),
             Ok(_) | Err(Error::UnknownTask(_)) => {}
             Err(e) => return Err(e),
         }

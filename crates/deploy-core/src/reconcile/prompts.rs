@@ -50,10 +50,7 @@ pub(super) fn reconcile(
         if !now.contains_key(&task) {
             now.insert(task.clone(), env.registry.roster(&task)?);
         }
-        if now
-            .get(&task)
-            .is_some_and(|t| t.agents.iter().any(|a| a.id == agent))
-        {
+        if now.get(&task).is_some_and(|t| t.holds(&agent)) {
             continue;
         }
         if !dry_run {
