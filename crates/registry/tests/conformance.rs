@@ -3,29 +3,17 @@
 // Test helpers may unwrap: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use camino::Utf8PathBuf;
-use deploy_core::Layout;
 use registry::JsonRegistry;
-
-fn root() -> (tempfile::TempDir, Layout) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
-    (dir, Layout::new(path))
-}
+use testkit::conformance::temp_workspace;
 
 #[test]
 fn the_json_registry_conforms() {
-    let dirs = std::sync::Mutex::new(Vec::new());
-    testkit::conformance::registry(|| {
-        let (dir, layout) = root();
-        dirs.lock().unwrap().push(dir);
-        JsonRegistry::new(layout)
-    });
+    testkit::conformance::registry(JsonRegistry::new);
 }
 
 #[test]
 fn a_truncated_task_registry_is_reported_and_kept() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     testkit::conformance::corrupt_storage(
         JsonRegistry::new(layout.clone()),
         || {

@@ -7,28 +7,18 @@
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
-use deploy_core::{Layout, Registry};
+use deploy_core::Registry;
 use sqlite_registry::{Error, SqliteRegistry, path_in};
-
-fn root() -> (tempfile::TempDir, Layout) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
-    (dir, Layout::new(path))
-}
+use testkit::conformance::temp_workspace;
 
 #[test]
 fn the_sqlite_registry_conforms() {
-    let dirs = std::sync::Mutex::new(Vec::new());
-    testkit::conformance::registry(|| {
-        let (dir, layout) = root();
-        dirs.lock().unwrap().push(dir);
-        SqliteRegistry::open(layout).unwrap()
-    });
+    testkit::conformance::registry(|layout| SqliteRegistry::open(layout).unwrap());
 }
 
 /// Damages the database with `how`, closed, and opens it again.
 fn damaged(how: impl FnOnce(&Utf8PathBuf)) {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let path = path_in(&layout);
     testkit::conformance::corrupt_storage(
         SqliteRegistry::open(layout.clone()).unwrap(),
@@ -63,7 +53,7 @@ fn an_empty_file_is_not_taken_for_a_new_database() {
 
 #[test]
 fn a_newer_schema_is_refused_unwritten() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     drop(SqliteRegistry::open(layout.clone()).unwrap());
     let path = path_in(&layout);
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -79,7 +69,7 @@ fn a_newer_schema_is_refused_unwritten() {
 
 #[test]
 fn a_lock_held_past_the_timeout_is_busy_naming_the_file() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let r = SqliteRegistry::open_with(layout.clone(), Duration::from_millis(100)).unwrap();
     let path = path_in(&layout);
     let holder = rusqlite::Connection::open(&path).unwrap();
@@ -105,7 +95,7 @@ fn a_lock_held_past_the_timeout_is_busy_naming_the_file() {
 #[test]
 fn the_database_and_its_wal_are_private() {
     use std::os::unix::fs::PermissionsExt;
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let r = SqliteRegistry::open(layout.clone()).unwrap();
     r.create_task(&deploy_core::NewTask {
         description: "private".into(),
@@ -121,7 +111,7 @@ fn the_database_and_its_wal_are_private() {
 
 #[test]
 fn temp_databases_of_dead_processes_are_swept_by_repair() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let r = SqliteRegistry::open(layout.clone()).unwrap();
     let dir = layout.global_dir();
     // No process has this pid (above the kernel's pid_max), so its writer is dead.
@@ -149,7 +139,7 @@ fn temp_databases_of_dead_processes_are_swept_by_repair() {
 
 #[test]
 fn a_version_one_database_is_migrated_with_its_checkouts() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let r = SqliteRegistry::open(layout.clone()).unwrap();
     let task = r
         .create_task(&deploy_core::NewTask {
@@ -196,7 +186,7 @@ fn a_version_one_database_is_migrated_with_its_checkouts() {
 
 #[test]
 fn a_roster_kept_from_an_earlier_read_follows_every_commit() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let ours = SqliteRegistry::open(layout.clone()).unwrap();
     let theirs = SqliteRegistry::open(layout).unwrap(); // another connection, as another process
     let task = ours

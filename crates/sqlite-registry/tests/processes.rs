@@ -8,17 +8,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use camino::Utf8PathBuf;
 use deploy_core::{Layout, Limits, NewTask, Registry, TaskId};
 use sqlite_registry::SqliteRegistry;
+use testkit::conformance::temp_workspace;
 
 const STRESS: &str = env!("CARGO_BIN_EXE_sqlite-stress");
-
-fn root() -> (tempfile::TempDir, Layout) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = Utf8PathBuf::from_path_buf(dir.path().to_owned()).unwrap();
-    (dir, Layout::new(path))
-}
 
 fn task(layout: &Layout, limits: Limits) -> TaskId {
     SqliteRegistry::open(layout.clone())
@@ -63,7 +57,7 @@ fn race(layout: &Layout, task: &TaskId, processes: usize, each: usize) -> Vec<St
 
 #[test]
 fn eight_processes_times_fifty_registrations_lose_nothing() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let limits = Limits {
         max_agents: 1000,
         max_concurrent: 1000,
@@ -91,7 +85,7 @@ fn eight_processes_times_fifty_registrations_lose_nothing() {
 
 #[test]
 fn eight_processes_racing_under_max_concurrent_three() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let task = task(
         &layout,
         Limits {
@@ -117,7 +111,7 @@ fn eight_processes_racing_under_max_concurrent_three() {
 
 #[test]
 fn a_writer_killed_with_sigkill_releases_the_lock() {
-    let (_dir, layout) = root();
+    let (_dir, layout) = temp_workspace();
     let task = task(&layout, Limits::default());
     let mut holder = spawn(&["hold", layout.root().as_str()]);
     let mut line = String::new();

@@ -4,13 +4,13 @@
 //!
 //! ```
 //! // In a downstream crate's tests, with a registry of its own (the fake stands in for it):
-//! testkit::conformance::registry(testkit::FakeRegistry::new);
+//! testkit::conformance::registry(|_workspace| testkit::FakeRegistry::new());
 //! ```
 //!
-//! `make` returns a new, empty registry with storage of its own each time it is called. Each
-//! behaviour panics, naming itself and what differed, at the first thing that fails.
-//! [`corrupt_storage`] needs a way to damage the implementation's storage and open it again, so
-//! it is separate.
+//! `make` returns a new, empty registry keeping its storage in the workspace it is given (a
+//! temporary directory of its own, removed after the behaviour). Each behaviour panics, naming
+//! itself and what differed, at the first thing that fails. [`corrupt_storage`] needs a way to
+//! damage the implementation's storage and open it again, so it is separate.
 
 use camino::Utf8PathBuf;
 use deploy_core::{
@@ -19,16 +19,31 @@ use deploy_core::{
 };
 use serde_json::{Map, json};
 
-/// Runs every behaviour below against registries made by `make`.
-pub fn registry<R: Registry>(make: impl Fn() -> R) {
-    round_trip(&make());
-    unknown_ids(&make());
-    exact_unregister(&make());
-    each_limit_refuses(&make());
-    limits_hold_under_eight_threads(&make());
-    concurrent_updates_lose_nothing(&make());
-    dry_run_repair_changes_nothing(&make());
-    roster_says_what_read_task_says(&make());
+/// Runs every behaviour below, each against a registry `make` makes in a new temporary
+/// workspace.
+pub fn registry<R: Registry>(make: impl Fn(Layout) -> R) {
+    let behaviours: [fn(&R); 8] = [
+        round_trip,
+        unknown_ids,
+        exact_unregister,
+        each_limit_refuses,
+        limits_hold_under_eight_threads,
+        concurrent_updates_lose_nothing,
+        dry_run_repair_changes_nothing,
+        roster_says_what_read_task_says,
+    ];
+    for behaviour in behaviours {
+        let (_dir, layout) = temp_workspace();
+        behaviour(&make(layout));
+    }
+}
+
+/// A new, empty workspace in a temporary directory (removed when the `TempDir` drops).
+pub fn temp_workspace() -> (tempfile::TempDir, Layout) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"));
+    let root = Utf8PathBuf::from_path_buf(dir.path().to_owned())
+        .unwrap_or_else(|p| panic!("a temporary directory is not UTF-8: {}", p.display()));
+    (dir, Layout::new(root))
 }
 
 fn new_task(r: &impl Registry, limits: Limits) -> TaskId {

@@ -3,5 +3,5 @@
 
 #[test]
 fn the_fake_registry_conforms() {
-    testkit::conformance::registry(testkit::FakeRegistry::new);
+    testkit::conformance::registry(|_workspace| testkit::FakeRegistry::new());
 }
