@@ -3,6 +3,18 @@
 use std::process::Command;
 use std::time::Instant;
 
+/// The crash tests, run against each registry: they need the failpoints compiled in (never in
+/// release builds).
+const CRASH_TESTS: &[&str] = &[
+    "test",
+    "-p",
+    "fleet",
+    "--features",
+    "failpoints",
+    "--test",
+    "crash",
+];
+
 /// The property tests' case count unless `PROPTEST_CASES` says otherwise.
 const PROPTEST_CASES: &str = "2000";
 
@@ -30,19 +42,7 @@ pub(crate) fn run() -> Result<(), String> {
             "tests",
             &["test", "--workspace", "--all-targets", "--no-fail-fast"],
         ),
-        // The crash tests need the failpoints compiled in (never in release builds).
-        (
-            "crash tests",
-            &[
-                "test",
-                "-p",
-                "fleet",
-                "--features",
-                "failpoints",
-                "--test",
-                "crash",
-            ],
-        ),
+        ("crash tests", CRASH_TESTS),
         // The agent loop needs the stand-in for Claude Code (an rmcp client) built.
         (
             "agent loop",
@@ -90,18 +90,7 @@ pub(crate) fn run() -> Result<(), String> {
                 "tools::the_python_servers_tools_over_stdio",
             ],
         ),
-        (
-            "crash tests, SQLite registry",
-            &[
-                "test",
-                "-p",
-                "fleet",
-                "--features",
-                "failpoints",
-                "--test",
-                "crash",
-            ],
-        ),
+        ("crash tests, SQLite registry", CRASH_TESTS),
     ];
     for (name, args) in sqlite {
         step(
