@@ -214,22 +214,10 @@ impl Services {
         Ok(Services {
             registry: match config.registry {
                 RegistryKind::Json => Box::new(registry::JsonRegistry::new(layout.clone())),
-                RegistryKind::Sqlite => {
-                    // A new, empty database beside the JSON registry would hide it: from then
-                    // on the workspace is found to be SQLite. Moving is `fleet migrate`'s job.
-                    if !sqlite_registry::path_in(&layout).exists()
-                        && layout.global_registry().exists()
-                    {
-                        return Err(Error::Invalid(format!(
-                            "the workspace {} holds the JSON registry: `fleet migrate --to sqlite` moves it to SQLite",
-                            layout.root()
-                        )));
-                    }
-                    Box::new(
-                        sqlite_registry::SqliteRegistry::open(layout.clone())
-                            .map_err(deploy_core::Error::from)?,
-                    )
-                }
+                RegistryKind::Sqlite => Box::new(
+                    sqlite_registry::SqliteRegistry::open(layout.clone())
+                        .map_err(deploy_core::Error::from)?,
+                ),
             },
             backend: Box::new(tmux_backend::TmuxBackend::new(
                 Server::Name(config.socket.clone()),

@@ -37,6 +37,11 @@ pub enum Error {
         /// How long it waited.
         waited: Duration,
     },
+    /// The workspace holds the JSON registry: no database is made beside it.
+    #[error(
+        "the workspace {0} holds the JSON registry: `fleet migrate --to sqlite` moves it to SQLite"
+    )]
+    JsonRegistry(Utf8PathBuf),
     /// There is no database at the path.
     #[error("no SQLite registry at {0}: `fleet migrate --to sqlite` makes one")]
     Missing(Utf8PathBuf),

@@ -63,7 +63,9 @@ pub fn path_in(layout: &Layout) -> Utf8PathBuf {
 
 impl SqliteRegistry {
     /// Opens the workspace's database, creating it (empty, at the current schema) if there is
-    /// none.
+    /// none — unless the workspace holds the JSON registry, which an empty database beside it
+    /// would hide (from then on the workspace is found to be SQLite): [`Error::JsonRegistry`],
+    /// and [`import`](Self::import) moves it.
     pub fn open(layout: Layout) -> Result<Self, Error> {
         Self::open_with(layout, DEFAULT_BUSY_TIMEOUT)
     }
@@ -72,6 +74,9 @@ impl SqliteRegistry {
     pub fn open_with(layout: Layout, busy_timeout: Duration) -> Result<Self, Error> {
         let path = path_in(&layout);
         if !path.exists() {
+            if layout.global_registry().exists() {
+                return Err(Error::JsonRegistry(layout.root().to_owned()));
+            }
             schema::create(&path)?;
         }
         Self::open_existing_with(layout, busy_timeout)

@@ -223,3 +223,20 @@ fn a_roster_kept_from_an_earlier_read_follows_every_commit() {
     assert_eq!(roster.agents[0].status, deploy_core::AgentStatus::Completed);
     assert!(roster.agents[0].record.is_none(), "ended: not read whole");
 }
+
+#[test]
+fn no_database_is_made_beside_a_json_registry() {
+    let (_dir, layout) = temp_workspace();
+    registry::JsonRegistry::new(layout.clone())
+        .create_task(&deploy_core::NewTask {
+            description: "json".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let e = SqliteRegistry::open(layout.clone()).unwrap_err();
+    assert!(matches!(e, Error::JsonRegistry(_)), "{e}");
+    assert!(e.to_string().contains("fleet migrate --to sqlite"), "{e}");
+    assert!(!path_in(&layout).exists(), "nothing was made");
+    SqliteRegistry::import(&layout).unwrap();
+    SqliteRegistry::open(layout).unwrap();
+}
