@@ -229,7 +229,7 @@ impl Registry for SqliteRegistry {
     /// report says what the index holds, and counts the temp databases dead processes left
     /// (removed unless `dry_run`). A damaged database fails here, naming the file.
     fn repair(&self, task: Option<&TaskId>, dry_run: bool) -> Core<RepairReport> {
-        let report = self.transact(false, |tx| {
+        let mut report = self.transact(false, |tx| {
             let q = |e| self.err(e);
             if let Some(t) = task {
                 self.stored_task(tx, t)?;
@@ -248,10 +248,13 @@ impl Registry for SqliteRegistry {
                     agents: usize::try_from(agents).unwrap_or(0),
                     ..deploy_core::IndexRepair::default()
                 }),
-                temp_files: crate::schema::sweep_dead_temps(&self.path, dry_run),
                 ..RepairReport::default()
             })
         })?;
+        if task.is_none() {
+            // A directory listing: outside the transaction, which it has nothing to do with.
+            report.temp_files = crate::schema::sweep_dead_temps(&self.path, dry_run);
+        }
         deploy_core::failpoint("reconcile::after_rebuild");
         Ok(report)
     }
