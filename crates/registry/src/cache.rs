@@ -103,17 +103,17 @@ impl Parsed {
     /// this content, else read lightly ([`crate::roster`]) and kept, with the brief read with it.
     /// `None` if there is no such file.
     pub(crate) fn roster(&self, path: &Utf8Path) -> Result<Option<Arc<TaskRoster>>, Error> {
+        let Some((file, stamp)) = open(path)? else {
+            return Ok(None);
+        };
         {
             let cache = self.files.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((seen, parsed)) = cache.get(path)
-                && open(path)?.is_some_and(|(_, stamp)| stamp == *seen)
+                && *seen == stamp
             {
                 return Ok(Some(Arc::new(parsed.roster())));
             }
         }
-        let Some((file, stamp)) = open(path)? else {
-            return Ok(None);
-        };
         let mut rosters = self.rosters.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((seen, roster)) = rosters.get(path)
             && *seen == stamp
