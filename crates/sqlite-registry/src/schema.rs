@@ -54,9 +54,19 @@ pub const MIGRATIONS: &[&str] = &[
     ",
 ];
 
-/// Makes a new database at `path` at [`VERSION`]: built in a temp file beside it, then renamed
-/// into place (a concurrent creator's database, if it got there first, is kept).
+/// Makes a new, empty database at `path` at [`VERSION`] (a concurrent creator's database, if it
+/// got there first, is kept).
 pub fn create(path: &Utf8Path) -> Result<(), Error> {
+    build(path, |_| Ok(())).map(drop)
+}
+
+/// Makes a new database at `path` at [`VERSION`], filled by `fill`: built in a temp file beside
+/// it, then linked into place, so a crash never leaves a half-made one there. `Ok(None)` when
+/// another process placed a database there first: that one is kept, this one discarded.
+pub(crate) fn build<T>(
+    path: &Utf8Path,
+    fill: impl FnOnce(&mut Connection) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
     if let Some(dir) = path.parent() {
         deploy_core::private::create_dir_all(dir)?;
     }
@@ -76,20 +86,21 @@ pub fn create(path: &Utf8Path) -> Result<(), Error> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::Io(tmp.clone(), e))?;
+    let sqlite = |e| Error::from_sqlite(&tmp, std::time::Duration::ZERO, e);
     let made = (|| {
-        let conn = Connection::open(&tmp)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL;")?;
-        migrate(&conn, 0)?;
-        conn.close().map_err(|(_, e)| e)
-    })()
-    .map_err(|e| Error::from_sqlite(&tmp, std::time::Duration::ZERO, e));
-    let placed = made.and_then(|()| {
-        // Not over an existing file: another process may have made it meanwhile.
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(Error::Io(path.to_owned(), e)),
-        }
+        let mut conn = Connection::open(&tmp).map_err(sqlite)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL;")
+            .map_err(sqlite)?;
+        migrate(&conn, 0).map_err(sqlite)?;
+        let filled = fill(&mut conn)?;
+        conn.close().map_err(|(_, e)| sqlite(e))?;
+        Ok(filled)
+    })();
+    // Not over an existing file: another process may have made one meanwhile.
+    let placed = made.and_then(|filled| match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(Some(filled)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(Error::Io(path.to_owned(), e)),
     });
     for leftover in [tmp.to_string(), format!("{tmp}-wal"), format!("{tmp}-shm")] {
         let _ = std::fs::remove_file(leftover);
@@ -98,8 +109,8 @@ pub fn create(path: &Utf8Path) -> Result<(), Error> {
 }
 
 /// Removes (unless `dry_run`) the temp databases beside `path` that dead processes left (a
-/// creation or an import killed half-way): `.<name>.<pid>.new*` and `.<name>.import-<pid>*`
-/// whose process is gone. Returns how many files there were.
+/// creation or an import killed half-way, [`build`]): `.<name>.<pid>.new*` whose process is
+/// gone. Returns how many files there were.
 pub(crate) fn sweep_dead_temps(path: &Utf8Path, dry_run: bool) -> usize {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return 0;
@@ -117,13 +128,9 @@ pub(crate) fn sweep_dead_temps(path: &Utf8Path, dry_run: bool) -> usize {
             continue;
         };
         let pid = rest
-            .strip_prefix("import-")
-            .unwrap_or(rest)
-            .split(['.', '-'])
-            .next()
-            .and_then(|p| p.parse::<u32>().ok());
-        let temp = rest.starts_with("import-") || rest.contains(".new");
-        if let Some(pid) = pid.filter(|_| temp)
+            .split_once(".new")
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
             && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         {
             swept += 1;

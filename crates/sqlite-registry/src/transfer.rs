@@ -35,13 +35,13 @@ impl SqliteRegistry {
     /// only read.
     pub fn import(layout: &Layout) -> Result<Transferred, Error> {
         let path = path_in(layout);
+        let exists = |path: Utf8PathBuf| Error::Corrupt {
+            path,
+            message: "a database exists already: nothing imported (export it first, or move it)"
+                .into(),
+        };
         if path.exists() {
-            return Err(Error::Corrupt {
-                path,
-                message:
-                    "a database exists already: nothing imported (export it first, or move it)"
-                        .into(),
-            });
+            return Err(exists(path));
         }
         let json = JsonRegistry::new(layout.clone());
         let ids = json.task_ids()?;
@@ -50,23 +50,11 @@ impl SqliteRegistry {
             tasks.push(json.read_task_file(id)?);
         }
         let global = json.read_global_file()?.unwrap_or_else(shape::new_global);
-        let tmp = path.with_file_name(format!(".{}.import-{}", crate::DB_FILE, std::process::id()));
-        schema::sweep_dead_temps(&path, false);
-        let _ = fs_err::remove_file(&tmp);
-        schema::create(&tmp)?;
-        let filled = fill(&tmp, &tasks, &global);
-        let placed = filled.and_then(|agents| {
-            deploy_core::failpoint("migrate::before_rename");
-            std::fs::hard_link(&tmp, &path)
-                .map_err(|e| Error::Io(path.clone(), e))
-                .map(|()| agents)
-        });
-        for leftover in [tmp.to_string(), format!("{tmp}-wal"), format!("{tmp}-shm")] {
-            let _ = std::fs::remove_file(leftover);
-        }
+        let agents = schema::build(&path, |conn| fill(conn, &path, &tasks, &global))?
+            .ok_or_else(|| exists(path.clone()))?;
         Ok(Transferred {
             tasks: tasks.len(),
-            agents: placed?,
+            agents,
             to: path,
             moved_aside: None,
         })
@@ -194,12 +182,12 @@ impl SqliteRegistry {
 /// Fills the new database at `path` with `tasks` and what `global` keeps besides, in one
 /// transaction; returns how many agents it holds.
 fn fill(
+    conn: &mut Connection,
     path: &Utf8Path,
     tasks: &[registry::format::TaskFile],
     global: &GlobalFile,
 ) -> Result<usize, Error> {
     let err = |e| Error::from_sqlite(path, std::time::Duration::ZERO, e);
-    let mut conn = Connection::open(path).map_err(err)?;
     let tx = conn.transaction().map_err(err)?;
     let mut meta = global.clone();
     meta.tasks = Map::new();
@@ -249,7 +237,7 @@ fn fill(
         deploy_core::failpoint("migrate::after_task");
     }
     tx.commit().map_err(err)?;
-    conn.close().map_err(|(_, e)| err(e))?;
+    deploy_core::failpoint("migrate::before_rename");
     Ok(agents)
 }
 

@@ -116,10 +116,10 @@ fn temp_databases_of_dead_processes_are_swept_by_repair() {
     let dir = layout.global_dir();
     // No process has this pid (above the kernel's pid_max), so its writer is dead.
     let dead = [
-        ".fleet.sqlite3.import-99999999",
-        ".fleet.sqlite3.import-99999999-wal",
+        ".fleet.sqlite3.99999999.new",
+        ".fleet.sqlite3.99999999.new-wal",
     ];
-    let alive = format!(".fleet.sqlite3.import-{}", std::process::id());
+    let alive = format!(".fleet.sqlite3.{}.new", std::process::id());
     for name in dead.iter().copied().chain([alive.as_str()]) {
         fs_err::write(dir.join(name), b"half a database").unwrap();
     }
