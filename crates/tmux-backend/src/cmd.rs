@@ -52,7 +52,7 @@ pub(crate) enum Reply {
     Ok(String),
     /// No server on the socket: there are no sessions.
     NoServer,
-    /// The target does not exist (`can't find session/window/pane`).
+    /// The target does not exist (`can't find session/window/pane`, or no session at all).
     NotFound(String),
     /// Anything else, with its stderr.
     Failed {
@@ -60,6 +60,13 @@ pub(crate) enum Reply {
         stderr: String,
         stdout: String,
     },
+}
+
+impl Reply {
+    /// The server closed the connection before answering: it was exiting.
+    fn lost_server(&self) -> bool {
+        matches!(self, Reply::Failed { stderr, .. } if stderr.lines().next() == Some(LOST_SERVER))
+    }
 }
 
 /// The whole command line of `tmux args` on `server`, program first.
@@ -75,7 +82,39 @@ pub(crate) fn command_line(tmux: &OsString, server: &Server, args: &[String]) ->
     line
 }
 
+/// How many times a command is sent again after its server went away under it.
+const LOST_SERVER_RETRIES: usize = 5;
+
+/// Runs `tmux args` on `server`, killed after `timeout`.
+///
+/// A server exits when its last session ends, and a client that reached it during its exit
+/// prints `server exited unexpectedly`. Whatever that server held went with it, so the command
+/// is sent again, to no server or to one started since: a reconcile racing the end of the last
+/// agent then sees "no sessions" rather than failing.
 pub(crate) fn run(
+    tmux: &OsString,
+    server: &Server,
+    args: &[String],
+    timeout: Duration,
+) -> Result<Reply, Error> {
+    let mut attempts = 0;
+    loop {
+        let reply = run_once(tmux, server, args, timeout)?;
+        if !reply.lost_server() || attempts == LOST_SERVER_RETRIES {
+            return Ok(reply);
+        }
+        attempts += 1;
+    }
+}
+
+/// What a server with no session left (about to exit) answers to any target: tmux resolves
+/// the "current" session before the target, and there is none.
+const NO_SESSIONS: &str = "no current target";
+
+/// What tmux's client prints when its server closed the connection before answering.
+const LOST_SERVER: &str = "server exited unexpectedly";
+
+fn run_once(
     tmux: &OsString,
     server: &Server,
     args: &[String],
@@ -128,7 +167,7 @@ fn classify(code: Option<i32>, stderr: String, stdout: String) -> Reply {
                 || first.ends_with("(Connection refused)")));
     if no_server {
         Reply::NoServer
-    } else if first.starts_with("can't find ") {
+    } else if first.starts_with("can't find ") || first == NO_SESSIONS {
         Reply::NotFound(first.to_owned())
     } else {
         Reply::Failed {
@@ -176,6 +215,9 @@ mod tests {
             Reply::NoServer
         ));
         assert!(matches!(c("can't find session: =a"), Reply::NotFound(_)));
+        assert!(matches!(c("no current target"), Reply::NotFound(_)));
+        assert!(c("server exited unexpectedly").lost_server());
+        assert!(!c("duplicate session: a").lost_server());
         assert!(matches!(
             c("error connecting to /tmp/tmux-0/x (Permission denied)"),
             Reply::Failed { .. }

@@ -585,6 +585,50 @@ fn no_server_is_no_sessions_but_a_missing_tmux_is_an_error() {
 }
 
 #[test]
+fn a_server_exiting_with_its_last_session_is_neither_a_failure_nor_a_lost_start() {
+    // A server exits when its last session ends; a client reaching it meanwhile is told
+    // "server exited unexpectedly", or "no current target" while it has no session left (CI
+    // saw a reconcile fail on the first). An adversary churns the only other session, so the
+    // server keeps exiting; every backend call must still answer as if it had not.
+    let t = Tmux::new();
+    let churn = {
+        let socket = t.socket.clone();
+        std::thread::spawn(move || {
+            let tmux = |args: &[&str]| {
+                // The adversary's own calls may hit the exiting server too: not under test.
+                let _ = Command::new("tmux")
+                    .args(["-f", "/dev/null", "-L", &socket])
+                    .args(args)
+                    .output();
+            };
+            for _ in 0..150 {
+                tmux(&["new-session", "-d", "-s", "churn", "sleep 60"]);
+                tmux(&["kill-session", "-t", "=churn"]);
+            }
+        })
+    };
+    let spec = t.spec("b", &["sleep", "60"], b"");
+    let mut rounds = 0;
+    while !churn.is_finished() {
+        for s in t.backend.list().unwrap() {
+            assert_eq!(s.session, spec.session, "only b is fleet's");
+        }
+        assert_eq!(
+            t.backend.probe(&session("none")).unwrap(),
+            Liveness::Missing
+        );
+        if rounds % 4 == 0 {
+            let info = t.backend.start(&spec).unwrap();
+            assert_eq!(t.backend.probe(&spec.session).unwrap(), Liveness::Alive);
+            t.backend.kill(&info.session, &spec.agent).unwrap();
+        }
+        rounds += 1;
+    }
+    churn.join().unwrap();
+    assert!(rounds > 0);
+}
+
+#[test]
 fn a_workdir_that_does_not_exist_is_refused_before_tmux_runs() {
     let t = Tmux::new();
     let mut spec = t.spec("wd", &["sleep", "1"], b"");
