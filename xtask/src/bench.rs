@@ -57,7 +57,7 @@ pub(crate) fn run() -> Result<(), String> {
         (&status_first, &status_later),
         (&worktree_ours, &worktree_floor),
     )?;
-    md.push_str("\n## Goals\n\nEvery figure with a goal, from this run. Floors are the least the same work can cost: the backend's own tmux command lines run raw (`TmuxBackend::floor`, `list_floor`), or the registry file read and replaced whole with no parsing at all.\n\n");
+    md.push_str("\n## Goals\n\nEvery figure with a goal, from this run. Floors are the least the same work can cost: the backend's own tmux command lines run raw (`TmuxBackend::floor`, `list_floor`), the registry file read and replaced whole with no parsing at all, or the database's rows read and each entry parsed with nothing built from it.\n\n");
     let table = crate::goals::table(&goals);
     md.push_str(&table);
     eprint!("{table}");
