@@ -85,7 +85,14 @@ pub(crate) fn command_line(tmux: &OsString, server: &Server, args: &[String]) ->
 /// How many times a command is sent again after its server went away under it.
 const LOST_SERVER_RETRIES: usize = 5;
 
-/// Runs `tmux args` on `server`, killed after `timeout`.
+/// What a server with no session left (about to exit) answers to any target: tmux resolves
+/// the "current" session before the target, and there is none.
+const NO_SESSIONS: &str = "no current target";
+
+/// What tmux's client prints when its server closed the connection before answering.
+const LOST_SERVER: &str = "server exited unexpectedly";
+
+/// Runs `tmux args` on `server`, each attempt killed after `timeout`.
 ///
 /// A server exits when its last session ends, and a client that reached it during its exit
 /// prints `server exited unexpectedly`. Whatever that server held went with it, so the command
@@ -107,13 +114,7 @@ pub(crate) fn run(
     }
 }
 
-/// What a server with no session left (about to exit) answers to any target: tmux resolves
-/// the "current" session before the target, and there is none.
-const NO_SESSIONS: &str = "no current target";
-
-/// What tmux's client prints when its server closed the connection before answering.
-const LOST_SERVER: &str = "server exited unexpectedly";
-
+/// One attempt of [`run`].
 fn run_once(
     tmux: &OsString,
     server: &Server,
