@@ -649,18 +649,18 @@ fn two_hundred_worktree_deployments_killed_at_random_instants_leave_only_what_th
     let duration = start.elapsed();
     let n: u32 = 200;
     kill_at_spread_instants(&f, &args, duration, n);
-    reconcile(&f);
+    let report = reconcile(&f);
     let w = world(&f, &task);
     let registered: BTreeSet<String> = w.registered.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(
         testkit::git::fleet_branches(&repo),
         registered,
-        "a fleet branch exactly for each registered agent"
+        "a fleet branch exactly for each registered agent; reconcile said {report}"
     );
     assert_eq!(
         testkit::git::fleet_worktrees(&repo, &f.root()),
         registered,
-        "a worktree exactly for each registered agent"
+        "a worktree exactly for each registered agent; reconcile said {report}"
     );
     let dirs: BTreeSet<String> = fs_err::read_dir(f.root().join(&task).join("worktrees"))
         .unwrap()

@@ -112,20 +112,48 @@ pub(crate) fn stdout(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Result
     }
 }
 
+/// How long a straggler has, after SIGTERM, before it gets SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(1);
+/// How long [`end_stragglers`] keeps at it in all.
+const STRAGGLERS_DEADLINE: Duration = Duration::from_secs(5);
+
 /// Ends every process tagged with `tag` — git commands a SIGKILLed deployer started, which run
-/// on after it — and waits until they are gone, so that nothing recreates what is removed next.
+/// on after it — and waits until none is left, so that nothing recreates what is removed next.
+///
+/// SIGTERM first: git removes its lock files and a half-made worktree on it, where a SIGKILLed
+/// git leaves `refs/heads/<branch>.lock` behind (a `git reset --hard` inside `git worktree add`
+/// holds the branch's lock), and every later `git branch -D` of the branch then fails. SIGKILL
+/// for a process still there after [`TERM_GRACE`]. The tagged processes are looked for again
+/// until none is found: a git forks its children (hooks, `reset --hard`) with the tag.
 pub(crate) fn end_stragglers(tag: &str) {
-    let found: Vec<procs::Proc> = procs::all()
-        .into_values()
-        .filter(|p| !p.is_gone() && procs::has_env(p.pid, TAG_ENV, tag))
-        .collect();
-    for p in &found {
-        if let Some(handle) = procs::Handle::open(p) {
-            handle.signal(9);
-        }
-    }
     let start = std::time::Instant::now();
-    while found.iter().any(procs::alive) && start.elapsed() < Duration::from_secs(5) {
+    let mut termed: Vec<(procs::Proc, std::time::Instant)> = Vec::new();
+    while start.elapsed() < STRAGGLERS_DEADLINE {
+        let found: Vec<procs::Proc> = procs::all()
+            .into_values()
+            .filter(|p| !p.is_gone() && procs::has_env(p.pid, TAG_ENV, tag))
+            .collect();
+        if found.is_empty() {
+            return;
+        }
+        for p in found {
+            let Some(handle) = procs::Handle::open(&p) else {
+                continue;
+            };
+            match termed
+                .iter()
+                .find(|(t, _)| t.pid == p.pid && t.start_time == p.start_time)
+            {
+                None => {
+                    handle.signal(15);
+                    termed.push((p, std::time::Instant::now()));
+                }
+                Some((_, at)) if at.elapsed() >= TERM_GRACE => {
+                    handle.signal(9);
+                }
+                Some(_) => {}
+            }
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
 }

@@ -268,18 +268,7 @@ fn discard_first_ends_the_git_a_killed_deployer_left_running() {
         .env(TAG_ENV, &plan.branch)
         .spawn()
         .unwrap();
-    // Wait for its exec: until then /proc shows the environment it forked with.
-    let mut named = false;
-    for _ in 0..500 {
-        let comm =
-            fs_err::read_to_string(format!("/proc/{}/comm", straggler.id())).unwrap_or_default();
-        if comm.trim() == "sleep" {
-            named = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(named);
+    wait_exec(&straggler, "sleep");
     let other = Command::new("sleep").arg("60").spawn().unwrap();
     GitCheckouts
         .discard(&r.repo, Some(&plan.branch), Some(&plan.path))
@@ -287,7 +276,8 @@ fn discard_first_ends_the_git_a_killed_deployer_left_running() {
     let status = straggler.wait().unwrap();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
+        Some(15),
+        "SIGTERM first, on which git removes its lock files"
     );
     assert!(
         fs_err::read_to_string(format!("/proc/{}/stat", other.id())).is_ok(),
@@ -296,6 +286,78 @@ fn discard_first_ends_the_git_a_killed_deployer_left_running() {
     let mut other = other;
     other.kill().unwrap();
     other.wait().unwrap();
+}
+
+/// Waits until `child` has exec'd `name`: until then /proc shows the environment it forked with.
+fn wait_exec(child: &std::process::Child, name: &str) {
+    for _ in 0..500 {
+        let comm = fs_err::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
+        if comm.trim() == name {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{} never became {name}", child.id());
+}
+
+#[test]
+fn a_straggler_holding_the_branchs_lock_leaves_no_lock_behind() {
+    // CI found it: a SIGKILLed `git reset --hard` inside a straggling `git worktree add` left
+    // `refs/heads/fleet/<agent>.lock`, and every `git branch -D` of the branch failed after.
+    // Here a straggler holds that lock for as long as its reference-transaction hook runs.
+    let r = repo();
+    let plan = r.plan("locked-1");
+    git(&r.repo, &["branch", "--", &plan.branch, "HEAD"]);
+    let hook = r.repo.join(".git/hooks/reference-transaction");
+    fs_err::write(
+        &hook,
+        "#!/bin/sh\n[ \"$1\" = prepared ] && exec sleep 60\nexit 0\n",
+    )
+    .unwrap();
+    fs_err::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let head = git(&r.repo, &["rev-parse", "HEAD"]);
+    let mut straggler = Command::new("git")
+        .args(["-C", r.repo.as_str(), "update-ref"])
+        .arg(format!("refs/heads/{}", plan.branch))
+        .arg(head.trim())
+        .env(TAG_ENV, &plan.branch)
+        .spawn()
+        .unwrap();
+    let lock = r.repo.join(format!(".git/refs/heads/{}.lock", plan.branch));
+    for _ in 0..500 {
+        if lock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(lock.exists(), "the straggler holds the branch's lock");
+    fs_err::remove_file(&hook).unwrap(); // the discard's own `branch -D` must not wait in it
+    GitCheckouts
+        .discard(&r.repo, Some(&plan.branch), None)
+        .unwrap();
+    straggler.wait().unwrap();
+    assert!(!lock.exists(), "no lock is left behind");
+    assert_eq!(r.lists().1.trim(), "* main", "the branch is gone");
+}
+
+#[test]
+fn a_straggler_that_ignores_sigterm_gets_sigkill() {
+    let r = repo();
+    let plan = r.plan("stubborn-1");
+    let mut straggler = Command::new("sh")
+        .args(["-c", "trap '' TERM; while :; do sleep 0.05; done"])
+        .env(TAG_ENV, &plan.branch)
+        .spawn()
+        .unwrap();
+    wait_exec(&straggler, "sh");
+    GitCheckouts
+        .discard(&r.repo, Some(&plan.branch), Some(&plan.path))
+        .unwrap();
+    let status = straggler.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
 }
 
 #[test]
