@@ -7,10 +7,12 @@ use deploy_core::{
     TaskRoster, TaskSnapshot, TaskSummary,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::fields::deserialize_with_extra;
 use serde_json::{Map, Value};
 
 /// `<root>/<task_id>/AGENT_REGISTRY.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskFile {
     /// The task.
     pub task_id: TaskId,
@@ -50,7 +52,7 @@ pub struct TaskFile {
 }
 
 /// One element of `agents` in a task registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentEntry {
     /// The agent.
     pub id: AgentId,
@@ -73,7 +75,7 @@ pub struct AgentEntry {
 }
 
 /// `<root>/registry/GLOBAL_REGISTRY.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GlobalFile {
     /// When it was created.
     pub created_at: String,
@@ -97,7 +99,7 @@ pub struct GlobalFile {
 }
 
 /// One value of `agents` in the global registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GlobalAgent {
     /// Its task.
     pub task_id: TaskId,
@@ -117,6 +119,55 @@ pub struct GlobalAgent {
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+deserialize_with_extra!(TaskFile {
+    task_id: "task_id",
+    task_description: "task_description",
+    created_at: "created_at",
+    workspace: "workspace",
+    workspace_base: "workspace_base",
+    client_cwd: "client_cwd",
+    status: "status",
+    priority: "priority",
+    agents: "agents",
+    agent_hierarchy: "agent_hierarchy",
+    max_agents: "max_agents",
+    max_depth: "max_depth",
+    max_concurrent: "max_concurrent",
+    total_spawned: "total_spawned",
+    active_count: "active_count",
+    completed_count: "completed_count",
+});
+
+deserialize_with_extra!(AgentEntry {
+    id: "id",
+    agent_type: "type",
+    tmux_session: "tmux_session",
+    parent: "parent",
+    depth: "depth",
+    status: "status",
+    started_at: "started_at",
+});
+
+deserialize_with_extra!(GlobalFile {
+    created_at: "created_at",
+    total_tasks: "total_tasks",
+    active_tasks: "active_tasks",
+    total_agents_spawned: "total_agents_spawned",
+    active_agents: "active_agents",
+    max_concurrent_agents: "max_concurrent_agents",
+    tasks: "tasks",
+    agents: "agents",
+});
+
+deserialize_with_extra!(GlobalAgent {
+    task_id: "task_id",
+    agent_type: "type",
+    parent: "parent",
+    started_at: "started_at",
+    tmux_session: "tmux_session",
+    status: "status" = None,
+});
 
 impl TaskFile {
     /// Recomputes the counters from the agent list.

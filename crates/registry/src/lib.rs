@@ -23,6 +23,7 @@
 pub mod atomic;
 mod cache;
 mod checked;
+mod fields;
 pub mod format;
 mod repair;
 mod roster;

@@ -7,6 +7,7 @@
 mod caches;
 mod common;
 mod corruption;
+mod fields;
 mod format;
 mod limits;
 mod locks;
