@@ -10,7 +10,8 @@
 //! [`Format::Plain`]: its state comes from the agent's liveness, and its last line is kept.
 //! Unknown event types and malformed or truncated lines are skipped, never an error.
 //!
-//! Pure: no clock, no process; files only in [`Tracker::read_file`].
+//! Pure: no clock, no process; files only in [`Tracker::read_file`] and
+//! [`Tracker::read_file_stamped`].
 
 #![warn(missing_docs)]
 

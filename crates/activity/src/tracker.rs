@@ -106,6 +106,17 @@ impl Tracker {
     /// Reads what was appended to the log at `path` since the last read, at `at`; whether
     /// anything new was read. A missing log is nothing new.
     pub fn read_file(&mut self, path: &Path, at: Option<&str>) -> std::io::Result<bool> {
+        self.read_file_stamped(path, |_| at.map(str::to_owned))
+    }
+
+    /// [`read_file`](Self::read_file), the time the new lines were read at given by `at` from
+    /// the open log's metadata (its modification time, say) — asked only when there is
+    /// something new, and without a second look at the path.
+    pub fn read_file_stamped(
+        &mut self,
+        path: &Path,
+        at: impl FnOnce(&std::fs::Metadata) -> Option<String>,
+    ) -> std::io::Result<bool> {
         use std::os::unix::fs::MetadataExt;
         let mut file = match std::fs::File::open(path) {
             Ok(f) => f,
@@ -121,6 +132,7 @@ impl Tracker {
         if meta.len() == self.offset {
             return Ok(false);
         }
+        let at = at(&meta);
         file.seek(SeekFrom::Start(self.offset))?;
         let mut reader = BufReader::new(file);
         let mut buf = Vec::new();
@@ -132,7 +144,7 @@ impl Tracker {
                 return Ok(any); // the end, or a line still being written
             }
             self.offset += n as u64;
-            self.feed_line(&String::from_utf8_lossy(&buf), at);
+            self.feed_line(&String::from_utf8_lossy(&buf), at.as_deref());
             any = true;
         }
     }

@@ -165,6 +165,34 @@ fn incremental_reads_match_one_read() {
 }
 
 #[test]
+fn a_stamped_read_asks_the_time_only_for_new_lines_from_the_open_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.jsonl");
+    std::fs::copy(fixture("claude_success_with_tools.jsonl"), &log).unwrap();
+    let size = std::fs::metadata(&log).unwrap().len();
+    let mut t = Tracker::new();
+    let mut asked = Vec::new();
+    let read = t
+        .read_file_stamped(&log, |meta| {
+            asked.push(meta.len());
+            Some("2026-11-25T10:00:00".to_owned())
+        })
+        .unwrap();
+    assert!(read);
+    assert_eq!(asked, [size], "asked once, with the open log's metadata");
+    assert_eq!(
+        t.activity().last_event_at.as_deref(),
+        Some("2026-11-25T10:00:00")
+    );
+    let again = t
+        .read_file_stamped(&log, |_| panic!("nothing new: no time needed"))
+        .unwrap();
+    assert!(!again);
+    let missing = dir.path().join("missing.jsonl");
+    assert!(!t.read_file_stamped(&missing, |_| panic!("no log")).unwrap());
+}
+
+#[test]
 fn a_replaced_or_shorter_log_is_read_from_its_start() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log.jsonl");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use activity::{Activity, Context, Tracker};
 use camino::{Utf8Path, Utf8PathBuf};
-use deploy_core::{AgentRecord, ExitStatus, TaskId};
+use deploy_core::{AgentId, AgentRecord, ExitStatus, TaskId};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -35,13 +35,14 @@ pub(crate) struct Book<'s> {
     services: &'s Services,
     task: TaskId,
     readers: BTreeMap<String, Tracker>,
+    /// The agents whose logs this look has read already ([`read_ahead`](Book::read_ahead)).
+    read: std::collections::HashSet<AgentId>,
     changed: bool,
 }
 
-/// The log's modification time, naive local ISO-8601 as the registry writes times.
-fn modified(path: &Utf8Path) -> Option<String> {
-    let at = fs_err::metadata(path).ok()?.modified().ok()?;
-    let local: chrono::DateTime<chrono::Local> = at.into();
+/// A log's modification time, naive local ISO-8601 as the registry writes times.
+fn modified(meta: &std::fs::Metadata) -> Option<String> {
+    let local: chrono::DateTime<chrono::Local> = meta.modified().ok()?.into();
     Some(
         local
             .naive_local()
@@ -69,7 +70,29 @@ impl<'s> Book<'s> {
             services,
             task: task.clone(),
             readers,
+            read: std::collections::HashSet::new(),
             changed: false,
+        }
+    }
+
+    /// Reads the logs of `agents` that have no recorded summary — what a look does while the
+    /// backend lists its sessions. [`of`](Self::of) then reads again only the logs of agents
+    /// that ended (their last lines may have come since).
+    pub(crate) fn read_ahead<'a>(&mut self, agents: impl IntoIterator<Item = &'a AgentRecord>) {
+        for record in agents {
+            if recorded(record).is_none() {
+                self.read_log(record);
+                self.read.insert(record.id.clone());
+            }
+        }
+    }
+
+    fn read_log(&mut self, record: &AgentRecord) {
+        let tracker = self.readers.entry(record.id.to_string()).or_default();
+        let log = super::output::log_file(self.services, &self.task, &record.id);
+        match tracker.read_file_stamped(log.as_std_path(), modified) {
+            Ok(read) => self.changed |= read,
+            Err(e) => tracing::warn!(agent = %record.id, "cannot read its log {log}: {e}"),
         }
     }
 
@@ -77,11 +100,7 @@ impl<'s> Book<'s> {
     /// with how its process ended (`ended`: `Some(success)`) if it did. Never an error: what
     /// cannot be read is logged, and the summary is what was read.
     pub(crate) fn of(&mut self, record: &AgentRecord, ended: Option<bool>) -> Seen {
-        if let Some(recorded) = record
-            .extra
-            .get(FIELD)
-            .and_then(|v| serde_json::from_value::<Activity>(v.clone()).ok())
-        {
+        if let Some(recorded) = recorded(record) {
             let cwd = record.extra.get(WORKDIR).and_then(Value::as_str);
             return Seen {
                 activity: recorded,
@@ -91,12 +110,10 @@ impl<'s> Book<'s> {
                 },
             };
         }
-        let tracker = self.readers.entry(record.id.to_string()).or_default();
-        let log = super::output::log_file(self.services, &self.task, &record.id);
-        match tracker.read_file(log.as_std_path(), modified(&log).as_deref()) {
-            Ok(read) => self.changed |= read,
-            Err(e) => tracing::warn!(agent = %record.id, "cannot read its log {log}: {e}"),
+        if ended.is_some() || !self.read.contains(&record.id) {
+            self.read_log(record);
         }
+        let tracker = self.readers.entry(record.id.to_string()).or_default();
         Seen {
             activity: tracker.settled(ended),
             context: tracker.context().clone(),
@@ -128,6 +145,14 @@ impl<'s> Book<'s> {
             tracing::warn!(task = %self.task, "cannot keep the places in its agents' logs at {path}: {e}");
         }
     }
+}
+
+/// The summary recorded with an ended agent.
+fn recorded(record: &AgentRecord) -> Option<Activity> {
+    record
+        .extra
+        .get(FIELD)
+        .and_then(|v| serde_json::from_value::<Activity>(v.clone()).ok())
 }
 
 /// Replaces `path` with the readers by rename (no fsync: a cache), or removes it if there are

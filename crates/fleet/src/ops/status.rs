@@ -94,11 +94,31 @@ pub(crate) fn run(
         Some(t) => vec![t.clone()],
         None => services.registry.task_ids()?,
     };
-    let sessions = sessions_by_name(env.backend)?;
+    // The backend lists its sessions — most of a look's time — while the registry is read
+    // and the agents' logs are read ahead, in no set order. Neither order records a wrong end:
+    // a look records only agents whose session it saw exited (one it did not list is shown
+    // missing, never recorded here), and reads the log of an agent found exited again.
+    let (sessions, read) = std::thread::scope(|s| {
+        let listing = s.spawn(|| sessions_by_name(env.backend));
+        let read = ids
+            .iter()
+            .map(|id| {
+                let snapshot = services.registry.read_task(id)?;
+                let mut book = activity::Book::open(services, id);
+                book.read_ahead(&snapshot.agents);
+                Ok((snapshot, book))
+            })
+            .collect::<Result<Vec<_>, Error>>();
+        let sessions = listing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (sessions, read)
+    });
+    let sessions = sessions?;
     let mut tasks = Vec::new();
-    for id in ids {
-        let mut snapshot = services.registry.read_task(&id)?;
-        let (mut agents, recorded) = observe(services, &env, &snapshot, &sessions);
+    for (mut snapshot, book) in read? {
+        let id = snapshot.id.clone();
+        let (mut agents, recorded) = observe(&env, &snapshot, &sessions, book);
         if let Some(only) = agent {
             agents.retain(|a| &a.agent_id == only);
         }
@@ -176,12 +196,11 @@ fn look(
 /// changed since `task` was read). An adopted agent is only looked at: reconcile records its
 /// end.
 fn observe(
-    services: &Services,
     env: &Deployer<'_>,
     task: &TaskSnapshot,
     sessions: &BTreeMap<SessionName, SessionListing>,
+    mut book: activity::Book<'_>,
 ) -> (Vec<AgentView>, bool) {
-    let mut book = activity::Book::open(services, &task.id);
     let mut views = Vec::new();
     let mut ended: Vec<(usize, Gone)> = Vec::new();
     for a in &task.agents {
