@@ -61,6 +61,12 @@ pub(crate) fn run() -> Result<(), String> {
     let table = crate::goals::table(&goals);
     md.push_str(&table);
     eprint!("{table}");
+    let not_met = crate::goals::not_met(&goals);
+    if !not_met.is_empty() {
+        md.push_str("\nWhere a goal is not met, what stands between the figure and its goal, and what was tried:\n\n");
+        md.push_str(&not_met);
+        eprint!("{not_met}");
+    }
 
     md.push_str("\n## Registry: JSON and SQLite side by side (issues 3 and 15)\n\n");
     md.push_str(
@@ -72,34 +78,40 @@ pub(crate) fn run() -> Result<(), String> {
     md.push_str(
         "`BEGIN IMMEDIATE` transaction, limits by two indexed queries, one insert) and one ",
     );
-    md.push_str("status update, with N agents already in the task, both in the same run.\n\n");
+    md.push_str("status update, with N agents already in the task, both in the same run; and a deployment's precheck, its limit check before anything exists (JSON: the file parsed by a registry made anew, nothing built from it; SQLite: two counts and two indexed lookups — both built every agent's record before, as a read of the task does).\n\n");
     md.push_str(
-        "| agents in the task | JSON register | SQLite register | JSON status update | SQLite status update | JSON file read + replaced, no parsing | Python server, status update |\n",
+        "| agents in the task | JSON register | SQLite register | JSON status update | SQLite status update | JSON file read + replaced, no parsing | Python server, status update | JSON precheck | SQLite precheck |\n",
     );
-    md.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (n, python) in PYTHON_STATUS_UPDATE_MS {
         let reg = estimate(&crit, &format!("registry/register/{n}"))?;
         let sreg = estimate(&crit, &format!("sqlite/register/{n}"))?;
         let upd = estimate(&crit, &format!("registry/status_update/{n}"))?;
         let supd = estimate(&crit, &format!("sqlite/status_update/{n}"))?;
         let floor = estimate(&crit, &format!("registry/rewrite_floor/{n}"))?;
+        let check = estimate(&crit, &format!("registry/precheck/{n}"))?;
+        let scheck = estimate(&crit, &format!("sqlite/precheck/{n}"))?;
         let python = python.map_or_else(|| "—".to_owned(), |p| format!("{p} ms"));
         let _ = writeln!(
             md,
-            "| {n} | {} | {} | {} | {} | {} | {python} |",
+            "| {n} | {} | {} | {} | {} | {} | {python} | {} | {} |",
             reg.show(),
             sreg.show(),
             upd.show(),
             supd.show(),
-            floor.show()
+            floor.show(),
+            check.show(),
+            scheck.show()
         );
     }
     let _ = writeln!(
         md,
-        "\nA read of a 10,000-agent task (`read_task`, every agent's record): JSON {}, SQLite {}; the same rows read and every entry parsed with nothing built from it: {}. An idle `fleet reconcile` over 1,000 sessions and 10,000 entries: JSON {}, SQLite {}.",
+        "\nA read of a 10,000-agent task (`read_task`, every agent's record): JSON {}, SQLite {}; the same rows alone: {}; the rows with every entry parsed, nothing built from it: {}; the rows with every entry built into its typed entry: {}. An idle `fleet reconcile` over 1,000 sessions and 10,000 entries: JSON {}, SQLite {}.",
         estimate(&crit, "registry/read/10000")?.show(),
         estimate(&crit, "sqlite/read/10000")?.show(),
+        estimate(&crit, "sqlite/read_rows/10000")?.show(),
         estimate(&crit, "sqlite/read_floor/10000")?.show(),
+        estimate(&crit, "sqlite/read_entries/10000")?.show(),
         p.reconcile_idle.show(),
         p.reconcile_idle_sqlite.show(),
     );
@@ -364,42 +376,72 @@ fn goals_rows(
     let lib = ns("deploy/library_deploy_to_live")?;
     let lib_floor = ns("deploy/raw_tmux_new_session_and_probe")?;
     let list = p.list_floor.mean();
-    let row = |what: &str, ms: f64, floor: Option<(&str, f64)>, goal: Goal| Row {
+    let row = |what: &str, ms: f64, floor: Option<(&str, f64)>, goal: Goal, why: &str| Row {
         what: what.to_owned(),
         ms,
         floor: floor.map(|(w, f)| (w.to_owned(), f)),
         goal,
+        why: why.to_owned(),
     };
+    let read_why = format!(
+        "building the records is the cost. The rows alone take {:.2} ms, the rows with every \
+         entry parsed {:.2} ms, the rows with every entry built into the registry's typed entry \
+         (each field the Python server wrote kept as a JSON value: about 25 allocations an \
+         agent) {:.2} ms — which is what the read costs. Tried: a deserializer written field by \
+         field instead of serde's `flatten` (37.6 → 33.1 ms on one machine). A record keeping \
+         those fields as raw text would come near the parse floor, but every reader of a task \
+         looks them up (status: each agent's activity summary, exit status and checkout), so it \
+         would move the cost, not remove it",
+        ns("sqlite/read_rows/10000")?,
+        ns("sqlite/read_floor/10000")?,
+        ns("sqlite/read_entries/10000")?,
+    );
     Ok(vec![
         row(
             "`fleet deploy`, whole process (issue 16)",
             p.deploy_fleet.mean(),
             Some(("new-session + probe, raw", p.deploy_raw.mean())),
             Goal::Ratio(1.5),
+            "what fleet adds to its tmux calls: its own process, the intent, the prompt file, \
+             the gate, the registration (two locks, two atomic writes, two fsyncs) and the \
+             confirmation (one spliced write, one fsync); see the deployment section",
         ),
         row(
             "`fleet deploy`, against the one tmux call it still makes",
             p.deploy_fleet.mean(),
             Some(("new-session, raw", p.deploy_start_only.mean())),
             Goal::Ratio(1.5),
+            "fleet probes the agent it started from its pane process (`/proc`) rather than by a \
+             second tmux call, so the one call left is compared alone here. Above it: fleet's own \
+             process start (exec, dynamic linking and argument parsing of a 13 MB binary: about \
+             what a tmux client's start costs), the registration's two atomic writes with their \
+             fsyncs and the confirmation's one (docs/FAULTS.md says what each protects), the \
+             intent and the prompt file. Tried without effect: fat LTO with one codegen unit, \
+             packed relative relocations. Left out on purpose: writing the intent while tmux \
+             starts — until the intent exists, a session nothing names is an orphan to a \
+             concurrent `fleet reconcile`, which would kill a deployment in flight",
         ),
         row(
             "`Deployer::deploy`, library (criterion)",
             lib,
             Some(("new-session + probe, raw", lib_floor)),
             Goal::Ratio(1.5),
+            "the intent, the prompt file, the gate and the registration's writes",
         ),
         row(
             "`fleet deploy --worktree`, 10,000 files (issue 13)",
             worktree.0.mean(),
             Some(("git worktree add + raw tmux", worktree.1.mean())),
             Goal::Ratio(1.3),
+            "git's own checkout is the floor; fleet adds the branch checks and the registration",
         ),
         row(
             "idle `fleet reconcile`, 1,000 sessions + 10,000 entries (issue 16)",
             p.reconcile_idle.mean(),
             Some(("its tmux listing, raw", list)),
             Goal::Millis(100.0),
+            "tmux's own listing of 1,000 sessions is most of it; the registry is read while \
+             tmux lists (`Registry::prefetch`)",
         ),
         row(
             "JSON status update at 10,000 agents (issue 16)",
@@ -409,12 +451,16 @@ fn goals_rows(
                 ns("registry/rewrite_floor/10000")?,
             )),
             Goal::Millis(20.0),
+            "the floor is the file itself: the Python server's format requires the task \
+             registry replaced whole, and the floor is only that (read, write, fsync, rename); \
+             fleet adds finding and parsing the one entry, and the locks",
         ),
         row(
             "SQLite status update at 100,000 agents (issue 15)",
             ns("sqlite/status_update/100000")?,
             Some(("JSON, same run", ns("registry/status_update/100000")?)),
             Goal::Millis(1.0),
+            "one indexed UPDATE in one transaction",
         ),
         row(
             "SQLite read of a 10,000-agent task (issue 15)",
@@ -424,30 +470,37 @@ fn goals_rows(
                 ns("sqlite/read_floor/10000")?,
             )),
             Goal::Millis(10.0),
+            &read_why,
         ),
         row(
             "SQLite idle `fleet reconcile`, 1,000 sessions + 10,000 entries (issue 15)",
             p.reconcile_idle_sqlite.mean(),
             Some(("its tmux listing, raw", list)),
             Goal::Millis(50.0),
+            "tmux's own listing of 1,000 sessions is most of it; the rosters are read while \
+             tmux lists",
         ),
         row(
             "`fleet status` of a 1,000-agent task (issue 16)",
             p.status_1000.mean(),
             Some(("its tmux listing, raw", list)),
             Goal::Millis(30.0),
+            "tmux's own listing of 1,000 sessions is most of it; the registry is read and the \
+             agents' logs are read ahead while tmux lists",
         ),
         row(
             "`fleet status`, 100 agents with 1 MB logs, later look (issue 14)",
             status.1.mean(),
             Some(("the first look", status.0.mean())),
             Goal::Millis(50.0),
+            "a later look reads only what each log gained since the last",
         ),
         row(
             "`fleet reconcile` of 1,000 stale agents (issue 12)",
             p.reconcile_stale.mean(),
             None,
             Goal::Millis(1000.0),
+            "one registry transaction for the task, one scan of `/proc` for the agents' processes",
         ),
     ])
 }

@@ -21,6 +21,9 @@ pub(crate) struct Row {
     /// What it is compared with, and its mean in milliseconds.
     pub(crate) floor: Option<(String, f64)>,
     pub(crate) goal: Goal,
+    /// Shown when the goal is not met: what stands between the figure and its goal, and what
+    /// was tried.
+    pub(crate) why: String,
 }
 
 impl Row {
@@ -28,7 +31,7 @@ impl Row {
         self.floor.as_ref().map(|(_, f)| self.ms / f)
     }
 
-    fn met(&self) -> bool {
+    pub(crate) fn met(&self) -> bool {
         match self.goal {
             Goal::Ratio(r) => self.ratio().is_some_and(|x| x <= r),
             Goal::Millis(m) => self.ms <= m,
@@ -57,6 +60,16 @@ pub(crate) fn table(rows: &[Row]) -> String {
             r.ms,
             if r.met() { "met" } else { "**not met**" }
         );
+    }
+    md
+}
+
+/// The rows whose goal is not met, each with why, as markdown paragraphs (empty when every goal
+/// is met).
+pub(crate) fn not_met(rows: &[Row]) -> String {
+    let mut md = String::new();
+    for r in rows.iter().filter(|r| !r.met()) {
+        let _ = writeln!(md, "- **{}** ({:.2} ms): {}", r.what, r.ms, r.why);
     }
     md
 }

@@ -19,7 +19,7 @@ use crate::guard::{
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentJournal, IntentRecord};
 use crate::layout::Layout;
-use crate::limits::{self, Candidate};
+use crate::limits::Candidate;
 use crate::prompt::{PromptStore, prompt_preview};
 use crate::record::{AgentRecord, Registration, TrackedFiles};
 use crate::registry::Registry;
@@ -342,19 +342,16 @@ impl<'a> Deployer<'a> {
         request
             .validate()
             .map_err(|e| early(Step::Validate, None, e))?;
-        let snapshot = self
-            .registry
-            .read_task(&task)
+        self.registry
+            .precheck(
+                &task,
+                Candidate {
+                    agent_type: &request.agent_type,
+                    parent: &request.parent,
+                    allow_duplicate: request.allow_duplicate,
+                },
+            )
             .map_err(|e| early(Step::Precheck, None, e))?;
-        limits::check(
-            &snapshot,
-            Candidate {
-                agent_type: &request.agent_type,
-                parent: &request.parent,
-                allow_duplicate: request.allow_duplicate,
-            },
-        )
-        .map_err(|e| early(Step::Precheck, None, e))?;
         let agent = match &request.agent {
             Some(chosen) => chosen.clone(),
             None => AgentId::generate(&request.agent_type)

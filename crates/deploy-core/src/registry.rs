@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::id::{AgentId, TaskId};
+use crate::limits::Candidate;
 use crate::record::{AgentRecord, Registration, StatusUpdate, TaskSnapshot, TaskSummary};
 use crate::roster::TaskRoster;
 use crate::task::{NewTask, RepairReport};
@@ -15,6 +16,7 @@ use crate::task::{NewTask, RepairReport};
 /// so a new implementation plugs in without touching the binary's operations.
 ///
 /// Contract for implementations: `register` checks every limit with [`crate::limits::check`]
+/// (or [`check_view`](crate::limits::check_view) on what it counts)
 /// and inserts the agent into the task and the global index as one atomic step under the lock,
 /// failing with [`Error::Limit`] when a limit refuses; `unregister` undoes exactly that and is
 /// `Ok(false)` for an agent that is not there; a method that returns `Err` changed nothing.
@@ -52,6 +54,14 @@ pub trait Registry: Send + Sync {
     ) -> Result<(), Error>;
     /// Reads one task.
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error>;
+    /// Checks the task's limits for `candidate` as they stand, and returns the depth it would
+    /// have: a deployment's cheap check before anything exists, outside any lock
+    /// ([`register`](Self::register) checks again, authoritatively). The default reads the
+    /// task whole ([`limits::check`](crate::limits::check)); an implementation that can count
+    /// without building every agent's record should.
+    fn precheck(&self, task: &TaskId, candidate: Candidate<'_>) -> Result<u32, Error> {
+        crate::limits::check(&self.read_task(task)?, candidate)
+    }
     /// Reads one task as reconcile needs it: every agent's id, status and checkout, and the
     /// active agents whole. The default takes it from [`read_task`](Self::read_task); an
     /// implementation that can read less should (reconcile reads every task, every time).

@@ -2,6 +2,7 @@
 //! typed; every other field is kept, in order, in `extra` and written back unchanged.
 
 use deploy_core::checkout::{CHECKOUT_FIELD, Checkout};
+use deploy_core::limits::{Candidate, LimitView};
 use deploy_core::{
     AgentId, AgentRecord, AgentStatus, AgentType, Limits, Parent, RosterEntry, SessionName, TaskId,
     TaskRoster, TaskSnapshot, TaskSummary,
@@ -220,35 +221,24 @@ impl TaskFile {
         }
     }
 
-    /// What a limit check needs — ids, types, parents, depths, statuses — without copying the
-    /// fields fleet does not interpret (prompt previews, tracked files...): registering into a
-    /// task of 10,000 agents checks its limits on every write.
-    pub fn limits_view(&self) -> TaskSnapshot {
-        TaskSnapshot {
-            id: self.task_id.clone(),
-            description: String::new(),
-            status: String::new(),
-            priority: String::new(),
-            created_at: String::new(),
-            workspace: String::new(),
+    /// What a limit check of `candidate` reads of the task ([`LimitView`]), counted over the
+    /// entries without copying any: registering into a task of 10,000 agents checks its
+    /// limits on every write.
+    pub fn limit_view(&self, candidate: Candidate<'_>) -> LimitView<'_> {
+        LimitView {
+            task: &self.task_id,
             limits: self.limits(),
-            agents: self
+            total: self.agents.len(),
+            active: self.agents.iter().filter(|a| a.status.is_active()).count(),
+            active_of_type: self
                 .agents
                 .iter()
-                .map(|a| AgentRecord {
-                    id: a.id.clone(),
-                    agent_type: a.agent_type.clone(),
-                    session: a.tmux_session.clone(),
-                    parent: a.parent.clone(),
-                    depth: a.depth,
-                    status: a.status.clone(),
-                    started_at: String::new(),
-                    confirmed: false,
-                    placement: None,
-                    extra: Map::new(),
-                })
-                .collect(),
-            extra: Map::new(),
+                .find(|a| a.status.is_active() && &a.agent_type == candidate.agent_type)
+                .map(|a| a.id.clone()),
+            parent_depth: match candidate.parent {
+                Parent::Orchestrator => None,
+                Parent::Agent(parent) => self.agent(parent).map(|a| a.depth),
+            },
         }
     }
 

@@ -340,7 +340,7 @@ impl Registry for JsonRegistry {
                 }
                 .into());
             }
-            let depth = limits::check(&task.limits_view(), Candidate::of(r))?;
+            let depth = limits::check_view(&task.limit_view(Candidate::of(r)), Candidate::of(r))?;
             let entry = shape::new_entry(r, depth);
             let record = entry.record();
             task.agents.push(entry);
@@ -439,6 +439,13 @@ impl Registry for JsonRegistry {
             .parsed
             .snapshot(&self.layout.task_registry(task))?
             .ok_or_else(|| Error::Core(deploy_core::Error::UnknownTask(task.clone())))?)
+    }
+
+    /// Counted on the task file as parsed (once per version of the file: see `cache`), with no
+    /// record built from it.
+    fn precheck(&self, task: &TaskId, candidate: Candidate<'_>) -> Result<u32, deploy_core::Error> {
+        let file = self.task_file(task)?;
+        limits::check_view(&file.limit_view(candidate), candidate)
     }
 
     /// Ended agents are skipped, not built: one light pass over the file (the `roster` module).

@@ -13,6 +13,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     BatchSize, BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main,
 };
+use deploy_core::limits::Candidate;
 use deploy_core::{
     AgentId, AgentStatus, AgentType, Layout, Limits, Parent, Registration, Registry, SessionName,
     StatusUpdate, TaskId, timestamp,
@@ -117,7 +118,26 @@ fn fresh(f: &Fixture) -> Registration {
     }
 }
 
+/// A deployment's limit check before anything exists, for a new agent of the fixture's type.
+fn precheck(registry: &dyn Registry, f: &Fixture) -> u32 {
+    let agent_type = AgentType::parse("worker").unwrap();
+    let candidate = Candidate {
+        agent_type: &agent_type,
+        parent: &Parent::Orchestrator,
+        allow_duplicate: true,
+    };
+    registry.precheck(&f.task, candidate).unwrap()
+}
+
 fn json_benches(group: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: usize) {
+    // As a deployment pays it: a registry made anew (nothing parsed yet), the file parsed.
+    group.bench_with_input(BenchmarkId::new("precheck", n), &n, |b, _| {
+        b.iter_batched(
+            || JsonRegistry::new(f.layout.clone()),
+            |r| precheck(&r, f),
+            BatchSize::PerIteration,
+        );
+    });
     group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
         b.iter_batched(
             || {
@@ -155,6 +175,9 @@ fn json_benches(group: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: usize)
 }
 
 fn sqlite_benches(group: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: usize) {
+    group.bench_with_input(BenchmarkId::new("precheck", n), &n, |b, _| {
+        b.iter(|| precheck(&f.sqlite, f));
+    });
     group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
         b.iter_batched(
             || {
@@ -197,6 +220,37 @@ fn sqlite_benches(group: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: usiz
                 }
                 // n, and the one the register bench left when run once as a test.
                 assert!(count >= n, "{count} rows");
+            });
+        });
+        // Where the rest goes: the rows alone (each entry's text copied out), and the rows
+        // with each entry built into the registry's typed entry (`AgentEntry`: every field the
+        // Python server wrote kept as a JSON value) — what `read` does before it assembles the
+        // snapshot.
+        let rows = |f: &Fixture, each: &mut dyn FnMut(&str)| {
+            let mut stmt = db
+                .prepare_cached("SELECT entry FROM agents WHERE task_id = ?1 ORDER BY seq")
+                .unwrap();
+            let mut rows = stmt.query([f.task.as_str()]).unwrap();
+            while let Some(row) = rows.next().unwrap() {
+                each(row.get_ref(0).unwrap().as_str().unwrap());
+            }
+        };
+        group.bench_with_input(BenchmarkId::new("read_rows", n), &n, |b, _| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(n + 1);
+                rows(f, &mut |text| out.push(text.to_owned()));
+                assert!(out.len() >= n);
+                out
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("read_entries", n), &n, |b, _| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(n + 1);
+                rows(f, &mut |text| {
+                    out.push(serde_json::from_str::<AgentEntry>(text).unwrap());
+                });
+                assert!(out.len() >= n);
+                out
             });
         });
     }

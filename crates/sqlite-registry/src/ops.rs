@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use deploy_core::limits::{self, Candidate, LimitView};
+use deploy_core::limits::{self, Candidate};
 use deploy_core::{
     AgentId, AgentRecord, NewTask, Registration, Registry, RepairReport, StatusUpdate, TaskId,
     TaskRoster, TaskSnapshot, TaskSummary,
 };
 use registry::format::TaskFile;
 use registry::{CONFIRMED, shape};
-use rusqlite::OptionalExtension;
 use serde_json::{Map, Value, json};
 
 use crate::store::insert_agent;
@@ -40,60 +39,21 @@ impl Registry for SqliteRegistry {
                 }
                 .into());
             }
-            let total: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM agents WHERE task_id = ?1",
-                    [r.task.as_str()],
-                    |row| row.get(0),
-                )
-                .map_err(q)?;
-            let active: i64 = tx
-                .query_row(
-                    "SELECT COUNT(*) FROM agents WHERE task_id = ?1 AND active = 1",
-                    [r.task.as_str()],
-                    |row| row.get(0),
-                )
-                .map_err(q)?;
-            let active_of_type: Option<String> = tx
-                .query_row(
-                    "SELECT id FROM agents WHERE task_id = ?1 AND active = 1 AND agent_type = ?2
-                     ORDER BY seq LIMIT 1",
-                    [r.task.as_str(), r.agent_type.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(q)?;
-            let active_of_type = active_of_type
-                .map(|id| AgentId::parse(&id))
-                .transpose()
-                .map_err(|e| Error::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("an agent's row: {e}"),
-                })?;
-            let parent_depth = match &r.parent {
-                deploy_core::Parent::Orchestrator => None,
-                deploy_core::Parent::Agent(p) => tx
-                    .query_row(
-                        "SELECT depth FROM agents WHERE id = ?1 AND task_id = ?2",
-                        [p.as_str(), r.task.as_str()],
-                        |row| row.get::<_, u32>(0),
-                    )
-                    .optional()
-                    .map_err(q)?,
-            };
-            let view = LimitView {
-                task: &r.task,
-                limits: file.limits(),
-                total: usize::try_from(total).unwrap_or(usize::MAX),
-                active: usize::try_from(active).unwrap_or(usize::MAX),
-                active_of_type,
-                parent_depth,
-            };
+            let view = self.limit_view(tx, &r.task, &file, Candidate::of(r))?;
             let depth = limits::check_view(&view, Candidate::of(r))?;
             let entry = shape::new_entry(r, depth);
             let indexed = serde_json::to_value(shape::index_entry(r)).unwrap_or(Value::Null);
             insert_agent(tx, &r.task, &entry, &indexed).map_err(q)?;
             Ok(entry.into_record())
+        })?)
+    }
+
+    /// Two counts and two indexed lookups in one read transaction: no agent is read.
+    fn precheck(&self, task: &TaskId, candidate: Candidate<'_>) -> Core<u32> {
+        Ok(self.transact(false, |tx| {
+            let file = self.stored_task(tx, task)?;
+            let view = self.limit_view(tx, task, &file, candidate)?;
+            Ok(limits::check_view(&view, candidate)?)
         })?)
     }
 

@@ -1,7 +1,8 @@
 //! Rows: the transaction every operation runs in, and how tasks and agents are read from and
 //! written to their rows.
 
-use deploy_core::{AgentId, NewTask, TaskId, timestamp};
+use deploy_core::limits::{Candidate, LimitView};
+use deploy_core::{AgentId, NewTask, Parent, TaskId, timestamp};
 use registry::format::{AgentEntry, TaskFile};
 use registry::shape;
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
@@ -55,6 +56,61 @@ impl SqliteRegistry {
             .map_err(|e| self.err(e))?;
         let file = file.ok_or_else(|| deploy_core::Error::UnknownTask(task.clone()))?;
         serde_json::from_str(&file).map_err(|e| Error::stored(&self.path, "a task's file", &e))
+    }
+
+    /// What a limit check of `candidate` reads of `task` (whose stored file is `file`),
+    /// counted by the database: two counts and two indexed lookups, no agent read.
+    pub(crate) fn limit_view<'t>(
+        &self,
+        tx: &Transaction<'_>,
+        task: &'t TaskId,
+        file: &TaskFile,
+        candidate: Candidate<'_>,
+    ) -> Result<LimitView<'t>, Error> {
+        let q = |e| self.err(e);
+        let count = |sql: &str| -> Result<usize, Error> {
+            let n: i64 = tx
+                .query_row(sql, [task.as_str()], |row| row.get(0))
+                .map_err(q)?;
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        let total = count("SELECT COUNT(*) FROM agents WHERE task_id = ?1")?;
+        let active = count("SELECT COUNT(*) FROM agents WHERE task_id = ?1 AND active = 1")?;
+        let active_of_type: Option<String> = tx
+            .query_row(
+                "SELECT id FROM agents WHERE task_id = ?1 AND active = 1 AND agent_type = ?2
+                 ORDER BY seq LIMIT 1",
+                [task.as_str(), candidate.agent_type.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(q)?;
+        let active_of_type = active_of_type
+            .map(|id| AgentId::parse(&id))
+            .transpose()
+            .map_err(|e| Error::Corrupt {
+                path: self.path.clone(),
+                message: format!("an agent's row: {e}"),
+            })?;
+        let parent_depth = match candidate.parent {
+            Parent::Orchestrator => None,
+            Parent::Agent(p) => tx
+                .query_row(
+                    "SELECT depth FROM agents WHERE id = ?1 AND task_id = ?2",
+                    [p.as_str(), task.as_str()],
+                    |row| row.get::<_, u32>(0),
+                )
+                .optional()
+                .map_err(q)?,
+        };
+        Ok(LimitView {
+            task,
+            limits: file.limits(),
+            total,
+            active,
+            active_of_type,
+            parent_depth,
+        })
     }
 
     /// Every agent entry of `task`, in registration order.

@@ -22,7 +22,7 @@ use serde_json::{Map, json};
 /// Runs every behaviour below, each against a registry `make` makes in a new temporary
 /// workspace.
 pub fn registry<R: Registry>(make: impl Fn(Layout) -> R) {
-    let behaviours: [fn(&R); 8] = [
+    let behaviours: [fn(&R); 9] = [
         round_trip,
         unknown_ids,
         exact_unregister,
@@ -31,6 +31,7 @@ pub fn registry<R: Registry>(make: impl Fn(Layout) -> R) {
         concurrent_updates_lose_nothing,
         dry_run_repair_changes_nothing,
         roster_says_what_read_task_says,
+        precheck_decides_as_a_whole_read,
     ];
     for behaviour in behaviours {
         let (_dir, layout) = temp_workspace();
@@ -442,6 +443,78 @@ pub fn roster_says_what_read_task_says(r: &impl Registry) {
     let roster = r.roster(&task).unwrap_or_else(|e| panic!("roster: {e}"));
     let whole = TaskRoster::of(r.read_task(&task).unwrap_or_else(|e| panic!("{e}")));
     assert_eq!(*roster, whole, "roster: as read_task");
+}
+
+/// `precheck` decides every candidate as [`limits::check`](deploy_core::limits::check) on the
+/// task read whole: the depth, or the same refusal — through a task filling up, a parent
+/// ending, unknown parents and an unknown task.
+pub fn precheck_decides_as_a_whole_read(r: &impl Registry) {
+    use deploy_core::limits::{Candidate, check};
+    let task = new_task(
+        r,
+        Limits {
+            max_agents: 5,
+            max_concurrent: 3,
+            max_depth: 2,
+        },
+    );
+    let types =
+        ["lead", "child", "other"].map(|t| AgentType::parse(t).unwrap_or_else(|e| panic!("{e}")));
+    let same = |step: &str| {
+        let whole = r
+            .read_task(&task)
+            .unwrap_or_else(|e| panic!("precheck: read_task: {e}"));
+        let mut parents = vec![
+            Parent::Orchestrator,
+            Parent::parse("nobody-000000-000000").unwrap_or_else(|e| panic!("{e}")),
+        ];
+        parents.extend(whole.agents.iter().map(|a| Parent::Agent(a.id.clone())));
+        for agent_type in &types {
+            for parent in &parents {
+                for allow_duplicate in [false, true] {
+                    let candidate = Candidate {
+                        agent_type,
+                        parent,
+                        allow_duplicate,
+                    };
+                    let expected = format!("{:?}", check(&whole, candidate));
+                    let got = format!("{:?}", r.precheck(&task, candidate));
+                    assert_eq!(
+                        got, expected,
+                        "precheck, {step}: {agent_type} under {parent}, duplicates {allow_duplicate}"
+                    );
+                }
+            }
+        }
+    };
+    same("empty task");
+    let lead = register(r, &registration(&task, "lead", Parent::Orchestrator));
+    same("one lead");
+    let child = register(
+        r,
+        &registration(&task, "child", Parent::Agent(lead.clone())),
+    );
+    same("a child at the depth limit");
+    register(r, &registration(&task, "other", Parent::Orchestrator));
+    same("the concurrency limit reached");
+    r.update_status(&task, &lead, &StatusUpdate::now(AgentStatus::Completed))
+        .unwrap_or_else(|e| panic!("{e}"));
+    r.update_status(&task, &child, &StatusUpdate::now(AgentStatus::Error))
+        .unwrap_or_else(|e| panic!("{e}"));
+    same("the lead and its child ended");
+    register(r, &registration(&task, "lead", Parent::Orchestrator));
+    register(r, &registration(&task, "child", Parent::Orchestrator));
+    same("the total limit reached");
+    let unknown = TaskId::parse("TASK-20260101-000000-00000000").unwrap_or_else(|e| panic!("{e}"));
+    let candidate = Candidate {
+        agent_type: &types[0],
+        parent: &Parent::Orchestrator,
+        allow_duplicate: false,
+    };
+    assert!(
+        matches!(r.precheck(&unknown, candidate), Err(Error::UnknownTask(t)) if t == unknown),
+        "precheck: an unknown task is named"
+    );
 }
 
 /// With a task and an agent in the storage of `r` and `r` closed, `damage` damages that storage
