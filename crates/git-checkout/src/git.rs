@@ -158,6 +158,38 @@ pub(crate) fn end_stragglers(tag: &str) {
     }
 }
 
+/// Removes `<common dir>/refs/heads/<branch>.lock` of the repository at `repo`, when `branch` is
+/// a fleet branch (`fleet/<agent id>`) and the lock is there: the lock of a git that died
+/// holding it — SIGKILL, a crash of the machine, or a signal between its creating the lock
+/// and registering it for removal — which fails every later `git branch -D` of the branch.
+/// Call it only once no process tagged with `branch` is left ([`end_stragglers`]) and a `git
+/// branch -D` still met the lock after its retries: nothing of fleet's is at work on the
+/// branch then, and only fleet works on its branches. Whether a lock was removed.
+pub(crate) fn remove_stale_ref_lock(repo: &Utf8Path, branch: &str) -> Result<bool, Error> {
+    let Some(agent) = branch.strip_prefix(deploy_core::checkout::BRANCH_PREFIX) else {
+        return Ok(false);
+    };
+    if deploy_core::AgentId::parse(agent).is_err() {
+        return Ok(false);
+    }
+    let common = stdout(
+        repo,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+        None,
+    )?;
+    let lock = Utf8Path::new(common.trim())
+        .join("refs/heads")
+        .join(format!("{branch}.lock"));
+    match fs_err::remove_file(&lock) {
+        Ok(()) => {
+            tracing::warn!(%lock, "removed the stale lock of branch {branch}: no git is at work on it");
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_conflict_message;

@@ -193,7 +193,15 @@ impl GitCheckouts {
         }
         if let Some(branch) = branch {
             let args = ["branch", "-D", "--", branch];
-            let out = git::run(repo, &args, None)?;
+            let mut out = git::run(repo, &args, None)?;
+            if !out.status.success() && git::is_lock_conflict(&out) {
+                // Still locked after every retry, with no git of fleet's left at work on the
+                // branch: a lock its holder left when it died.
+                git::end_stragglers(branch);
+                if git::remove_stale_ref_lock(repo, branch)? {
+                    out = git::run(repo, &args, None)?;
+                }
+            }
             if out.status.success() {
                 existed = true;
             } else if !git::first_line(&out).contains("not found") {

@@ -341,6 +341,31 @@ fn a_straggler_holding_the_branchs_lock_leaves_no_lock_behind() {
 }
 
 #[test]
+fn a_lock_its_git_left_when_it_died_is_removed_with_the_branch() {
+    // CI found it: 200 deployments killed at random instants left one
+    // `refs/heads/fleet/<agent>.lock` that no process held, and reconcile's `git branch -D`
+    // failed on it for good. A SIGKILLed git leaves such a lock, as does one that dies between
+    // creating it and registering it for removal; here it is made by hand.
+    let r = repo();
+    let plan = r.plan("stale-1");
+    git(&r.repo, &["branch", "--", &plan.branch, "HEAD"]);
+    let lock = r.repo.join(format!(".git/refs/heads/{}.lock", plan.branch));
+    fs_err::write(&lock, "").unwrap();
+    let other = r.repo.join(".git/refs/heads/main.lock");
+    fs_err::write(&other, "").unwrap();
+    GitCheckouts
+        .discard(&r.repo, Some(&plan.branch), None)
+        .unwrap();
+    assert!(!lock.exists(), "the stale lock of fleet's branch is gone");
+    assert!(
+        other.exists(),
+        "a lock of a branch fleet did not make is left alone"
+    );
+    fs_err::remove_file(&other).unwrap();
+    assert_eq!(r.lists().1.trim(), "* main", "the branch is gone");
+}
+
+#[test]
 fn a_straggler_that_ignores_sigterm_gets_sigkill() {
     let r = repo();
     let plan = r.plan("stubborn-1");

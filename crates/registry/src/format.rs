@@ -8,9 +8,9 @@ use deploy_core::{
     TaskRoster, TaskSnapshot, TaskSummary,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::fields::deserialize_with_extra;
-use serde_json::{Map, Value};
 
 /// `<root>/<task_id>/AGENT_REGISTRY.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
