@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::id::{AgentId, AgentType, TaskId};
-use crate::record::{Parent, Registration, TaskSnapshot};
+use crate::record::{AgentStatus, Parent, Registration, TaskSnapshot};
 
 /// The limits of one task, with the Python server's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +109,55 @@ pub struct LimitView<'a> {
     pub parent_depth: Option<u32>,
 }
 
+/// What [`LimitView::count`] reads of one agent.
+#[derive(Debug, Clone, Copy)]
+pub struct Counted<'a> {
+    /// Its id.
+    pub id: &'a AgentId,
+    /// Its type.
+    pub agent_type: &'a AgentType,
+    /// Its status.
+    pub status: &'a AgentStatus,
+    /// Its depth.
+    pub depth: u32,
+}
+
+impl<'a> LimitView<'a> {
+    /// The view of a task whose agents are `agents`, in registration order, for `candidate`:
+    /// counted in one pass over whatever form a registry holds them in.
+    pub fn count<'b>(
+        task: &'a TaskId,
+        limits: Limits,
+        agents: impl IntoIterator<Item = Counted<'b>>,
+        candidate: Candidate<'_>,
+    ) -> Self {
+        let mut view = LimitView {
+            task,
+            limits,
+            total: 0,
+            active: 0,
+            active_of_type: None,
+            parent_depth: None,
+        };
+        for a in agents {
+            view.total += 1;
+            if a.status.is_active() {
+                view.active += 1;
+                if view.active_of_type.is_none() && a.agent_type == candidate.agent_type {
+                    view.active_of_type = Some(a.id.clone());
+                }
+            }
+            if let Parent::Agent(parent) = candidate.parent
+                && view.parent_depth.is_none()
+                && parent == a.id
+            {
+                view.parent_depth = Some(a.depth);
+            }
+        }
+        view
+    }
+}
+
 impl<'a> Candidate<'a> {
     /// The agent `registration` registers, as every registry checks it.
     pub fn of(registration: &'a Registration) -> Self {
@@ -122,22 +171,13 @@ impl<'a> Candidate<'a> {
 
 /// Checks every limit of `task` for `candidate` and returns the depth it would have.
 pub fn check(task: &TaskSnapshot, candidate: Candidate<'_>) -> Result<u32, Error> {
-    let parent_depth = match candidate.parent {
-        Parent::Orchestrator => None,
-        Parent::Agent(parent) => task.agent(parent).map(|p| p.depth),
-    };
-    let view = LimitView {
-        task: &task.id,
-        limits: task.limits,
-        total: task.agents.len(),
-        active: task.active_count(),
-        active_of_type: task
-            .agents
-            .iter()
-            .find(|a| a.status.is_active() && &a.agent_type == candidate.agent_type)
-            .map(|a| a.id.clone()),
-        parent_depth,
-    };
+    let agents = task.agents.iter().map(|a| Counted {
+        id: &a.id,
+        agent_type: &a.agent_type,
+        status: &a.status,
+        depth: a.depth,
+    });
+    let view = LimitView::count(&task.id, task.limits, agents, candidate);
     check_view(&view, candidate)
 }
 

@@ -2,7 +2,7 @@
 //! typed; every other field is kept, in order, in `extra` and written back unchanged.
 
 use deploy_core::checkout::{CHECKOUT_FIELD, Checkout};
-use deploy_core::limits::{Candidate, LimitView};
+use deploy_core::limits::{Candidate, Counted, LimitView};
 use deploy_core::{
     AgentId, AgentRecord, AgentStatus, AgentType, Limits, Parent, RosterEntry, SessionName, TaskId,
     TaskRoster, TaskSnapshot, TaskSummary,
@@ -225,21 +225,13 @@ impl TaskFile {
     /// entries without copying any: registering into a task of 10,000 agents checks its
     /// limits on every write.
     pub fn limit_view(&self, candidate: Candidate<'_>) -> LimitView<'_> {
-        LimitView {
-            task: &self.task_id,
-            limits: self.limits(),
-            total: self.agents.len(),
-            active: self.agents.iter().filter(|a| a.status.is_active()).count(),
-            active_of_type: self
-                .agents
-                .iter()
-                .find(|a| a.status.is_active() && &a.agent_type == candidate.agent_type)
-                .map(|a| a.id.clone()),
-            parent_depth: match candidate.parent {
-                Parent::Orchestrator => None,
-                Parent::Agent(parent) => self.agent(parent).map(|a| a.depth),
-            },
-        }
+        let agents = self.agents.iter().map(|a| Counted {
+            id: &a.id,
+            agent_type: &a.agent_type,
+            status: &a.status,
+            depth: a.depth,
+        });
+        LimitView::count(&self.task_id, self.limits(), agents, candidate)
     }
 
     /// The roster ([`TaskRoster`]): only the active agents' entries copied whole.

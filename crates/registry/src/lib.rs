@@ -340,7 +340,8 @@ impl Registry for JsonRegistry {
                 }
                 .into());
             }
-            let depth = limits::check_view(&task.limit_view(Candidate::of(r)), Candidate::of(r))?;
+            let candidate = Candidate::of(r);
+            let depth = limits::check_view(&task.limit_view(candidate), candidate)?;
             let entry = shape::new_entry(r, depth);
             let record = entry.record();
             task.agents.push(entry);
