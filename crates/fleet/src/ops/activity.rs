@@ -80,7 +80,8 @@ impl<'s> Book<'s> {
     /// that ended (their last lines may have come since).
     pub(crate) fn read_ahead<'a>(&mut self, agents: impl IntoIterator<Item = &'a AgentRecord>) {
         for record in agents {
-            if recorded(record).is_none() {
+            // Only a look at the field: one whose summary does not parse is read by `of`.
+            if !record.extra.contains_key(FIELD) {
                 self.read_log(record);
                 self.read.insert(record.id.clone());
             }
