@@ -2,6 +2,8 @@
 //! its environment cleared of what would point it elsewhere — and tagged, so a git command a
 //! killed deployer left running can be found and ended ([`end_stragglers`]).
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -46,8 +48,40 @@ pub(crate) fn command(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Comma
 }
 
 /// Runs `c` and returns its output, whatever its status.
+///
+/// Its stdout and stderr are anonymous files, not pipes: a git whose deployer was SIGKILLed
+/// writes on into them and finishes. Into a pipe it would die of the broken pipe — git resets
+/// SIGPIPE to its default before raising it, so its lock files stay: CI's 200 killed
+/// `--worktree` deployments met a `packed-refs.lock` so left, which blocks every ref deletion
+/// in the repository.
 pub(crate) fn output(mut c: Command) -> Result<Output, Error> {
-    c.output().map_err(Error::NoGit)
+    let (stdout, stderr) = (anonymous()?, anonymous()?);
+    let status = c
+        .stdout(stdout.try_clone()?)
+        .stderr(stderr.try_clone()?)
+        .status()
+        .map_err(Error::NoGit)?;
+    Ok(Output {
+        status,
+        stdout: read_back(stdout)?,
+        stderr: read_back(stderr)?,
+    })
+}
+
+/// A file in memory only, closed on exec (the child gets its own descriptor of it).
+fn anonymous() -> std::io::Result<File> {
+    Ok(File::from(rustix::fs::memfd_create(
+        "fleet-git",
+        rustix::fs::MemfdFlags::CLOEXEC,
+    )?))
+}
+
+/// What was written into `file`, from its start.
+fn read_back(mut file: File) -> std::io::Result<Vec<u8>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The first line of what a failed command printed on stderr.
@@ -112,22 +146,28 @@ pub(crate) fn stdout(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Result
     }
 }
 
+/// How long stragglers have to finish by themselves before they get SIGTERM.
+const FINISH_GRACE: Duration = Duration::from_secs(5);
 /// How long a straggler has, after SIGTERM, before it gets SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(1);
 /// How long [`end_stragglers`] keeps at it in all.
-const STRAGGLERS_DEADLINE: Duration = Duration::from_secs(5);
+const STRAGGLERS_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Ends every process tagged with `tag` — git commands a SIGKILLed deployer started, which run
 /// on after it — and waits until none is left, so that nothing recreates what is removed next.
 ///
-/// SIGTERM first: git removes its lock files and a half-made worktree on it, where a SIGKILLed
-/// git leaves `refs/heads/<branch>.lock` behind (a `git reset --hard` inside `git worktree add`
-/// holds the branch's lock), and every later `git branch -D` of the branch then fails. SIGKILL
-/// for a process still there after [`TERM_GRACE`]. The tagged processes are looked for again
-/// until none is found: a git forks its children (hooks, `reset --hard`) with the tag.
+/// They are let finish first, for up to [`FINISH_GRACE`]: a git interrupted half-way can leave
+/// a lock behind even on SIGTERM — CI's 200 killed `--worktree` deployments met a
+/// `packed-refs.lock` that a `git worktree add` and its child left when they were SIGTERMed,
+/// which blocks every ref deletion in the repository — while one that finishes releases its
+/// locks, and the rollback removes what it made. One still running then (a hook that hangs)
+/// gets SIGTERM, on which git removes its lock files where it can, and SIGKILL after
+/// [`TERM_GRACE`]. The tagged processes are looked for again until none is found: a git forks
+/// its children (hooks, `reset --hard`) with the tag.
 pub(crate) fn end_stragglers(tag: &str) {
     let start = std::time::Instant::now();
     let mut termed: Vec<(procs::Proc, std::time::Instant)> = Vec::new();
+    let mut pause = Duration::from_millis(2);
     while start.elapsed() < STRAGGLERS_DEADLINE {
         let found: Vec<procs::Proc> = procs::all()
             .into_values()
@@ -136,25 +176,29 @@ pub(crate) fn end_stragglers(tag: &str) {
         if found.is_empty() {
             return;
         }
-        for p in found {
-            let Some(handle) = procs::Handle::open(&p) else {
-                continue;
-            };
-            match termed
-                .iter()
-                .find(|(t, _)| t.pid == p.pid && t.start_time == p.start_time)
-            {
-                None => {
-                    handle.signal(15);
-                    termed.push((p, std::time::Instant::now()));
+        if start.elapsed() >= FINISH_GRACE {
+            for p in found {
+                let Some(handle) = procs::Handle::open(&p) else {
+                    continue;
+                };
+                match termed
+                    .iter()
+                    .find(|(t, _)| t.pid == p.pid && t.start_time == p.start_time)
+                {
+                    None => {
+                        handle.signal(15);
+                        termed.push((p, std::time::Instant::now()));
+                    }
+                    Some((_, at)) if at.elapsed() >= TERM_GRACE => {
+                        handle.signal(9);
+                    }
+                    Some(_) => {}
                 }
-                Some((_, at)) if at.elapsed() >= TERM_GRACE => {
-                    handle.signal(9);
-                }
-                Some(_) => {}
             }
         }
-        std::thread::sleep(Duration::from_millis(2));
+        // Each look scans every process: less often while they are let finish.
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

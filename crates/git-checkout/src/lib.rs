@@ -195,9 +195,8 @@ impl GitCheckouts {
             let args = ["branch", "-D", "--", branch];
             let mut out = git::run(repo, &args, None)?;
             if !out.status.success() && git::is_lock_conflict(&out) {
-                // Still locked after every retry, with no git of fleet's left at work on the
-                // branch: a lock its holder left when it died.
-                git::end_stragglers(branch);
+                // Still locked after every retry, with the stragglers ended above: a lock its
+                // holder left when it died.
                 if git::remove_stale_ref_lock(repo, branch)? {
                     out = git::run(repo, &args, None)?;
                 }
