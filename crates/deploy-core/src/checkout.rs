@@ -138,10 +138,7 @@ pub struct Checkout {
 impl Checkout {
     /// The checkout recorded with `record`, if it has one.
     pub fn of(record: &AgentRecord) -> Option<Checkout> {
-        record
-            .extra
-            .get(CHECKOUT_FIELD)
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        record.extra.parse(CHECKOUT_FIELD)
     }
 
     /// As recorded in the registry.

@@ -111,8 +111,10 @@ pub mod backend;
 pub mod checkout;
 mod deploy;
 mod error;
+pub mod extra;
 pub mod failpoints;
 mod failure;
+mod fields;
 pub mod guard;
 pub mod id;
 pub mod journal;
@@ -138,6 +140,7 @@ pub use checkout::{
 };
 pub use deploy::{AnyDeployment, Deployer, Live, PromptWritten, Registered, SessionStarted};
 pub use error::{BoxError, Error};
+pub use extra::Extra;
 pub use failpoints::failpoint;
 pub use failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure, Resource, Step};
 pub use id::{AgentId, AgentType, IdKind, SessionName, TaskId};
@@ -154,6 +157,10 @@ pub use request::{DEFAULT_STARTUP_GRACE, DeployRequest};
 pub use roster::{RosterEntry, TaskRoster};
 pub use task::{IndexRepair, NewTask, RepairReport, TaskContext};
 pub use whereabouts::Whereabouts;
+
+/// serde, for [`deserialize_with_extra!`]'s expansion in other crates.
+#[doc(hidden)]
+pub use serde as __serde;
 
 /// Now as the Python server wrote times: naive local ISO-8601 with microseconds.
 pub fn timestamp() -> String {

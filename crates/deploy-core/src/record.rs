@@ -6,6 +6,7 @@ use camino::Utf8PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::extra::Extra;
 use crate::id::{AgentId, AgentType, SessionName, TaskId};
 use crate::limits::Limits;
 
@@ -220,7 +221,7 @@ pub struct Registration {
 }
 
 /// An agent as a registry holds it. Serialized with the Python server's field names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentRecord {
     /// Its id.
     pub id: AgentId,
@@ -258,10 +259,23 @@ pub struct AgentRecord {
     )]
     pub placement: Option<String>,
     /// Every field fleet does not interpret (`progress`, `last_update`, `prompt`,
-    /// `tracked_files`, `completed_at`, ...), kept as the registry holds it.
+    /// `tracked_files`, `completed_at`, ...), kept as the registry holds it: each as its JSON
+    /// text, parsed when asked for.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
+
+crate::deserialize_with_extra!(AgentRecord {
+    id: "id",
+    agent_type: "type",
+    session: "tmux_session",
+    parent: "parent",
+    depth: "depth",
+    status: "status",
+    started_at: "started_at",
+    confirmed: "fleet_confirmed" = false,
+    placement: "fleet_placement" = None,
+});
 
 /// Parent to children of `agents` (each agent's parent and id, in registration order), with
 /// `orchestrator` always present: the Python server's `agent_hierarchy`, as every registry

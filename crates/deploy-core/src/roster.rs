@@ -73,14 +73,14 @@ mod tests {
     use super::*;
     use crate::id::{AgentType, SessionName};
     use crate::record::Parent;
-    use serde_json::{Map, json};
+    use serde_json::json;
 
     fn record(id: &str, status: AgentStatus) -> AgentRecord {
         let id = AgentId::parse(id).expect("valid id");
-        let mut extra = Map::new();
+        let mut extra = crate::Extra::new();
         extra.insert(
-            crate::checkout::CHECKOUT_FIELD.into(),
-            json!({"repo": "/r", "base": "main", "base_ref": "abc", "branch": format!("fleet/{id}"),
+            crate::checkout::CHECKOUT_FIELD,
+            &json!({"repo": "/r", "base": "main", "base_ref": "abc", "branch": format!("fleet/{id}"),
                    "path": "/w", "state": "active"}),
         );
         AgentRecord {

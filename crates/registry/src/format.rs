@@ -4,13 +4,13 @@
 use deploy_core::checkout::{CHECKOUT_FIELD, Checkout};
 use deploy_core::limits::{Candidate, Counted, LimitView};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, AgentType, Limits, Parent, RosterEntry, SessionName, TaskId,
-    TaskRoster, TaskSnapshot, TaskSummary,
+    AgentId, AgentRecord, AgentStatus, AgentType, Extra, Limits, Parent, RosterEntry, SessionName,
+    TaskId, TaskRoster, TaskSnapshot, TaskSummary,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::fields::deserialize_with_extra;
+use deploy_core::deserialize_with_extra;
 
 /// `<root>/<task_id>/AGENT_REGISTRY.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,9 +70,10 @@ pub struct AgentEntry {
     pub status: AgentStatus,
     /// When it started.
     pub started_at: String,
-    /// Every other field (`progress`, `last_update`, `prompt`, `tracked_files`, ...).
+    /// Every other field (`progress`, `last_update`, `prompt`, `tracked_files`, ...), each kept
+    /// as its JSON text.
     #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub extra: Extra,
 }
 
 /// `<root>/registry/GLOBAL_REGISTRY.json`.
@@ -244,10 +245,7 @@ impl TaskFile {
                 .map(|a| RosterEntry {
                     id: a.id.clone(),
                     status: a.status.clone(),
-                    checkout: a
-                        .extra
-                        .get(CHECKOUT_FIELD)
-                        .and_then(|v| Checkout::deserialize(v).ok()),
+                    checkout: a.extra.parse::<Checkout>(CHECKOUT_FIELD),
                     record: a.status.is_active().then(|| a.record()),
                 })
                 .collect(),
@@ -277,13 +275,8 @@ impl AgentEntry {
     /// The typed record, taking the entry's fields.
     pub fn into_record(self) -> AgentRecord {
         let mut extra = self.extra;
-        let confirmed = extra
-            .shift_remove(crate::CONFIRMED)
-            .and_then(|v| v.as_bool());
-        let placement = match extra.shift_remove(crate::PLACEMENT) {
-            Some(Value::String(p)) => Some(p),
-            _ => None,
-        };
+        let confirmed = extra.take::<bool>(crate::CONFIRMED);
+        let placement = extra.take::<String>(crate::PLACEMENT);
         AgentRecord {
             id: self.id,
             agent_type: self.agent_type,

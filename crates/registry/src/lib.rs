@@ -23,7 +23,6 @@
 pub mod atomic;
 mod cache;
 mod checked;
-mod fields;
 pub mod format;
 mod repair;
 mod roster;

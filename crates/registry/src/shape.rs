@@ -5,7 +5,7 @@
 
 use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::{
-    AgentStatus, Layout, Limits, NewTask, Registration, StatusUpdate, TaskId, timestamp,
+    AgentStatus, Extra, Layout, Limits, NewTask, Registration, StatusUpdate, TaskId, timestamp,
 };
 use serde_json::{Map, Value, json};
 
@@ -153,14 +153,14 @@ pub fn task_summary(new: &NewTask, now: &str) -> Value {
 
 /// A new agent's entry in its task registry, registered at `depth`.
 pub fn new_entry(r: &Registration, depth: u32) -> AgentEntry {
-    let mut extra = Map::new();
-    extra.insert("progress".into(), json!(0));
-    extra.insert("last_update".into(), json!(r.started_at));
-    extra.insert("prompt".into(), json!(r.prompt_preview));
-    extra.insert("tracked_files".into(), json!(r.tracked_files));
-    extra.insert(PLACEMENT.into(), json!(r.placement));
+    let mut extra = Extra::new();
+    extra.insert("progress", &json!(0));
+    extra.insert("last_update", &json!(r.started_at));
+    extra.insert("prompt", &json!(r.prompt_preview));
+    extra.insert("tracked_files", &json!(r.tracked_files));
+    extra.insert(PLACEMENT, &json!(r.placement));
     if let Some(c) = &r.checkout {
-        extra.insert(CHECKOUT_FIELD.into(), c.to_value());
+        extra.insert(CHECKOUT_FIELD, &c.to_value());
     }
     AgentEntry {
         id: r.agent.clone(),

@@ -169,7 +169,7 @@ pub(crate) fn task(bytes: &[u8], changes: &[Change]) -> Option<Result<Spliced, A
             status_changed.insert(change.agent.clone());
             entry.status = status.clone();
         }
-        entry.extra.extend(change.task_fields.clone());
+        entry.extra.extend(&change.task_fields);
     }
     // Counters that drifted (a file edited by hand) could be moved out of range: the
     // whole-file path recounts them instead.

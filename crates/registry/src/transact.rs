@@ -180,7 +180,7 @@ pub(crate) fn apply_change(
     if let Some(s) = &change.status {
         entry.status = s.clone();
     }
-    entry.extra.extend(change.task_fields.clone());
+    entry.extra.extend(&change.task_fields);
     if let Some(s) = changed
         && let Some(Value::Object(ge)) = g.agents.get_mut(agent.as_str())
     {

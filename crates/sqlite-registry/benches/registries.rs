@@ -78,7 +78,7 @@ fn fixture(n: usize) -> Fixture {
             depth: 1,
             status: AgentStatus::Running,
             started_at: timestamp(),
-            extra,
+            extra: extra.into(),
         });
     }
     file.recount();

@@ -60,7 +60,7 @@ impl Registry for SqliteRegistry {
     fn confirm(&self, task: &TaskId, agent: &AgentId) -> Core<()> {
         Ok(self.transact(true, |tx| {
             self.change_agent(tx, task, agent, |entry, _| {
-                entry.extra.insert(CONFIRMED.into(), json!(true));
+                entry.extra.insert(CONFIRMED, &json!(true));
             })
         })?)
     }
@@ -92,7 +92,7 @@ impl Registry for SqliteRegistry {
                 self.change_agent(tx, task, agent, |entry, indexed| {
                     let changed = entry.status != update.status;
                     entry.status = update.status.clone();
-                    entry.extra.extend(task_fields);
+                    entry.extra.extend(&task_fields);
                     if changed {
                         indexed.insert("status".into(), json!(update.status.as_str()));
                         indexed.extend(index_fields);
@@ -106,7 +106,7 @@ impl Registry for SqliteRegistry {
     fn annotate(&self, task: &TaskId, agent: &AgentId, fields: &Map<String, Value>) -> Core<()> {
         Ok(self.transact(true, |tx| {
             self.change_agent(tx, task, agent, |entry, _| {
-                entry.extra.extend(fields.clone());
+                entry.extra.extend(fields);
             })
         })?)
     }

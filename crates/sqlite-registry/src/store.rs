@@ -272,8 +272,8 @@ pub(crate) fn to_text<T: serde::Serialize>(value: &T) -> String {
 fn checkout_of(entry: &AgentEntry) -> Option<String> {
     entry
         .extra
-        .get(deploy_core::checkout::CHECKOUT_FIELD)
-        .map(to_text)
+        .value(deploy_core::checkout::CHECKOUT_FIELD)
+        .map(|v| to_text(&v))
 }
 
 /// Inserts `entry` of `task` with its index entry.

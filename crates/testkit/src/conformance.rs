@@ -135,13 +135,13 @@ pub fn round_trip(r: &impl Registry) {
         "round trip: the status update"
     );
     assert_eq!(
-        c.extra.get("note"),
-        Some(&json!("done")),
+        c.extra.value("note"),
+        Some(json!("done")),
         "round trip: update fields"
     );
     assert_eq!(
-        c.extra.get("fleet_extra"),
-        Some(&json!({"k": 1})),
+        c.extra.value("fleet_extra"),
+        Some(json!({"k": 1})),
         "round trip: annotation"
     );
     assert_eq!(
@@ -399,8 +399,8 @@ pub fn concurrent_updates_lose_nothing(r: &impl Registry) {
         };
         assert_eq!(a.status, want, "concurrent updates: {}'s status", a.id);
         assert_eq!(
-            a.extra.get("mark"),
-            Some(&json!(a.id.as_str())),
+            a.extra.value("mark"),
+            Some(json!(a.id.as_str())),
             "concurrent updates: {}'s annotation",
             a.id
         );

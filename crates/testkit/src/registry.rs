@@ -194,7 +194,7 @@ impl Registry for FakeRegistry {
         for (agent, update) in updates {
             if let Some(a) = t.agents.iter_mut().find(|a| &a.id == agent) {
                 a.status = update.status.clone();
-                a.extra.extend(update.fields.clone());
+                a.extra.extend(&update.fields);
             }
         }
         Ok(())
@@ -218,7 +218,7 @@ impl Registry for FakeRegistry {
                 task: task.clone(),
                 agent: agent.clone(),
             })?;
-        a.extra.extend(fields.clone());
+        a.extra.extend(fields);
         Ok(())
     }
 

@@ -102,11 +102,11 @@ impl<'s> Book<'s> {
     /// cannot be read is logged, and the summary is what was read.
     pub(crate) fn of(&mut self, record: &AgentRecord, ended: Option<bool>) -> Seen {
         if let Some(recorded) = recorded(record) {
-            let cwd = record.extra.get(WORKDIR).and_then(Value::as_str);
+            let cwd = record.extra.parse::<String>(WORKDIR);
             return Seen {
                 activity: recorded,
                 context: Context {
-                    cwd: cwd.map(str::to_owned),
+                    cwd,
                     ..Context::default()
                 },
             };
@@ -150,10 +150,7 @@ impl<'s> Book<'s> {
 
 /// The summary recorded with an ended agent.
 fn recorded(record: &AgentRecord) -> Option<Activity> {
-    record
-        .extra
-        .get(FIELD)
-        .and_then(|v| serde_json::from_value::<Activity>(v.clone()).ok())
+    record.extra.parse::<Activity>(FIELD)
 }
 
 /// Replaces `path` with the readers by rename (no fsync: a cache), or removes it if there are

@@ -245,9 +245,8 @@ fn observe(
 /// The exit status recorded with an agent's end (`exit_status`, as [`ExitStatus`] serializes:
 /// `{"code": n}` or `{"signal": n}`); an unknown one tells nothing.
 fn recorded_exit(a: &AgentRecord) -> Option<ExitStatus> {
-    let v = a.extra.get("exit_status")?;
-    serde_json::from_value(v.clone())
-        .ok()
+    a.extra
+        .parse::<ExitStatus>("exit_status")
         .filter(|e| *e != ExitStatus::Unknown)
 }
 

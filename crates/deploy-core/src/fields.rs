@@ -1,51 +1,53 @@
-//! Deserializing the registry files' objects: typed fields, and every other field kept in order
-//! in an `extra` map.
+//! Deserializing the registries' records: typed fields, and every other field kept in order
+//! in an `extra` collection ([`Collect`](crate::extra::Collect): a `serde_json::Map`, or an
+//! [`Extra`](crate::Extra) that keeps each value's text).
 //!
 //! This is what `#[serde(flatten)]` does, without its cost: a flattened struct is first buffered
 //! whole into serde's private `Content` tree, then deserialized again from it — for a task
 //! registry, every agent entry twice, and each unknown field a third time into its `Value`. Here
-//! each field is read once, straight into its type or its `Value`.
+//! each field is read once, straight into its type or its `extra`.
 
 /// Implements `Deserialize` for `$ty`: each `field: "key"` is read into the field of that name
-/// (missing: an error naming the key, or `= default`), every other key goes into `extra`.
+/// (missing: an error naming the key, or `= default`), every other key goes into the `extra`
+/// field, whose type implements [`Collect`](crate::extra::Collect).
+#[macro_export]
 macro_rules! deserialize_with_extra {
     ($ty:ident { $($field:ident : $key:literal $(= $default:expr)?),* $(,)? }) => {
-        impl<'de> serde::Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        impl<'de> $crate::__serde::Deserialize<'de> for $ty {
+            fn deserialize<D: $crate::__serde::Deserializer<'de>>(
+                d: D,
+            ) -> Result<Self, D::Error> {
                 struct Fields;
-                impl<'de> serde::de::Visitor<'de> for Fields {
+                impl<'de> $crate::__serde::de::Visitor<'de> for Fields {
                     type Value = $ty;
 
                     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                         f.write_str(concat!("an object (", stringify!($ty), ")"))
                     }
 
-                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                    fn visit_map<A: $crate::__serde::de::MapAccess<'de>>(
                         self,
                         mut map: A,
                     ) -> Result<$ty, A::Error> {
                         $(let mut $field = None;)*
-                        let mut extra = serde_json::Map::new();
+                        let mut extra = Default::default();
                         while let Some(key) = map.next_key::<String>()? {
                             match key.as_str() {
                                 $($key => {
                                     if $field.is_some() {
-                                        return Err(serde::de::Error::duplicate_field($key));
+                                        return Err(
+                                            <A::Error as $crate::__serde::de::Error>::duplicate_field($key),
+                                        );
                                     }
                                     $field = Some(map.next_value()?);
                                 })*
-                                _ => {
-                                    let value: serde_json::Value = map.next_value()?;
-                                    extra.insert(key, value);
-                                }
+                                _ => $crate::extra::Collect::collect(&mut extra, key, &mut map)?,
                             }
                         }
                         Ok($ty {
                             $($field: match $field {
                                 Some(value) => value,
-                                None => $crate::fields::deserialize_with_extra!(
-                                    @missing $key $(, $default)?
-                                ),
+                                None => $crate::deserialize_with_extra!(@missing $key $(, $default)?),
                             },)*
                             extra,
                         })
@@ -56,11 +58,9 @@ macro_rules! deserialize_with_extra {
         }
     };
     (@missing $key:literal) => {
-        return Err(serde::de::Error::missing_field($key))
+        return Err($crate::__serde::de::Error::missing_field($key))
     };
     (@missing $key:literal, $default:expr) => {
         $default
     };
 }
-
-pub(crate) use deserialize_with_extra;
