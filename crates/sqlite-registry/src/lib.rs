@@ -147,7 +147,9 @@ fn connect(path: &Utf8Path, busy_timeout: Duration) -> Result<Connection, Error>
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(%path, %mode, "the database is not in WAL mode");
     }
-    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-        .map_err(err)?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;",
+    )
+    .map_err(err)?;
     Ok(conn)
 }
