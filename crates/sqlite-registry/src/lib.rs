@@ -22,6 +22,7 @@
 
 mod error;
 mod ops;
+mod parse;
 mod roster;
 pub mod schema;
 mod store;

@@ -7,7 +7,7 @@ use deploy_core::{
     AgentId, AgentRecord, NewTask, Registration, Registry, RepairReport, StatusUpdate, TaskId,
     TaskRoster, TaskSnapshot, TaskSummary,
 };
-use registry::format::TaskFile;
+use registry::format::{AgentEntry, TaskFile};
 use registry::{CONFIRMED, shape};
 use serde_json::{Map, Value, json};
 
@@ -114,9 +114,9 @@ impl Registry for SqliteRegistry {
     fn read_task(&self, task: &TaskId) -> Core<TaskSnapshot> {
         // A snapshot has no counters or hierarchy to derive: the file and its agents only.
         Ok(self.transact(false, |tx| {
-            let mut file = self.stored_task(tx, task)?;
-            file.agents = self.entries(tx, task)?;
-            Ok(file.into_snapshot())
+            let mut snapshot = self.stored_task(tx, task)?.into_snapshot();
+            snapshot.agents = self.entries(tx, task, AgentEntry::into_record)?;
+            Ok(snapshot)
         })?)
     }
 

@@ -113,29 +113,36 @@ impl SqliteRegistry {
         })
     }
 
-    /// Every agent entry of `task`, in registration order.
-    pub(crate) fn entries(
+    /// Every agent entry of `task`, in registration order, each made into a `T` by `then` as
+    /// it is parsed (on every core: `parse.rs`).
+    pub(crate) fn entries<T: Send>(
         &self,
         tx: &Transaction<'_>,
         task: &TaskId,
-    ) -> Result<Vec<AgentEntry>, Error> {
+        then: impl Fn(AgentEntry) -> T + Sync,
+    ) -> Result<Vec<T>, Error> {
         let mut stmt = tx
             .prepare_cached("SELECT entry FROM agents WHERE task_id = ?1 ORDER BY seq")
             .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([task.as_str()]).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-            // Parsed from SQLite's own buffer, not copied out first.
-            let text = row
-                .get_ref(0)
-                .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(|e| self.err(e))?;
-            out.push(
+        crate::parse::parse_rows(
+            |each| {
+                let mut rows = stmt.query([task.as_str()]).map_err(|e| self.err(e))?;
+                while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                    // Taken from SQLite's own buffer, not copied out first.
+                    let text = row
+                        .get_ref(0)
+                        .and_then(|v| v.as_str().map_err(Into::into))
+                        .map_err(|e| self.err(e))?;
+                    each(text);
+                }
+                Ok(())
+            },
+            |text| {
                 serde_json::from_str::<AgentEntry>(text)
-                    .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))?,
-            );
-        }
-        Ok(out)
+                    .map(&then)
+                    .map_err(|e| Error::stored(&self.path, "an agent's entry", &e))
+            },
+        )
     }
 
     /// `task` whole, as the JSON registry would hold it: agents, counters, hierarchy.
@@ -145,7 +152,7 @@ impl SqliteRegistry {
         task: &TaskId,
     ) -> Result<TaskFile, Error> {
         let mut file = self.stored_task(tx, task)?;
-        file.agents = self.entries(tx, task)?;
+        file.agents = self.entries(tx, task, |entry| entry)?;
         file.recount();
         file.agent_hierarchy = hierarchy(&file.agents);
         Ok(file)
