@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use camino::Utf8Path;
+use deploy_core::limits::Candidate;
 use deploy_core::{
     AgentId, AgentRecord, Checkout, CheckoutPlan, CheckoutState, Checkouts, Error, FoundCheckout,
     IntentJournal, IntentLease, IntentRecord, KillReport, Liveness, NewTask, PromptStore,
     Registration, Registry, RepairReport, SessionBackend, SessionInfo, SessionListing, SessionName,
-    SessionSpec, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
+    SessionSpec, StatusUpdate, TaskId, TaskRoster, TaskSnapshot, TaskSummary,
 };
 
 use crate::lock;
@@ -410,9 +411,28 @@ impl<R: Registry> Registry for Faulty<R> {
         self.faults.check(Op::ReadTask)?;
         self.inner.read_task(task)
     }
+    /// A read, as far as faults go: the inner registry's own precheck (its counting) runs.
+    fn precheck(&self, task: &TaskId, candidate: Candidate<'_>) -> Result<u32, Error> {
+        self.faults.check(Op::ReadTask)?;
+        self.inner.precheck(task, candidate)
+    }
+    /// A read, as far as faults go: the inner registry's own roster (its cache) answers.
+    fn roster(&self, task: &TaskId) -> Result<Arc<TaskRoster>, Error> {
+        self.faults.check(Op::ReadTask)?;
+        self.inner.roster(task)
+    }
     fn list_tasks(&self) -> Result<Vec<TaskSummary>, Error> {
         self.faults.check(Op::ListTasks)?;
         self.inner.list_tasks()
+    }
+    /// Never fails: reading ahead reports nothing (the reads after do).
+    fn prefetch(&self) {
+        self.inner.prefetch();
+    }
+    /// A listing, as far as faults go.
+    fn task_ids(&self) -> Result<Vec<TaskId>, Error> {
+        self.faults.check(Op::ListTasks)?;
+        self.inner.task_ids()
     }
     fn repair(&self, task: Option<&TaskId>, dry_run: bool) -> Result<RepairReport, Error> {
         self.faults.check(Op::Repair)?;
