@@ -13,10 +13,6 @@
     missing_docs
 )]
 
-/// The allocator fleet's binary uses, so that these figures are what fleet pays.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -98,12 +98,6 @@ fn parse() -> Result<Cli, ExitCode> {
     }
 }
 
-/// mimalloc, not the system's malloc: reading a registry builds many small records and frees
-/// them together, which glibc's malloc does at twice the cost, and worse across threads
-/// (docs/BENCHMARKS.md: the SQLite read of 10,000 agents).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // FAILPOINTS (env) configures the crash tests' failpoints; a no-op without the feature.
     #[cfg(feature = "failpoints")]

@@ -6,10 +6,6 @@
 // Bench setup may unwrap: a failed unwrap is a failed benchmark.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-/// The allocator fleet's binary uses, so that these figures are what fleet pays.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::time::Duration;
 
 use camino::Utf8PathBuf;
