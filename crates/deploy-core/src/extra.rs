@@ -242,8 +242,8 @@ impl<'de> Deserialize<'de> for Extra {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Extra, A::Error> {
                 let mut extra = Extra::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    extra.collect(key, &mut map)?;
+                while let Some(key) = map.next_key::<crate::fields::Key<'de>>()? {
+                    extra.collect(key.as_str(), &mut map)?;
                 }
                 Ok(extra)
             }
@@ -256,31 +256,22 @@ impl<'de> Deserialize<'de> for Extra {
 /// puts the fields it does not name.
 pub trait Collect: Default {
     /// Reads the value of `key` from `map` and keeps it.
-    fn collect<'de, A: MapAccess<'de>>(&mut self, key: String, map: &mut A)
-    -> Result<(), A::Error>;
+    fn collect<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
 }
 
 impl Collect for Map<String, Value> {
-    fn collect<'de, A: MapAccess<'de>>(
-        &mut self,
-        key: String,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
+    fn collect<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         let value: Value = map.next_value()?;
-        self.insert(key, value);
+        self.insert(key.to_owned(), value);
         Ok(())
     }
 }
 
 impl Collect for Extra {
-    fn collect<'de, A: MapAccess<'de>>(
-        &mut self,
-        key: String,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
+    fn collect<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
         // Copied into the record's text and freed at once: what a record keeps is its text.
         let value: Box<RawValue> = map.next_value()?;
-        self.set(&key, value.get());
+        self.set(key, value.get());
         Ok(())
     }
 }

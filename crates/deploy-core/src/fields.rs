@@ -31,7 +31,7 @@ macro_rules! deserialize_with_extra {
                     ) -> Result<$ty, A::Error> {
                         $(let mut $field = None;)*
                         let mut extra = Default::default();
-                        while let Some(key) = map.next_key::<String>()? {
+                        while let Some(key) = map.next_key::<$crate::fields::Key<'de>>()? {
                             match key.as_str() {
                                 $($key => {
                                     if $field.is_some() {
@@ -41,7 +41,7 @@ macro_rules! deserialize_with_extra {
                                     }
                                     $field = Some(map.next_value()?);
                                 })*
-                                _ => $crate::extra::Collect::collect(&mut extra, key, &mut map)?,
+                                other => $crate::extra::Collect::collect(&mut extra, other, &mut map)?,
                             }
                         }
                         Ok($ty {
@@ -63,4 +63,52 @@ macro_rules! deserialize_with_extra {
     (@missing $key:literal, $default:expr) => {
         $default
     };
+}
+
+/// A key as the deserializer gives it: borrowed from the input when it can be (serde_json's
+/// `from_str` and `from_slice`, for a key without escapes), so that reading a record allocates
+/// nothing for its keys.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Key<'de> {
+    /// Borrowed from the input.
+    Borrowed(&'de str),
+    /// Copied: unescaped, or from a reader.
+    Owned(String),
+}
+
+impl Key<'_> {
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(k) => k,
+            Key::Owned(k) => k,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_borrowed_str<E>(self, k: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(k))
+            }
+
+            fn visit_str<E>(self, k: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(k.to_owned()))
+            }
+
+            fn visit_string<E>(self, k: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(k))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }

@@ -114,7 +114,8 @@ mod error;
 pub mod extra;
 pub mod failpoints;
 mod failure;
-mod fields;
+#[doc(hidden)]
+pub mod fields;
 pub mod guard;
 pub mod id;
 pub mod journal;

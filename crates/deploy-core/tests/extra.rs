@@ -134,3 +134,17 @@ fn a_record_reads_its_own_fields_and_keeps_the_others_in_order() {
         assert_eq!(again, record);
     }
 }
+
+#[test]
+fn an_escaped_key_is_read_unescaped() {
+    // serde_json borrows a key without escapes from the input and copies one with escapes.
+    let extra: Extra = serde_json::from_str(r#"{"pro\u0067ress": 5, "prompt": "p"}"#).unwrap();
+    assert_eq!(extra.keys().collect::<Vec<_>>(), ["progress", "prompt"]);
+    let record: AgentRecord = serde_json::from_str(
+        r#"{"\u0069d": "fixer-104402-9b2f61", "type": "fixer", "tmux_session": "agent_fixer-104402-9b2f61",
+        "parent": "orchestrator", "depth": 1, "status": "running", "started_at": "x", "n\u0065w": 1}"#,
+    )
+    .unwrap();
+    assert_eq!(record.id.as_str(), "fixer-104402-9b2f61");
+    assert_eq!(record.extra.value("new"), Some(json!(1)));
+}
