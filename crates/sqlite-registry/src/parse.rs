@@ -42,9 +42,6 @@ pub(crate) fn parse_rows<T: Send, E: Send>(
     step: impl FnOnce(&mut dyn FnMut(&str)) -> Result<(), E>,
     parse: impl Fn(&str) -> Result<T, E> + Sync,
 ) -> Result<Vec<T>, E> {
-    let threads = thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(MOST_THREADS);
     let results: Mutex<Vec<Parsed<T, E>>> = Mutex::new(Vec::new());
     let parse_chunk = |chunk: Chunk| {
         let parsed = chunk.rows().map(&parse).collect::<Result<Vec<T>, E>>();
@@ -74,7 +71,7 @@ pub(crate) fn parse_rows<T: Send, E: Send>(
         let stepped = step(&mut |text| {
             chunk.text.push_str(text);
             chunk.ends.push(chunk.text.len());
-            if chunk.ends.len() == CHUNK && threads > 1 {
+            if chunk.ends.len() == CHUNK {
                 let index = chunk.index;
                 let full = std::mem::replace(
                     &mut chunk,
@@ -84,9 +81,17 @@ pub(crate) fn parse_rows<T: Send, E: Send>(
                     },
                 );
                 if !started {
+                    // Asked only now: a read of fewer rows never needs to know.
                     started = true;
+                    let threads = thread::available_parallelism()
+                        .map_or(1, usize::from)
+                        .min(MOST_THREADS);
                     for _ in 1..threads {
-                        scope.spawn(drain);
+                        // A thread that cannot be started (a process at its limit) is a
+                        // parser fewer: the stepping thread parses whatever is left.
+                        if thread::Builder::new().spawn_scoped(scope, drain).is_err() {
+                            break;
+                        }
                     }
                 }
                 // The parsers outlive the sender (they stop when it is dropped): a send
