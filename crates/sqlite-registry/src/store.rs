@@ -128,7 +128,8 @@ impl SqliteRegistry {
             |each| {
                 let mut rows = stmt.query([task.as_str()]).map_err(|e| self.err(e))?;
                 while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-                    // Taken from SQLite's own buffer, not copied out first.
+                    // Borrowed from SQLite's buffer: `parse_rows` copies it once, into the
+                    // chunk it hands to a parser.
                     let text = row
                         .get_ref(0)
                         .and_then(|v| v.as_str().map_err(Into::into))
