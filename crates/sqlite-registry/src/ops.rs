@@ -39,8 +39,9 @@ impl Registry for SqliteRegistry {
                 }
                 .into());
             }
-            let view = self.limit_view(tx, &r.task, &file, Candidate::of(r))?;
-            let depth = limits::check_view(&view, Candidate::of(r))?;
+            let candidate = Candidate::of(r);
+            let view = self.limit_view(tx, &r.task, &file, candidate)?;
+            let depth = limits::check_view(&view, candidate)?;
             let entry = shape::new_entry(r, depth);
             let indexed = serde_json::to_value(shape::index_entry(r)).unwrap_or(Value::Null);
             insert_agent(tx, &r.task, &entry, &indexed).map_err(q)?;

@@ -101,7 +101,7 @@ impl<'s> Book<'s> {
     /// with how its process ended (`ended`: `Some(success)`) if it did. Never an error: what
     /// cannot be read is logged, and the summary is what was read.
     pub(crate) fn of(&mut self, record: &AgentRecord, ended: Option<bool>) -> Seen {
-        if let Some(recorded) = recorded(record) {
+        if let Some(recorded) = record.extra.parse::<Activity>(FIELD) {
             let cwd = record.extra.parse::<String>(WORKDIR);
             return Seen {
                 activity: recorded,
@@ -146,11 +146,6 @@ impl<'s> Book<'s> {
             tracing::warn!(task = %self.task, "cannot keep the places in its agents' logs at {path}: {e}");
         }
     }
-}
-
-/// The summary recorded with an ended agent.
-fn recorded(record: &AgentRecord) -> Option<Activity> {
-    record.extra.parse::<Activity>(FIELD)
 }
 
 /// Replaces `path` with the readers by rename (no fsync: a cache), or removes it if there are
