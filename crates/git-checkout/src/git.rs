@@ -177,28 +177,34 @@ pub(crate) fn end_stragglers(tag: &str) {
             return;
         }
         if start.elapsed() >= FINISH_GRACE {
-            for p in found {
-                let Some(handle) = procs::Handle::open(&p) else {
-                    continue;
-                };
-                match termed
-                    .iter()
-                    .find(|(t, _)| t.pid == p.pid && t.start_time == p.start_time)
-                {
-                    None => {
-                        handle.signal(15);
-                        termed.push((p, std::time::Instant::now()));
-                    }
-                    Some((_, at)) if at.elapsed() >= TERM_GRACE => {
-                        handle.signal(9);
-                    }
-                    Some(_) => {}
-                }
-            }
+            signal(found, &mut termed);
         }
         // Each look scans every process: less often while they are let finish.
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM to each of `found` not signalled yet (remembered in `termed` with when), SIGKILL to
+/// one still there [`TERM_GRACE`] after its SIGTERM.
+fn signal(found: Vec<procs::Proc>, termed: &mut Vec<(procs::Proc, std::time::Instant)>) {
+    for p in found {
+        let Some(handle) = procs::Handle::open(&p) else {
+            continue;
+        };
+        match termed
+            .iter()
+            .find(|(t, _)| t.pid == p.pid && t.start_time == p.start_time)
+        {
+            None => {
+                handle.signal(15);
+                termed.push((p, std::time::Instant::now()));
+            }
+            Some((_, at)) if at.elapsed() >= TERM_GRACE => {
+                handle.signal(9);
+            }
+            Some(_) => {}
+        }
     }
 }
 
