@@ -6,23 +6,6 @@ use deploy_core::{AgentRecord, Extra};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-/// A JSON value of any shape, a few levels deep.
-fn value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        "[a-zé\"\\\\ ]{0,8}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 16, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::vec(("[a-z]{1,4}", inner), 0..4)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
 #[derive(Debug, Clone)]
 enum Op {
     Insert(String, Value),
@@ -33,7 +16,7 @@ fn op() -> impl Strategy<Value = Op> {
     // Few keys, so that most operations hit a key already there.
     let key = "[a-d]";
     prop_oneof![
-        3 => (key, value()).prop_map(|(k, v)| Op::Insert(k, v)),
+        3 => (key, testkit::json::any_value()).prop_map(|(k, v)| Op::Insert(k, v)),
         1 => key.prop_map(Op::Take),
     ]
 }

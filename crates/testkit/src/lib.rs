@@ -38,6 +38,7 @@ mod checkouts;
 pub mod conformance;
 mod faults;
 pub mod git;
+pub mod json;
 pub mod procs;
 mod registry;
 mod stores;

@@ -60,23 +60,6 @@ fn same_entry(text: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// A JSON value of any shape, a few levels deep.
-fn value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        "[a-z ]{0,8}".prop_map(Value::from),
-    ];
-    leaf.prop_recursive(3, 16, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::vec(("[a-z]{1,4}", inner), 0..4)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
-        ]
-    })
-}
-
 /// An agent entry's fields, each possibly left out, given a wrong type or repeated, beside
 /// unknown fields, in any order, written out as text (so repeated keys survive).
 fn entry_text() -> impl Strategy<Value = String> {
@@ -106,7 +89,7 @@ fn entry_text() -> impl Strategy<Value = String> {
     let fields = (
         all_known,
         prop::collection::vec(known, 0..3),
-        prop::collection::vec(("[a-z_]{1,10}", value()), 0..6),
+        prop::collection::vec(("[a-z_]{1,10}", testkit::json::any_value()), 0..6),
         prop::collection::vec(any::<prop::sample::Index>(), 0..3),
     );
     fields
