@@ -268,7 +268,7 @@ fn discard_first_ends_the_git_a_killed_deployer_left_running() {
         .env(TAG_ENV, &plan.branch)
         .spawn()
         .unwrap();
-    wait_exec(&straggler, "sleep");
+    wait_tagged(&straggler, &plan.branch);
     let other = Command::new("sleep").arg("60").spawn().unwrap();
     GitCheckouts
         .discard(&r.repo, Some(&plan.branch), Some(&plan.path))
@@ -289,15 +289,17 @@ fn discard_first_ends_the_git_a_killed_deployer_left_running() {
 }
 
 /// Waits until `child` has exec'd `name`: until then /proc shows the environment it forked with.
-fn wait_exec(child: &std::process::Child, name: &str) {
+/// Waits until `child` shows `tag` in its environment, as `end_stragglers` looks for it. Its
+/// name is no sign: exec names the process before it maps the new environment, and until then
+/// /proc shows none — under load, long enough for a look to miss the straggler.
+fn wait_tagged(child: &std::process::Child, tag: &str) {
     for _ in 0..500 {
-        let comm = fs_err::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
-        if comm.trim() == name {
+        if procs::has_env(child.id(), TAG_ENV, tag) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    panic!("{} never became {name}", child.id());
+    panic!("{} never showed {TAG_ENV}={tag}", child.id());
 }
 
 #[test]
@@ -374,7 +376,7 @@ fn a_straggler_that_ignores_sigterm_gets_sigkill() {
         .env(TAG_ENV, &plan.branch)
         .spawn()
         .unwrap();
-    wait_exec(&straggler, "sh");
+    wait_tagged(&straggler, &plan.branch);
     GitCheckouts
         .discard(&r.repo, Some(&plan.branch), Some(&plan.path))
         .unwrap();

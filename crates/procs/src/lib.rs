@@ -181,16 +181,17 @@ mod tests {
             .env("FLEET_TEST_TAG", "x1")
             .spawn()
             .unwrap();
-        // Until the child has exec'd, /proc shows the environment it forked with (ours): wait
-        // for `sleep` to be its name, bounded so a broken spawn fails instead of hanging.
-        let exec_seen = (0..500).any(|_| {
-            let named = stat(child.id()).is_some_and(|p| p.name == "sleep");
-            if !named {
+        // Until its exec has mapped the new environment, /proc shows the one it forked with
+        // (ours), or none — even once exec has named it `sleep`: wait for the tag itself,
+        // bounded so a broken spawn fails instead of hanging.
+        let tag_seen = (0..500).any(|_| {
+            let seen = has_env(child.id(), "FLEET_TEST_TAG", "x1");
+            if !seen {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            named
+            seen
         });
-        assert!(exec_seen, "the child never exec'd sleep");
+        assert!(tag_seen, "the child never showed its tag");
         let procs = all();
         let me = std::process::id();
         let tree = agent_processes(&procs, Some(me), ("NONE", "none"), &BTreeSet::from([me]));
