@@ -4,6 +4,43 @@ use serde_json::{Value, json};
 
 use super::*;
 
+/// Collects the paths in `schema` where a subschema is a boolean (JSON Schema allows `true` and
+/// `false` as schemas; strict clients take objects only).
+fn boolean_schemas(schema: &Value, at: &str, found: &mut Vec<String>) {
+    let Some(object) = schema.as_object() else {
+        if schema.is_boolean() {
+            found.push(at.to_owned());
+        }
+        return;
+    };
+    for (key, value) in object {
+        let here = format!("{at}/{key}");
+        match key.as_str() {
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
+                for (name, sub) in value.as_object().into_iter().flatten() {
+                    boolean_schemas(sub, &format!("{here}/{name}"), found);
+                }
+            }
+            "items"
+            | "additionalProperties"
+            | "not"
+            | "if"
+            | "then"
+            | "else"
+            | "contains"
+            | "propertyNames"
+            | "additionalItems"
+            | "unevaluatedProperties" => boolean_schemas(value, &here, found),
+            "anyOf" | "allOf" | "oneOf" | "prefixItems" => {
+                for (i, sub) in value.as_array().into_iter().flatten().enumerate() {
+                    boolean_schemas(sub, &format!("{here}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_servers_tools_over_stdio() {
     let f = Fleet::new();
@@ -23,6 +60,18 @@ async fn the_python_servers_tools_over_stdio() {
         })
         .collect();
     tools.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    // Claude Code's MCP client drops the whole list for one boolean schema (issue 24).
+    for tool in &tools {
+        for which in ["input_schema", "output_schema"] {
+            let mut found = Vec::new();
+            boolean_schemas(&tool[which], "", &mut found);
+            assert!(
+                found.is_empty(),
+                "{}: {which}: boolean schemas at {found:?}",
+                tool["name"]
+            );
+        }
+    }
     insta::assert_json_snapshot!("tools", tools);
 
     let task = ok(
@@ -573,4 +622,42 @@ async fn tasks_and_their_status_are_resources() {
         assert!(err.contains(needle), "{uri}: {err}");
     }
     client.cancel().await.unwrap();
+}
+
+/// The newer Python server's model-named tools set the model: another one beside it is refused,
+/// one line naming both, with nothing made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_named_tool_refuses_another_model() {
+    let f = Fleet::new();
+    let client = connect(&f).await;
+    let task_id = new_task(&client, "d").await;
+    let before = f.files();
+    for (tool, args) in [
+        (
+            "deploy_opus_agent",
+            json!({ "task_id": task_id, "agent_type": "a", "prompt": "p", "model": "haiku" }),
+        ),
+        (
+            "spawn_sonnet_child_agent",
+            json!({ "task_id": task_id, "parent_agent_id": "orchestrator",
+                    "child_agent_type": "a", "child_prompt": "p", "model": "opus" }),
+        ),
+    ] {
+        let wanted = if tool.contains("opus") {
+            "opus"
+        } else {
+            "sonnet"
+        };
+        let asked = args["model"].as_str().unwrap().to_owned();
+        refused(
+            &client,
+            &task_id,
+            tool,
+            args,
+            &format!("this tool deploys model {wanted}: model {asked} is refused"),
+        )
+        .await;
+    }
+    assert_eq!(f.files(), before, "nothing made");
+    assert!(f.sessions().is_empty());
 }

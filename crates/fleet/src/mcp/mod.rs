@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 mod params;
 mod resources;
+mod schema;
 mod views;
 
 use deploy_core::{AgentId, AgentType, Limits, Parent, TaskContext, TaskId};
 use rmcp::handler::server::common::schema_for_output;
+use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolResult, ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
@@ -38,6 +40,8 @@ use params::{
 #[derive(Debug, Clone)]
 pub(crate) struct FleetMcp {
     services: Arc<Services>,
+    /// The tools, their schemas in the object form every client takes ([`schema`]).
+    tools: Arc<ToolRouter<FleetMcp>>,
 }
 
 /// A tool error: `{"success": false, "error": ...}` as text and as structured content.
@@ -69,7 +73,17 @@ impl FleetMcp {
     fn new(services: Services) -> Self {
         FleetMcp {
             services: Arc::new(services),
+            tools: Arc::new(schema::objects_only(Self::tool_router())),
         }
+    }
+
+    /// `deploy_headless_agent`, `spawn_child_agent` and their aliases with a model set.
+    async fn deploy(
+        &self,
+        p: params::AgentParams,
+        model: Option<&'static str>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| deploy(services, p, model)).await
     }
 
     /// Runs `f` on the blocking pool: its view is the result, as text and as
@@ -93,35 +107,20 @@ impl FleetMcp {
     }
 }
 
-/// What a deploy or a spawn asks for.
-struct Deploy<'a> {
-    task: &'a str,
-    agent_type: &'a str,
-    prompt: &'a str,
-    parent: &'a str,
-    model: Option<String>,
-    effort: Option<String>,
-    permission_mode: Option<String>,
-    worktree: Worktree,
-}
-
-/// The checkout a deploy or a spawn asks for.
-struct Worktree {
-    wanted: bool,
-    repo: Option<String>,
-    base_ref: Option<String>,
-    keep: bool,
-}
-
 /// Deploys through the one operation both surfaces share, with the agent's identity in front
-/// of its prompt.
-fn deploy(services: &Services, d: Deploy<'_>) -> Result<views::Deployed, Error> {
+/// of its prompt. `model` is the model a tool sets (`deploy_opus_agent`, ...): a different one
+/// asked for beside it is refused.
+fn deploy(
+    services: &Services,
+    d: params::AgentParams,
+    model: Option<&str>,
+) -> Result<views::Deployed, Error> {
     let mut options = DeployOptions::new(
-        task_id(d.task)?,
-        AgentType::parse(d.agent_type)?,
-        d.prompt.to_owned(),
+        task_id(&d.task_id)?,
+        AgentType::parse(&d.agent_type)?,
+        d.prompt,
     );
-    options.parent = Parent::parse(d.parent)?;
+    options.parent = Parent::parse(&d.parent)?;
     acts_for(
         services,
         &options.task,
@@ -130,18 +129,26 @@ fn deploy(services: &Services, d: Deploy<'_>) -> Result<views::Deployed, Error> 
     )?;
     options.preamble = Some(true);
     options.permission_mode = d.permission_mode;
-    options.model = d.model;
+    options.model = match (model, d.model) {
+        (Some(set), Some(asked)) if set != asked => {
+            return Err(Error::Invalid(format!(
+                "this tool deploys model {set}: model {asked} is refused (use deploy_headless_agent)"
+            )));
+        }
+        (Some(set), _) => Some(set.to_owned()),
+        (None, asked) => asked,
+    };
     options.effort = d.effort;
     let w = d.worktree;
-    if !w.wanted && (w.repo.is_some() || w.base_ref.is_some() || w.keep) {
+    if !w.worktree && (w.repo.is_some() || w.base_ref.is_some() || w.keep_worktree) {
         return Err(Error::Invalid(
             "repo, base_ref and keep_worktree go with worktree: true".into(),
         ));
     }
-    options.worktree = w.wanted.then(|| ops::deploy::WorktreeOptions {
+    options.worktree = w.worktree.then(|| ops::deploy::WorktreeOptions {
         repo: w.repo.map(Into::into),
         base: w.base_ref,
-        keep: w.keep,
+        keep: w.keep_worktree,
     });
     // The server's own signals end the server; a deployment in flight rolls back as it drops.
     Ok(views::deployed(&ops::deploy::run(
@@ -206,27 +213,7 @@ impl FleetMcp {
         &self,
         Parameters(p): Parameters<DeployParams>,
     ) -> Result<CallToolResult, McpError> {
-        self.run(move |services| {
-            deploy(
-                services,
-                Deploy {
-                    task: &p.task_id,
-                    agent_type: &p.agent_type,
-                    prompt: &p.prompt,
-                    parent: &p.parent,
-                    model: p.model,
-                    effort: p.effort,
-                    permission_mode: p.permission_mode,
-                    worktree: Worktree {
-                        wanted: p.worktree,
-                        repo: p.repo,
-                        base_ref: p.base_ref,
-                        keep: p.keep_worktree,
-                    },
-                },
-            )
-        })
-        .await
+        self.deploy(p.into(), None).await
     }
 
     #[tool(
@@ -237,27 +224,51 @@ impl FleetMcp {
         &self,
         Parameters(p): Parameters<SpawnChildParams>,
     ) -> Result<CallToolResult, McpError> {
-        self.run(move |services| {
-            deploy(
-                services,
-                Deploy {
-                    task: &p.task_id,
-                    agent_type: &p.child_agent_type,
-                    prompt: &p.child_prompt,
-                    parent: &p.parent_agent_id,
-                    model: p.model,
-                    effort: p.effort,
-                    permission_mode: p.permission_mode,
-                    worktree: Worktree {
-                        wanted: p.worktree,
-                        repo: p.repo,
-                        base_ref: p.base_ref,
-                        keep: p.keep_worktree,
-                    },
-                },
-            )
-        })
-        .await
+        self.deploy(p.into(), None).await
+    }
+
+    #[tool(
+        description = "deploy_headless_agent with Claude Code's model set to opus (the newer Python server's name): for complex work that needs deep reasoning.",
+        output_schema = schema_for_output::<views::Deployed>()
+    )]
+    async fn deploy_opus_agent(
+        &self,
+        Parameters(p): Parameters<DeployParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.deploy(p.into(), Some("opus")).await
+    }
+
+    #[tool(
+        description = "deploy_headless_agent with Claude Code's model set to sonnet (the newer Python server's name): for well-defined work.",
+        output_schema = schema_for_output::<views::Deployed>()
+    )]
+    async fn deploy_sonnet_agent(
+        &self,
+        Parameters(p): Parameters<DeployParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.deploy(p.into(), Some("sonnet")).await
+    }
+
+    #[tool(
+        description = "spawn_child_agent with Claude Code's model set to opus (the newer Python server's name).",
+        output_schema = schema_for_output::<views::Deployed>()
+    )]
+    async fn spawn_opus_child_agent(
+        &self,
+        Parameters(p): Parameters<SpawnChildParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.deploy(p.into(), Some("opus")).await
+    }
+
+    #[tool(
+        description = "spawn_child_agent with Claude Code's model set to sonnet (the newer Python server's name).",
+        output_schema = schema_for_output::<views::Deployed>()
+    )]
+    async fn spawn_sonnet_child_agent(
+        &self,
+        Parameters(p): Parameters<SpawnChildParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.deploy(p.into(), Some("sonnet")).await
     }
 
     #[tool(
@@ -416,7 +427,7 @@ impl FleetMcp {
     }
 }
 
-#[tool_handler]
+#[tool_handler(router = self.tools)]
 impl ServerHandler for FleetMcp {
     async fn list_resources(
         &self,

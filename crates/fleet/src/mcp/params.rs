@@ -203,3 +203,66 @@ pub(crate) struct ResumeParams {
     /// What to tell it next.
     pub(crate) prompt: String,
 }
+
+/// What a deploy or a spawn asks for, whichever tool names it: the one shape
+/// [`super::deploy`] takes.
+#[derive(Debug)]
+pub(crate) struct AgentParams {
+    pub(crate) task_id: String,
+    pub(crate) agent_type: String,
+    pub(crate) prompt: String,
+    pub(crate) parent: String,
+    pub(crate) model: Option<String>,
+    pub(crate) effort: Option<String>,
+    pub(crate) permission_mode: Option<String>,
+    pub(crate) worktree: WorktreeParams,
+}
+
+/// The checkout a deploy or a spawn asks for.
+#[derive(Debug)]
+pub(crate) struct WorktreeParams {
+    pub(crate) worktree: bool,
+    pub(crate) repo: Option<String>,
+    pub(crate) base_ref: Option<String>,
+    pub(crate) keep_worktree: bool,
+}
+
+impl From<DeployParams> for AgentParams {
+    fn from(p: DeployParams) -> Self {
+        AgentParams {
+            task_id: p.task_id,
+            agent_type: p.agent_type,
+            prompt: p.prompt,
+            parent: p.parent,
+            model: p.model,
+            effort: p.effort,
+            permission_mode: p.permission_mode,
+            worktree: WorktreeParams {
+                worktree: p.worktree,
+                repo: p.repo,
+                base_ref: p.base_ref,
+                keep_worktree: p.keep_worktree,
+            },
+        }
+    }
+}
+
+impl From<SpawnChildParams> for AgentParams {
+    fn from(p: SpawnChildParams) -> Self {
+        AgentParams {
+            task_id: p.task_id,
+            agent_type: p.child_agent_type,
+            prompt: p.child_prompt,
+            parent: p.parent_agent_id,
+            model: p.model,
+            effort: p.effort,
+            permission_mode: p.permission_mode,
+            worktree: WorktreeParams {
+                worktree: p.worktree,
+                repo: p.repo,
+                base_ref: p.base_ref,
+                keep_worktree: p.keep_worktree,
+            },
+        }
+    }
+}
