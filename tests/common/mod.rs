@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
+pub mod claude;
 pub mod python;
 
 use std::process::{Command, Output, Stdio};
@@ -89,7 +90,7 @@ impl Fleet {
     }
 
     /// This test's workspace and socket, and none of the caller's fleet settings.
-    fn environment(&self, c: &mut Command) {
+    pub fn environment(&self, c: &mut Command) {
         c.env("FLEET_ROOT", self.root())
             .env("FLEET_TMUX_SOCKET", &self.socket)
             .env_remove("FLEET_REGISTRY")
@@ -295,13 +296,14 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// How long [`wait_for`] waits for the thing itself before the test fails: generous, so a busy
+/// machine slows a test down but never fails it.
+pub const WAIT_BOUND: Duration = Duration::from_secs(60);
+
 pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
+        assert!(start.elapsed() < WAIT_BOUND, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

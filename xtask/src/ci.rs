@@ -22,6 +22,8 @@ pub(crate) fn run() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let proptest_cases =
         std::env::var("PROPTEST_CASES").unwrap_or_else(|_| PROPTEST_CASES.to_owned());
+    // The real client the tests drive: installed now, so no test can find it missing.
+    crate::claude::ensure()?;
     let steps: [(&str, &[&str]); 7] = [
         ("format", &["fmt", "--all", "--check"]),
         // --all-features: the failpoint code and the crash tests are linted too.
@@ -83,6 +85,8 @@ pub(crate) fn run() -> Result<(), String> {
                 "top",
                 "--test",
                 "mcp",
+                "--test",
+                "claude",
                 "--",
                 "--skip",
                 "beside::python_deployed_agents_and_the_coexistence_setting",

@@ -2,6 +2,7 @@
 
 mod bench;
 mod ci;
+mod claude;
 mod goals;
 mod procs;
 mod status_bench;
@@ -14,6 +15,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("bench") => bench::run(),
+        Some("claude") => claude::run(),
         Some("rss") => procs::rss_main(&args[1..]),
         Some("bench-status") => bench::status_only(),
         Some("bench-worktree") => bench::worktree_only(),
@@ -21,7 +23,7 @@ fn main() -> ExitCode {
         Some("bench-quick") => bench::quick(),
         _ => {
             eprintln!(
-                "usage: cargo xtask ci|bench|bench-status|bench-worktree|bench-deploy|bench-quick\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  bench   every benchmark; writes docs/BENCHMARKS.md\n  bench-status   only `fleet status` of 100 agents with 1 MB logs, printed\n  bench-worktree   only `fleet deploy --worktree` against its floor, printed\n  bench-deploy   only `fleet deploy` against its floor, printed\n  bench-quick   deploy, idle reconcile and status of 1,000 agents, printed"
+                "usage: cargo xtask ci|claude|bench|bench-status|bench-worktree|bench-deploy|bench-quick\n\n  ci      fmt check, clippy -D warnings, every test (doc tests too), insta in CI mode\n  claude  install the pinned Claude Code the tests run (target/claude-code)\n  bench   every benchmark; writes docs/BENCHMARKS.md\n  bench-status   only `fleet status` of 100 agents with 1 MB logs, printed\n  bench-worktree   only `fleet deploy --worktree` against its floor, printed\n  bench-deploy   only `fleet deploy` against its floor, printed\n  bench-quick   deploy, idle reconcile and status of 1,000 agents, printed"
             );
             return ExitCode::from(2);
         }

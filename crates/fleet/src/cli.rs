@@ -155,6 +155,9 @@ pub(crate) struct EndAgentArgs {
     /// The agent whose final report is in its progress file
     #[arg(long)]
     pub(crate) agent: AgentId,
+    /// How long the agent may take to finish its turn and exit by itself before it is ended
+    #[arg(long, default_value_t = 60_000)]
+    pub(crate) finish_grace_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]

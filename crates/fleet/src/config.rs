@@ -35,6 +35,9 @@ pub(crate) struct Config {
     pub(crate) agent_cmd: Vec<String>,
     /// The startup grace when a request names none.
     pub(crate) startup_grace: Duration,
+    /// How long an agent that reported its own end may take to finish its turn and exit
+    /// before fleet ends it (`FLEET_FINISH_GRACE_MS`).
+    pub(crate) finish_grace: Duration,
     /// The largest prompt fleet reads from a file or stdin.
     pub(crate) max_prompt_bytes: u64,
     /// Claude Code's model for agents that name none (`FLEET_MODEL`; none: Claude Code's own).
@@ -51,6 +54,22 @@ pub(crate) struct Config {
 /// otherwise: `bypassPermissions`, what the Python server ran (`--dangerously-skip-permissions`)
 /// — a headless agent cannot answer a permission prompt, so anything not pre-approved is denied.
 pub(crate) const DEFAULT_PERMISSION_MODE: &str = "bypassPermissions";
+
+/// How long an agent that reported its own end (a final `update_agent_progress`) may take to
+/// finish its turn — Claude Code writes its result, with tokens and cost, after the tool call
+/// returns — and exit by itself, unless `FLEET_FINISH_GRACE_MS` says otherwise: 60 s.
+pub(crate) const DEFAULT_FINISH_GRACE: Duration = Duration::from_secs(60);
+
+/// A duration in milliseconds from the environment variable `name`, if set.
+fn env_millis(name: &str) -> Result<Option<Duration>, Error> {
+    match std::env::var(name) {
+        Ok(ms) if !ms.is_empty() => ms
+            .parse()
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .map_err(|_| Error::Invalid(format!("{name} {ms:?} is not a number of milliseconds"))),
+        _ => Ok(None),
+    }
+}
 
 /// The largest prompt read from a file or stdin unless `FLEET_MAX_PROMPT_BYTES` says otherwise:
 /// 16 MiB (a prompt travels whole in its file; `/dev/zero` must not exhaust memory).
@@ -79,14 +98,8 @@ impl Config {
             })?,
             _ => DEFAULT_AGENT_CMD.iter().map(|s| (*s).to_owned()).collect(),
         };
-        let startup_grace = match std::env::var("FLEET_STARTUP_GRACE_MS") {
-            Ok(ms) if !ms.is_empty() => Duration::from_millis(ms.parse().map_err(|_| {
-                Error::Invalid(format!(
-                    "FLEET_STARTUP_GRACE_MS {ms:?} is not a number of milliseconds"
-                ))
-            })?),
-            _ => DEFAULT_STARTUP_GRACE,
-        };
+        let startup_grace = env_millis("FLEET_STARTUP_GRACE_MS")?.unwrap_or(DEFAULT_STARTUP_GRACE);
+        let finish_grace = env_millis("FLEET_FINISH_GRACE_MS")?.unwrap_or(DEFAULT_FINISH_GRACE);
         let max_prompt_bytes = match std::env::var("FLEET_MAX_PROMPT_BYTES") {
             Ok(n) if !n.is_empty() => n.parse().map_err(|_| {
                 Error::Invalid(format!(
@@ -105,6 +118,7 @@ impl Config {
             registry,
             agent_cmd,
             startup_grace,
+            finish_grace,
             max_prompt_bytes,
             model: env_word("FLEET_MODEL"),
             permission_mode: env_word("FLEET_PERMISSION_MODE")

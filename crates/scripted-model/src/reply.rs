@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -30,6 +31,9 @@ pub enum Reply {
     },
     /// The reply computed from the request (e.g. from a tool's result the model was shown).
     With(Arc<dyn Fn(&Request) -> Reply + Send + Sync>),
+    /// The reply, sent after a delay: a model that takes its time (other conversations are
+    /// answered meanwhile).
+    After(Duration, Box<Reply>),
 }
 
 impl Reply {
@@ -55,15 +59,24 @@ impl Reply {
         }
     }
 
+    /// `reply`, sent `delay` later.
+    pub fn after(delay: Duration, reply: Reply) -> Reply {
+        Reply::After(delay, Box::new(reply))
+    }
+
     /// A reply computed from the request it answers.
     pub fn with(f: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Reply {
         Reply::With(Arc::new(f))
     }
 
-    /// This reply for `request`, computed replies resolved.
+    /// This reply for `request`, computed replies resolved and delays waited out.
     pub(crate) fn resolve(&self, request: &Request) -> Reply {
         match self {
             Reply::With(f) => f(request).resolve(request),
+            Reply::After(delay, reply) => {
+                std::thread::sleep(*delay);
+                reply.resolve(request)
+            }
             other => other.clone(),
         }
     }
@@ -89,6 +102,7 @@ impl fmt::Debug for Reply {
                 .field("message", message)
                 .finish(),
             Reply::With(_) => f.write_str("With(..)"),
+            Reply::After(delay, reply) => f.debug_tuple("After").field(delay).field(reply).finish(),
         }
     }
 }

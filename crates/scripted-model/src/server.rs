@@ -86,37 +86,56 @@ impl Drop for ModelServer {
     }
 }
 
-/// Answers requests until the server is unblocked.
+/// Answers requests until the server is unblocked, each on a thread of its own (a delayed
+/// reply holds up no other conversation).
 fn serve(server: &tiny_http::Server, script: &Script, requests: &Mutex<Vec<Request>>) {
     let next_id = AtomicU64::new(1);
-    for mut incoming in server.incoming_requests() {
-        let mut text = String::new();
-        let body = match incoming.as_reader().read_to_string(&mut text) {
-            Ok(_) => serde_json::from_str(&text).unwrap_or(Value::Null),
-            Err(_) => Value::Null,
-        };
-        let path = incoming
-            .url()
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let request = Request { path, body };
-        requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(request.clone());
-        let answer = match (incoming.method(), request.path.as_str()) {
-            (tiny_http::Method::Post, "/v1/messages") => {
-                let reply = script.reply(&request);
-                sse::answer(&request, &reply, next_id.fetch_add(1, Ordering::Relaxed))
+    std::thread::scope(|scope| {
+        for incoming in server.incoming_requests() {
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = std::thread::Builder::new()
+                .name("scripted-model-request".into())
+                .spawn_scoped(scope, move || answer(incoming, script, requests, id))
+            {
+                tracing::warn!("cannot start a thread for a request: {e}");
             }
-            (tiny_http::Method::Post, "/v1/messages/count_tokens") => sse::count_tokens(&request),
-            _ => sse::error(404, "not_found_error", "not served by the scripted model"),
-        };
-        if let Err(e) = incoming.respond(response(answer)) {
-            tracing::debug!("the client went away: {e}");
         }
+    });
+}
+
+/// Logs one request and answers it.
+fn answer(
+    mut incoming: tiny_http::Request,
+    script: &Script,
+    requests: &Mutex<Vec<Request>>,
+    id: u64,
+) {
+    let mut text = String::new();
+    let body = match incoming.as_reader().read_to_string(&mut text) {
+        Ok(_) => serde_json::from_str(&text).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let path = incoming
+        .url()
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let request = Request { path, body };
+    requests
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(request.clone());
+    let answer = match (incoming.method(), request.path.as_str()) {
+        (tiny_http::Method::Post, "/v1/messages") => {
+            let reply = script.reply(&request);
+            sse::answer(&request, &reply, id)
+        }
+        (tiny_http::Method::Post, "/v1/messages/count_tokens") => sse::count_tokens(&request),
+        _ => sse::error(404, "not_found_error", "not served by the scripted model"),
+    };
+    if let Err(e) = incoming.respond(response(answer)) {
+        tracing::debug!("the client went away: {e}");
     }
 }
 

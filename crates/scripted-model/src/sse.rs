@@ -34,7 +34,7 @@ pub(crate) fn answer(request: &Request, reply: &Reply, id: u64) -> Answer {
             "tool_use",
         ),
         // Resolved before it gets here; answered as text should one slip through.
-        Reply::With(_) => (json!({"type": "text", "text": ""}), "end_turn"),
+        Reply::With(_) | Reply::After(..) => (json!({"type": "text", "text": ""}), "end_turn"),
     };
     let usage = json!({
         "input_tokens": INPUT_TOKENS,

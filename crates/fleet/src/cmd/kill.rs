@@ -1,5 +1,7 @@
 //! `fleet kill`.
 
+use std::time::Duration;
+
 use crate::cli::{EndAgentArgs, KillArgs};
 use crate::config::Services;
 use crate::error::Error;
@@ -52,7 +54,10 @@ fn worktree_line(c: &deploy_core::Checkout) -> String {
 
 /// `fleet end-agent`: ends an agent as its last final report says (status and message), its
 /// files archived as for any end reported through MCP. Run detached, outside the agent's
-/// process tree, by the `fleet mcp` that took the report; what it did goes to the log.
+/// process tree, by the `fleet mcp` that took the report; what it did goes to the log. The
+/// agent first gets up to `--finish-grace-ms` to finish its turn and exit by itself, so that
+/// what it says last — Claude Code's result, tokens and cost — is in its log when its end is
+/// recorded.
 pub(crate) fn end_agent(services: &Services, args: &EndAgentArgs) -> Result<(), Error> {
     let Some((status, message)) = kill::final_report(services, &args.task, &args.agent) else {
         return Err(Error::Invalid(format!(
@@ -60,6 +65,12 @@ pub(crate) fn end_agent(services: &Services, args: &EndAgentArgs) -> Result<(), 
             args.agent, args.task
         )));
     };
+    kill::await_exit(
+        services,
+        &args.task,
+        &args.agent,
+        Duration::from_millis(args.finish_grace_ms),
+    )?;
     let k = kill::end(
         services,
         &args.task,

@@ -1,11 +1,13 @@
 //! Ending an agent: the verified kill, and — after its own final report, from inside its tree —
 //! the end handed to a process outside it (`fleet end-agent`).
 
+use std::time::{Duration, Instant};
+
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::reconcile::retire;
 use deploy_core::{
-    AgentId, AgentStatus, Checkout, KilledProcess, SessionName, StatusUpdate, TaskId,
+    AgentId, AgentStatus, Checkout, KilledProcess, Liveness, SessionName, StatusUpdate, TaskId,
 };
 use serde::Serialize;
 
@@ -116,6 +118,33 @@ pub(crate) fn end(
     })
 }
 
+/// Waits up to `grace` for `agent`'s process to end by itself (its session's pane dead, or the
+/// session gone); whether it did.
+pub(crate) fn await_exit(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+    grace: Duration,
+) -> Result<bool, Error> {
+    let record = super::agent_record(services, task, agent)?;
+    let deployer = services.deployer();
+    let backend = deployer.backend_of(&record)?;
+    let deadline = Instant::now() + grace;
+    loop {
+        if backend.probe(&record.session)? != Liveness::Alive {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            tracing::info!(%agent, "still running {} ms after its final report: ending it", grace.as_millis());
+            return Ok(false);
+        }
+        std::thread::sleep(EXIT_POLL);
+    }
+}
+
+/// How often [`await_exit`] looks.
+const EXIT_POLL: Duration = Duration::from_millis(50);
+
 /// The label of the process that ends `agent` after its own final report.
 pub(crate) fn ender_label(agent: &AgentId) -> Result<SessionName, Error> {
     Ok(SessionName::parse(&format!("ended_{agent}"))?)
@@ -141,6 +170,8 @@ pub(crate) fn ender_argv(
         task.as_str(),
         "--agent",
         agent.as_str(),
+        "--finish-grace-ms",
+        &config.finish_grace.as_millis().to_string(),
     ]
     .map(str::to_owned)
     .to_vec())
