@@ -118,7 +118,15 @@ fn flag<'a>(argv: &'a [String], name: &str) -> Option<&'a str> {
 fn an_agent_reports_spawns_a_child_and_completes_through_fleets_tools() {
     let f = Fleet::new();
     let task = f.task(&[]);
-    let agent = deploy(&f, &task, "LOOP: report, find, spawn, finish", &[], &[]);
+    // The stand-in waits to be ended after its final report, as a wedged agent would: fleet
+    // ends it once the finish grace is over.
+    let agent = deploy(
+        &f,
+        &task,
+        "LOOP: report, find, spawn, finish",
+        &[],
+        &[("FLEET_FINISH_GRACE_MS", "300")],
+    );
 
     wait_for("the agent's end to be recorded", || {
         entry(&f, &task, &agent)["status"] == "completed"

@@ -49,6 +49,7 @@ async fn connect_env(f: &Fleet, path: Option<&str>, env: &[(&str, &str)]) -> Cli
             .env("FLEET_STARTUP_GRACE_MS", "150")
             .env("FLEET_DEMO_SECONDS", "60")
             .env_remove("FLEET_AGENT_ID")
+            .env("IS_SANDBOX", "1")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE");
         match std::env::var(common::TEST_REGISTRY) {
             Ok(kind) if !kind.is_empty() => c.env("FLEET_REGISTRY", kind),

@@ -97,6 +97,9 @@ impl Fleet {
             .env_remove("FLEET_AGENT_CMD")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
             .env_remove("FLEET_AGENT_ID")
+            // The tests run as root in CI, where Claude Code (and fleet) refuse bypassPermissions
+            // without a sandbox's word; the test of that refusal removes it.
+            .env("IS_SANDBOX", "1")
             .stdin(Stdio::null());
         if let Ok(kind) = std::env::var(TEST_REGISTRY)
             && !kind.is_empty()

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::tracker::Tracker;
-use crate::{LINE_CHARS, RESULT_CHARS, State, ToolUse, truncate};
+use crate::{LINE_CHARS, RESULT_CHARS, Retry, State, ToolUse, truncate};
 
 /// Whether `kind` is a Claude Code event type.
 pub fn is_event(kind: &str) -> bool {
@@ -49,7 +49,19 @@ pub(crate) fn apply(t: &mut Tracker, kind: &str, event: &Value) {
     if let Some(id) = event["session_id"].as_str() {
         t.activity.session_id = Some(id.to_owned());
     }
+    if kind != "system" {
+        t.activity.retry = None;
+    }
     match kind {
+        "system" if event["subtype"] == "api_retry" => {
+            t.activity.retry = Some(Retry {
+                attempt: event["attempt"].as_u64().unwrap_or(0),
+                max_retries: event["max_retries"].as_u64().unwrap_or(0),
+                error_status: event["error_status"].as_u64(),
+                error: truncate(event["error"].as_str().unwrap_or("unknown"), LINE_CHARS),
+            });
+            t.activity.state = State::Retrying;
+        }
         "system" => {
             if let Some(model) = event["model"].as_str() {
                 t.activity.model = Some(model.to_owned());
@@ -74,6 +86,11 @@ pub(crate) fn apply(t: &mut Tracker, kind: &str, event: &Value) {
                 t.activity.model = Some(model.to_owned());
             }
             for block in message["content"].as_array().into_iter().flatten() {
+                if block["type"] == "text"
+                    && let Some(text) = block["text"].as_str().filter(|t| !t.trim().is_empty())
+                {
+                    t.context.last_text = Some(truncate(text, LINE_CHARS));
+                }
                 if block["type"] == "tool_use" {
                     t.activity.last_tool = Some(ToolUse {
                         name: block["name"].as_str().unwrap_or("tool").to_owned(),

@@ -32,6 +32,9 @@ pub enum State {
     Starting,
     /// It works: events arrive.
     Working,
+    /// Its model API failed and it waits to try again (Claude Code's `api_retry`): what
+    /// failed is in [`Activity::retry`].
+    Retrying,
     /// It said it finished (Claude Code: a `result` that is not an error; Codex: a completed
     /// turn), or — plain output — its process ended with status 0.
     Finished,
@@ -40,11 +43,12 @@ pub enum State {
 }
 
 impl State {
-    /// `starting`, `working`, `finished`, `failed`.
+    /// `starting`, `working`, `retrying`, `finished`, `failed`.
     pub fn as_str(self) -> &'static str {
         match self {
             State::Starting => "starting",
             State::Working => "working",
+            State::Retrying => "retrying",
             State::Finished => "finished",
             State::Failed => "failed",
         }
@@ -80,6 +84,21 @@ pub struct ToolUse {
     pub summary: String,
 }
 
+/// A failed call of the model API that the agent will try again (Claude Code's `system`
+/// `api_retry` event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Which try failed, from 1.
+    pub attempt: u64,
+    /// How many it makes before it gives up.
+    pub max_retries: u64,
+    /// The HTTP status of the failure, if there was one.
+    pub error_status: Option<u64>,
+    /// What failed, as the agent says it (`overloaded`, `rate_limit`, ...), truncated to
+    /// [`LINE_CHARS`].
+    pub error: String,
+}
+
 /// An agent's activity, as its events tell it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Activity {
@@ -105,6 +124,9 @@ pub struct Activity {
     pub result: Option<String>,
     /// Whether its final result is an error.
     pub is_error: Option<bool>,
+    /// While [`State::Retrying`]: the failed call it will try again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
 }
 
 /// What the stream tells beyond the summary.
@@ -112,6 +134,10 @@ pub struct Activity {
 pub struct Context {
     /// Its last line of output, whatever it was, truncated to [`LINE_CHARS`].
     pub last_line: Option<String>,
+    /// The last text it wrote to the user (Claude Code's assistant text), truncated to
+    /// [`LINE_CHARS`]: what a summary shows of a stream, never a raw event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_text: Option<String>,
     /// Which stream it writes.
     pub format: Format,
     /// Its working directory, if it said (Claude Code's `system`/`init` `cwd`): where its

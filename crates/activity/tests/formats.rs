@@ -45,6 +45,25 @@ fn claude_code_not_logged_in_recorded_from_the_real_cli() {
 }
 
 #[test]
+fn claude_code_retrying_a_failed_api_call_recorded_from_the_real_cli() {
+    // Claude Code 2.1.197 answered 529 twice by the scripted model: it says so, and retries.
+    let a = read("claude_api_retry.jsonl");
+    assert_eq!(a.state, State::Retrying);
+    let retry = a.retry.clone().unwrap();
+    assert_eq!(
+        (retry.attempt, retry.max_retries, retry.error_status),
+        (2, 10, Some(529))
+    );
+    assert_eq!(retry.error, "overloaded");
+    insta::assert_json_snapshot!("claude_api_retry", seen("claude_api_retry.jsonl"));
+    // Once the model answers, the retry is over.
+    let a = read("claude_api_retry_then_success.jsonl");
+    assert_eq!(a.state, State::Finished);
+    assert_eq!(a.retry, None);
+    assert_eq!(a.result.as_deref(), Some("done after retries"));
+}
+
+#[test]
 fn claude_code_success_with_tools() {
     let a = read("claude_success_with_tools.jsonl");
     assert_eq!(a.state, State::Finished);

@@ -112,6 +112,42 @@ pub(crate) fn choose(argv: &mut Vec<String>, c: Choices<'_>, config: &Config) ->
     }
 }
 
+/// The variable with which Claude Code accepts `bypassPermissions` from root: the process
+/// runs in a sandbox (a container, a VM) where root can do no harm.
+pub(crate) const SANDBOX_ENV: &str = "IS_SANDBOX";
+
+/// Whether `argv` lets Claude Code skip its permission prompts (`bypassPermissions`, or
+/// `--dangerously-skip-permissions`).
+pub(crate) fn skips_permissions(argv: &[String]) -> bool {
+    argv.iter().enumerate().any(|(i, a)| {
+        a == "--dangerously-skip-permissions"
+            || a == "--permission-mode=bypassPermissions"
+            || (a == "--permission-mode"
+                && argv.get(i + 1).map(String::as_str) == Some("bypassPermissions"))
+    })
+}
+
+/// For an agent that skips permissions: Claude Code refuses that to root unless
+/// `IS_SANDBOX=1` — the agent would die at once — so as root without it (in fleet's
+/// environment or the agent's `env`) the deployment is refused before anything is made, naming
+/// both ways out. `Ok(true)`: as root in a sandbox fleet's environment declares, which the
+/// agent must be given too.
+pub(crate) fn refused_to_root(root: bool, env: &[(String, String)]) -> Result<bool, Error> {
+    if !root {
+        return Ok(false);
+    }
+    let given = env.iter().any(|(k, v)| k == SANDBOX_ENV && v == "1");
+    if given {
+        return Ok(false);
+    }
+    if std::env::var(SANDBOX_ENV).is_ok_and(|v| v == "1") {
+        return Ok(true);
+    }
+    Err(Error::Invalid(format!(
+        "Claude Code refuses bypassPermissions to root: in a sandbox (a container, a VM) set {SANDBOX_ENV}=1, or choose another mode with --permission-mode (e.g. acceptEdits) or FLEET_PERMISSION_MODE"
+    )))
+}
+
 /// Wires fleet's MCP server into a Claude Code agent: `--mcp-config` inline (no file to clean
 /// up; it holds no secret: the binary, the workspace, the socket, the ids) naming `fleet mcp`
 /// with this configuration and the agent's identity in its environment, and `--allowedTools`
@@ -140,6 +176,10 @@ pub(crate) fn wire(
     set(
         "FLEET_STARTUP_GRACE_MS",
         config.startup_grace.as_millis().to_string(),
+    );
+    set(
+        "FLEET_FINISH_GRACE_MS",
+        config.finish_grace.as_millis().to_string(),
     );
     set("FLEET_PERMISSION_MODE", config.permission_mode.clone());
     set(
@@ -360,5 +400,37 @@ mod tests {
         let mut other = argv(&["sh", "agent.sh"]);
         wire(&mut other, &config(), &task, &agent).unwrap();
         assert_eq!(other, argv(&["sh", "agent.sh"]));
+    }
+
+    #[test]
+    fn bypassing_permissions_as_root_needs_a_sandbox() {
+        let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(skips_permissions(&argv(&[
+            "claude",
+            "--permission-mode=bypassPermissions"
+        ])));
+        assert!(skips_permissions(&argv(&[
+            "claude",
+            "--permission-mode",
+            "bypassPermissions"
+        ])));
+        assert!(skips_permissions(&argv(&[
+            "claude",
+            "--dangerously-skip-permissions"
+        ])));
+        assert!(!skips_permissions(&argv(&[
+            "claude",
+            "--permission-mode=acceptEdits"
+        ])));
+        assert!(!refused_to_root(false, &[]).unwrap());
+        let sandboxed = [(SANDBOX_ENV.to_owned(), "1".to_owned())];
+        assert!(!refused_to_root(true, &sandboxed).unwrap());
+        if std::env::var(SANDBOX_ENV).is_err() {
+            let e = refused_to_root(true, &[]).unwrap_err().to_string();
+            assert!(
+                e.contains("IS_SANDBOX=1") && e.contains("--permission-mode"),
+                "{e}"
+            );
+        }
     }
 }

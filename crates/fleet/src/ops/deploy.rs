@@ -125,6 +125,14 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
         },
         config,
     )?;
+    let mut env = options.env;
+    if claude
+        && claude::skips_permissions(&command)
+        && claude::refused_to_root(rustix::process::geteuid().is_root(), &env)?
+    {
+        // The agent's environment is its tmux server's: carry the sandbox's word to it.
+        env.push((claude::SANDBOX_ENV.to_owned(), "1".to_owned()));
+    }
     // The id is chosen here when the command or the prompt must name it.
     let preamble = options.preamble.unwrap_or(claude);
     let agent = if claude || preamble {
@@ -153,7 +161,7 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
     request.parent = options.parent;
     request.workdir = workdir;
     request.startup_grace = options.startup_grace.unwrap_or(config.startup_grace);
-    request.env = options.env;
+    request.env = env;
     request.allow_duplicate = options.allow_duplicate;
     request.checkout = checkout;
     Ok(request)

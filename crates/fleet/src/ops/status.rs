@@ -34,6 +34,12 @@ pub(crate) struct AgentView {
     pub(crate) activity: Activity,
     /// Its last line of output, if it is still being read.
     pub(crate) last_line: Option<String>,
+    /// The last text it wrote, from its stream's events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) last_text: Option<String>,
+    /// Which stream it writes.
+    #[serde(skip)]
+    pub(crate) format: ::activity::Format,
     /// Its own checkout (`--worktree`), as recorded: where, and what is left of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) worktree: Option<deploy_core::Checkout>,
@@ -270,6 +276,8 @@ fn view(
         age_seconds: age_seconds(&a.started_at),
         activity: seen.activity,
         last_line: seen.context.last_line,
+        last_text: seen.context.last_text,
+        format: seen.context.format,
         worktree: deploy_core::Checkout::of(a),
     }
 }

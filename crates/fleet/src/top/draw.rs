@@ -227,6 +227,8 @@ mod tests {
             age_seconds: Some(1),
             activity: activity::Activity::default(),
             last_line: Some(format!("line of {i}")),
+            last_text: None,
+            format: ::activity::Format::Plain,
             worktree: None,
         }
     }
