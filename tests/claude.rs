@@ -569,3 +569,124 @@ fn bypass_permissions_as_root_without_a_sandbox_is_refused_up_front() {
         assert!(out.status.success(), "not root: deployed: {err}");
     }
 }
+
+/// `fleet resume` continues the same conversation — the model is shown the earlier turns —
+/// with the ended agent's own command line (its model) plus `--resume`, although its worktree
+/// was removed at its end: the continuation gets a worktree from the agent's branch, and
+/// Claude Code finds the conversation there. A second continuation while one runs is refused,
+/// naming it.
+#[test]
+fn resume_continues_the_conversation_of_an_agent_whose_worktree_is_gone() {
+    let f = Fleet::new();
+    let commit = "echo one > one.txt && git add one.txt && git -c user.name=a -c user.email=a@a commit -qm one";
+    let script = Script::new().conversation(
+        "RESUME-first",
+        [
+            Reply::tool("Bash", json!({"command": commit, "description": "commit"})),
+            Reply::after(Duration::from_millis(500), Reply::text("first done")),
+            // The continuation takes its time: a second one is tried meanwhile.
+            Reply::after(Duration::from_secs(3), Reply::text("resumed, I remember")),
+        ],
+    );
+    let c = Claude::start(&f, script);
+    let task = f.task(&[]);
+    let repo = testkit::git::repo_at(
+        &camino::Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap(),
+    );
+    let bin = claude::bin();
+    let out = c
+        .fleet(
+            &f,
+            &[
+                "deploy",
+                "--task",
+                &task,
+                "--type",
+                "worker",
+                "--prompt",
+                "RESUME-first: commit",
+                "--startup-grace-ms",
+                "100",
+                "--worktree",
+                "--repo",
+                repo.as_str(),
+                "--",
+                bin.as_str(),
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--model",
+                "haiku",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fleet deploy: {}", stderr(&out));
+    let first = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = c
+        .fleet(&f, &["wait", "--task", &task, "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fleet wait: {}", stderr(&out));
+    let e = entry(&f, &task, &first);
+    assert_eq!(e["fleet_worktree"]["state"], "branch-only", "{e}");
+    assert!(!f.root().join(&task).join("worktrees").join(&first).exists());
+
+    let out = c
+        .fleet(
+            &f,
+            &[
+                "resume", "--task", &task, "--agent", &first, "--prompt", "go on",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fleet resume: {}", stderr(&out));
+    let second = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_ne!(second, first);
+
+    // One continuation at a time.
+    let again = c
+        .fleet(
+            &f,
+            &[
+                "resume", "--task", &task, "--agent", &first, "--prompt", "twice",
+            ],
+        )
+        .output()
+        .unwrap();
+    let err = stderr(&again);
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("agent {second} already continues agent {first}")),
+        "{err}"
+    );
+
+    let out = c
+        .fleet(&f, &["wait", "--task", &task, "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fleet wait: {}", stderr(&out));
+    let shown = c.model.conversation("RESUME-first");
+    let last = shown.last().unwrap();
+    assert_eq!(last.turn(), 2, "the earlier turns are in its history");
+    let history = last.history_text();
+    assert!(
+        history.contains("first done") && history.contains("go on"),
+        "{history}"
+    );
+    assert!(
+        last.model().contains("haiku"),
+        "its own --model: {}",
+        last.model()
+    );
+    let e = entry(&f, &task, &second);
+    assert_eq!(e["status"], "completed", "{e}");
+    assert_eq!(e["fleet_activity"]["result"], "resumed, I remember", "{e}");
+    // It continued from the ended agent's commits: its checkout was branched from them.
+    let w = &e["fleet_worktree"];
+    assert_eq!(w["base_ref"], format!("fleet/{first}").as_str(), "{e}");
+    let tip = testkit::git::git(&repo, &["rev-parse", &format!("fleet/{first}")]);
+    assert_eq!(w["base"].as_str().unwrap(), tip.trim(), "{e}");
+}

@@ -159,16 +159,22 @@ pub fn truncate(text: &str, max: usize) -> String {
     }
 }
 
-/// The summary of the output lines of an agent that died: its Claude Code or Codex result or
-/// error if it wrote one — the line a person needs, not kilobytes of events — else the lines
-/// as they are.
+/// The summary of the output lines of an agent that died: what it wrote that is not an event
+/// (its stderr) and its Claude Code or Codex result or error if it wrote one — the lines a
+/// person needs, not kilobytes of events — else the lines as they are.
 pub fn condense(lines: &[String]) -> Vec<String> {
     let mut tracker = Tracker::new();
     for line in lines {
         tracker.feed_line(line, None);
     }
     match tracker.activity().result.clone() {
-        Some(result) => vec![result],
+        // What it wrote beside its events (its stderr: "No conversation found …") says why.
+        Some(result) => lines
+            .iter()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('{'))
+            .cloned()
+            .chain([result])
+            .collect(),
         None => lines.to_vec(),
     }
 }

@@ -88,16 +88,21 @@ impl Plan {
         }
     }
 
+    /// Where the agent runs: its checkout, else the request's workdir.
+    fn spec_workdir(&self) -> camino::Utf8PathBuf {
+        match &self.made {
+            Some(checkout) => checkout.path.clone(),
+            None => self.request.workdir.clone(),
+        }
+    }
+
     fn spec(&self) -> SessionSpec {
         SessionSpec {
             session: self.session_name.clone(),
             agent: self.agent.clone(),
             task: self.task.clone(),
             argv: self.request.command.clone(),
-            workdir: match &self.made {
-                Some(checkout) => checkout.path.clone(),
-                None => self.request.workdir.clone(),
-            },
+            workdir: self.spec_workdir(),
             env: self.request.env.clone(),
             prompt_file: self.files.prompt_file.clone(),
             log_file: self.files.log_file.clone(),
@@ -503,6 +508,14 @@ impl<'a> SessionStarted<'a> {
             placement: self.env.backend.placement(),
             allow_duplicate: plan.request.allow_duplicate,
             checkout: plan.made.clone(),
+            launch: Some(crate::record::Launch {
+                command: plan
+                    .request
+                    .recorded_command
+                    .clone()
+                    .unwrap_or_else(|| plan.request.command.clone()),
+                workdir: plan.spec_workdir(),
+            }),
         };
         let guard = RegistrationGuard::arm(
             self.env.registry,

@@ -150,8 +150,8 @@ pub use layout::Layout;
 pub use limits::{LimitExceeded, LimitView, Limits};
 pub use prompt::{FsPromptStore, PromptStore, prompt_preview};
 pub use record::{
-    AgentRecord, AgentStatus, ExitStatus, Parent, Registration, StatusUpdate, TaskSnapshot,
-    TaskSummary, TrackedFiles, hierarchy,
+    AgentRecord, AgentStatus, ExitStatus, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD, Launch,
+    Parent, Registration, StatusUpdate, TaskSnapshot, TaskSummary, TrackedFiles, hierarchy,
 };
 pub use registry::Registry;
 pub use request::{DEFAULT_STARTUP_GRACE, DeployRequest};

@@ -218,6 +218,33 @@ pub struct Registration {
     pub allow_duplicate: bool,
     /// Its checkout, recorded as [`CHECKOUT_FIELD`](crate::checkout::CHECKOUT_FIELD).
     pub checkout: Option<crate::checkout::Checkout>,
+    /// How it was started — its command and the directory it runs in — recorded as
+    /// [`LAUNCH_COMMAND_FIELD`] and [`LAUNCH_WORKDIR_FIELD`]: where and how it is continued.
+    pub launch: Option<Launch>,
+}
+
+/// How an agent was started: what continues its work later starts the same way, there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Launch {
+    /// Its command, as its deployer gave it.
+    pub command: Vec<String>,
+    /// The directory it ran in (its checkout's, when it had one).
+    pub workdir: Utf8PathBuf,
+}
+
+/// The registry field of an agent's [`Launch::command`].
+pub const LAUNCH_COMMAND_FIELD: &str = "fleet_command";
+/// The registry field of an agent's [`Launch::workdir`].
+pub const LAUNCH_WORKDIR_FIELD: &str = "fleet_workdir";
+
+impl AgentRecord {
+    /// How the agent was started, when its entry records it.
+    pub fn launch(&self) -> Option<Launch> {
+        Some(Launch {
+            command: self.extra.parse(LAUNCH_COMMAND_FIELD)?,
+            workdir: self.extra.parse(LAUNCH_WORKDIR_FIELD)?,
+        })
+    }
 }
 
 /// An agent as a registry holds it. Serialized with the Python server's field names.

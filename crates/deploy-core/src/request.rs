@@ -41,6 +41,10 @@ pub struct DeployRequest {
     /// The agent's own checkout (a git worktree on a new branch `fleet/<agent>`), where it then
     /// runs instead of `workdir`.
     pub checkout: Option<CheckoutRequest>,
+    /// The command recorded with the agent (its registry entry's `fleet_command`): what
+    /// continues it later, when the caller's `command` carries additions of its own that a
+    /// continuation makes anew. `None`: `command`.
+    pub recorded_command: Option<Vec<String>>,
 }
 
 impl DeployRequest {
@@ -64,6 +68,7 @@ impl DeployRequest {
             allow_duplicate: false,
             agent: None,
             checkout: None,
+            recorded_command: None,
         }
     }
 

@@ -194,6 +194,7 @@ fn setup(world: &World, case: &Case) -> TaskId {
                 placement: "test".into(),
                 allow_duplicate: true,
                 checkout: None,
+                launch: None,
             })
             .unwrap();
         let status = STATUSES[e.status_idx].clone();

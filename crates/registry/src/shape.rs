@@ -5,7 +5,8 @@
 
 use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::{
-    AgentStatus, Extra, Layout, Limits, NewTask, Registration, StatusUpdate, TaskId, timestamp,
+    AgentStatus, Extra, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD, Layout, Limits, NewTask,
+    Registration, StatusUpdate, TaskId, timestamp,
 };
 use serde_json::{Map, Value, json};
 
@@ -161,6 +162,10 @@ pub fn new_entry(r: &Registration, depth: u32) -> AgentEntry {
     extra.insert(PLACEMENT, &json!(r.placement));
     if let Some(c) = &r.checkout {
         extra.insert(CHECKOUT_FIELD, &c.to_value());
+    }
+    if let Some(launch) = &r.launch {
+        extra.insert(LAUNCH_COMMAND_FIELD, &json!(launch.command));
+        extra.insert(LAUNCH_WORKDIR_FIELD, &json!(launch.workdir));
     }
     AgentEntry {
         id: r.agent.clone(),

@@ -115,6 +115,7 @@ fn fresh(f: &Fixture) -> Registration {
         placement: "test".into(),
         allow_duplicate: true,
         checkout: None,
+        launch: None,
     }
 }
 

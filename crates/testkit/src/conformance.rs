@@ -82,6 +82,7 @@ pub fn registration(task: &TaskId, agent_type: &str, parent: Parent) -> Registra
         placement: "conformance".into(),
         allow_duplicate: true,
         checkout: None,
+        launch: None,
     }
 }
 

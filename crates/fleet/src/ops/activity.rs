@@ -16,9 +16,9 @@ use crate::config::Services;
 
 /// The registry field an ended agent's summary is recorded in.
 pub(crate) const FIELD: &str = "fleet_activity";
-/// The registry field an ended agent's working directory is recorded in, when it said it
-/// (where its conversation resumes).
-pub(crate) const WORKDIR: &str = "fleet_workdir";
+/// The registry field of the directory an agent was deployed in (recorded at its
+/// registration; what its stream claims is never recorded).
+pub(crate) const WORKDIR: &str = deploy_core::LAUNCH_WORKDIR_FIELD;
 
 /// An agent's activity, and what its stream told beyond it.
 #[derive(Debug, Clone, Default)]
@@ -174,9 +174,6 @@ fn keep(path: &Utf8Path, readers: &BTreeMap<String, Tracker>) -> Result<(), Stri
 pub(crate) fn end_fields(seen: &Seen) -> Map<String, Value> {
     let mut fields = Map::new();
     fields.insert(FIELD.into(), json!(seen.activity));
-    if let Some(cwd) = &seen.context.cwd {
-        fields.insert(WORKDIR.into(), json!(cwd));
-    }
     fields
 }
 

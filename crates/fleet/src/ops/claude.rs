@@ -78,7 +78,13 @@ pub(crate) fn choose(argv: &mut Vec<String>, c: Choices<'_>, config: &Config) ->
         }
         return Ok(());
     }
-    let model = c.model.or(config.model.as_deref());
+    // The configuration's model is a default: a command that names its own keeps it.
+    let model = c.model.or_else(|| {
+        config
+            .model
+            .as_deref()
+            .filter(|_| !has_flag(argv, "--model"))
+    });
     for (flag, value) in [("--model", model), ("--effort", c.effort)] {
         let Some(value) = value else { continue };
         one_word(flag, value)?;

@@ -40,6 +40,8 @@ pub(crate) struct DeployOptions {
     pub(crate) effort: Option<String>,
     /// The agent's own git checkout, where it runs instead of `workdir`.
     pub(crate) worktree: Option<WorktreeOptions>,
+    /// The agent's id, when the caller must know it beforehand (resume: its checkout's path).
+    pub(crate) agent: Option<AgentId>,
 }
 
 /// `--worktree`: a branch `fleet/<agent>` and a worktree for it under the workspace.
@@ -71,6 +73,7 @@ impl DeployOptions {
             model: None,
             effort: None,
             worktree: None,
+            agent: None,
         }
     }
 }
@@ -135,11 +138,14 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
     }
     // The id is chosen here when the command or the prompt must name it.
     let preamble = options.preamble.unwrap_or(claude);
-    let agent = if claude || preamble {
-        Some(AgentId::generate(&options.agent_type)?)
-    } else {
-        None
+    let agent = match options.agent {
+        Some(agent) => Some(agent),
+        None if claude || preamble => Some(AgentId::generate(&options.agent_type)?),
+        None => None,
     };
+    // What continues this agent later starts it the same way: its command as given, with the
+    // choices made, without fleet's wiring (made anew for each agent).
+    let recorded_command = command.clone();
     if let Some(agent) = agent.as_ref().filter(|_| claude) {
         claude::wire(&mut command, config, &options.task, agent)?;
     }
@@ -164,6 +170,7 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
     request.env = env;
     request.allow_duplicate = options.allow_duplicate;
     request.checkout = checkout;
+    request.recorded_command = Some(recorded_command);
     Ok(request)
 }
 

@@ -56,6 +56,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     placement: "test".into(),
                     allow_duplicate,
                     checkout: None,
+                    launch: None,
                 };
                 match registry.register(&registration) {
                     Ok(_) => writeln!(out, "ok {agent}")?,

@@ -95,6 +95,7 @@ pub(crate) fn registration(
         placement: "test".into(),
         allow_duplicate: false,
         checkout: None,
+        launch: None,
     }
 }
 

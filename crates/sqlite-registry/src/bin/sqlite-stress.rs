@@ -54,6 +54,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     placement: "test".into(),
                     allow_duplicate: true,
                     checkout: None,
+                    launch: None,
                 };
                 match registry.register(&registration) {
                     Ok(_) => writeln!(out, "ok {agent}")?,
