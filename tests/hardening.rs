@@ -526,3 +526,57 @@ fn a_failed_deployment_leaves_no_log() {
         .collect();
     assert!(logs.is_empty(), "{logs:?}");
 }
+
+/// Issue 29: a registry entry's `fleet_worktree` naming a path outside the root and the
+/// branch `develop` — fields anyone who can write the registry can forge — makes `fleet kill`
+/// remove neither: fleet removes only what it derives from the ids and made itself.
+#[test]
+fn a_forged_checkout_in_the_registry_removes_nothing_of_the_users() {
+    use testkit::git::{git, repo_at};
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let repo = repo_at(&camino::Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap());
+    git(&repo, &["branch", "develop"]);
+    let precious = camino::Utf8PathBuf::from_path_buf(f.dir.path().join("precious")).unwrap();
+    fs_err::create_dir_all(&precious).unwrap();
+    fs_err::write(precious.join("data"), "keep me").unwrap();
+    let out = f.run(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "builder",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "0",
+        "--worktree",
+        "--repo",
+        repo.as_str(),
+        "--",
+        "sleep",
+        "300",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let agent = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let file = f.root().join(&task).join("AGENT_REGISTRY.json");
+    let mut registry: Value = serde_json::from_slice(&fs_err::read(&file).unwrap()).unwrap();
+    let entry = registry["agents"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|a| a["id"] == agent.as_str())
+        .unwrap();
+    entry["fleet_worktree"]["path"] = precious.as_str().into();
+    entry["fleet_worktree"]["branch"] = "develop".into();
+    fs_err::write(&file, serde_json::to_vec_pretty(&registry).unwrap()).unwrap();
+
+    let out = f.run(&["kill", "--task", &task, "--agent", &agent]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    f.ok(&["reconcile"]);
+    assert_eq!(
+        fs_err::read_to_string(precious.join("data")).unwrap(),
+        "keep me"
+    );
+    assert!(git(&repo, &["branch", "--list", "develop"]).contains("develop"));
+}

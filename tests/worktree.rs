@@ -421,6 +421,15 @@ fn reconcile_removes_what_nothing_accounts_for_and_nothing_else() {
         &["worktree", "add", "-q", ghost.as_str(), "fleet/ghost-1"],
     );
     git(&s.repo, &["branch", "fleet/bare-ghost-1"]);
+    // Both made by this workspace: they carry its mark, as every branch fleet makes.
+    let head = git(&s.repo, &["rev-parse", "HEAD"]);
+    for ghost in ["fleet/ghost-1", "fleet/bare-ghost-1"] {
+        let key = format!("branch.{ghost}.fleetmark");
+        git(
+            &s.repo,
+            &["config", &key, &format!("{} {}", head.trim(), s.f.root())],
+        );
+    }
     // The user's own: a branch outside fleet's prefix, a worktree outside the workspace, and a
     // fleet-named branch checked out outside the workspace.
     let mine = Utf8PathBuf::from_path_buf(s.f.dir.path().join("mine")).unwrap();
@@ -492,5 +501,88 @@ fn a_repository_that_vanished_is_reported_never_a_crash() {
     assert!(
         text.contains("problem:") && text.contains(s.repo.as_str()),
         "{text}"
+    );
+}
+
+/// Issue 29: two workspaces on one repository — `fleet reconcile` in workspace A never touches
+/// workspace B's agent branch (B's agent committed and ended: `branch-only`), nor a user's own
+/// `fleet/…` branch with unmerged commits.
+#[test]
+fn reconcile_leaves_another_workspaces_branches_and_the_users_own() {
+    let b = setup();
+    let (agent, _) = b.deploy_working(&[], COMMITS);
+    let killed = b.kill(&agent);
+    assert_eq!(killed["worktree"]["state"], "branch-only", "{killed}");
+    // The user's own work on a branch named like fleet's.
+    git(&b.repo, &["branch", "fleet/my-wip"]);
+    let wip = b.repo.with_file_name("wip-tree");
+    git(
+        &b.repo,
+        &["worktree", "add", "-q", wip.as_str(), "fleet/my-wip"],
+    );
+    fs_err::write(wip.join("mine"), "mine\n").unwrap();
+    git(&wip, &["add", "mine"]);
+    git(
+        &wip,
+        &[
+            "-c",
+            "user.name=u",
+            "-c",
+            "user.email=u@u",
+            "commit",
+            "-qm",
+            "wip",
+        ],
+    );
+    git(&b.repo, &["worktree", "remove", wip.as_str()]);
+
+    // Workspace A: its own task and agent on the same repository.
+    let a = Fleet::new();
+    let task = a.task(&[]);
+    let out = a.run(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "builder",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "0",
+        "--worktree",
+        "--repo",
+        b.repo.as_str(),
+        "--",
+        "sleep",
+        "300",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = fleet_branches(&b.repo);
+    let report = a.json(&["reconcile"]);
+    assert_eq!(fleet_branches(&b.repo), before, "{report}");
+    assert!(
+        before.contains(&agent) && before.contains("my-wip"),
+        "{before:?}"
+    );
+}
+
+/// Issue 29: an agent that commits on a detached HEAD keeps its work at its end: the branch is
+/// moved up to it.
+#[test]
+fn commits_on_a_detached_head_are_kept_at_the_agents_end() {
+    let s = setup();
+    let script = "git checkout -q --detach && echo work > done.txt && git add done.txt && git -c user.name=a -c user.email=a@a commit -qm detached && exec sleep 300";
+    let d = s.deploy(&[], script);
+    let agent = d["agent_id"].as_str().unwrap().to_owned();
+    let path = Utf8PathBuf::from(d["worktree"]["path"].as_str().unwrap());
+    wait_for("the detached commit", || {
+        git(&path, &["log", "-1", "--format=%s"]).trim() == "detached"
+    });
+    let head = git(&path, &["rev-parse", "HEAD"]);
+    let killed = s.kill(&agent);
+    assert_eq!(killed["worktree"]["state"], "branch-only", "{killed}");
+    assert_eq!(
+        git(&s.repo, &["rev-parse", &format!("fleet/{agent}")]),
+        head
     );
 }

@@ -222,8 +222,8 @@ fn kill(world: &World, task: &TaskId, agent: &AgentId) {
         let prompt = world.layout.tracked_files(task, agent).prompt_file;
         deploy_core::PromptStore::remove(&world.prompts, &prompt)?;
         let mut update = StatusUpdate::now(AgentStatus::Terminated);
-        if let Some(retired) =
-            Checkout::of(&record).and_then(|c| reconcile::retire(&world.deployer(), agent, &c))
+        if let Some(retired) = Checkout::of(&record)
+            .and_then(|c| reconcile::retire(&world.deployer(), task, agent, &c))
         {
             update
                 .fields

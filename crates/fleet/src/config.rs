@@ -240,7 +240,7 @@ impl Services {
             adopted: Box::new(tmux_backend::TmuxBackend::adopting(Server::Default)),
             prompts: Box::new(FsPromptStore),
             journal: Box::new(FsJournal::new(&layout)),
-            checkouts: Box::new(git_checkout::GitCheckouts),
+            checkouts: Box::new(git_checkout::GitCheckouts::for_workspace(&config.root)),
             layout,
             config: config.clone(),
         })

@@ -50,6 +50,14 @@ pub enum Error {
     /// A command made by git printed something that is not UTF-8 where a path was expected.
     #[error("git printed a path that is not UTF-8 in {0}")]
     NotUtf8(Utf8PathBuf),
+    /// A checkout names a worktree outside the workspace: it is not fleet's to remove.
+    #[error("worktree {path} is outside workspace {workspace}: left alone")]
+    Outside {
+        /// The worktree named.
+        path: Utf8PathBuf,
+        /// The workspace.
+        workspace: Utf8PathBuf,
+    },
     /// A file operation failed (the message names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),

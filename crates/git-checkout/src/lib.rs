@@ -10,8 +10,16 @@
 //! it takes and honours git's own locks the same way, and a checkout costs one `git worktree
 //! add` — the very command the benchmark compares against.
 //!
-//! Making a checkout is three commands: resolving the base, creating the branch, adding the
-//! worktree — with a failpoint before and after each state-changing one. Each carries the tag
+//! Making a checkout is four commands: resolving the base, marking the branch as this
+//! workspace's, creating it, adding the worktree — with a failpoint before and after each
+//! state-changing one.
+//!
+//! **Ownership is proven, never inferred.** Before it creates a branch, fleet writes a mark in
+//! the repository's configuration — `branch.<branch>.fleetmark = "<base commit> <workspace>"`
+//! — and it deletes a branch only when that mark names its own workspace and the branch's tip
+//! is still the base commit the mark recorded: a branch another workspace made, a branch the
+//! user made (even one named `fleet/…`), and a branch with commits beyond its base are never
+//! deleted. It removes a worktree only under its own workspace. Each carries the tag
 //! [`TAG_ENV`]` = <branch>`, so [`GitCheckouts::discard`] first ends whatever a SIGKILLed
 //! deployer's git is still doing, then removes what it made.
 
@@ -30,9 +38,18 @@ pub use error::Error;
 pub use git::TAG_ENV;
 pub use inspect::{Inspection, diff, inspect};
 
-/// Checkouts made with the git CLI found on `PATH`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GitCheckouts;
+/// Checkouts made with the git CLI found on `PATH`, for one workspace.
+#[derive(Debug, Clone)]
+pub struct GitCheckouts {
+    /// The workspace's root: it names the workspace in the marks, and every worktree fleet
+    /// removes is under it.
+    workspace: Utf8PathBuf,
+}
+
+/// The configuration key of a branch's mark.
+fn mark_key(branch: &str) -> String {
+    format!("branch.{branch}.fleetmark")
+}
 
 /// The top directory of the git repository that holds `dir`.
 pub fn toplevel(dir: &Utf8Path) -> Result<Utf8PathBuf, Error> {
@@ -67,6 +84,39 @@ fn classify(repo: &Utf8Path, message: &str, base: Option<&str>) -> Error {
 }
 
 impl GitCheckouts {
+    /// Checkouts of the workspace at `root` (absolute).
+    pub fn for_workspace(root: &Utf8Path) -> GitCheckouts {
+        GitCheckouts {
+            workspace: root.to_owned(),
+        }
+    }
+
+    /// The mark this workspace writes for a branch made from `base`.
+    fn mark(&self, base: &str) -> String {
+        format!("{base} {}", self.workspace)
+    }
+
+    /// The base commit of `branch` when its mark names this workspace; `None` when it has no
+    /// mark or another's.
+    fn own_base(&self, repo: &Utf8Path, branch: &str) -> Result<Option<String>, Error> {
+        let out = git::run(repo, &["config", "--get", &mark_key(branch)], None)?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .trim_end_matches('\n')
+            .split_once(' ')
+            .filter(|(_, owner)| Utf8Path::new(owner) == self.workspace)
+            .map(|(base, _)| base.to_owned()))
+    }
+
+    /// Whether `path` is under this workspace.
+    fn under_workspace(&self, path: &Utf8Path) -> bool {
+        path.starts_with(&self.workspace)
+            || self
+                .workspace
+                .canonicalize_utf8()
+                .is_ok_and(|w| path.starts_with(w))
+    }
+
     /// The repository's top directory and the commit `base` names there.
     fn resolve(&self, repo: &Utf8Path, base: &str) -> Result<(Utf8PathBuf, String), Error> {
         let spec = format!("{base}^{{commit}}");
@@ -95,6 +145,14 @@ impl GitCheckouts {
         let (top, base) = self.resolve(&plan.repo, &plan.base)?;
         let tag = Some(plan.branch.as_str());
         failpoint("checkout::before_branch");
+        // The mark first: a branch is never without it, even if fleet dies in between.
+        let key = mark_key(&plan.branch);
+        let mark = self.mark(&base);
+        let marking = ["config", key.as_str(), mark.as_str()];
+        let out = git::run(&top, &marking, tag)?;
+        if !out.status.success() {
+            return Err(git::failure(&top, &marking, &out));
+        }
         let args = [
             "branch",
             "--no-track",
@@ -105,6 +163,11 @@ impl GitCheckouts {
         let out = git::run(&top, &args, tag)?;
         if !out.status.success() {
             let message = git::first_line(&out);
+            // Not ours: our mark comes off it again.
+            let unmark = ["config", "--unset", key.as_str()];
+            if let Err(e) = git::run(&top, &unmark, None) {
+                tracing::warn!(branch = %plan.branch, "cannot remove fleet's mark: {e}");
+            }
             return Err(if message.contains("already exists") {
                 Error::BranchExists {
                     repo: top,
@@ -167,7 +230,13 @@ impl GitCheckouts {
             return Err(Error::RepositoryGone(repo.to_owned()));
         }
         let mut existed = false;
-        if let Some(path) = path {
+        if let Some(path) = path.filter(|p| {
+            let ours = self.under_workspace(p);
+            if !ours {
+                tracing::warn!(%p, "a worktree outside the workspace is never removed: left alone");
+            }
+            ours
+        }) {
             // Twice forced: a worktree a killed `git worktree add` left is locked
             // ("initializing"), and one with changes is removed all the same.
             let args = [
@@ -191,7 +260,7 @@ impl GitCheckouts {
             }
             existed |= registered || on_disk;
         }
-        if let Some(branch) = branch {
+        if let Some(branch) = branch.filter(|b| self.deletable(repo, b).unwrap_or(false)) {
             let args = ["branch", "-D", "--", branch];
             let mut out = git::run(repo, &args, None)?;
             if !out.status.success() && git::is_lock_conflict(&out) {
@@ -210,12 +279,92 @@ impl GitCheckouts {
         Ok(existed)
     }
 
+    /// Whether `branch` may be deleted: its mark names this workspace and its tip is still
+    /// the base the mark recorded (no work on it). A mark left without its branch (fleet died
+    /// between the two) is removed here.
+    fn deletable(&self, repo: &Utf8Path, branch: &str) -> Result<bool, Error> {
+        let Some(base) = self.own_base(repo, branch)? else {
+            tracing::warn!(%branch, %repo, "not made by this workspace: left alone");
+            return Ok(false);
+        };
+        let full = format!("refs/heads/{branch}");
+        let out = git::run(
+            repo,
+            &["rev-parse", "--verify", "--quiet", full.as_str()],
+            None,
+        )?;
+        let tip = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !out.status.success() {
+            let section = format!("branch.{branch}");
+            let _ = git::run(
+                repo,
+                &["config", "--remove-section", section.as_str()],
+                None,
+            )?;
+            return Ok(false);
+        }
+        if tip != base {
+            tracing::warn!(%branch, %repo, "has commits beyond its base {base}: kept");
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Keeps work only a detached HEAD holds: when the worktree's HEAD is detached at commits
+    /// its branch does not reach, the branch is moved up to them if it can be fast-forwarded
+    /// (`Ok(true)`); otherwise `Ok(false)`: the worktree must be kept.
+    fn keep_detached_work(&self, c: &Checkout) -> Result<bool, Error> {
+        if !c.path.join(".git").exists() {
+            return Ok(true);
+        }
+        let on_branch = git::run(&c.path, &["symbolic-ref", "-q", "HEAD"], None)?;
+        if on_branch.status.success() {
+            return Ok(true);
+        }
+        let head = git::stdout(&c.path, &["rev-parse", "HEAD"], None)?;
+        let head = head.trim();
+        let full = format!("refs/heads/{}", c.branch);
+        let reached = git::run(
+            &c.repo,
+            &["merge-base", "--is-ancestor", head, full.as_str()],
+            None,
+        )?;
+        if reached.status.success() {
+            return Ok(true);
+        }
+        let tip = git::stdout(&c.repo, &["rev-parse", "--verify", full.as_str()], None)?;
+        let forward = git::run(
+            &c.repo,
+            &["merge-base", "--is-ancestor", tip.trim(), head],
+            None,
+        )?;
+        if !forward.status.success() {
+            tracing::warn!(path = %c.path, "its detached HEAD holds commits its branch cannot take: the worktree is kept");
+            return Ok(false);
+        }
+        let args = ["update-ref", full.as_str(), head, tip.trim()];
+        let out = git::run(&c.repo, &args, None)?;
+        if !out.status.success() {
+            return Err(git::failure(&c.repo, &args, &out));
+        }
+        Ok(true)
+    }
+
     fn retire_checkout(&self, c: &Checkout) -> Result<CheckoutState, Error> {
         if c.keep {
             return Ok(CheckoutState::Kept);
         }
+        if !self.under_workspace(&c.path) {
+            return Err(Error::Outside {
+                path: c.path.clone(),
+                workspace: self.workspace.clone(),
+            });
+        }
         if !c.repo.exists() {
             return Err(Error::RepositoryGone(c.repo.clone()));
+        }
+        if !self.keep_detached_work(c)? {
+            return Ok(CheckoutState::KeptDirty);
         }
         let seen = inspect(c)?;
         if seen.dirty {
@@ -230,7 +379,18 @@ impl GitCheckouts {
             seen.branch_exists.then_some(c.branch.as_str()),
             None,
         )?;
-        Ok(CheckoutState::Removed)
+        let full = format!("refs/heads/{}", c.branch);
+        let left = git::run(
+            &c.repo,
+            &["rev-parse", "--verify", "--quiet", full.as_str()],
+            None,
+        )?;
+        Ok(if left.status.success() {
+            // Not deletable after all (its tip is not the base fleet recorded): kept.
+            CheckoutState::BranchOnly
+        } else {
+            CheckoutState::Removed
+        })
     }
 
     fn found_in(&self, repo: &Utf8Path, workspace: &Utf8Path) -> Result<Vec<FoundCheckout>, Error> {
@@ -256,8 +416,27 @@ impl GitCheckouts {
                 .unwrap_or_else(|_| workspace.to_owned()),
         ];
         let under = |p: &Utf8Path| workspaces.iter().any(|w| p.starts_with(w));
+        // Only branches whose mark names this workspace are its own.
+        let marks = git::run(
+            repo,
+            &["config", "--get-regexp", r"^branch\.fleet/.*\.fleetmark$"],
+            None,
+        )?;
+        let marks = String::from_utf8_lossy(&marks.stdout).into_owned();
+        let own: Vec<&str> = marks
+            .lines()
+            .filter_map(|l| {
+                let (key, value) = l.split_once(' ')?;
+                let (_, owner) = value.split_once(' ')?;
+                let branch = key.strip_prefix("branch.")?.strip_suffix(".fleetmark")?;
+                (Utf8Path::new(owner) == self.workspace).then_some(branch)
+            })
+            .collect();
         let mut found = Vec::new();
         for branch in refs.lines() {
+            if !own.contains(&branch) {
+                continue;
+            }
             let Some(agent) = branch
                 .strip_prefix(BRANCH_PREFIX)
                 .and_then(|id| AgentId::parse(id).ok())

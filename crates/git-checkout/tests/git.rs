@@ -35,6 +35,11 @@ fn repo() -> Repo {
 }
 
 impl Repo {
+    /// The checkouts of this repository's workspace.
+    fn gc(&self) -> GitCheckouts {
+        GitCheckouts::for_workspace(self.layout.root())
+    }
+
     fn plan(&self, agent: &str) -> CheckoutPlan {
         self.plan_at(agent, None)
     }
@@ -50,6 +55,21 @@ impl Repo {
                 keep: false,
             },
         )
+    }
+
+    /// Marks `branch` as a branch this workspace made from HEAD (as `create` does), or
+    /// `workspace`'s.
+    fn mark(&self, branch: &str, workspace: Option<&str>) {
+        let head = git(&self.repo, &["rev-parse", "HEAD"]);
+        let owner = workspace.unwrap_or(self.layout.root().as_str()).to_owned();
+        git(
+            &self.repo,
+            &[
+                "config",
+                &format!("branch.{branch}.fleetmark"),
+                &format!("{} {owner}", head.trim()),
+            ],
+        );
     }
 
     /// What git lists: worktrees and branches.
@@ -71,24 +91,23 @@ impl Repo {
 fn create_then_discard_leaves_the_lists_as_they_were() {
     let r = repo();
     let before = r.lists();
-    let made = GitCheckouts.create(&r.plan("a-1")).unwrap();
+    let made = r.gc().create(&r.plan("a-1")).unwrap();
     assert_eq!(made.branch, "fleet/a-1");
     assert_eq!(made.state, CheckoutState::Active);
     assert_eq!(made.base, git(&r.repo, &["rev-parse", "HEAD"]).trim());
     assert!(made.path.join("README").exists());
     assert!(r.lists().1.contains("fleet/a-1"));
-    // Uncommitted and committed work are discarded all the same: a rollback.
-    r.commit_in(&made, "x");
+    // Uncommitted changes are discarded: a rollback (the agent never ran).
     fs_err::write(made.path.join("y"), "dirty").unwrap();
     assert!(
-        GitCheckouts
+        r.gc()
             .discard(&r.repo, Some(&made.branch), Some(&made.path))
             .unwrap()
     );
     assert_eq!(r.lists(), before);
     assert!(!made.path.exists());
     assert!(
-        !GitCheckouts
+        !r.gc()
             .discard(&r.repo, Some(&made.branch), Some(&made.path))
             .unwrap(),
         "a second discard finds nothing"
@@ -99,15 +118,15 @@ fn create_then_discard_leaves_the_lists_as_they_were() {
 fn retirement_keeps_exactly_the_work() {
     let r = repo();
     let before = r.lists();
-    let clean = GitCheckouts.create(&r.plan("clean-1")).unwrap();
-    assert_eq!(GitCheckouts.retire(&clean).unwrap(), CheckoutState::Removed);
+    let clean = r.gc().create(&r.plan("clean-1")).unwrap();
+    assert_eq!(r.gc().retire(&clean).unwrap(), CheckoutState::Removed);
     assert_eq!(r.lists(), before, "a clean agent leaves nothing");
 
-    let committed = GitCheckouts.create(&r.plan("commit-1")).unwrap();
+    let committed = r.gc().create(&r.plan("commit-1")).unwrap();
     r.commit_in(&committed, "done.txt");
     assert_eq!(inspect(&committed).unwrap().commits, 1);
     assert_eq!(
-        GitCheckouts.retire(&committed).unwrap(),
+        r.gc().retire(&committed).unwrap(),
         CheckoutState::BranchOnly
     );
     assert!(!committed.path.exists());
@@ -115,12 +134,9 @@ fn retirement_keeps_exactly_the_work() {
     let shown = diff(&committed, false).unwrap().unwrap();
     assert!(shown.contains("+work"), "{shown}");
 
-    let dirty = GitCheckouts.create(&r.plan("dirty-1")).unwrap();
+    let dirty = r.gc().create(&r.plan("dirty-1")).unwrap();
     fs_err::write(dirty.path.join("new-file"), "untracked").unwrap();
-    assert_eq!(
-        GitCheckouts.retire(&dirty).unwrap(),
-        CheckoutState::KeptDirty
-    );
+    assert_eq!(r.gc().retire(&dirty).unwrap(), CheckoutState::KeptDirty);
     assert!(dirty.path.join("new-file").exists());
     let stat = diff(&dirty, true).unwrap().unwrap();
     assert!(
@@ -134,9 +150,9 @@ fn retirement_keeps_exactly_the_work() {
 
     let kept = Checkout {
         keep: true,
-        ..GitCheckouts.create(&r.plan("keep-1")).unwrap()
+        ..r.gc().create(&r.plan("keep-1")).unwrap()
     };
-    assert_eq!(GitCheckouts.retire(&kept).unwrap(), CheckoutState::Kept);
+    assert_eq!(r.gc().retire(&kept).unwrap(), CheckoutState::Kept);
     assert!(kept.path.exists());
 }
 
@@ -144,25 +160,31 @@ fn retirement_keeps_exactly_the_work() {
 fn a_worktree_deleted_by_hand_is_pruned_and_its_branch_judged() {
     let r = repo();
     let before = r.lists();
-    let c = GitCheckouts.create(&r.plan("gone-1")).unwrap();
+    let c = r.gc().create(&r.plan("gone-1")).unwrap();
     fs_err::remove_dir_all(&c.path).unwrap();
-    assert_eq!(GitCheckouts.retire(&c).unwrap(), CheckoutState::Removed);
+    assert_eq!(r.gc().retire(&c).unwrap(), CheckoutState::Removed);
     assert_eq!(r.lists(), before);
 }
 
 #[test]
 fn found_lists_fleet_checkouts_under_the_workspace_only() {
     let r = repo();
-    let a = GitCheckouts.create(&r.plan("found-1")).unwrap();
+    let a = r.gc().create(&r.plan("found-1")).unwrap();
     git(&r.repo, &["branch", "fleet/bare-1"]);
+    r.mark("fleet/bare-1", None);
     git(&r.repo, &["branch", "users-own"]);
+    // A user's own branch under fleet/, and another workspace's: neither is this one's.
+    git(&r.repo, &["branch", "fleet/my-wip"]);
+    git(&r.repo, &["branch", "fleet/other-1"]);
+    r.mark("fleet/other-1", Some("/elsewhere/ws"));
     let outside = r.repo.parent().unwrap().join("elsewhere");
     git(&r.repo, &["branch", "fleet/moved-1"]);
+    r.mark("fleet/moved-1", None);
     git(
         &r.repo,
         &["worktree", "add", "-q", outside.as_str(), "fleet/moved-1"],
     );
-    let mut found = GitCheckouts.found(&r.repo, r.layout.root()).unwrap();
+    let mut found = r.gc().found(&r.repo, r.layout.root()).unwrap();
     found.sort_by(|x, y| x.agent.cmp(&y.agent));
     let seen: Vec<(String, Option<Utf8PathBuf>)> = found
         .into_iter()
@@ -178,7 +200,7 @@ fn found_lists_fleet_checkouts_under_the_workspace_only() {
 fn bad_input_is_named_and_leaves_nothing() {
     let r = repo();
     let before = r.lists();
-    let err = |plan: &CheckoutPlan| GitCheckouts.create(plan).unwrap_err().to_string();
+    let err = |plan: &CheckoutPlan| r.gc().create(plan).unwrap_err().to_string();
 
     let e = err(&r.plan_at("b-1", Some("no-such-ref")));
     assert!(
@@ -227,10 +249,10 @@ fn bad_input_is_named_and_leaves_nothing() {
 fn repository_paths_with_spaces_quotes_hashes_and_newlines_work() {
     let r = repo_named("my repo #1 'q' \"dq\"\nline");
     let before = r.lists();
-    let c = GitCheckouts.create(&r.plan("odd-1")).unwrap();
+    let c = r.gc().create(&r.plan("odd-1")).unwrap();
     assert!(c.path.join("README").exists());
     assert_eq!(c.repo, r.repo);
-    assert_eq!(GitCheckouts.retire(&c).unwrap(), CheckoutState::Removed);
+    assert_eq!(r.gc().retire(&c).unwrap(), CheckoutState::Removed);
     assert_eq!(r.lists(), before);
 }
 
@@ -238,10 +260,11 @@ fn repository_paths_with_spaces_quotes_hashes_and_newlines_work() {
 fn eight_concurrent_checkouts_of_one_repository_all_succeed() {
     let r = repo();
     let plans: Vec<CheckoutPlan> = (0..8).map(|i| r.plan(&format!("c-{i}"))).collect();
+    let gc = &r.gc();
     let made: Vec<Checkout> = std::thread::scope(|s| {
         let handles: Vec<_> = plans
             .iter()
-            .map(|p| s.spawn(move || GitCheckouts.create(p)))
+            .map(|p| s.spawn(move || gc.create(p)))
             .collect();
         handles
             .into_iter()
@@ -251,7 +274,7 @@ fn eight_concurrent_checkouts_of_one_repository_all_succeed() {
     assert_eq!(r.lists().0.matches("worktree ").count(), 9);
     std::thread::scope(|s| {
         for c in &made {
-            s.spawn(move || GitCheckouts.retire(c).unwrap());
+            s.spawn(move || gc.retire(c).unwrap());
         }
     });
     assert_eq!(r.lists().0.matches("worktree ").count(), 1);
@@ -270,7 +293,7 @@ fn discard_first_ends_the_git_a_killed_deployer_left_running() {
         .unwrap();
     wait_tagged(&straggler, &plan.branch);
     let other = Command::new("sleep").arg("60").spawn().unwrap();
-    GitCheckouts
+    r.gc()
         .discard(&r.repo, Some(&plan.branch), Some(&plan.path))
         .unwrap();
     let status = straggler.wait().unwrap();
@@ -310,6 +333,7 @@ fn a_straggler_holding_the_branchs_lock_leaves_no_lock_behind() {
     let r = repo();
     let plan = r.plan("locked-1");
     git(&r.repo, &["branch", "--", &plan.branch, "HEAD"]);
+    r.mark(&plan.branch, None);
     let hook = r.repo.join(".git/hooks/reference-transaction");
     fs_err::write(
         &hook,
@@ -334,9 +358,7 @@ fn a_straggler_holding_the_branchs_lock_leaves_no_lock_behind() {
     }
     assert!(lock.exists(), "the straggler holds the branch's lock");
     fs_err::remove_file(&hook).unwrap(); // the discard's own `branch -D` must not wait in it
-    GitCheckouts
-        .discard(&r.repo, Some(&plan.branch), None)
-        .unwrap();
+    r.gc().discard(&r.repo, Some(&plan.branch), None).unwrap();
     straggler.wait().unwrap();
     assert!(!lock.exists(), "no lock is left behind");
     assert_eq!(r.lists().1.trim(), "* main", "the branch is gone");
@@ -351,13 +373,12 @@ fn a_lock_its_git_left_when_it_died_is_removed_with_the_branch() {
     let r = repo();
     let plan = r.plan("stale-1");
     git(&r.repo, &["branch", "--", &plan.branch, "HEAD"]);
+    r.mark(&plan.branch, None);
     let lock = r.repo.join(format!(".git/refs/heads/{}.lock", plan.branch));
     fs_err::write(&lock, "").unwrap();
     let other = r.repo.join(".git/refs/heads/main.lock");
     fs_err::write(&other, "").unwrap();
-    GitCheckouts
-        .discard(&r.repo, Some(&plan.branch), None)
-        .unwrap();
+    r.gc().discard(&r.repo, Some(&plan.branch), None).unwrap();
     assert!(!lock.exists(), "the stale lock of fleet's branch is gone");
     assert!(
         other.exists(),
@@ -377,7 +398,7 @@ fn a_straggler_that_ignores_sigterm_gets_sigkill() {
         .spawn()
         .unwrap();
     wait_tagged(&straggler, &plan.branch);
-    GitCheckouts
+    r.gc()
         .discard(&r.repo, Some(&plan.branch), Some(&plan.path))
         .unwrap();
     let status = straggler.wait().unwrap();
@@ -390,16 +411,127 @@ fn a_straggler_that_ignores_sigterm_gets_sigkill() {
 #[test]
 fn a_vanished_repository_is_reported_never_a_panic() {
     let r = repo();
-    let c = GitCheckouts.create(&r.plan("v-1")).unwrap();
+    let c = r.gc().create(&r.plan("v-1")).unwrap();
     fs_err::remove_dir_all(&r.repo).unwrap();
-    let e = GitCheckouts.retire(&c).unwrap_err().to_string();
+    let e = r.gc().retire(&c).unwrap_err().to_string();
     assert!(
         e.contains("moved or vanished") && e.contains(r.repo.as_str()),
         "{e}"
     );
-    let e = GitCheckouts
+    let e = r
+        .gc()
         .found(&r.repo, r.layout.root())
         .unwrap_err()
         .to_string();
     assert!(e.contains(r.repo.as_str()), "{e}");
+}
+
+/// Issue 29: a rollback never drops work — a branch with commits beyond the base its mark
+/// recorded is kept.
+#[test]
+fn a_branch_with_commits_is_never_discarded() {
+    let r = repo();
+    let made = r.gc().create(&r.plan("work-1")).unwrap();
+    r.commit_in(&made, "x");
+    r.gc()
+        .discard(&r.repo, Some(&made.branch), Some(&made.path))
+        .unwrap();
+    assert!(r.lists().1.contains("fleet/work-1"), "the work is kept");
+    assert!(
+        !made.path.exists(),
+        "the worktree (committed, clean) is removed"
+    );
+}
+
+/// Issue 29: two workspaces on one repository — neither lists, discards nor deletes the
+/// other's branches, even a clean one.
+#[test]
+fn a_branch_another_workspace_made_is_never_touched() {
+    let r = repo();
+    let other = GitCheckouts::for_workspace(&r.layout.root().with_file_name("ws-b"));
+    let theirs = CheckoutPlan {
+        path: r
+            .layout
+            .root()
+            .with_file_name("ws-b")
+            .join("T/worktrees/b-1"),
+        ..r.plan("b-1")
+    };
+    let made = other.create(&theirs).unwrap();
+    assert!(r.gc().found(&r.repo, r.layout.root()).unwrap().is_empty());
+    r.gc().discard(&r.repo, Some(&made.branch), None).unwrap();
+    assert!(
+        r.lists().1.contains("fleet/b-1"),
+        "workspace B's branch is left"
+    );
+    let e = other.retire(&made).unwrap();
+    assert_eq!(e, CheckoutState::Removed, "its own workspace removes it");
+}
+
+/// Issue 29: a user's own branch named `fleet/…` (no mark) — with unmerged commits — is
+/// never deleted, whatever names it (a forged intent, a registry field).
+#[test]
+fn a_users_own_fleet_branch_is_never_deleted() {
+    let r = repo();
+    git(&r.repo, &["checkout", "-q", "-b", "fleet/my-wip"]);
+    fs_err::write(r.repo.join("wip"), "mine\n").unwrap();
+    git(&r.repo, &["add", "wip"]);
+    git(&r.repo, &["commit", "-q", "-m", "wip"]);
+    git(&r.repo, &["checkout", "-q", "main"]);
+    r.gc().discard(&r.repo, Some("fleet/my-wip"), None).unwrap();
+    assert!(
+        r.lists().1.contains("fleet/my-wip"),
+        "the user's branch is left"
+    );
+    // Even clean and at HEAD, a branch without this workspace's mark is not fleet's.
+    git(&r.repo, &["branch", "fleet/clean-1"]);
+    r.gc()
+        .discard(&r.repo, Some("fleet/clean-1"), None)
+        .unwrap();
+    assert!(r.lists().1.contains("fleet/clean-1"));
+}
+
+/// Issue 29: a worktree outside the workspace — a registry field pointing elsewhere — is never
+/// removed.
+#[test]
+fn a_worktree_outside_the_workspace_is_never_removed() {
+    let r = repo();
+    let outside = r.repo.with_file_name("precious");
+    fs_err::create_dir_all(&outside).unwrap();
+    fs_err::write(outside.join("data"), "keep me").unwrap();
+    r.gc().discard(&r.repo, None, Some(&outside)).unwrap();
+    assert_eq!(
+        fs_err::read_to_string(outside.join("data")).unwrap(),
+        "keep me"
+    );
+    let made = r.gc().create(&r.plan("out-1")).unwrap();
+    let forged = Checkout {
+        path: outside.clone(),
+        ..made
+    };
+    let e = r.gc().retire(&forged).unwrap_err().to_string();
+    assert!(e.contains("is outside workspace"), "{e}");
+    assert!(outside.join("data").exists(), "retire leaves it too");
+}
+
+/// Issue 29: commits an agent made on a detached HEAD are kept — on its branch when it can be
+/// moved up to them, else in the kept worktree — never left unreachable.
+#[test]
+fn commits_on_a_detached_head_are_kept() {
+    let r = repo();
+    let made = r.gc().create(&r.plan("detached-1")).unwrap();
+    git(&made.path, &["checkout", "-q", "--detach"]);
+    r.commit_in(&made, "d");
+    let head = git(&made.path, &["rev-parse", "HEAD"]);
+    assert_eq!(r.gc().retire(&made).unwrap(), CheckoutState::BranchOnly);
+    let tip = git(&r.repo, &["rev-parse", "fleet/detached-1"]);
+    assert_eq!(tip, head, "the branch moved up to the detached work");
+
+    // Diverged: the branch has its own commit, HEAD another.
+    let made = r.gc().create(&r.plan("diverged-1")).unwrap();
+    r.commit_in(&made, "on-branch");
+    git(&made.path, &["checkout", "-q", "--detach", "HEAD~1"]);
+    r.commit_in(&made, "off-branch");
+    assert_eq!(r.gc().retire(&made).unwrap(), CheckoutState::KeptDirty);
+    assert!(made.path.exists(), "the worktree holding the work is kept");
 }

@@ -86,7 +86,7 @@ pub(super) fn reconcile(
             report.checkouts.push(fix("retire".into()));
             continue;
         }
-        match retire(env, &agent, &checkout) {
+        match retire(env, &task, &agent, &checkout) {
             Some(retired) => {
                 let fields = [(CHECKOUT_FIELD.to_owned(), retired.to_value())];
                 env.registry

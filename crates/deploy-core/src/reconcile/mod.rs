@@ -404,7 +404,11 @@ pub fn record_ends(
             update.exit = g.exit;
             update.reason = Some(reason);
             update.fields = g.fields.clone();
-            if let Some(retired) = g.checkout.as_ref().and_then(|c| retire(env, &g.agent, c)) {
+            if let Some(retired) = g
+                .checkout
+                .as_ref()
+                .and_then(|c| retire(env, task, &g.agent, c))
+            {
                 update
                     .fields
                     .insert(CHECKOUT_FIELD.to_owned(), retired.to_value());
@@ -417,9 +421,26 @@ pub fn record_ends(
 }
 
 /// Retires `agent`'s checkout if it is active: the checkout with its new state, or `None` when
-/// there was nothing to do or it failed (logged; it stays active for reconcile to retry).
-pub fn retire(env: &Deployer<'_>, agent: &AgentId, checkout: &Checkout) -> Option<Checkout> {
+/// there was nothing to do or it failed (logged; it stays active for reconcile to retry). A
+/// recorded checkout whose branch or worktree is not the one fleet derives from the task and
+/// agent ids is left alone: a registry field never names what fleet removes.
+pub fn retire(
+    env: &Deployer<'_>,
+    task: &TaskId,
+    agent: &AgentId,
+    checkout: &Checkout,
+) -> Option<Checkout> {
     if checkout.state != CheckoutState::Active {
+        return None;
+    }
+    let (branch, path) = (branch_of(agent), env.layout.worktree(task, agent));
+    if checkout.branch != branch || checkout.path != path {
+        tracing::warn!(
+            %agent,
+            "its recorded checkout names branch {} at {}, not fleet's {branch} at {path}: left alone",
+            checkout.branch,
+            checkout.path
+        );
         return None;
     }
     let checkouts = env.checkouts?;

@@ -79,7 +79,7 @@ pub(crate) fn end(
     let checkout = Checkout::of(&record);
     let retired = checkout
         .as_ref()
-        .and_then(|c| retire(&services.deployer(), agent, c));
+        .and_then(|c| retire(&services.deployer(), task, agent, c));
     let mut update = StatusUpdate::now(status.clone());
     if let Some(retired) = &retired {
         update
