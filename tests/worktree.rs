@@ -586,3 +586,71 @@ fn commits_on_a_detached_head_are_kept_at_the_agents_end() {
         head
     );
 }
+
+/// Installs a `post-checkout` hook in `repo` that hangs, as a hostile repository's would; the
+/// hook writes its pid first.
+fn hanging_hook(repo: &Utf8PathBuf) -> Utf8PathBuf {
+    let pidfile = repo.with_file_name("hook.pid");
+    let hook = repo.join(".git/hooks/post-checkout");
+    fs_err::write(
+        &hook,
+        format!("#!/bin/sh\necho $$ > '{pidfile}'\nexec sleep 600\n"),
+    )
+    .unwrap();
+    fs_err::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    pidfile
+}
+
+/// Issue 29: a hook that hangs never holds a deployment: past the git bound the command and
+/// its hook are killed and the deployment rolls back, leaving the repository as it was.
+#[test]
+fn a_hanging_hook_times_out_and_leaves_nothing() {
+    let s = setup();
+    let before = lists(&s.repo);
+    let pidfile = hanging_hook(&s.repo);
+    let out =
+        s.f.command(&s.deploy_args(&[], "exec sleep 300"))
+            .env("FLEET_GIT_TIMEOUT_MS", "1500")
+            .output()
+            .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("timed out") && err.contains("hooks were killed"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    fs_err::remove_file(s.repo.join(".git/hooks/post-checkout")).unwrap();
+    assert_eq!(lists(&s.repo), before);
+    let hook: u32 = fs_err::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for("the hook to be gone", || {
+        !std::path::Path::new(&format!("/proc/{hook}")).exists()
+    });
+}
+
+/// Issue 29: SIGTERM while a hook hangs rolls the deployment back and exits 143 at once.
+#[test]
+fn sigterm_while_a_hook_hangs_rolls_back_and_exits() {
+    let s = setup();
+    let before = lists(&s.repo);
+    let pidfile = hanging_hook(&s.repo);
+    let mut child =
+        s.f.command(&s.deploy_args(&[], "exec sleep 300"))
+            .spawn()
+            .unwrap();
+    wait_for("the hook to run", || pidfile.exists());
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    fs_err::remove_file(s.repo.join(".git/hooks/post-checkout")).unwrap();
+    assert_eq!(lists(&s.repo), before);
+    assert!(s.f.sessions().is_empty());
+}

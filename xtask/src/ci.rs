@@ -87,6 +87,8 @@ pub(crate) fn run() -> Result<(), String> {
                 "mcp",
                 "--test",
                 "claude",
+                "--test",
+                "agent_files",
                 "--",
                 "--skip",
                 "beside::python_deployed_agents_and_the_coexistence_setting",

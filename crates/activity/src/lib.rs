@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent_file;
 pub mod claude;
 pub mod codex;
 mod tracker;

@@ -1,11 +1,12 @@
 //! The incremental reader: complete lines from a saved offset, each applied to the summary.
 
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::agent_file::{self, Line};
 use crate::{Activity, Context, Format, LINE_CHARS, State, claude, codex, truncate};
 
 /// An [`Activity`] and how far into the log it has read; serializable, so a caller keeps it
@@ -26,6 +27,10 @@ pub struct Tracker {
     pub(crate) message: Option<String>,
     pub(crate) message_tokens: (u64, u64),
     pub(crate) committed_tokens: (u64, u64),
+    /// In the middle of a line over [`LINE_CAP`](crate::agent_file::LINE_CAP), skipped up to
+    /// its newline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) skipping: bool,
 }
 
 impl Tracker {
@@ -118,7 +123,7 @@ impl Tracker {
         at: impl FnOnce(&std::fs::Metadata) -> Option<String>,
     ) -> std::io::Result<bool> {
         use std::os::unix::fs::MetadataExt;
-        let mut file = match std::fs::File::open(path) {
+        let mut file = match agent_file::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
@@ -138,13 +143,30 @@ impl Tracker {
         let mut buf = Vec::new();
         let mut any = false;
         loop {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf)?;
-            if n == 0 || buf.last() != Some(&b'\n') {
-                return Ok(any); // the end, or a line still being written
+            if self.skipping {
+                let (n, ended) = agent_file::skip_line(&mut reader)?;
+                self.offset += n;
+                self.skipping = !ended;
+                if !ended {
+                    return Ok(any);
+                }
             }
-            self.offset += n as u64;
-            self.feed_line(&String::from_utf8_lossy(&buf), at.as_deref());
+            match agent_file::read_line(&mut reader, &mut buf)? {
+                // The end, or a line still being written.
+                Line::End => return Ok(any),
+                Line::Whole(n) => {
+                    self.offset += n as u64;
+                    self.feed_line(&String::from_utf8_lossy(&buf), at.as_deref());
+                }
+                Line::Skipped { bytes, ended } => {
+                    self.offset += bytes;
+                    self.skipping = !ended;
+                    self.context.last_line = Some(format!(
+                        "(a line of over {} MiB was skipped)",
+                        agent_file::LINE_CAP >> 20
+                    ));
+                }
+            }
             any = true;
         }
     }

@@ -289,6 +289,10 @@ pub(crate) struct LogsArgs {
     /// Keep printing new output until the agent's session ends
     #[arg(long, short)]
     pub(crate) follow: bool,
+    /// Print the agent's bytes as they are (escape sequences included) instead of escaping
+    /// control characters
+    #[arg(long)]
+    pub(crate) raw: bool,
 }
 
 #[derive(Debug, Args)]

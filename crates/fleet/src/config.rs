@@ -209,6 +209,16 @@ pub(crate) struct Services {
     pub(crate) journal: Box<dyn IntentJournal>,
     /// Agents' git checkouts (`--worktree`).
     pub(crate) checkouts: Box<dyn Checkouts>,
+    /// Set by SIGINT and SIGTERM while a deployment catches them: the checkouts stop a git
+    /// command that hangs (a hook) on them.
+    pub(crate) interrupts: Interrupts,
+}
+
+/// The flags SIGINT and SIGTERM set while a deployment catches them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Interrupts {
+    pub(crate) int: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) term: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Services {
@@ -225,6 +235,7 @@ impl Services {
     #[allow(clippy::disallowed_types)] // the construction site
     pub(crate) fn new(config: &Config) -> Result<Services, Error> {
         let layout = config.layout();
+        let interrupts = Interrupts::default();
         Ok(Services {
             registry: match config.registry {
                 RegistryKind::Json => Box::new(registry::JsonRegistry::new(layout.clone())),
@@ -240,7 +251,11 @@ impl Services {
             adopted: Box::new(tmux_backend::TmuxBackend::adopting(Server::Default)),
             prompts: Box::new(FsPromptStore),
             journal: Box::new(FsJournal::new(&layout)),
-            checkouts: Box::new(git_checkout::GitCheckouts::for_workspace(&config.root)),
+            checkouts: Box::new(
+                git_checkout::GitCheckouts::for_workspace(&config.root)
+                    .stopping_on(&[interrupts.int.clone(), interrupts.term.clone()]),
+            ),
+            interrupts,
             layout,
             config: config.clone(),
         })

@@ -21,6 +21,24 @@ pub(crate) enum Error {
     /// A file error (fs-err names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A file an agent controls (its log, progress or findings) is not one fleet reads: a FIFO,
+    /// a symlink, a device — or reading it failed.
+    #[error("cannot use {path}: {source}")]
+    AgentFile {
+        /// The file.
+        path: camino::Utf8PathBuf,
+        /// What was wrong.
+        source: std::io::Error,
+    },
+    /// A signal (SIGINT, SIGTERM) stopped the operation, which failed as it says: exit
+    /// 128 + the signal.
+    #[error("{source}")]
+    Signalled {
+        /// The signal.
+        signal: i32,
+        /// How the operation failed.
+        source: Box<Error>,
+    },
     /// The MCP server could not run.
     #[error("mcp server: {0}")]
     Mcp(String),
@@ -51,12 +69,16 @@ impl Error {
                 _ => 1,
             },
             Error::TimedOut(_) => 124,
+            Error::Signalled { signal, .. } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
         }
     }
 
     /// One line: the message, and for a deployment whose rollback left something, what and why.
     pub(crate) fn line(&self) -> String {
+        if let Error::Signalled { source, .. } = self {
+            return source.line();
+        }
         let mut line = self.to_string();
         if let Error::Deploy(f) = self {
             let left: Vec<String> = f
@@ -85,6 +107,7 @@ impl Error {
     /// The failure as JSON: `{"error": {"message", "step"?}, "cleanup"?}`.
     pub(crate) fn json(&self) -> serde_json::Value {
         match self {
+            Error::Signalled { source, .. } => source.json(),
             Error::Deploy(f) => json!({
                 "error": { "step": f.step, "message": self.to_string() },
                 "cleanup": f.cleanup,

@@ -27,8 +27,10 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLEET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal: never escape codes in a pipe, a file or a CI log.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
@@ -119,7 +121,9 @@ fn main() -> ExitCode {
             if json_mode && !e.already_reported() {
                 emit(true, &e.json(), String::new);
             }
-            eprintln!("fleet: {}", e.line());
+            // The line may quote an agent's output or a git hook's: nothing raw reaches the
+            // terminal.
+            eprintln!("fleet: {}", output::safe(&e.line()));
             ExitCode::from(e.exit_code())
         }
     }

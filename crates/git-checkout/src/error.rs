@@ -47,6 +47,19 @@ pub enum Error {
         /// The first line of what it printed on stderr.
         stderr: String,
     },
+    /// A git command was stopped: it ran past its bound (a hook that hangs), or a signal
+    /// interrupted the deployment; it and its hooks were killed.
+    #[error(
+        "{args} {why} (a git command may run {after:?}; FLEET_GIT_TIMEOUT_MS): it and its hooks were killed"
+    )]
+    Stopped {
+        /// The command.
+        args: String,
+        /// `timed out` or `interrupted`.
+        why: &'static str,
+        /// Its bound.
+        after: std::time::Duration,
+    },
     /// A command made by git printed something that is not UTF-8 where a path was expected.
     #[error("git printed a path that is not UTF-8 in {0}")]
     NotUtf8(Utf8PathBuf),

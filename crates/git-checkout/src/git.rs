@@ -54,18 +54,98 @@ pub(crate) fn command(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Comma
 /// SIGPIPE to its default before raising it, so its lock files stay: CI's 200 killed
 /// `--worktree` deployments met a `packed-refs.lock` so left, which blocks every ref deletion
 /// in the repository.
-pub(crate) fn output(mut c: Command) -> Result<Output, Error> {
+///
+/// It runs in a process group of its own, with a bound: past [`timeout`] — a hook that hangs —
+/// or, for a command `interruptible` by the signals fleet was told of ([`stop_on`]), once one
+/// of them arrived, the whole group (git and its hooks) is killed and the command is an error.
+pub(crate) fn output(mut c: Command, interruptible: bool) -> Result<Output, Error> {
+    use std::os::unix::process::CommandExt;
     let (stdout, stderr) = (anonymous()?, anonymous()?);
-    let status = c
+    let mut child = c
         .stdout(stdout.try_clone()?)
         .stderr(stderr.try_clone()?)
-        .status()
+        .process_group(0)
+        .spawn()
         .map_err(Error::NoGit)?;
+    let pid = rustix::process::Pid::from_child(&child);
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(std::io::Error::from)?;
+    let deadline = std::time::Instant::now() + timeout();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        let stop = if interruptible && stopped() {
+            Some("interrupted")
+        } else if std::time::Instant::now() >= deadline {
+            Some("timed out")
+        } else {
+            None
+        };
+        if let Some(why) = stop {
+            // Git and whatever its hooks started: the group git leads.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            let _ = child.wait();
+            let args: Vec<String> = c
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            return Err(Error::Stopped {
+                args: format!("git {}", args.join(" ")),
+                why,
+                after: timeout(),
+            });
+        }
+        let mut fds = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        let slice = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        match rustix::event::poll(&mut fds, Some(&slice)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        }
+    };
     Ok(Output {
         status,
         stdout: read_back(stdout)?,
         stderr: read_back(stderr)?,
     })
+}
+
+/// How long one git command may run: 120 s, or `FLEET_GIT_TIMEOUT_MS`.
+pub(crate) fn timeout() -> Duration {
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        std::env::var("FLEET_GIT_TIMEOUT_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(Duration::from_secs(120), Duration::from_millis)
+    })
+}
+
+/// The flags that, once set, stop the interruptible git commands running (SIGINT, SIGTERM).
+static STOP_ON: std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicBool>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// From now on, a git command that makes a checkout stops once `flag` is set: a deployment
+/// interrupted by a signal while a hook hangs rolls back at once.
+pub(crate) fn stop_on(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    STOP_ON
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(flag);
+}
+
+fn stopped() -> bool {
+    STOP_ON
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .any(|f| f.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// A file in memory only, closed on exec (the child gets its own descriptor of it).
@@ -126,14 +206,14 @@ pub(crate) fn failure(dir: &Utf8Path, args: &[&str], out: &Output) -> Error {
 pub(crate) fn run(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Result<Output, Error> {
     let mut pause = FIRST_PAUSE;
     for _ in 1..LOCK_TRIES {
-        let out = output(command(dir, args, tag))?;
+        let out = output(command(dir, args, tag), tag.is_some())?;
         if out.status.success() || !is_lock_conflict(&out) {
             return Ok(out);
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
     }
-    output(command(dir, args, tag))
+    output(command(dir, args, tag), tag.is_some())
 }
 
 /// Runs git in `dir` and returns its stdout, or the error naming the command and its message.

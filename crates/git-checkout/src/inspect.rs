@@ -93,7 +93,7 @@ fn diff_through(
     let with_scratch = |args: &[&str]| {
         let mut cmd = git::command(&c.path, args, None);
         cmd.env("GIT_INDEX_FILE", scratch);
-        let out = git::output(cmd)?;
+        let out = git::output(cmd, false)?;
         if out.status.success() {
             String::from_utf8(out.stdout).map_err(|_| Error::NotUtf8(c.path.clone()))
         } else {

@@ -91,6 +91,15 @@ impl GitCheckouts {
         }
     }
 
+    /// These checkouts stop a git command making a checkout once one of `flags` is set (the
+    /// caller's SIGINT and SIGTERM): a hook that hangs never holds a deployment past them.
+    pub fn stopping_on(self, flags: &[std::sync::Arc<std::sync::atomic::AtomicBool>]) -> Self {
+        for flag in flags {
+            git::stop_on(flag.clone());
+        }
+        self
+    }
+
     /// The mark this workspace writes for a branch made from `base`.
     fn mark(&self, base: &str) -> String {
         format!("{base} {}", self.workspace)

@@ -504,30 +504,6 @@ fn decode_log_tag(tag: &str) -> String {
 /// How long a probe waits for tmux to learn the status of a pane it already shows as dead.
 const STATUS_WAIT: Duration = Duration::from_secs(1);
 
-/// The last `n` lines of a file (reading at most its last 64 KiB).
-pub fn tail_lines(path: &Utf8Path, n: usize) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(64 * 1024);
-    if f.seek(SeekFrom::Start(start)).is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return Vec::new();
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    if start > 0 && !lines.is_empty() {
-        lines.remove(0); // probably cut in the middle
-    }
-    let skip = lines.len().saturating_sub(n);
-    lines.split_off(skip)
-}
-
 impl SessionBackend for TmuxBackend {
     fn start(&self, spec: &SessionSpec) -> Result<SessionInfo, deploy_core::Error> {
         if self.adopting {
@@ -562,7 +538,7 @@ impl SessionBackend for TmuxBackend {
             if status != ExitStatus::Unknown || start.elapsed() >= STATUS_WAIT {
                 return Ok(Liveness::Exited {
                     status,
-                    last_lines: tail_lines(log, LAST_LINES),
+                    last_lines: activity::agent_file::tail_lines(log.as_std_path(), LAST_LINES),
                 });
             }
             std::thread::sleep(pause);

@@ -35,7 +35,10 @@ pub fn status_file(log: &std::path::Path) -> std::path::PathBuf {
 
 /// Reads what [`status_file`] holds.
 pub fn read_status(log: &std::path::Path) -> Option<deploy_core::ExitStatus> {
-    let text = std::fs::read_to_string(status_file(log)).ok()?;
+    // The agent can replace this file too: read only a regular one, and only its start.
+    let mut text = String::new();
+    let file = activity::agent_file::open(&status_file(log)).ok()?;
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, 64), &mut text).ok()?;
     let (kind, n) = text.trim().split_once(' ')?;
     let n: i32 = n.parse().ok()?;
     match kind {

@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -71,11 +71,8 @@ pub(crate) fn deploy_interruptibly(
 ) -> Result<(), Error> {
     // SIGINT and SIGTERM roll the deployment back before fleet exits (130 / 143). They are
     // caught only for the deployment; once it is Live they change nothing.
-    let (int, term) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    for (signal, flag) in [(SIGINT, &int), (SIGTERM, &term)] {
+    let (int, term) = (&services.interrupts.int, &services.interrupts.term);
+    for (signal, flag) in [(SIGINT, int), (SIGTERM, term)] {
         signal_hook::flag::register(signal, Arc::clone(flag)).map_err(|e| {
             Error::Invalid(format!(
                 "cannot install the handler of signal {signal}: {e}"
@@ -91,7 +88,14 @@ pub(crate) fn deploy_interruptibly(
             None
         }
     };
-    let deployed = deploy::run(services, options, &interrupt)?;
+    let deployed = deploy::run(services, options, &interrupt).map_err(|e| match interrupt() {
+        // Stopped by the signal inside a step (a git hook that hung): rolled back, as any.
+        Some(signal) if e.exit_code() == 1 => Error::Signalled {
+            signal,
+            source: Box::new(e),
+        },
+        _ => e,
+    })?;
     tracing::info!(agent = %deployed.agent_id, session = %deployed.session, "agent is live");
     emit(json_mode, &deployed, || format!("{}\n", deployed.agent_id));
     Ok(())

@@ -1,6 +1,8 @@
 //! `fleet logs`.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Seek, SeekFrom, Write};
+
+use activity::agent_file::{self, Line};
 use std::time::Duration;
 
 use deploy_core::Liveness;
@@ -13,28 +15,46 @@ use crate::output::{emit, safe};
 
 pub(crate) fn run(services: &Services, args: &LogsArgs, json_mode: bool) -> Result<(), Error> {
     let out = output::tail(services, &args.task, &args.agent, args.lines)?;
+    let shown = |line: &str| {
+        if args.raw {
+            format!("{line}\n")
+        } else {
+            format!("{}\n", safe(line))
+        }
+    };
     emit(json_mode, &out, || {
-        out.lines.iter().map(|l| format!("{}\n", safe(l))).collect()
+        out.lines.iter().map(|l| shown(l)).collect()
     });
     if !args.follow || json_mode {
         return Ok(());
     }
-    let log = &out.log_file;
+    let log = out.log_file.as_std_path();
     let mut offset = fs_err::metadata(log).map(|m| m.len()).unwrap_or(0);
     let mut stdout = std::io::stdout().lock();
+    let mut buf = Vec::new();
     loop {
         let alive = services.backend.probe(&out.session)? == Liveness::Alive;
-        if let Ok(mut f) = fs_err::File::open(log) {
-            let len = f.metadata()?.len();
-            if len > offset {
-                f.seek(SeekFrom::Start(offset))?;
-                let mut buf = Vec::new();
-                f.read_to_end(&mut buf)?;
-                offset += buf.len() as u64;
-                stdout.write_all(&buf)?;
-                stdout.flush()?;
-                continue;
+        // The agent controls its log: only a regular file is read, a line at a time, bounded.
+        if let Ok(mut f) = agent_file::open(log)
+            && f.metadata()?.len() > offset
+        {
+            f.seek(SeekFrom::Start(offset))?;
+            let mut reader = BufReader::new(f);
+            loop {
+                match agent_file::read_line(&mut reader, &mut buf)? {
+                    Line::Whole(n) => {
+                        offset += n as u64;
+                        let line = String::from_utf8_lossy(&buf);
+                        stdout.write_all(shown(line.trim_end_matches('\n')).as_bytes())?;
+                    }
+                    Line::Skipped { bytes, .. } => {
+                        offset += bytes;
+                        stdout.write_all(b"(a line over the length fleet shows was skipped)\n")?;
+                    }
+                    Line::End => break,
+                }
             }
+            stdout.flush()?;
         }
         if !alive {
             return Ok(());

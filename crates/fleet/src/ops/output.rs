@@ -41,7 +41,7 @@ pub(crate) fn tail(
     let log_file = log_file(services, task, agent);
     Ok(AgentOutput {
         agent_id: agent.clone(),
-        lines: tmux_backend::tail_lines(&log_file, lines),
+        lines: activity::agent_file::tail_lines(log_file.as_std_path(), lines),
         log_file,
         status: record.status,
         session: record.session,

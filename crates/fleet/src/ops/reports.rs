@@ -273,11 +273,26 @@ fn append_jsonl<T: Serialize>(path: &Utf8Path, line: &T) -> Result<(), Error> {
     }
     let lock = path.with_file_name(format!("{}.lock", path.file_name().unwrap_or("jsonl")));
     let _held = Flock::open(&lock, DEFAULT_LOCK_TIMEOUT)?;
-    let mut bytes = match fs_err::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
+    let mut bytes = Vec::new();
+    match activity::agent_file::open(path.as_std_path()) {
+        Ok(file) => {
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(file, REPORTS_CAP as u64),
+                &mut bytes,
+            )
+            .map_err(|source| Error::AgentFile {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(Error::AgentFile {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    }
     if !bytes.is_empty() && !bytes.ends_with(b"\n") {
         bytes.push(b'\n');
     }
@@ -292,14 +307,14 @@ fn append_jsonl<T: Serialize>(path: &Utf8Path, line: &T) -> Result<(), Error> {
 
 /// The JSON lines of a file (skipping any that do not parse); none if it does not exist.
 pub(crate) fn read_jsonl(path: &Utf8Path) -> Vec<Value> {
-    fs_err::read_to_string(path)
-        .map(|t| {
-            t.lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    activity::agent_file::lines(path.as_std_path(), REPORTS_CAP)
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
+
+/// The most of an agent's progress or findings file fleet reads (the agent controls the file).
+const REPORTS_CAP: usize = 16 << 20;
 
 /// Every line of every `*<suffix>` file of a task, in `dir` and in `archive/`, oldest first.
 fn task_lines(services: &Services, task: &TaskId, dir: &str, suffix: &str) -> Vec<Value> {
