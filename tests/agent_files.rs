@@ -138,3 +138,79 @@ fn escape_sequences_never_reach_the_terminal_raw() {
     );
     assert!(listed.contains(&task));
 }
+
+/// Issue 29: fleet's own directories replaced with symlinks out of the root (`<task>/logs`,
+/// `.fleet/intents`) make a deployment fail, naming the link — fleet never writes through it.
+#[test]
+fn fleets_directories_replaced_by_symlinks_are_refused() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    f.deploy(&task, "worker", "0", &["sleep", "300"]);
+    let outside = f.dir.path().join("outside");
+    fs_err::create_dir_all(&outside).unwrap();
+    for dir in [
+        f.root().join(&task).join("logs"),
+        f.root().join(".fleet/intents"),
+    ] {
+        let aside = dir.with_extension("aside");
+        fs_err::rename(&dir, &aside).unwrap();
+        std::os::unix::fs::symlink(&outside, &dir).unwrap();
+        let out = f.run(&common::deploy_args(&task, "other", "0", &["sleep", "300"]));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("is a symlink") && err.contains(dir.as_str()),
+            "{err}"
+        );
+        assert_eq!(
+            fs_err::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
+        fs_err::remove_file(&dir).unwrap();
+        fs_err::rename(&aside, &dir).unwrap();
+    }
+}
+
+/// Issue 29: what fleet creates is private — 0600 files, 0700 directories — under umask 0 too:
+/// the activity cache, the worktrees directory.
+#[test]
+fn what_fleet_creates_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fleet::new();
+    let repo = testkit::git::repo_at(
+        &camino::Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap(),
+    );
+    let task = f.task(&[]);
+    let script = format!(
+        "umask 0; \"$0\" deploy --task {task} --type w --prompt p --startup-grace-ms 0 --worktree --repo '{repo}' -- sh -c 'echo {{}}; exec sleep 300' && \"$0\" status --task {task}"
+    );
+    let out = f.shell(&script).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = |p: &camino::Utf8Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o777;
+    let cache = f
+        .root()
+        .join(".fleet/activity")
+        .join(format!("{task}.json"));
+    assert_eq!(mode(&cache), 0o600, "{cache}");
+    assert_eq!(mode(&f.root().join(&task).join("worktrees")), 0o700);
+}
+
+/// Issue 29: a tmux server started by a fleet under `ulimit -Sn 8` does not keep that limit:
+/// the deployments after it still run.
+#[test]
+fn a_server_started_under_a_low_open_files_limit_serves_later_deployments() {
+    let f = Fleet::new();
+    let task = f.task(&["--max-concurrent", "10"]);
+    let out = f
+        .shell(&format!(
+            "ulimit -Sn 8 && \"$0\" deploy --task {task} --type first --prompt p --startup-grace-ms 0 -- sleep 300"
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for i in 0..6 {
+        f.deploy(&task, &format!("later{i}"), "0", &["sleep", "300"]);
+    }
+    assert_eq!(f.sessions().len(), 7);
+}

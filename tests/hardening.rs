@@ -215,7 +215,9 @@ fn agents_refused_by_a_limit_never_run() {
         .filter(|s| s.success())
         .count();
     assert_eq!(live, 3);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    common::wait_for("the live agents to run code", || {
+        fs_err::read_dir(&ran).unwrap().count() >= 3
+    });
     let count = fs_err::read_dir(&ran).unwrap().count();
     assert_eq!(count, 3, "agents that ran code");
     assert_eq!(f.sessions().len(), 3);

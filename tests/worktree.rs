@@ -654,3 +654,25 @@ fn sigterm_while_a_hook_hangs_rolls_back_and_exits() {
     assert_eq!(lists(&s.repo), before);
     assert!(s.f.sessions().is_empty());
 }
+
+/// Issue 29: `fleet diff` never writes through a symlink an agent planted where its scratch
+/// index goes (named after fleet's pid: planted for the next few hundred pids).
+#[test]
+fn fleet_diff_never_writes_through_a_planted_symlink() {
+    let s = setup();
+    let (agent, _) = s.deploy_working(&[], COMMITS);
+    let target = Utf8PathBuf::from_path_buf(s.f.dir.path().join("victim")).unwrap();
+    fs_err::write(&target, "untouched").unwrap();
+    let index = s.repo.join(".git/worktrees").join(&agent).join("index");
+    let last: u32 = fs_err::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for pid in last + 1..last + 400 {
+        std::os::unix::fs::symlink(&target, format!("{index}.fleet-diff-{pid}")).unwrap();
+    }
+    let diff = s.f.ok(&["diff", "--task", &s.task, "--agent", &agent]);
+    assert!(diff.contains("+++ b/done.txt"), "{diff}");
+    assert_eq!(fs_err::read_to_string(&target).unwrap(), "untouched");
+}

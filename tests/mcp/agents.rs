@@ -173,6 +173,27 @@ async fn an_agents_server_refuses_to_act_for_another_agent() {
     )
     .await;
     assert_eq!(child["depth"], 2);
+    // Issue 29: it kills only its own agent and its descendants — never another's.
+    let (is_error, body) = call(
+        &agents_server,
+        "kill_real_agent",
+        json!({ "task_id": task, "agent_id": other }),
+    )
+    .await;
+    assert!(is_error, "{body}");
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains(&refusal) && msg.contains(other), "{msg}");
+    assert!(
+        f.sessions().contains(&format!("agent_{other}")),
+        "the other lives"
+    );
+    let killed = ok(
+        &agents_server,
+        "kill_real_agent",
+        json!({ "task_id": task, "agent_id": child["agent_id"] }),
+    )
+    .await;
+    assert_eq!(killed["success"], true, "its descendant: {killed}");
     agents_server.cancel().await.unwrap();
     conductor.cancel().await.unwrap();
 }

@@ -661,3 +661,22 @@ async fn a_model_named_tool_refuses_another_model() {
     assert_eq!(f.files(), before, "nothing made");
     assert!(f.sessions().is_empty());
 }
+
+/// Issue 29: a deploy over rmcp's default 16 MiB line is answered — refused naming the prompt
+/// limit — never dropped without a reply, and the server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_sixteen_mebibytes_is_answered() {
+    let f = Fleet::new();
+    let client = connect(&f).await;
+    let task_id = new_task(&client, "d").await;
+    let prompt = "x".repeat(17 << 20);
+    refused(
+        &client,
+        &task_id,
+        "deploy_headless_agent",
+        json!({ "task_id": task_id, "agent_type": "a", "prompt": prompt }),
+        "over the 16777216 bytes fleet takes (FLEET_MAX_PROMPT_BYTES)",
+    )
+    .await;
+    assert!(f.sessions().is_empty());
+}

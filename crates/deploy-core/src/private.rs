@@ -12,6 +12,8 @@ pub const DIR_MODE: u32 = 0o700;
 pub const FILE_MODE: u32 = 0o600;
 
 /// `mkdir -p` with [`DIR_MODE`] for every directory it creates (existing ones keep theirs).
+/// The directory itself must be one, not a symlink to one: an agent that replaces fleet's
+/// `logs/` with a link elsewhere never makes fleet write there.
 pub fn create_dir_all(path: &Utf8Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -22,7 +24,33 @@ pub fn create_dir_all(path: &Utf8Path) -> std::io::Result<()> {
                 e.kind(),
                 format!("failed to create directory `{path}`: {e}"),
             )
-        })
+        })?;
+    if std::fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{path}` is a symlink: fleet writes only into directories of its own"),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a new file at `path` with [`FILE_MODE`]; a file (or a planted symlink)
+/// already there is removed first, never written through.
+pub fn write_new(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("failed to create `{path}`: {e}")))?;
+    file.write_all(bytes)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("failed to write `{path}`: {e}")))
 }
 
 /// The mode a file written at `path` gets: the existing file's, or [`FILE_MODE`].

@@ -76,6 +76,12 @@ impl DeployRequest {
     /// it, environment names that are names.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |why: String| Err(Error::InvalidRequest(why));
+        if self.agent_type.as_str().starts_with('-') {
+            return bad(format!(
+                "agent type {:?} starts with '-': the agent's id, made from it, would read as an option",
+                self.agent_type.as_str()
+            ));
+        }
         if self.prompt.trim().is_empty() {
             return bad("the prompt is empty".into());
         }
@@ -153,6 +159,10 @@ mod tests {
                 "empty string",
             ),
             (Box::new(|r| r.command.push("a\0".into())), "contains NUL"),
+            (
+                Box::new(|r| r.agent_type = AgentType::parse("-rf").unwrap()),
+                "starts with '-'",
+            ),
             (
                 Box::new(|r| r.env.push(("1X".into(), "v".into()))),
                 "is not a name",

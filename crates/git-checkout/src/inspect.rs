@@ -87,8 +87,16 @@ fn diff_through(
     scratch: &Utf8Path,
     args: &[&str],
 ) -> Result<String, Error> {
+    // The agent controls its worktree: its index is read only as a regular file, and the
+    // scratch copy is a new file of fleet's (a symlink planted at its name is replaced, never
+    // written through).
     if index.exists() {
-        fs_err::copy(index, scratch)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut activity::agent_file::open(index.as_std_path())?,
+            &mut bytes,
+        )?;
+        deploy_core::private::write_new(scratch, &bytes)?;
     }
     let with_scratch = |args: &[&str]| {
         let mut cmd = git::command(&c.path, args, None);

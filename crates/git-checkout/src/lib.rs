@@ -208,6 +208,11 @@ impl GitCheckouts {
     }
 
     fn add_worktree(&self, top: &Utf8Path, plan: &CheckoutPlan) -> Result<(), Error> {
+        // `<task>/worktrees` is fleet's, private as every directory it makes (git would make
+        // it with the umask's mode).
+        if let Some(dir) = plan.path.parent() {
+            deploy_core::private::create_dir_all(dir)?;
+        }
         let args = [
             "worktree",
             "add",

@@ -316,7 +316,7 @@ fn discard_first_ends_the_git_a_killed_deployer_left_running() {
 /// name is no sign: exec names the process before it maps the new environment, and until then
 /// /proc shows none — under load, long enough for a look to miss the straggler.
 fn wait_tagged(child: &std::process::Child, tag: &str) {
-    for _ in 0..500 {
+    for _ in 0..6000 {
         if procs::has_env(child.id(), TAG_ENV, tag) {
             return;
         }
@@ -350,7 +350,7 @@ fn a_straggler_holding_the_branchs_lock_leaves_no_lock_behind() {
         .spawn()
         .unwrap();
     let lock = r.repo.join(format!(".git/refs/heads/{}.lock", plan.branch));
-    for _ in 0..500 {
+    for _ in 0..6000 {
         if lock.exists() {
             break;
         }

@@ -184,7 +184,7 @@ mod tests {
         // Until its exec has mapped the new environment, /proc shows the one it forked with
         // (ours), or none — even once exec has named it `sleep`: wait for the tag itself,
         // bounded so a broken spawn fails instead of hanging.
-        let tag_seen = (0..500).any(|_| {
+        let tag_seen = (0..6000).any(|_| {
             let seen = has_env(child.id(), "FLEET_TEST_TAG", "x1");
             if !seen {
                 std::thread::sleep(std::time::Duration::from_millis(10));

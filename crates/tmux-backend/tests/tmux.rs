@@ -17,6 +17,9 @@ use sha2::{Digest, Sha256};
 use tmux_backend::{Server, TmuxBackend};
 
 const WRAP: &str = env!("CARGO_BIN_EXE_tmux-agent-wrap");
+/// How long a test waits for the thing itself before it fails: generous, so a busy machine
+/// slows a test down but never fails it.
+const WAIT_BOUND: Duration = Duration::from_secs(60);
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -83,7 +86,7 @@ impl Tmux {
         let start = Instant::now();
         loop {
             let l = self.backend.probe(session).unwrap();
-            if l != Liveness::Alive || start.elapsed() > Duration::from_secs(10) {
+            if l != Liveness::Alive || start.elapsed() > WAIT_BOUND {
                 return l;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -322,9 +325,7 @@ fn output_goes_to_the_log_and_the_pane() {
     );
     t.start(&spec);
     let start = Instant::now();
-    while t.backend.capture(&spec.session, 10).unwrap().len() < 2
-        && start.elapsed() < Duration::from_secs(5)
-    {
+    while t.backend.capture(&spec.session, 10).unwrap().len() < 2 && start.elapsed() < WAIT_BOUND {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(
@@ -350,7 +351,7 @@ fn kill_reaches_children_that_ignore_hangup_and_setsid_grandchildren_only() {
     assert!(untagged.status.success());
     let mut unrelated = Command::new("sleep").arg("300").spawn().unwrap();
     let start = Instant::now();
-    while tagged("tree").len() < 5 && start.elapsed() < Duration::from_secs(5) {
+    while tagged("tree").len() < 5 && start.elapsed() < WAIT_BOUND {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(
@@ -409,9 +410,17 @@ fn marked(marker: &str) -> Vec<u32> {
 #[test]
 fn a_daemon_that_leaves_the_tree_and_drops_its_tag_does_not_survive() {
     let t = Tmux::new();
+    // The exiting agent waits until the test has seen its daemon (CI under load once looked
+    // only after a one-second agent had ended and its daemon with it).
+    let go = std::env::temp_dir().join(format!("fleet-daemon-go-{}", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let exit_when_seen = format!(
+        "while [ ! -e '{}' ]; do sleep 0.05; done; exit 0",
+        go.display()
+    );
     for (agent, then) in [
         ("daemon-kill", "sleep 300"),
-        ("daemon-exit", "sleep 1; exit 0"),
+        ("daemon-exit", exit_when_seen.as_str()),
     ] {
         // The daemon's `$0` is the marker; the agent's own command line holds only its prefix.
         let prefix = format!("fleet-daemon-{}-{agent}", std::process::id());
@@ -422,11 +431,12 @@ fn a_daemon_that_leaves_the_tree_and_drops_its_tag_does_not_survive() {
         let spec = t.spec(agent, &["sh", "-c", &script, &prefix], b"");
         t.start(&spec);
         let start = Instant::now();
-        while marked(&marker).is_empty() && start.elapsed() < Duration::from_secs(5) {
+        while marked(&marker).is_empty() && start.elapsed() < WAIT_BOUND {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(!marked(&marker).is_empty(), "{agent}: the daemon started");
         if agent == "daemon-exit" {
+            std::fs::write(&go, "").unwrap();
             assert_eq!(
                 t.wait_exit(&spec.session),
                 Liveness::Exited {
@@ -451,6 +461,7 @@ fn a_daemon_that_leaves_the_tree_and_drops_its_tag_does_not_survive() {
             marked(&marker)
         );
     }
+    let _ = std::fs::remove_file(&go);
 }
 
 /// An agent started gated does not execute until its gate opens; closed instead — killed, or
@@ -657,7 +668,7 @@ fn no_lock_or_registry_descriptor_leaks_into_the_server_or_the_agent() {
     let info = t.start(&spec); // starts the server too
     let server = t.backend.server_pid().unwrap().unwrap();
     let start = Instant::now();
-    while tagged("fds").len() < 2 && start.elapsed() < Duration::from_secs(5) {
+    while tagged("fds").len() < 2 && start.elapsed() < WAIT_BOUND {
         std::thread::sleep(Duration::from_millis(10));
     }
     let mut pids = tagged("fds");
@@ -697,7 +708,7 @@ fn a_probe_without_tmux_sees_what_tmux_would() {
     let start = Instant::now();
     while testkit::procs::is_running(info.pane_pid) {
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < WAIT_BOUND,
             "the pane process outlived its session"
         );
         std::thread::sleep(Duration::from_millis(5));

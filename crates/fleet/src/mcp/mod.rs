@@ -69,6 +69,28 @@ fn acts_for(services: &Services, task: &TaskId, agent: &str, what: &str) -> Resu
     }
 }
 
+/// A `fleet mcp` wired into an agent may end only that agent and its descendants, in its task;
+/// any other server (the orchestrator's) ends any agent.
+fn may_kill(services: &Services, task: &TaskId, agent: &AgentId) -> Result<(), Error> {
+    let Some((t, me)) = &services.config.serving else {
+        return Ok(());
+    };
+    let snapshot = services.registry.read_task(task)?;
+    let mut at = Some(agent.clone());
+    while let Some(current) = at {
+        if t == task && &current == me {
+            return Ok(());
+        }
+        at = match snapshot.agent(&current).map(|a| &a.parent) {
+            Some(Parent::Agent(parent)) => Some(parent.clone()),
+            _ => None,
+        };
+    }
+    Err(Error::Invalid(format!(
+        "this server acts for agent {me} of task {t}: it may kill only that agent and its descendants, not agent {agent} of task {task}"
+    )))
+}
+
 impl FleetMcp {
     fn new(services: Services) -> Self {
         FleetMcp {
@@ -115,6 +137,13 @@ fn deploy(
     d: params::AgentParams,
     model: Option<&str>,
 ) -> Result<views::Deployed, Error> {
+    let cap = services.config.max_prompt_bytes;
+    if d.prompt.len() as u64 > cap {
+        return Err(Error::Invalid(format!(
+            "the prompt is {} bytes, over the {cap} bytes fleet takes (FLEET_MAX_PROMPT_BYTES)",
+            d.prompt.len()
+        )));
+    }
     let mut options = DeployOptions::new(
         task_id(&d.task_id)?,
         AgentType::parse(&d.agent_type)?,
@@ -312,15 +341,10 @@ impl FleetMcp {
         Parameters(p): Parameters<KillParams>,
     ) -> Result<CallToolResult, McpError> {
         self.run(move |services| {
-            let agent = agent_id(&p.agent_id)?;
+            let (task, agent) = (task_id(&p.task_id)?, agent_id(&p.agent_id)?);
+            may_kill(services, &task, &agent)?;
             let reason = p.reason.unwrap_or_else(|| "Manual termination".into());
-            let k = ops::kill::run(
-                services,
-                &task_id(&p.task_id)?,
-                &agent,
-                &reason,
-                Logs::Archive,
-            )?;
+            let k = ops::kill::run(services, &task, &agent, &reason, Logs::Archive)?;
             Ok(views::killed(&k, &agent))
         })
         .await
@@ -481,9 +505,18 @@ pub(crate) fn serve(config: Config) -> Result<(), Error> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // A request is read whole up to a bound above the largest prompt fleet takes (escaped
+    // in JSON), so a deploy too big is answered with an error naming the limit; past the bound
+    // rmcp drops the line unread (logged: there is no id to answer).
+    let max_line = usize::try_from(services.config.max_prompt_bytes.saturating_mul(8))
+        .unwrap_or(usize::MAX)
+        .saturating_add(1 << 20);
     runtime.block_on(async move {
+        let (stdin, stdout) = rmcp::transport::stdio();
+        let transport = rmcp::transport::async_rw::AsyncRwTransport::new_server(stdin, stdout)
+            .with_max_line_length(max_line);
         let running = FleetMcp::new(services)
-            .serve(rmcp::transport::stdio())
+            .serve(transport)
             .await
             .map_err(|e| Error::Mcp(format!("cannot start: {e}")))?;
         running

@@ -162,15 +162,14 @@ fn keep(path: &Utf8Path, readers: &BTreeMap<String, Tracker>) -> Result<(), Stri
     }
     let bytes = serde_json::to_vec(readers).map_err(|e| e.to_string())?;
     let temp = path.with_extension(format!("{}.tmp", std::process::id()));
-    fs_err::write(&temp, bytes).map_err(|e| e.to_string())?;
+    deploy_core::private::write_new(&temp, &bytes).map_err(|e| e.to_string())?;
     fs_err::rename(&temp, path).map_err(|e| {
         let _ = fs_err::remove_file(&temp);
         e.to_string()
     })
 }
 
-/// The fields recorded with an agent's end: its activity and, if it said, its working
-/// directory.
+/// The fields recorded with an agent's end: its activity.
 pub(crate) fn end_fields(seen: &Seen) -> Map<String, Value> {
     let mut fields = Map::new();
     fields.insert(FIELD.into(), json!(seen.activity));

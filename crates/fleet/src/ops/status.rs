@@ -105,7 +105,11 @@ pub(crate) fn run(
     // a look records only agents whose session it saw exited (one it did not list is shown
     // missing, never recorded here), and reads the log of an agent found exited again.
     let (sessions, read) = std::thread::scope(|s| {
-        let listing = s.spawn(|| sessions_by_name(env.backend));
+        // Without a thread to spare (a process limit), the listing runs first, here.
+        let listing = std::thread::Builder::new()
+            .name("fleet-listing".into())
+            .spawn_scoped(s, || sessions_by_name(env.backend))
+            .map_err(|_| sessions_by_name(env.backend));
         let read = ids
             .iter()
             .map(|id| {
@@ -115,9 +119,12 @@ pub(crate) fn run(
                 Ok((snapshot, book))
             })
             .collect::<Result<Vec<_>, Error>>();
-        let sessions = listing
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let sessions = match listing {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(listed) => listed,
+        };
         (sessions, read)
     });
     let sessions = sessions?;
