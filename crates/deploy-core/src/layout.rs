@@ -73,6 +73,32 @@ impl Layout {
         self.task_dir(task).join("archive")
     }
 
+    /// Where one of an agent's files goes when it is archived: `<root>/<task_id>/archive/<its
+    /// name>`.
+    pub fn archived(&self, task: &TaskId, file: &Utf8Path) -> Utf8PathBuf {
+        self.archive_dir(task)
+            .join(file.file_name().unwrap_or("unnamed"))
+    }
+
+    /// An agent's log where it is now: in `logs/`, or in `archive/` once the agent ended.
+    pub fn log_now(&self, task: &TaskId, agent: &AgentId) -> Utf8PathBuf {
+        let log = self.tracked_files(task, agent).log_file;
+        let archived = self.archived(task, &log);
+        if !log.exists() && archived.exists() {
+            archived
+        } else {
+            log
+        }
+    }
+
+    /// The activity cache of a task's running agents: `<root>/.fleet/activity/<task_id>.json`.
+    pub fn activity_cache(&self, task: &TaskId) -> Utf8PathBuf {
+        self.root
+            .join(".fleet")
+            .join("activity")
+            .join(format!("{task}.json"))
+    }
+
     /// The agent whose prompt file is named `name` (`agent_prompt_<id>.txt`), if it is one.
     pub fn prompt_owner(name: &str) -> Option<AgentId> {
         let id = name.strip_prefix("agent_prompt_")?.strip_suffix(".txt")?;

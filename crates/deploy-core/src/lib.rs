@@ -110,6 +110,7 @@
 pub mod backend;
 pub mod checkout;
 mod deploy;
+pub mod end;
 mod error;
 pub mod extra;
 pub mod failpoints;

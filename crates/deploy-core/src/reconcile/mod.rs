@@ -29,15 +29,16 @@ mod prompts;
 pub use checkouts::CheckoutFix;
 
 use crate::backend::{KillReport, Liveness, SessionBackend, SessionListing};
-use crate::checkout::{CHECKOUT_FIELD, Checkout, CheckoutState, branch_of};
+use crate::checkout::{Checkout, CheckoutState, branch_of};
 use crate::deploy::Deployer;
+use crate::end::{Cause, Ending, Files, end};
 use crate::failure::CleanupReport;
 use crate::guard::{
     CheckoutGuard, IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard,
 };
 use crate::id::{AgentId, SessionName, TaskId};
 use crate::journal::{IntentLease, IntentRecord};
-use crate::record::{AgentRecord, AgentStatus, ExitStatus, StatusUpdate};
+use crate::record::{AgentRecord, AgentStatus, ExitStatus};
 use crate::roster::TaskRoster;
 use crate::whereabouts::Whereabouts;
 use crate::{Error, failpoint};
@@ -201,7 +202,7 @@ pub struct Scope<'a> {
     pub zombies: bool,
     /// Look for orphan sessions (one `list` of the backend).
     pub orphans: bool,
-    /// What to record with each zombie's end ([`Gone::fields`]).
+    /// What to record with each zombie's end ([`Ending::fields`](crate::end::Ending::fields)).
     pub annotate: Option<&'a Annotate<'a>>,
 }
 
@@ -312,112 +313,6 @@ pub fn sessions_by_name(
         .into_iter()
         .map(|s| (s.session.clone(), s))
         .collect())
-}
-
-/// How an agent that is gone is recorded: completed for exit 0, error for any other end, or
-/// terminated with reason `session_not_found` when its session vanished without a status.
-fn outcome(exit: Option<ExitStatus>) -> (AgentStatus, String) {
-    match exit {
-        Some(status) if status.success() => (AgentStatus::Completed, format!("the agent {status}")),
-        Some(status) => (AgentStatus::Error, format!("the agent {status}")),
-        None => (AgentStatus::Terminated, "session_not_found".to_owned()),
-    }
-}
-
-/// An agent that is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gone {
-    /// Its id.
-    pub agent: AgentId,
-    /// Its session.
-    pub session: SessionName,
-    /// How it ended (`None`: its session vanished without a status).
-    pub exit: Option<ExitStatus>,
-    /// Where its session was placed, as its record says.
-    pub placement: Option<String>,
-    /// More fields recorded with its end ([`StatusUpdate::fields`]).
-    pub fields: Map<String, Value>,
-    /// Its checkout, retired with its end.
-    pub checkout: Option<Checkout>,
-}
-
-impl Gone {
-    /// `record`'s agent, ended with `exit`.
-    pub fn of(record: &AgentRecord, exit: Option<ExitStatus>) -> Gone {
-        Gone {
-            agent: record.id.clone(),
-            session: record.session.clone(),
-            exit,
-            placement: record.placement.clone(),
-            fields: Map::new(),
-            checkout: Checkout::of(record),
-        }
-    }
-}
-
-/// Records the ends of agents of `task` that are gone — completed for exit 0, error for any
-/// other end, terminated with reason `session_not_found` without a status — and returns each
-/// one's new status, in order. Their leftovers (dead sessions, processes still carrying their
-/// tags, prompt files) are released first, each through the backend its session was placed on
-/// ([`Deployer::locate`]), with one [`SessionBackend::kill_all`] per backend, and the ends
-/// recorded after, in one registry transaction: until everything is released they stay zombies
-/// for the next look or reconcile — an end recorded first would hide what was left. On `Err`
-/// no end was recorded; an agent placed where this deployer does not look is an error (it was
-/// never judged gone). Logs are kept. An active checkout is retired ([`retire`]) and its new
-/// state recorded with the end; one that cannot be (its repository is gone) stays active, for
-/// reconcile to report and retry.
-pub fn record_ends(
-    env: &Deployer<'_>,
-    task: &TaskId,
-    gone: &[Gone],
-) -> Result<Vec<AgentStatus>, Error> {
-    let mut by_placement: BTreeMap<Option<&str>, Vec<(SessionName, AgentId)>> = BTreeMap::new();
-    for g in gone {
-        by_placement
-            .entry(g.placement.as_deref())
-            .or_default()
-            .push((g.session.clone(), g.agent.clone()));
-    }
-    for (placement, targets) in &by_placement {
-        let Some(backend) = env.locate_placement(*placement).backend() else {
-            return Err(Error::Elsewhere {
-                agent: targets[0].1.clone(),
-                placement: placement
-                    .unwrap_or("another orchestrator's tmux server")
-                    .to_owned(),
-                looking: env.backend.placement(),
-            });
-        };
-        backend.kill_all(targets)?;
-    }
-    for g in gone {
-        env.prompts
-            .remove(&env.layout.tracked_files(task, &g.agent).prompt_file)?;
-    }
-    let mut statuses = Vec::with_capacity(gone.len());
-    let updates: Vec<(AgentId, StatusUpdate)> = gone
-        .iter()
-        .map(|g| {
-            let (status, reason) = outcome(g.exit);
-            statuses.push(status.clone());
-            let mut update = StatusUpdate::now(status);
-            update.exit = g.exit;
-            update.reason = Some(reason);
-            update.fields = g.fields.clone();
-            if let Some(retired) = g
-                .checkout
-                .as_ref()
-                .and_then(|c| retire(env, task, &g.agent, c))
-            {
-                update
-                    .fields
-                    .insert(CHECKOUT_FIELD.to_owned(), retired.to_value());
-            }
-            (g.agent.clone(), update)
-        })
-        .collect();
-    env.registry.update_statuses(task, &updates)?;
-    Ok(statuses)
 }
 
 /// Retires `agent`'s checkout if it is active: the checkout with its new state, or `None` when
@@ -538,8 +433,8 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
         None
     };
     let mut by_task: BTreeMap<TaskId, Vec<Zombie>> = BTreeMap::new();
-    // Each zombie as `record_ends` takes it, made from its record (its checkout included).
-    let mut gone_by_task: BTreeMap<TaskId, Vec<Gone>> = BTreeMap::new();
+    // Each zombie as `end::end` takes it, made from its record (its checkout included).
+    let mut gone_by_task: BTreeMap<TaskId, Vec<Ending>> = BTreeMap::new();
     for (task, agent, place) in candidates {
         let exit = match place {
             Whereabouts::Own(_) => {
@@ -562,15 +457,20 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             },
             Whereabouts::Elsewhere(_) => continue,
         };
-        let (now, reason) = outcome(exit);
         let fields = match (scope.annotate, scope.dry_run) {
             (Some(annotate), false) => annotate(task, agent, exit),
             _ => Map::new(),
         };
-        gone_by_task.entry(task.clone()).or_default().push(Gone {
+        let ending = Ending {
             fields: fields.clone(),
-            ..Gone::of(agent, exit)
-        });
+            ..Ending::of(agent, Cause::Exited(exit))
+        };
+        let now = ending.cause.status();
+        let reason = match exit {
+            Some(status) => format!("the agent {status}"),
+            None => "session_not_found".to_owned(),
+        };
+        gone_by_task.entry(task.clone()).or_default().push(ending);
         by_task.entry(task.clone()).or_default().push(Zombie {
             fields,
             task: task.clone(),
@@ -586,7 +486,7 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
     for (task, zombies) in by_task {
         if !scope.dry_run {
             let gone = gone_by_task.remove(&task).unwrap_or_default();
-            record_ends(env, &task, &gone)?;
+            end(env, &task, &gone, Files::Keep)?;
         }
         report.zombies.extend(zombies);
         failpoint("reconcile::after_zombie");

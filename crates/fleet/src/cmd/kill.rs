@@ -5,12 +5,15 @@ use std::time::Duration;
 use crate::cli::{EndAgentArgs, KillArgs};
 use crate::config::Services;
 use crate::error::Error;
-use crate::ops::kill::{self, Logs};
+use deploy_core::end::Files;
+
+use crate::ops::kill;
+use crate::ops::reports;
 use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Result<(), Error> {
     // The CLI keeps the logs where they are (`fleet logs` reads them).
-    let k = kill::run(services, &args.task, &args.agent, &args.reason, Logs::Keep)?;
+    let k = kill::run(services, &args.task, &args.agent, &args.reason, Files::Keep)?;
     emit(json_mode, &k, || {
         let mut out = format!(
             "{} {} (session {}, {} process(es) ended)\n",
@@ -59,7 +62,7 @@ fn worktree_line(c: &deploy_core::Checkout) -> String {
 /// what it says last — Claude Code's result, tokens and cost — is in its log when its end is
 /// recorded.
 pub(crate) fn end_agent(services: &Services, args: &EndAgentArgs) -> Result<(), Error> {
-    let Some((status, message)) = kill::final_report(services, &args.task, &args.agent) else {
+    let Some((status, message)) = reports::final_report(services, &args.task, &args.agent) else {
         return Err(Error::Invalid(format!(
             "agent {} of task {} has made no final report: nothing to end",
             args.agent, args.task
@@ -77,7 +80,7 @@ pub(crate) fn end_agent(services: &Services, args: &EndAgentArgs) -> Result<(), 
         &args.agent,
         status,
         &message,
-        Logs::Archive,
+        Files::Archive,
     )?;
     tracing::info!(agent = %k.agent_id, status = %k.status, processes = k.killed.len(), "ended after its final report");
     Ok(())

@@ -28,9 +28,9 @@ use crate::config::{Config, Services};
 use crate::error::Error;
 use crate::ops;
 use crate::ops::deploy::DeployOptions;
-use crate::ops::kill::Logs;
 use crate::ops::reports::FindingFilter;
 use crate::ops::task::TaskOptions;
+use deploy_core::end::Files;
 use params::{
     CreateTaskParams, DeployParams, FindingParams, FindingsParams, KillParams, OutputParams,
     ProgressParams, ReconcileParams, ResumeParams, SpawnChildParams, TaskParams,
@@ -344,7 +344,7 @@ impl FleetMcp {
             let (task, agent) = (task_id(&p.task_id)?, agent_id(&p.agent_id)?);
             may_kill(services, &task, &agent)?;
             let reason = p.reason.unwrap_or_else(|| "Manual termination".into());
-            let k = ops::kill::run(services, &task, &agent, &reason, Logs::Archive)?;
+            let k = ops::kill::run(services, &task, &agent, &reason, Files::Archive)?;
             Ok(views::killed(&k, &agent))
         })
         .await

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use activity::{Activity, Context, Tracker};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8Path;
 use deploy_core::{AgentId, AgentRecord, ExitStatus, TaskId};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -52,17 +52,9 @@ fn modified(meta: &std::fs::Metadata) -> Option<String> {
 }
 
 impl<'s> Book<'s> {
-    fn path(services: &Services, task: &TaskId) -> Utf8PathBuf {
-        services
-            .layout
-            .root()
-            .join(".fleet/activity")
-            .join(format!("{task}.json"))
-    }
-
     /// The book of `task` (empty if there is none, or it does not parse).
     pub(crate) fn open(services: &'s Services, task: &TaskId) -> Book<'s> {
-        let readers = fs_err::read(Self::path(services, task))
+        let readers = fs_err::read(services.layout.activity_cache(task))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
@@ -90,7 +82,7 @@ impl<'s> Book<'s> {
 
     fn read_log(&mut self, record: &AgentRecord) {
         let tracker = self.readers.entry(record.id.to_string()).or_default();
-        let log = super::output::log_file(self.services, &self.task, &record.id);
+        let log = self.services.layout.log_now(&self.task, &record.id);
         match tracker.read_file_stamped(log.as_std_path(), modified) {
             Ok(read) => self.changed |= read,
             Err(e) => tracing::warn!(agent = %record.id, "cannot read its log {log}: {e}"),
@@ -141,7 +133,7 @@ impl<'s> Book<'s> {
         if !self.changed {
             return;
         }
-        let path = Self::path(self.services, &self.task);
+        let path = self.services.layout.activity_cache(&self.task);
         if let Err(e) = keep(&path, &self.readers) {
             tracing::warn!(task = %self.task, "cannot keep the places in its agents' logs at {path}: {e}");
         }

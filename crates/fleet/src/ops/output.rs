@@ -19,17 +19,6 @@ pub(crate) struct AgentOutput {
     pub(crate) session: SessionName,
 }
 
-/// The log file of an agent: in `logs/`, or in `archive/` once the agent ended.
-pub(crate) fn log_file(services: &Services, task: &TaskId, agent: &AgentId) -> Utf8PathBuf {
-    let log = services.layout.tracked_files(task, agent).log_file;
-    let archived = super::kill::archived(services, task, &log);
-    if !log.exists() && archived.exists() {
-        archived
-    } else {
-        log
-    }
-}
-
 /// The last `lines` lines of a registered agent's log.
 pub(crate) fn tail(
     services: &Services,
@@ -38,7 +27,7 @@ pub(crate) fn tail(
     lines: usize,
 ) -> Result<AgentOutput, Error> {
     let record = super::agent_record(services, task, agent)?;
-    let log_file = log_file(services, task, agent);
+    let log_file = services.layout.log_now(task, agent);
     Ok(AgentOutput {
         agent_id: agent.clone(),
         lines: activity::agent_file::tail_lines(log_file.as_std_path(), lines),

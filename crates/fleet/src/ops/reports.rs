@@ -140,8 +140,8 @@ pub(crate) fn progress(
             )?;
             Some("ending")
         } else {
-            let logs = super::kill::Logs::Archive;
-            super::kill::end(services, task, agent, status.clone(), message, logs)?;
+            let files = deploy_core::end::Files::Archive;
+            super::kill::end(services, task, agent, status.clone(), message, files)?;
             Some("ended")
         }
     };
@@ -263,6 +263,24 @@ pub(crate) fn findings(
             None => matched,
         },
     })
+}
+
+/// The agent's last final report (completed, error, terminated) from its progress file, as
+/// its status and message.
+pub(crate) fn final_report(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+) -> Option<(AgentStatus, String)> {
+    let files = services.layout.tracked_files(task, agent);
+    read_jsonl(&files.progress_file)
+        .into_iter()
+        .rev()
+        .filter(|l| l["agent_id"].as_str() == Some(agent.as_str()))
+        .find_map(|l| {
+            let status = AgentStatus::from(l["status"].as_str()?.to_owned());
+            (!status.is_active()).then(|| (status, l["message"].as_str().unwrap_or("").to_owned()))
+        })
 }
 
 /// Appends one JSON line to `path` under its sidecar lock, replacing the file atomically, so

@@ -1,10 +1,11 @@
 //! What fleet sees when it looks at a task: each agent's registry status beside its liveness.
 //! An agent that ended by itself is recorded then and there (see
-//! [`deploy_core::reconcile::record_ends`]); its logs are kept.
+//! [`deploy_core::end::end`]); its logs are kept.
 
 use std::collections::BTreeMap;
 
-use deploy_core::reconcile::{Gone, record_ends, sessions_by_name};
+use deploy_core::end::{self, Cause, Ending, Files};
+use deploy_core::reconcile::sessions_by_name;
 use deploy_core::{
     AgentId, AgentRecord, AgentStatus, AgentType, Deployer, ExitStatus, Parent, SessionListing,
     SessionName, TaskId, TaskSnapshot, Whereabouts,
@@ -215,7 +216,7 @@ fn observe(
     mut book: activity::Book<'_>,
 ) -> (Vec<AgentView>, bool) {
     let mut views = Vec::new();
-    let mut ended: Vec<(usize, Gone)> = Vec::new();
+    let mut ended: Vec<(usize, Ending)> = Vec::new();
     for a in &task.agents {
         let place = env.locate(a);
         let (liveness, exit) = look(&place, a, sessions);
@@ -223,9 +224,9 @@ fn observe(
         let own = matches!(place, Whereabouts::Own(_));
         let seen = if let (true, true, Some(exit)) = (own, a.status.is_active(), exit) {
             let seen = book.end(a, Some(exit), exit.success());
-            let mut gone = Gone::of(a, Some(exit));
-            gone.fields = activity::end_fields(&seen);
-            ended.push((views.len(), gone));
+            let mut ending = Ending::of(a, Cause::Exited(Some(exit)));
+            ending.fields = activity::end_fields(&seen);
+            ended.push((views.len(), ending));
             seen
         } else {
             book.of(a, exit.map(|e| e.success()))
@@ -238,12 +239,12 @@ fn observe(
     if ended.is_empty() {
         return (views, false);
     }
-    let gone: Vec<Gone> = ended.iter().map(|(_, g)| g.clone()).collect();
-    match record_ends(env, &task.id, &gone) {
-        Ok(statuses) => {
-            for ((i, Gone { agent, exit, .. }), status) in ended.into_iter().zip(statuses) {
-                tracing::info!(%agent, ?exit, "agent ended by itself; recorded as {status}");
-                views[i].status = status;
+    let endings: Vec<Ending> = ended.iter().map(|(_, e)| e.clone()).collect();
+    match end::end(env, &task.id, &endings, Files::Keep) {
+        Ok(done) => {
+            for ((i, ending), done) in ended.into_iter().zip(done) {
+                tracing::info!(agent = %ending.agent, cause = ?ending.cause, "agent ended by itself; recorded as {}", done.status);
+                views[i].status = done.status;
             }
             (views, true)
         }

@@ -15,8 +15,9 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind};
 
 use crate::config::Services;
 use crate::error::Error;
-use crate::ops::kill::{self, Logs};
+use crate::ops::kill;
 use data::Snapshot;
+use deploy_core::end::Files;
 
 /// What the keys do now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +166,7 @@ pub(crate) fn run(services: Services) -> Result<(), Error> {
                 let (services, done) = (Arc::clone(&services), kill_tx.clone());
                 std::thread::spawn(move || {
                     let reason = "killed from fleet top";
-                    let said = match kill::run(&services, &task, &agent, reason, Logs::Keep) {
+                    let said = match kill::run(&services, &task, &agent, reason, Files::Keep) {
                         Ok(k) => format!(
                             "{agent} {} ({} process(es) ended)",
                             k.status,
