@@ -110,7 +110,7 @@ impl Fleet {
     }
 
     /// fleet's SQLite database in this workspace, if it has one.
-    #[allow(clippy::disallowed_types)] // the tests read what a registry holds, whichever it is
+    #[allow(clippy::disallowed_types, clippy::disallowed_methods)] // the tests read what a registry holds, whichever it is
     fn database(&self) -> Option<sqlite_registry::SqliteRegistry> {
         let layout = deploy_core::Layout::new(self.root());
         sqlite_registry::path_in(&layout).exists().then(|| {

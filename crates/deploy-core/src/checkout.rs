@@ -185,4 +185,11 @@ pub trait Checkouts: Send + Sync {
     /// Every checkout fleet made in `repo`: branches under [`BRANCH_PREFIX`], with their
     /// worktrees under `workspace` (after pruning worktrees whose directory was deleted).
     fn found(&self, repo: &Utf8Path, workspace: &Utf8Path) -> Result<Vec<FoundCheckout>, Error>;
+    /// The top directory of the repository that holds `dir`; `None` when it is in none (where
+    /// a checkout's repository is found when the caller names none).
+    fn repository_of(&self, dir: &Utf8Path) -> Result<Option<Utf8PathBuf>, Error>;
+    /// The agent's changes against its base, committed and uncommitted (`stat`: a summary),
+    /// read without touching the checkout; `None` when neither its worktree nor its branch is
+    /// left.
+    fn diff(&self, checkout: &Checkout, stat: bool) -> Result<Option<String>, Error>;
 }

@@ -53,6 +53,27 @@ pub fn write_new(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("failed to write `{path}`: {e}")))
 }
 
+/// Replaces `path` with `bytes` atomically: a new file beside it (the mode `path` has, or
+/// [`FILE_MODE`]), synced, renamed over it. A reader sees the old bytes or the new, never a
+/// torn file. The caller holds `path`'s lock.
+pub fn replace(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mode = mode_for(path);
+    let name = path.file_name().unwrap_or("file");
+    let temp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    write_new(&temp, bytes)?;
+    let done = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path));
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(&temp);
+        return Err(std::io::Error::new(
+            e.kind(),
+            format!("failed to replace `{path}`: {e}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The mode a file written at `path` gets: the existing file's, or [`FILE_MODE`].
 pub fn mode_for(path: &Utf8Path) -> u32 {
     std::fs::metadata(path).map_or(FILE_MODE, |m| m.permissions().mode() & 0o7777)

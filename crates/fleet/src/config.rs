@@ -178,6 +178,7 @@ pub(crate) enum RegistryKind {
 
 impl RegistryKind {
     /// SQLite if the workspace holds fleet's database, else JSON.
+    #[allow(clippy::disallowed_methods)] // choosing the registry is part of constructing it
     pub(crate) fn found_in(layout: &Layout) -> RegistryKind {
         if sqlite_registry::path_in(layout).exists() {
             RegistryKind::Sqlite
@@ -214,6 +215,16 @@ pub(crate) struct Services {
     pub(crate) interrupts: Interrupts,
 }
 
+/// The trait objects [`Services`] is made of.
+pub(crate) struct Parts {
+    pub(crate) registry: Box<dyn Registry>,
+    pub(crate) backend: Box<dyn SessionBackend>,
+    pub(crate) adopted: Box<dyn SessionBackend>,
+    pub(crate) prompts: Box<dyn PromptStore>,
+    pub(crate) journal: Box<dyn IntentJournal>,
+    pub(crate) checkouts: Box<dyn Checkouts>,
+}
+
 /// The flags SIGINT and SIGTERM set while a deployment catches them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Interrupts {
@@ -236,7 +247,7 @@ impl Services {
     pub(crate) fn new(config: &Config) -> Result<Services, Error> {
         let layout = config.layout();
         let interrupts = Interrupts::default();
-        Ok(Services {
+        let parts = Parts {
             registry: match config.registry {
                 RegistryKind::Json => Box::new(registry::JsonRegistry::new(layout.clone())),
                 RegistryKind::Sqlite => Box::new(
@@ -255,10 +266,24 @@ impl Services {
                 git_checkout::GitCheckouts::for_workspace(&config.root)
                     .stopping_on(&[interrupts.int.clone(), interrupts.term.clone()]),
             ),
-            interrupts,
-            layout,
+        };
+        Ok(Services::from_parts(config, parts, interrupts))
+    }
+
+    /// Services made of `parts` (the real backends' from [`Services::new`], testkit's fakes in
+    /// the ops' tests); `interrupts` are the flags the checkouts stop on.
+    pub(crate) fn from_parts(config: &Config, parts: Parts, interrupts: Interrupts) -> Services {
+        Services {
+            layout: config.layout(),
             config: config.clone(),
-        })
+            registry: parts.registry,
+            backend: parts.backend,
+            adopted: parts.adopted,
+            prompts: parts.prompts,
+            journal: parts.journal,
+            checkouts: parts.checkouts,
+            interrupts,
+        }
     }
 
     /// The deployer over these services.

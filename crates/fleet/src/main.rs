@@ -111,6 +111,7 @@ fn main() -> ExitCode {
     if let Command::AgentWrap { args } = &cli.command {
         // The agent wrapper: no logging setup, no configuration, nothing on stdout but the
         // agent's own output.
+        #[allow(clippy::disallowed_methods)] // `fleet agent-wrap` is the agent wrapper
         return tmux_backend::wrapper::main(args);
     }
     init_tracing(cli.verbose);

@@ -500,4 +500,16 @@ impl Checkouts for GitCheckouts {
     ) -> Result<Vec<FoundCheckout>, deploy_core::Error> {
         Ok(self.found_in(repo, workspace)?)
     }
+
+    fn repository_of(&self, dir: &Utf8Path) -> Result<Option<Utf8PathBuf>, deploy_core::Error> {
+        match toplevel(dir) {
+            Ok(top) => Ok(Some(top)),
+            Err(Error::NotARepository(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn diff(&self, checkout: &Checkout, stat: bool) -> Result<Option<String>, deploy_core::Error> {
+        Ok(diff(checkout, stat)?)
+    }
 }

@@ -171,4 +171,24 @@ impl Checkouts for FakeCheckouts {
             })
             .collect())
     }
+
+    /// A fake repository is any directory: it is its own top.
+    fn repository_of(&self, dir: &Utf8Path) -> Result<Option<Utf8PathBuf>, Error> {
+        Ok(dir.is_dir().then(|| dir.to_owned()))
+    }
+
+    /// A fake checkout's work, as one line per thing it holds.
+    fn diff(&self, c: &Checkout, stat: bool) -> Result<Option<String>, Error> {
+        gone(&c.repo)?;
+        let branches = lock(&self.branches);
+        Ok(branches.get(&(c.repo.clone(), c.branch.clone())).map(|b| {
+            let what = if stat { "stat" } else { "diff" };
+            format!(
+                "{what} of {}: {} commit(s){}\n",
+                c.branch,
+                b.commits,
+                if b.dirty { ", uncommitted changes" } else { "" }
+            )
+        }))
+    }
 }

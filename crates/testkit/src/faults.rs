@@ -506,6 +506,16 @@ impl<C: Checkouts> Checkouts for Faulty<C> {
         self.faults.check(Op::FoundCheckouts)?;
         self.inner.found(repo, workspace)
     }
+    /// Faulted as a listing of checkouts is.
+    fn repository_of(&self, dir: &Utf8Path) -> Result<Option<camino::Utf8PathBuf>, Error> {
+        self.faults.check(Op::FoundCheckouts)?;
+        self.inner.repository_of(dir)
+    }
+    /// Faulted as a listing of checkouts is.
+    fn diff(&self, checkout: &Checkout, stat: bool) -> Result<Option<String>, Error> {
+        self.faults.check(Op::FoundCheckouts)?;
+        self.inner.diff(checkout, stat)
+    }
 }
 
 /// A lease whose `finish` can fail. A failed finish drops the inner lease: the lock is released

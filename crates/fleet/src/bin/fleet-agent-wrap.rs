@@ -7,5 +7,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    #[allow(clippy::disallowed_methods)] // this binary is the agent wrapper
     tmux_backend::wrapper::main(&args)
 }

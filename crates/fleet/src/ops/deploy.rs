@@ -115,7 +115,7 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
     let checkout = options
         .worktree
         .as_ref()
-        .map(|w| checkout_request(w, &workdir))
+        .map(|w| checkout_request(services, w, &workdir))
         .transpose()?;
     let mut command = options.command.unwrap_or_else(|| config.agent_cmd.clone());
     let claude = claude::is_claude(&command);
@@ -177,14 +177,17 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
 /// The checkout asked for: an explicit repository is taken as given (the deployment reports
 /// what is wrong with it, and leaves nothing); by default, the repository holding `cwd` — and
 /// none is an error before anything exists.
-fn checkout_request(w: &WorktreeOptions, cwd: &Utf8Path) -> Result<CheckoutRequest, Error> {
+fn checkout_request(
+    services: &Services,
+    w: &WorktreeOptions,
+    cwd: &Utf8Path,
+) -> Result<CheckoutRequest, Error> {
     let repo = match &w.repo {
         Some(repo) => absolute(repo)?,
-        None => git_checkout::toplevel(cwd).map_err(|e| match e {
-            git_checkout::Error::NotARepository(_) => Error::Invalid(format!(
+        None => services.checkouts.repository_of(cwd)?.ok_or_else(|| {
+            Error::Invalid(format!(
                 "--worktree: {cwd} is in no git repository; give --repo"
-            )),
-            other => Error::Invalid(format!("--worktree: {other}")),
+            ))
         })?,
     };
     Ok(CheckoutRequest {

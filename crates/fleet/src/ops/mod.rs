@@ -18,6 +18,9 @@ pub(crate) mod task;
 pub(crate) mod wait;
 pub(crate) mod worktree;
 
+#[cfg(test)]
+mod tests;
+
 use deploy_core::{AgentId, AgentRecord, TaskId};
 
 use crate::config::Services;

@@ -319,7 +319,7 @@ fn append_jsonl<T: Serialize>(path: &Utf8Path, line: &T) -> Result<(), Error> {
             .map_err(|e| Error::Invalid(format!("cannot write a line of {path}: {e}")))?,
     );
     bytes.push(b'\n');
-    registry::atomic::write_atomic(path, &bytes).map_err(deploy_core::Error::from)?;
+    deploy_core::private::replace(path, &bytes)?;
     Ok(())
 }
 

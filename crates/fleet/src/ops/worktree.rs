@@ -78,12 +78,11 @@ pub(crate) fn diff(
             "agent {agent} of task {task} has no worktree (it was deployed without --worktree)"
         ))
     })?;
-    match git_checkout::diff(&checkout, stat) {
-        Ok(Some(diff)) => Ok(diff),
-        Ok(None) => Err(Error::Invalid(format!(
+    match services.checkouts.diff(&checkout, stat)? {
+        Some(diff) => Ok(diff),
+        None => Err(Error::Invalid(format!(
             "agent {agent} left no work: its worktree and branch {} are gone ({})",
             checkout.branch, checkout.state
         ))),
-        Err(e) => Err(Error::Invalid(format!("diff of agent {agent}: {e}"))),
     }
 }
