@@ -37,6 +37,8 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    // A fleet started under `ulimit -Sn 8` still opens its registry and starts tmux with room.
+    procs::raise_open_files();
     let json_mode = cli.json;
     let config = Config::resolve(cli.root.clone(), Some(cli.socket.clone()), cli.registry)?;
     if let Command::Migrate(args) = &cli.command {

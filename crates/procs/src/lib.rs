@@ -153,6 +153,26 @@ pub fn alive(p: &Proc) -> bool {
     stat(p.pid).is_some_and(|now| now.start_time == p.start_time && !now.is_gone())
 }
 
+/// Raises this process's soft limit of open files to its hard limit, once: a process started
+/// under `ulimit -Sn 8` could not open its registry, and a tmux server started from it would
+/// keep the low limit — and fail its agents — for as long as it runs.
+pub fn raise_open_files() {
+    static RAISED: std::sync::Once = std::sync::Once::new();
+    RAISED.call_once(|| {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        if limit.current < limit.maximum {
+            let raised = Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            if let Err(e) = setrlimit(Resource::Nofile, raised) {
+                tracing::debug!("cannot raise the open-files limit: {e}");
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

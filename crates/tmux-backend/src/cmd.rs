@@ -130,7 +130,7 @@ fn run_once(
         // A server started by this client must not carry an agent's tag (fleet may run inside
         // an agent): a kill of that agent would otherwise take the server down.
         .env_remove(AGENT_ID_ENV);
-    raise_open_files();
+    procs::raise_open_files();
     let child = cmd.spawn().map_err(|source| Error::Spawn {
         binary: tmux.to_string_lossy().into_owned(),
         source,
@@ -175,28 +175,6 @@ fn run_once(
     }
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     Ok(classify(output.status.code(), stderr, stdout))
-}
-
-/// Raises this process's soft limit of open files to its hard limit, once: a tmux server
-/// started from here inherits the limit for as long as it runs, and one started under
-/// `ulimit -n 8` could not open the files of the agents deployed later.
-fn raise_open_files() {
-    static RAISED: std::sync::Once = std::sync::Once::new();
-    RAISED.call_once(|| {
-        use rustix::process::{Resource, getrlimit, setrlimit};
-        let limit = getrlimit(Resource::Nofile);
-        if limit.current < limit.maximum
-            && let Err(e) = setrlimit(
-                Resource::Nofile,
-                rustix::process::Rlimit {
-                    current: limit.maximum,
-                    maximum: limit.maximum,
-                },
-            )
-        {
-            tracing::debug!("cannot raise the open-files limit: {e}");
-        }
-    });
 }
 
 fn classify(code: Option<i32>, stderr: String, stdout: String) -> Reply {
