@@ -137,8 +137,12 @@ pub(crate) fn skips_permissions(argv: &[String]) -> bool {
 /// `IS_SANDBOX=1` — the agent would die at once — so as root without it (in fleet's
 /// environment or the agent's `env`) the deployment is refused before anything is made, naming
 /// both ways out. `Ok(true)`: as root in a sandbox fleet's environment declares, which the
-/// agent must be given too.
-pub(crate) fn refused_to_root(root: bool, env: &[(String, String)]) -> Result<bool, Error> {
+/// agent must be given too. `sandbox` is fleet's own `IS_SANDBOX`.
+pub(crate) fn refused_to_root(
+    root: bool,
+    sandbox: Option<&str>,
+    env: &[(String, String)],
+) -> Result<bool, Error> {
     if !root {
         return Ok(false);
     }
@@ -146,11 +150,16 @@ pub(crate) fn refused_to_root(root: bool, env: &[(String, String)]) -> Result<bo
     if given {
         return Ok(false);
     }
-    if std::env::var(SANDBOX_ENV).is_ok_and(|v| v == "1") {
+    if sandbox == Some("1") {
         return Ok(true);
     }
+    // Claude Code (2.1.197) takes exactly `1`: `yes` or `true` are refused as unset.
+    let set = match sandbox {
+        Some(v) => format!(" ({SANDBOX_ENV} is {v:?}; Claude Code takes only 1)"),
+        None => String::new(),
+    };
     Err(Error::Invalid(format!(
-        "Claude Code refuses bypassPermissions to root: in a sandbox (a container, a VM) set {SANDBOX_ENV}=1, or choose another mode with --permission-mode (e.g. acceptEdits) or FLEET_PERMISSION_MODE"
+        "Claude Code refuses bypassPermissions to root{set}: in a sandbox (a container, a VM) set {SANDBOX_ENV}=1, or choose another mode with --permission-mode (e.g. acceptEdits) or FLEET_PERMISSION_MODE"
     )))
 }
 
@@ -428,15 +437,21 @@ mod tests {
             "claude",
             "--permission-mode=acceptEdits"
         ])));
-        assert!(!refused_to_root(false, &[]).unwrap());
+        assert!(!refused_to_root(false, None, &[]).unwrap());
         let sandboxed = [(SANDBOX_ENV.to_owned(), "1".to_owned())];
-        assert!(!refused_to_root(true, &sandboxed).unwrap());
-        if std::env::var(SANDBOX_ENV).is_err() {
-            let e = refused_to_root(true, &[]).unwrap_err().to_string();
-            assert!(
-                e.contains("IS_SANDBOX=1") && e.contains("--permission-mode"),
-                "{e}"
-            );
-        }
+        assert!(!refused_to_root(true, None, &sandboxed).unwrap());
+        assert!(refused_to_root(true, Some("1"), &[]).unwrap(), "passed on");
+        let e = refused_to_root(true, None, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("IS_SANDBOX=1") && e.contains("--permission-mode"),
+            "{e}"
+        );
+        let e = refused_to_root(true, Some("yes"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("IS_SANDBOX is \"yes\"; Claude Code takes only 1"),
+            "{e}"
+        );
     }
 }

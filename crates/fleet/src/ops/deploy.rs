@@ -131,7 +131,11 @@ fn request(services: &Services, options: DeployOptions) -> Result<DeployRequest,
     let mut env = options.env;
     if claude
         && claude::skips_permissions(&command)
-        && claude::refused_to_root(rustix::process::geteuid().is_root(), &env)?
+        && claude::refused_to_root(
+            rustix::process::geteuid().is_root(),
+            std::env::var(claude::SANDBOX_ENV).ok().as_deref(),
+            &env,
+        )?
     {
         // The agent's environment is its tmux server's: carry the sandbox's word to it.
         env.push((claude::SANDBOX_ENV.to_owned(), "1".to_owned()));
