@@ -690,3 +690,66 @@ fn resume_continues_the_conversation_of_an_agent_whose_worktree_is_gone() {
     let tip = testkit::git::git(&repo, &["rev-parse", &format!("fleet/{first}")]);
     assert_eq!(w["base"].as_str().unwrap(), tip.trim(), "{e}");
 }
+
+/// A resume Claude Code itself refuses fails the deployment quoting what it wrote on stderr,
+/// not only its `error_during_execution` result: here its transcript was deleted.
+#[test]
+fn a_failed_resume_quotes_claude_codes_own_words() {
+    let f = Fleet::new();
+    let c = Claude::start(
+        &f,
+        Script::new().conversation(
+            "GONE-first",
+            [Reply::after(
+                Duration::from_millis(500),
+                Reply::text("done"),
+            )],
+        ),
+    );
+    let task = f.task(&[]);
+    let out = deploy_claude(
+        &f,
+        &c,
+        &task,
+        "GONE-first: hi",
+        &["--startup-grace-ms", "100"],
+    );
+    assert!(out.status.success(), "fleet deploy: {}", stderr(&out));
+    let agent = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = c
+        .fleet(&f, &["wait", "--task", &task, "--timeout", "60"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fleet wait: {}", stderr(&out));
+    let session = entry(&f, &task, &agent)["fleet_activity"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for project in fs_err::read_dir(c.home().join(".claude/projects")).unwrap() {
+        let _ = fs_err::remove_file(project.unwrap().path().join(format!("{session}.jsonl")));
+    }
+    let out = c
+        .fleet(
+            &f,
+            &[
+                "resume",
+                "--task",
+                &task,
+                "--agent",
+                &agent,
+                "--prompt",
+                "again",
+                "--startup-grace-ms",
+                "5000",
+            ],
+        )
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("No conversation found with session ID"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
