@@ -739,8 +739,9 @@ fn a_failed_resume_quotes_claude_codes_own_words() {
                 &agent,
                 "--prompt",
                 "again",
+                // Generous: Claude Code refuses within a second, and the deployment fails then.
                 "--startup-grace-ms",
-                "5000",
+                "20000",
             ],
         )
         .output()
