@@ -218,11 +218,7 @@ fn claude_code_drives_fleet_mcp_as_it_drove_the_python_server() {
     let worker = &c.model.conversation("WORKER-dropin")[0];
     assert!(worker.model().contains("opus"), "model {}", worker.model());
     assert_eq!(identity(worker), (agent.clone(), task.clone()));
-    let out = c
-        .fleet(&f, &["wait", "--task", &task, "--timeout", "60"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet wait: {}", stderr(&out));
+    c.ok(&f, &["wait", "--task", &task, "--timeout", "60"]);
     let e = entry(&f, &task, &agent);
     assert_eq!(e["status"], "completed", "{e}");
     assert_eq!(e["fleet_activity"]["result"], "looked around", "{e}");
@@ -294,28 +290,19 @@ fn a_claude_code_agent_reports_spawns_and_completes() {
     let f = Fleet::new();
     let c = Claude::start(&f, loop_script());
     let task = f.task(&[]);
-    let out = c
-        .fleet(
-            &f,
-            &[
-                "deploy",
-                "--task",
-                &task,
-                "--type",
-                "worker",
-                "--prompt",
-                "LOOP-parent: fix the race",
-            ],
-        )
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet deploy: {}", stderr(&out));
-    let agent = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let out = c
-        .fleet(&f, &["wait", "--task", &task, "--timeout", "90"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet wait: {}", stderr(&out));
+    let agent = c.ok(
+        &f,
+        &[
+            "deploy",
+            "--task",
+            &task,
+            "--type",
+            "worker",
+            "--prompt",
+            "LOOP-parent: fix the race",
+        ],
+    );
+    c.ok(&f, &["wait", "--task", &task, "--timeout", "90"]);
     wait_for("both agents' sessions to be gone", || {
         f.sessions().is_empty()
     });
@@ -461,11 +448,7 @@ fn an_agent_whose_model_api_fails_shows_retrying_everywhere() {
     assert_eq!(listed["activity"]["state"], "retrying", "{status}");
     assert_eq!(listed["activity"]["retry"]["error_status"], 529, "{status}");
 
-    let out = c
-        .fleet(&f, &["kill", "--task", &task, "--agent", &agent])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet kill: {}", stderr(&out));
+    c.ok(&f, &["kill", "--task", &task, "--agent", &agent]);
     assert!(
         common::tagged_where(|t| t == agent).is_empty(),
         "a process survived"
@@ -594,56 +577,42 @@ fn resume_continues_the_conversation_of_an_agent_whose_worktree_is_gone() {
         &camino::Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap(),
     );
     let bin = claude::bin();
-    let out = c
-        .fleet(
-            &f,
-            &[
-                "deploy",
-                "--task",
-                &task,
-                "--type",
-                "worker",
-                "--prompt",
-                "RESUME-first: commit",
-                "--startup-grace-ms",
-                "100",
-                "--worktree",
-                "--repo",
-                repo.as_str(),
-                "--",
-                bin.as_str(),
-                "-p",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                "--model",
-                "haiku",
-            ],
-        )
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet deploy: {}", stderr(&out));
-    let first = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let out = c
-        .fleet(&f, &["wait", "--task", &task, "--timeout", "60"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet wait: {}", stderr(&out));
+    let first = c.ok(
+        &f,
+        &[
+            "deploy",
+            "--task",
+            &task,
+            "--type",
+            "worker",
+            "--prompt",
+            "RESUME-first: commit",
+            "--startup-grace-ms",
+            "100",
+            "--worktree",
+            "--repo",
+            repo.as_str(),
+            "--",
+            bin.as_str(),
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--model",
+            "haiku",
+        ],
+    );
+    c.ok(&f, &["wait", "--task", &task, "--timeout", "60"]);
     let e = entry(&f, &task, &first);
     assert_eq!(e["fleet_worktree"]["state"], "branch-only", "{e}");
     assert!(!f.root().join(&task).join("worktrees").join(&first).exists());
 
-    let out = c
-        .fleet(
-            &f,
-            &[
-                "resume", "--task", &task, "--agent", &first, "--prompt", "go on",
-            ],
-        )
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet resume: {}", stderr(&out));
-    let second = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let second = c.ok(
+        &f,
+        &[
+            "resume", "--task", &task, "--agent", &first, "--prompt", "go on",
+        ],
+    );
     assert_ne!(second, first);
 
     // One continuation at a time.
@@ -663,11 +632,7 @@ fn resume_continues_the_conversation_of_an_agent_whose_worktree_is_gone() {
         "{err}"
     );
 
-    let out = c
-        .fleet(&f, &["wait", "--task", &task, "--timeout", "60"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet wait: {}", stderr(&out));
+    c.ok(&f, &["wait", "--task", &task, "--timeout", "60"]);
     let shown = c.model.conversation("RESUME-first");
     let last = shown.last().unwrap();
     assert_eq!(last.turn(), 2, "the earlier turns are in its history");
@@ -716,11 +681,7 @@ fn a_failed_resume_quotes_claude_codes_own_words() {
     );
     assert!(out.status.success(), "fleet deploy: {}", stderr(&out));
     let agent = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let out = c
-        .fleet(&f, &["wait", "--task", &task, "--timeout", "60"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "fleet wait: {}", stderr(&out));
+    c.ok(&f, &["wait", "--task", &task, "--timeout", "60"]);
     let session = entry(&f, &task, &agent)["fleet_activity"]["session_id"]
         .as_str()
         .unwrap()

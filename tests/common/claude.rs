@@ -64,6 +64,18 @@ impl Claude {
             .env_remove("ANTHROPIC_AUTH_TOKEN");
     }
 
+    /// Runs `fleet args` with Claude Code pointed at the model, which must succeed; its
+    /// stdout, trimmed.
+    pub fn ok(&self, f: &Fleet, args: &[&str]) -> String {
+        let out = self.fleet(f, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "fleet {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
     /// `fleet args` with Claude Code pointed at the model.
     pub fn fleet(&self, f: &Fleet, args: &[&str]) -> Command {
         let mut c = f.command(args);
