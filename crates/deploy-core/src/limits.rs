@@ -18,13 +18,19 @@ pub struct Limits {
     pub max_depth: u32,
 }
 
+impl Limits {
+    /// The Python server's defaults: 45 agents in all, 20 at once, 5 levels deep. Every surface
+    /// takes its defaults from here.
+    pub const DEFAULT: Limits = Limits {
+        max_agents: 45,
+        max_concurrent: 20,
+        max_depth: 5,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_agents: 45,
-            max_concurrent: 20,
-            max_depth: 5,
-        }
+        Limits::DEFAULT
     }
 }
 

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand};
-use deploy_core::{AgentId, AgentType, Parent, TaskId};
+use deploy_core::{AgentId, AgentType, Limits, Parent, TaskId};
 
 /// Deploy headless AI coding agents into tmux sessions, transactionally: a deployment is Live
 /// (agent alive, registered) or leaves nothing behind.
@@ -174,13 +174,13 @@ pub(crate) struct TaskCreateArgs {
     #[arg(long, value_parser = parse_description)]
     pub(crate) description: String,
     /// Agents ever registered in the task
-    #[arg(long, default_value_t = 45)]
+    #[arg(long, default_value_t = Limits::DEFAULT.max_agents)]
     pub(crate) max_agents: u32,
     /// Agents active at once
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = Limits::DEFAULT.max_concurrent)]
     pub(crate) max_concurrent: u32,
     /// Deepest level below the orchestrator
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = Limits::DEFAULT.max_depth)]
     pub(crate) max_depth: u32,
     /// Priority
     #[arg(long, default_value = "P1", value_parser = deploy_core::NewTask::PRIORITIES)]
