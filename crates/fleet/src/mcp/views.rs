@@ -175,15 +175,14 @@ pub(crate) struct AgentsSummary {
 
 pub(crate) fn task_status(status: &ops::status::TaskStatus, reports: &TaskReports) -> TaskStatus {
     let t = &status.snapshot;
+    let views: std::collections::HashMap<&AgentId, &ops::status::AgentView> =
+        status.agents.iter().map(|w| (&w.agent_id, w)).collect();
     let agents_list = t
         .agents
         .iter()
         .map(|a| {
             let mut v = to_value(a);
-            if let (Some(obj), Some(view)) = (
-                v.as_object_mut(),
-                status.agents.iter().find(|w| w.agent_id == a.id),
-            ) {
+            if let (Some(obj), Some(view)) = (v.as_object_mut(), views.get(&a.id)) {
                 obj.insert("liveness".into(), json!(view.liveness));
                 obj.insert("activity".into(), json!(view.activity));
                 obj.remove(crate::ops::activity::FIELD);
