@@ -136,7 +136,7 @@ impl Config {
     /// start), or this binary's hidden `agent-wrap` if it is not there.
     fn wrapper(&self) -> Result<Vec<String>, Error> {
         let exe = std::env::current_exe()
-            .map_err(|e| Error::Invalid(format!("cannot find the fleet binary itself: {e}")))?;
+            .map_err(|e| Error::Environment(format!("cannot find the fleet binary itself: {e}")))?;
         let small = exe.with_file_name("fleet-agent-wrap");
         Ok(if small.is_file() {
             vec![small.to_string_lossy().into_owned()]

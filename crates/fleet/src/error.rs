@@ -12,6 +12,14 @@ pub(crate) enum Error {
     /// not exist, an unreadable prompt file, a bad environment variable).
     #[error("{0}")]
     Invalid(String),
+    /// A valid request that what exists refuses: resuming an agent that still runs, acting
+    /// for another agent, a model a tool does not deploy, bypassPermissions as root.
+    #[error("{0}")]
+    Refused(String),
+    /// fleet's own environment failed it: its binary, a signal handler, a program it runs to
+    /// check a choice.
+    #[error("{0}")]
+    Environment(String),
     /// deploy-core or one of its services: unknown ids, limits, corrupt registries, tmux.
     #[error(transparent)]
     Core(#[from] deploy_core::Error),

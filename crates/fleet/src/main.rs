@@ -68,7 +68,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Diff(args) => cmd::worktree::diff(s, &args),
         // Dispatched before the services are made; reaching them here is a bug.
         Command::Mcp | Command::Top | Command::Migrate(_) | Command::AgentWrap { .. } => Err(
-            Error::Invalid("internal error: a command dispatched twice".into()),
+            Error::Environment("internal error: a command dispatched twice".into()),
         ),
     }
 }

@@ -74,7 +74,7 @@ pub(crate) fn deploy_interruptibly(
     let (int, term) = (&services.interrupts.int, &services.interrupts.term);
     for (signal, flag) in [(SIGINT, int), (SIGTERM, term)] {
         signal_hook::flag::register(signal, Arc::clone(flag)).map_err(|e| {
-            Error::Invalid(format!(
+            Error::Environment(format!(
                 "cannot install the handler of signal {signal}: {e}"
             ))
         })?;

@@ -62,7 +62,7 @@ fn agent_id(s: &str) -> Result<AgentId, Error> {
 /// orchestrator's) acts for anyone.
 fn acts_for(services: &Services, task: &TaskId, agent: &str, what: &str) -> Result<(), Error> {
     match &services.config.serving {
-        Some((t, a)) if t != task || a.as_str() != agent => Err(Error::Invalid(format!(
+        Some((t, a)) if t != task || a.as_str() != agent => Err(Error::Refused(format!(
             "this server acts for agent {a} of task {t}: {what} for agent {agent} of task {task} is refused"
         ))),
         _ => Ok(()),
@@ -86,7 +86,7 @@ fn may_kill(services: &Services, task: &TaskId, agent: &AgentId) -> Result<(), E
             _ => None,
         };
     }
-    Err(Error::Invalid(format!(
+    Err(Error::Refused(format!(
         "this server acts for agent {me} of task {t}: it may kill only that agent and its descendants, not agent {agent} of task {task}"
     )))
 }
@@ -160,7 +160,7 @@ fn deploy(
     options.permission_mode = d.permission_mode;
     options.model = match (model, d.model) {
         (Some(set), Some(asked)) if set != asked => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Refused(format!(
                 "this tool deploys model {set}: model {asked} is refused (use deploy_headless_agent)"
             )));
         }

@@ -158,7 +158,7 @@ pub(crate) fn refused_to_root(
         Some(v) => format!(" ({SANDBOX_ENV} is {v:?}; Claude Code takes only 1)"),
         None => String::new(),
     };
-    Err(Error::Invalid(format!(
+    Err(Error::Refused(format!(
         "Claude Code refuses bypassPermissions to root{set}: in a sandbox (a container, a VM) set {SANDBOX_ENV}=1, or choose another mode with --permission-mode (e.g. acceptEdits) or FLEET_PERMISSION_MODE"
     )))
 }
@@ -177,7 +177,7 @@ pub(crate) fn wire(
         return Ok(());
     }
     let fleet = std::env::current_exe()
-        .map_err(|e| Error::Invalid(format!("cannot find the fleet binary itself: {e}")))?;
+        .map_err(|e| Error::Environment(format!("cannot find the fleet binary itself: {e}")))?;
     let mut env = serde_json::Map::new();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_owned(), v.into());
@@ -260,7 +260,7 @@ fn choices(program: &str, flag: &str) -> Result<Option<Vec<String>>, Error> {
                 .stderr(Stdio::null())
                 .output()
                 .map_err(|e| {
-                    Error::Invalid(format!("cannot run {program} --help to check {flag}: {e}"))
+                    Error::Environment(format!("cannot run {program} --help to check {flag}: {e}"))
                 })?;
             let help = String::from_utf8_lossy(&out.stdout).into_owned();
             cache

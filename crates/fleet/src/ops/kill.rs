@@ -76,7 +76,7 @@ pub(crate) fn end(
     }
     let done = deploy_core::end::end(&services.deployer(), task, &[ending], files)?
         .pop()
-        .ok_or_else(|| Error::Invalid(format!("agent {agent}: its end reported nothing")))?;
+        .ok_or_else(|| Error::Refused(format!("agent {agent}: its end reported nothing")))?;
     Ok(Killed {
         agent_id: agent.clone(),
         task_id: task.clone(),
@@ -130,7 +130,7 @@ pub(crate) fn ender_argv(
     agent: &AgentId,
 ) -> Result<Vec<String>, Error> {
     let exe = std::env::current_exe()
-        .map_err(|e| Error::Invalid(format!("cannot find the fleet binary itself: {e}")))?;
+        .map_err(|e| Error::Environment(format!("cannot find the fleet binary itself: {e}")))?;
     let config = &services.config;
     Ok([
         &*exe.to_string_lossy(),

@@ -316,7 +316,7 @@ fn append_jsonl<T: Serialize>(path: &Utf8Path, line: &T) -> Result<(), Error> {
     }
     bytes.extend(
         serde_json::to_vec(line)
-            .map_err(|e| Error::Invalid(format!("cannot write a line of {path}: {e}")))?,
+            .map_err(|e| Error::Environment(format!("cannot write a line of {path}: {e}")))?,
     );
     bytes.push(b'\n');
     deploy_core::private::replace(path, &bytes)?;

@@ -30,14 +30,14 @@ pub(crate) fn options(
     let snapshot = services.registry.read_task(task)?;
     let record = super::agent_record(services, task, agent)?;
     if record.status.is_active() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Refused(format!(
             "agent {agent} is still {}: resume continues an ended agent's conversation (wait for it, or kill it)",
             record.status
         )));
     }
     let seen = super::activity::of(services, task, &record);
     let Some(session) = seen.activity.session_id else {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Refused(format!(
             "agent {agent} has no session id to resume: its output shows no Claude Code session"
         )));
     };
@@ -45,7 +45,7 @@ pub(crate) fn options(
     if let Some(other) = snapshot.agents.iter().find(|a| {
         a.status.is_active() && a.launch().is_some_and(|l| l.command.contains(&resume_flag))
     }) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Refused(format!(
             "agent {} already continues agent {agent}'s conversation {session}: one continuation at a time",
             other.id
         )));
@@ -56,7 +56,7 @@ pub(crate) fn options(
         None => services.config.agent_cmd.clone(),
     };
     if !claude::is_claude(&command) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Refused(format!(
             "resume continues a Claude Code conversation, but agent {agent} ran {:?}",
             command.first().map_or("", String::as_str)
         )));
@@ -89,7 +89,7 @@ pub(crate) fn options(
         }
         _ if launch.workdir.is_dir() => options.workdir = Some(launch.workdir),
         _ => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Refused(format!(
                 "agent {agent} ran in {}, which no longer exists: its conversation cannot continue there",
                 launch.workdir
             )));
@@ -113,7 +113,7 @@ impl Transcript {
             (Ok(dir), _) if !dir.is_empty() => Utf8PathBuf::from(dir),
             (_, Ok(home)) if !home.is_empty() => Utf8PathBuf::from(home).join(".claude"),
             _ => {
-                return Err(Error::Invalid(
+                return Err(Error::Environment(
                     "neither CLAUDE_CONFIG_DIR nor HOME is set: cannot find Claude Code's conversations".into(),
                 ));
             }
@@ -122,7 +122,7 @@ impl Transcript {
         let file = format!("{session}.jsonl");
         let from = projects.join(project_dir(workdir)).join(&file);
         if !from.is_file() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Refused(format!(
                 "Claude Code's transcript of conversation {session} is not at {from}: it cannot be resumed"
             )));
         }

@@ -166,7 +166,7 @@ pub(crate) fn run(
                 agent: only.clone(),
             }
             .into(),
-            None => Error::Invalid(format!("unknown agent {only} in any task")),
+            None => Error::Refused(format!("unknown agent {only} in any task")),
         });
     }
     Ok(tasks)

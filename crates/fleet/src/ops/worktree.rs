@@ -74,13 +74,13 @@ pub(crate) fn diff(
 ) -> Result<String, Error> {
     let record = super::agent_record(services, task, agent)?;
     let checkout = Checkout::of(&record).ok_or_else(|| {
-        Error::Invalid(format!(
+        Error::Refused(format!(
             "agent {agent} of task {task} has no worktree (it was deployed without --worktree)"
         ))
     })?;
     match services.checkouts.diff(&checkout, stat)? {
         Some(diff) => Ok(diff),
-        None => Err(Error::Invalid(format!(
+        None => Err(Error::Refused(format!(
             "agent {agent} left no work: its worktree and branch {} are gone ({})",
             checkout.branch, checkout.state
         ))),
