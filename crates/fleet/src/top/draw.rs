@@ -233,12 +233,10 @@ mod tests {
         }
     }
 
-    /// 200 agents at 80×24: the selected one is on screen, whichever it is.
-    #[test]
-    fn the_selected_agent_of_two_hundred_is_on_an_80_by_24_screen() {
+    /// A task of `agents`, as a look shows it.
+    fn task_of(agents: Vec<AgentView>) -> TaskStatus {
         let id = TaskId::parse("TASK-20261125-000000-00000000").unwrap();
-        let agents: Vec<AgentView> = (0..200).map(agent).collect();
-        let task = TaskStatus {
+        TaskStatus {
             task_id: id.clone(),
             description: "many".into(),
             status: "ACTIVE".into(),
@@ -260,7 +258,57 @@ mod tests {
                 agents: Vec::new(),
                 extra: Default::default(),
             },
+        }
+    }
+
+    /// The screen `app` draws at `width`×`height`, as text.
+    fn screen(app: &App, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+        terminal.draw(|f| frame(f, app)).unwrap();
+        terminal
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect()
+    }
+
+    /// An agent whose model API fails shows `retrying` and what failed, as status does.
+    #[test]
+    fn an_agent_retrying_its_model_api_says_so() {
+        let mut a = agent(1);
+        a.format = ::activity::Format::ClaudeCode;
+        a.activity.state = ::activity::State::Retrying;
+        a.activity.retry = Some(::activity::Retry {
+            attempt: 3,
+            max_retries: 10,
+            error_status: Some(529),
+            error: "overloaded".into(),
+        });
+        let app = App {
+            snapshot: Snapshot {
+                tasks: vec![task_of(vec![a])],
+                ..Snapshot::default()
+            },
+            selected: 1,
+            mode: super::super::Mode::Table,
+            message: None,
+            color: false,
         };
+        let shown = screen(&app, 160, 24);
+        assert!(shown.contains("retrying"), "{shown}");
+        assert!(
+            shown.contains("model API error 529 overloaded: retry 3/10"),
+            "{shown}"
+        );
+    }
+
+    /// 200 agents at 80×24: the selected one is on screen, whichever it is.
+    #[test]
+    fn the_selected_agent_of_two_hundred_is_on_an_80_by_24_screen() {
+        let agents: Vec<AgentView> = (0..200).map(agent).collect();
+        let task = task_of(agents);
         for selected in [0, 150, 199] {
             let app = App {
                 snapshot: Snapshot {
@@ -272,15 +320,7 @@ mod tests {
                 message: None,
                 color: false,
             };
-            let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-            terminal.draw(|f| frame(f, &app)).unwrap();
-            let screen: String = terminal
-                .backend()
-                .buffer()
-                .content()
-                .iter()
-                .map(|c| c.symbol())
-                .collect();
+            let screen = screen(&app, 80, 24);
             assert!(
                 screen.contains(&format!("› worker-{selected:06}-000000")),
                 "agent {selected} selected and shown"
