@@ -186,7 +186,6 @@ pub(crate) fn task_status(status: &ops::status::TaskStatus, reports: &TaskReport
                 obj.insert("liveness".into(), json!(view.liveness));
                 obj.insert("activity".into(), json!(view.activity));
                 obj.remove(crate::ops::activity::FIELD);
-                obj.remove(crate::ops::activity::WORKDIR);
             }
             v
         })

@@ -16,9 +16,6 @@ use crate::config::Services;
 
 /// The registry field an ended agent's summary is recorded in.
 pub(crate) const FIELD: &str = "fleet_activity";
-/// The registry field of the directory an agent was deployed in (recorded at its
-/// registration; what its stream claims is never recorded).
-pub(crate) const WORKDIR: &str = deploy_core::LAUNCH_WORKDIR_FIELD;
 
 /// An agent's activity, and what its stream told beyond it.
 #[derive(Debug, Clone, Default)]
@@ -94,13 +91,9 @@ impl<'s> Book<'s> {
     /// cannot be read is logged, and the summary is what was read.
     pub(crate) fn of(&mut self, record: &AgentRecord, ended: Option<bool>) -> Seen {
         if let Some(recorded) = record.extra.parse::<Activity>(FIELD) {
-            let cwd = record.extra.parse::<String>(WORKDIR);
             return Seen {
                 activity: recorded,
-                context: Context {
-                    cwd,
-                    ..Context::default()
-                },
+                context: Context::default(),
             };
         }
         if ended.is_some() || !self.read.contains(&record.id) {
