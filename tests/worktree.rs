@@ -676,3 +676,55 @@ fn fleet_diff_never_writes_through_a_planted_symlink() {
     assert!(diff.contains("+++ b/done.txt"), "{diff}");
     assert_eq!(fs_err::read_to_string(&target).unwrap(), "untouched");
 }
+
+/// Issue 29: a hook's daemon that leaves git's session and clears its environment (no tag,
+/// not in the process group) does not outlive the command: git runs under a reaper that ends
+/// what it left — here under a deployment that then fails and rolls back.
+#[test]
+fn a_hook_daemon_that_hides_does_not_outlive_the_command() {
+    let s = setup();
+    let before = lists(&s.repo);
+    let pidfile = s.repo.with_file_name("daemon.pid");
+    let hook = s.repo.join(".git/hooks/post-checkout");
+    fs_err::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nsetsid sh -c 'echo $$ > \"{pidfile}.tmp\" && mv \"{pidfile}.tmp\" \"{pidfile}\"; exec env -i sleep 600' &\nwhile [ ! -s '{pidfile}' ]; do sleep 0.01; done\nexit 0\n"
+        ),
+    )
+    .unwrap();
+    fs_err::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The agent dies at start (its deployment waits up to 10 s for that): a rollback.
+    let out = s.f.run(&[
+        "deploy",
+        "--task",
+        &s.task,
+        "--type",
+        "builder",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "10000",
+        "--worktree",
+        "--repo",
+        s.repo.as_str(),
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    wait_for("the daemon to write its pid", || {
+        fs_err::read_to_string(&pidfile).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let daemon: u32 = fs_err::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for("the daemon to be gone", || {
+        !std::path::Path::new(&format!("/proc/{daemon}")).exists()
+    });
+    fs_err::remove_file(&hook).unwrap();
+    assert_eq!(lists(&s.repo), before);
+}

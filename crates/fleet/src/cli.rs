@@ -96,6 +96,12 @@ pub(crate) enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         args: Vec<OsString>,
     },
+    /// The reaper git runs under (internal)
+    #[command(hide = true)]
+    GitReap {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
+        args: Vec<OsString>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -132,6 +132,17 @@ impl Config {
         Layout::new(self.root.clone())
     }
 
+    /// The argv git runs under: this binary's hidden `git-reap` (see `git_checkout::reaper`).
+    fn git_reaper(&self) -> Result<Vec<String>, Error> {
+        let exe = std::env::current_exe()
+            .map_err(|e| Error::Environment(format!("cannot find the fleet binary itself: {e}")))?;
+        Ok(vec![
+            exe.to_string_lossy().into_owned(),
+            "git-reap".to_owned(),
+            "--".to_owned(),
+        ])
+    }
+
     /// The agent wrapper's argv: `fleet-agent-wrap` from beside this binary (small, quick to
     /// start), or this binary's hidden `agent-wrap` if it is not there.
     fn wrapper(&self) -> Result<Vec<String>, Error> {
@@ -264,6 +275,7 @@ impl Services {
             journal: Box::new(FsJournal::new(&layout)),
             checkouts: Box::new(
                 git_checkout::GitCheckouts::for_workspace(&config.root)
+                    .reaping_with(config.git_reaper()?)
                     .stopping_on(&[interrupts.int.clone(), interrupts.term.clone()]),
             ),
         };

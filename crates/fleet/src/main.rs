@@ -67,9 +67,13 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Worktrees(args) => cmd::worktree::list(s, &args, json_mode),
         Command::Diff(args) => cmd::worktree::diff(s, &args),
         // Dispatched before the services are made; reaching them here is a bug.
-        Command::Mcp | Command::Top | Command::Migrate(_) | Command::AgentWrap { .. } => Err(
-            Error::Environment("internal error: a command dispatched twice".into()),
-        ),
+        Command::Mcp
+        | Command::Top
+        | Command::Migrate(_)
+        | Command::AgentWrap { .. }
+        | Command::GitReap { .. } => Err(Error::Environment(
+            "internal error: a command dispatched twice".into(),
+        )),
     }
 }
 
@@ -115,6 +119,11 @@ fn main() -> ExitCode {
         // agent's own output.
         #[allow(clippy::disallowed_methods)] // `fleet agent-wrap` is the agent wrapper
         return tmux_backend::wrapper::main(args);
+    }
+    if let Command::GitReap { args } = &cli.command {
+        // The reaper git runs under: nothing of fleet's own, git's output is the output.
+        #[allow(clippy::disallowed_methods)] // `fleet git-reap` is the git reaper
+        return git_checkout::reaper::main(args);
     }
     init_tracing(cli.verbose);
     let json_mode = cli.json;

@@ -29,9 +29,24 @@ const REDIRECTS: [&str; 6] = [
     "GIT_NAMESPACE",
 ];
 
+/// The argv git runs under, if any (see [`crate::reaper`]).
+static REAPER: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// From now on every git command runs under `reaper` (set once per process).
+pub(crate) fn reap_with(reaper: Vec<String>) {
+    let _ = REAPER.set(reaper);
+}
+
 /// A git command in `dir`.
 pub(crate) fn command(dir: &Utf8Path, args: &[&str], tag: Option<&str>) -> Command {
-    let mut c = Command::new("git");
+    let mut c = match REAPER.get().and_then(|r| r.split_first()) {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg("git");
+            c
+        }
+        None => Command::new("git"),
+    };
     c.arg("-C").arg(dir).args(args);
     for var in REDIRECTS {
         c.env_remove(var);
@@ -83,11 +98,20 @@ pub(crate) fn output(mut c: Command, interruptible: bool) -> Result<Output, Erro
             None
         };
         if let Some(why) = stop {
-            // Git and whatever its hooks started: the group git leads.
+            // Git and whatever its hooks started: the group its runner leads. TERM first, so a
+            // reaper ends the orphans it holds too; KILL what is left a moment later.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+            let grace = std::time::Instant::now() + Duration::from_secs(2);
+            while std::time::Instant::now() < grace && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             let _ = child.wait();
+            // Git's own arguments, after its runner's (the reaper's program is not among them).
+            let runner = REAPER.get().map_or(0, Vec::len);
             let args: Vec<String> = c
                 .get_args()
+                .skip(runner)
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
             return Err(Error::Stopped {

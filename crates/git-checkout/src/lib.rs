@@ -28,6 +28,7 @@
 mod error;
 mod git;
 mod inspect;
+pub mod reaper;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::checkout::BRANCH_PREFIX;
@@ -89,6 +90,14 @@ impl GitCheckouts {
         GitCheckouts {
             workspace: root.to_owned(),
         }
+    }
+
+    /// These checkouts run git under `reaper` (argv: a program whose arguments end in
+    /// [`reaper::main`]'s, e.g. `fleet git-reap --`), so what git's hooks leave behind is ended
+    /// with each command.
+    pub fn reaping_with(self, reaper: Vec<String>) -> Self {
+        git::reap_with(reaper);
+        self
     }
 
     /// These checkouts stop a git command making a checkout once one of `flags` is set (the

@@ -153,6 +153,43 @@ pub fn alive(p: &Proc) -> bool {
     stat(p.pid).is_some_and(|now| now.start_time == p.start_time && !now.is_gone())
 }
 
+/// How long a leftover child gets between TERM and KILL.
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Ends every child of this process — for a child subreaper, whatever its descendants left
+/// behind — with TERM, then KILL after [`LEFTOVER_GRACE`], reaping them all. Loops until none
+/// is left, since one may fork while it is being ended.
+pub fn end_children() {
+    use rustix::process::{WaitOptions, waitpid};
+    let me = std::process::id();
+    let children = || -> Vec<Proc> {
+        all()
+            .into_values()
+            .filter(|p| p.ppid == me && !p.is_gone())
+            .collect()
+    };
+    let reap = || while let Ok(Some(_)) = waitpid(None, WaitOptions::NOHANG) {};
+    for round in 0..10 {
+        reap();
+        let left = children();
+        if left.is_empty() {
+            return;
+        }
+        let signal = if round == 0 { 15 } else { 9 };
+        for p in &left {
+            if let Some(h) = Handle::open(p) {
+                h.signal(signal);
+            }
+        }
+        let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
+        while std::time::Instant::now() < deadline && !children().is_empty() {
+            reap();
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    reap();
+}
+
 /// Raises this process's soft limit of open files to its hard limit, once: a process started
 /// under `ulimit -Sn 8` could not open its registry, and a tmux server started from it would
 /// keep the low limit — and fail its agents — for as long as it runs.

@@ -260,7 +260,7 @@ pub fn run(args: &WrapArgs) -> ExitCode {
             return ExitCode::from(126);
         }
     };
-    end_descendants();
+    procs::end_children();
     // An orphan of the agent may keep the pipe open for ever: copy what comes soon, then go.
     if done_rx.recv_timeout(DRAIN).is_ok() {
         let _ = copier.join();
@@ -273,43 +273,6 @@ pub fn run(args: &WrapArgs) -> ExitCode {
     let code = status.code().unwrap_or(126);
     record_status(&args.log, &format!("code {code}"));
     ExitCode::from(u8::try_from(code).unwrap_or(255))
-}
-
-/// How long what the agent left running gets between TERM and KILL.
-const LEFTOVER_GRACE: Duration = Duration::from_millis(500);
-
-/// Ends every process the agent left behind — as a subreaper, they are this process's children
-/// now — with TERM, then KILL after [`LEFTOVER_GRACE`], reaping them all. Loops until none is
-/// left, since one may fork while it is being ended.
-fn end_descendants() {
-    use rustix::process::{WaitOptions, waitpid};
-    let me = std::process::id();
-    let children = || -> Vec<procs::Proc> {
-        procs::all()
-            .into_values()
-            .filter(|p| p.ppid == me && !p.is_gone())
-            .collect()
-    };
-    let reap = || while let Ok(Some(_)) = waitpid(None, WaitOptions::NOHANG) {};
-    for round in 0..10 {
-        reap();
-        let left = children();
-        if left.is_empty() {
-            return;
-        }
-        let signal = if round == 0 { 15 } else { 9 };
-        for p in &left {
-            if let Some(h) = procs::Handle::open(p) {
-                h.signal(signal);
-            }
-        }
-        let deadline = std::time::Instant::now() + LEFTOVER_GRACE;
-        while std::time::Instant::now() < deadline && !children().is_empty() {
-            reap();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    reap();
 }
 
 /// Writes to the pane (ignoring a closed terminal) and to the log.
