@@ -2,8 +2,9 @@
 //! wrapper is) that runs git, and once git has exited ends whatever git's hooks left behind.
 //! A hook's daemon that calls `setsid` and clears its environment leaves git's process group
 //! and carries no tag; as an orphan it is re-parented to the reaper, never to init, and ended
-//! with the command. SIGTERM ends git's group and those orphans at once (a timed-out or
-//! interrupted command).
+//! with the command. SIGTERM and SIGINT do not end the reaper: git gets them too (its
+//! process group, or the straggler sweep), and a git that finishes releases its locks; once it
+//! has exited the reaper ends the orphans and exits.
 
 use std::ffi::OsString;
 use std::process::{Command, ExitCode};
@@ -35,18 +36,11 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             return ExitCode::from(127);
         }
     };
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if stop.load(Ordering::Relaxed) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
-            Err(_) => break None,
-        }
-    };
+    // Caught, not acted on: the reaper outlives git to end what git's hooks left.
+    let status = child.wait().ok();
+    if stop.load(Ordering::Relaxed) {
+        tracing::debug!("git ended after a signal");
+    }
     procs::end_children();
     match status.and_then(|s| s.code()) {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
