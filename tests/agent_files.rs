@@ -214,3 +214,77 @@ fn a_server_started_under_a_low_open_files_limit_serves_later_deployments() {
     }
     assert_eq!(f.sessions().len(), 7);
 }
+
+/// Issue 29: under a process limit (`ulimit -u`), fleet fails with one line, never a panic.
+/// Root ignores RLIMIT_NPROC, so as root the commands run as `nobody` (setpriv), in a
+/// workspace of their own that `nobody` may write.
+#[test]
+fn a_process_limit_is_a_one_line_error_not_a_panic() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let fleet = env!("CARGO_BIN_EXE_fleet");
+    let socket = format!("nproc-{}", std::process::id());
+    let root = rustix::process::geteuid().is_root();
+    let run = |nproc: Option<u32>, args: &[&str]| {
+        let mut c = if root {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+            c
+        } else {
+            Command::new("env")
+        };
+        if let Some(n) = nproc {
+            c.args(["prlimit", &format!("--nproc={n}:{n}")]);
+        }
+        c.arg(fleet)
+            .args(args)
+            .env("FLEET_ROOT", dir.path().join("ws"))
+            .env("TMUX_TMPDIR", dir.path())
+            .env("HOME", dir.path())
+            .env("FLEET_TMUX_SOCKET", &socket)
+            .env_remove("TMUX")
+            .env_remove("FLEET_AGENT_CMD")
+            .env_remove("FLEET_REGISTRY")
+            .stdin(std::process::Stdio::null());
+        c.output().unwrap()
+    };
+    let out = run(None, &["task", "create", "--description", "d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let task = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let deploy = [
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "w",
+        "--prompt",
+        "p",
+        "--startup-grace-ms",
+        "0",
+        "--",
+        "sleep",
+        "300",
+    ];
+    let out = run(None, &deploy);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for args in [&["status", "--task", task.as_str()][..], &deploy[..]] {
+        let out = run(Some(1), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let mut kill = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "tmux"]);
+        c
+    } else {
+        Command::new("tmux")
+    };
+    let _ = kill
+        .args(["-L", &socket, "kill-server"])
+        .env("TMUX_TMPDIR", dir.path())
+        .env_remove("TMUX")
+        .output();
+}
