@@ -542,23 +542,7 @@ fn a_forged_checkout_in_the_registry_removes_nothing_of_the_users() {
     let precious = camino::Utf8PathBuf::from_path_buf(f.dir.path().join("precious")).unwrap();
     fs_err::create_dir_all(&precious).unwrap();
     fs_err::write(precious.join("data"), "keep me").unwrap();
-    let out = f.run(&[
-        "deploy",
-        "--task",
-        &task,
-        "--type",
-        "builder",
-        "--prompt",
-        "p",
-        "--startup-grace-ms",
-        "0",
-        "--worktree",
-        "--repo",
-        repo.as_str(),
-        "--",
-        "sleep",
-        "300",
-    ]);
+    let out = f.deploy_worktree(&task, repo.as_str(), &["sleep", "300"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let agent = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let file = f.root().join(&task).join("AGENT_REGISTRY.json");

@@ -539,23 +539,7 @@ fn reconcile_leaves_another_workspaces_branches_and_the_users_own() {
     // Workspace A: its own task and agent on the same repository.
     let a = Fleet::new();
     let task = a.task(&[]);
-    let out = a.run(&[
-        "deploy",
-        "--task",
-        &task,
-        "--type",
-        "builder",
-        "--prompt",
-        "p",
-        "--startup-grace-ms",
-        "0",
-        "--worktree",
-        "--repo",
-        b.repo.as_str(),
-        "--",
-        "sleep",
-        "300",
-    ]);
+    let out = a.deploy_worktree(&task, b.repo.as_str(), &["sleep", "300"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let before = fleet_branches(&b.repo);
     let report = a.json(&["reconcile"]);

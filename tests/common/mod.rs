@@ -192,6 +192,27 @@ impl Fleet {
             .to_owned()
     }
 
+    /// `fleet deploy --worktree --repo repo` of `cmd` into `task` (type `builder`, grace 0).
+    pub fn deploy_worktree(&self, task: &str, repo: &str, cmd: &[&str]) -> Output {
+        let mut args = vec![
+            "deploy",
+            "--task",
+            task,
+            "--type",
+            "builder",
+            "--prompt",
+            "p",
+            "--startup-grace-ms",
+            "0",
+            "--worktree",
+            "--repo",
+            repo,
+            "--",
+        ];
+        args.extend_from_slice(cmd);
+        self.run(&args)
+    }
+
     /// Waits until `n` panes on this test's server are dead (their agents ended).
     pub fn wait_dead_panes(&self, n: usize) {
         wait_for("agents to end", || {
