@@ -157,7 +157,7 @@ pub fn alive(p: &Proc) -> bool {
 const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Ends every child of this process — for a child subreaper, whatever its descendants left
-/// behind — with TERM, then KILL after [`LEFTOVER_GRACE`], reaping them all. Loops until none
+/// behind — with TERM, then KILL half a second later, reaping them all. Loops until none
 /// is left, since one may fork while it is being ended.
 pub fn end_children() {
     use rustix::process::{WaitOptions, waitpid};
