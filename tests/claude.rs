@@ -291,18 +291,7 @@ fn a_claude_code_agent_reports_spawns_and_completes() {
     let f = Fleet::new();
     let c = Claude::start(&f, loop_script());
     let task = f.task(&[]);
-    let agent = c.ok(
-        &f,
-        &[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            "worker",
-            "--prompt",
-            "LOOP-parent: fix the race",
-        ],
-    );
+    let agent = deploy_live(&f, &c, &task, "LOOP-parent: fix the race", &[]);
     c.ok(&f, &["wait", "--task", &task, "--timeout", "90"]);
     wait_for("both agents' sessions to be gone", || {
         f.sessions().is_empty()
@@ -364,11 +353,23 @@ fn a_claude_code_agent_reports_spawns_and_completes() {
 
 /// `fleet deploy` of the default agent (Claude Code) told `prompt`, with `extra` arguments.
 fn deploy_claude(f: &Fleet, c: &Claude, task: &str, prompt: &str, extra: &[&str]) -> Output {
+    c.fleet(f, &deploy_args(task, prompt, extra))
+        .output()
+        .unwrap()
+}
+
+/// The arguments of `fleet deploy` of a `worker` told `prompt` into `task`, then `extra`.
+fn deploy_args<'a>(task: &'a str, prompt: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "deploy", "--task", task, "--type", "worker", "--prompt", prompt,
     ];
     args.extend_from_slice(extra);
-    c.fleet(f, &args).output().unwrap()
+    args
+}
+
+/// [`deploy_claude`] that must go Live; the agent's id.
+fn deploy_live(f: &Fleet, c: &Claude, task: &str, prompt: &str, extra: &[&str]) -> String {
+    c.ok(f, &deploy_args(task, prompt, extra))
 }
 
 /// The agent `agent` as `fleet status --json` shows it.

@@ -30,15 +30,13 @@ fn an_agent_whose_model_api_fails_shows_retrying_everywhere() {
         );
     let c = Claude::start(&f, script);
     let task = f.task(&[]);
-    let out = deploy_claude(
+    let agent = deploy_live(
         &f,
         &c,
         &task,
         "RETRY-agent: work",
         &["--startup-grace-ms", "200"],
     );
-    assert!(out.status.success(), "fleet deploy: {}", stderr(&out));
-    let agent = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     wait_for("the agent to say it retries", || {
         status_of(&f, &c, &task, &agent)["activity"]["state"] == "retrying"
     });
@@ -135,18 +133,7 @@ fn bypass_permissions_as_root_without_a_sandbox_is_refused_up_front() {
     );
     let task = f.task(&[]);
     let before = f.files();
-    let mut cmd = c.fleet(
-        &f,
-        &[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            "worker",
-            "--prompt",
-            "ROOT-agent: hi",
-        ],
-    );
+    let mut cmd = c.fleet(&f, &deploy_args(&task, "ROOT-agent: hi", &[]));
     cmd.env_remove("IS_SANDBOX");
     let out = cmd.output().unwrap();
     let err = stderr(&out);

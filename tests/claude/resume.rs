@@ -27,16 +27,12 @@ fn resume_continues_the_conversation_of_an_agent_whose_worktree_is_gone() {
         &camino::Utf8PathBuf::from_path_buf(f.dir.path().join("repo")).unwrap(),
     );
     let bin = claude::bin();
-    let first = c.ok(
+    let first = deploy_live(
         &f,
+        &c,
+        &task,
+        "RESUME-first: commit",
         &[
-            "deploy",
-            "--task",
-            &task,
-            "--type",
-            "worker",
-            "--prompt",
-            "RESUME-first: commit",
             "--startup-grace-ms",
             "100",
             "--worktree",
@@ -122,15 +118,13 @@ fn a_failed_resume_quotes_claude_codes_own_words() {
         ),
     );
     let task = f.task(&[]);
-    let out = deploy_claude(
+    let agent = deploy_live(
         &f,
         &c,
         &task,
         "GONE-first: hi",
         &["--startup-grace-ms", "100"],
     );
-    assert!(out.status.success(), "fleet deploy: {}", stderr(&out));
-    let agent = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     c.ok(&f, &["wait", "--task", &task, "--timeout", "60"]);
     let session = entry(&f, &task, &agent)["fleet_activity"]["session_id"]
         .as_str()
