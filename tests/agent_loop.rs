@@ -73,19 +73,6 @@ fn deploy(f: &Fleet, task: &str, prompt: &str, extra: &[&str], env: &[(&str, &st
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// The registry entry of `agent`.
-fn entry(f: &Fleet, task: &str, agent: &str) -> Value {
-    let text = fs_err::read_to_string(f.root().join(task).join("AGENT_REGISTRY.json")).unwrap();
-    let registry: Value = serde_json::from_str(&text).unwrap();
-    registry["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == agent)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 /// The argv the agent was started with, from the first event of its log (in `logs/` or, once
 /// it ended, `archive/`).
 fn argv_of(f: &Fleet, task: &str, agent: &str) -> Vec<String> {
@@ -129,9 +116,9 @@ fn an_agent_reports_spawns_a_child_and_completes_through_fleets_tools() {
     );
 
     wait_for("the agent's end to be recorded", || {
-        entry(&f, &task, &agent)["status"] == "completed"
+        f.entry(&task, &agent)["status"] == "completed"
     });
-    let done = entry(&f, &task, &agent);
+    let done = f.entry(&task, &agent);
     assert_eq!(done["progress"], 100, "{done}");
     assert!(done["completed_at"].is_string(), "{done}");
     let session = format!("agent_{agent}");

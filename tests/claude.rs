@@ -115,17 +115,6 @@ fn result_event(text: &str) -> Value {
         .unwrap_or_else(|| panic!("no result event in: {text}"))
 }
 
-/// The registry entry of `agent`.
-fn entry(f: &Fleet, task: &str, agent: &str) -> Value {
-    f.task_registry(task)["agents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == agent)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 /// The text of `agent`'s stream log (in `logs/` or, after its end, `archive/`).
 fn stream_log(f: &Fleet, task: &str, agent: &str) -> String {
     let name = format!("{agent}_stream.jsonl");
@@ -219,7 +208,7 @@ fn claude_code_drives_fleet_mcp_as_it_drove_the_python_server() {
     assert!(worker.model().contains("opus"), "model {}", worker.model());
     assert_eq!(identity(worker), (agent.clone(), task.clone()));
     c.ok(&f, &["wait", "--task", &task, "--timeout", "60"]);
-    let e = entry(&f, &task, &agent);
+    let e = f.entry(&task, &agent);
     assert_eq!(e["status"], "completed", "{e}");
     assert_eq!(e["fleet_activity"]["result"], "looked around", "{e}");
 }
@@ -300,7 +289,7 @@ fn a_claude_code_agent_reports_spawns_and_completes() {
     let registry = f.task_registry(&task);
     let agents = registry["agents"].as_array().unwrap();
     assert_eq!(agents.len(), 2, "{registry}");
-    let parent = entry(&f, &task, &agent);
+    let parent = f.entry(&task, &agent);
     assert_eq!(parent["status"], "completed", "{parent}");
     assert_eq!(parent["progress"], 100);
     let child = agents.iter().find(|a| a["id"] != agent.as_str()).unwrap();

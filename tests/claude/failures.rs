@@ -96,7 +96,7 @@ fn a_model_api_error_fails_with_the_apis_message() {
         let _ = c
             .fleet(&f, &["wait", "--task", &task, "--timeout", "60"])
             .output();
-        let e = entry(&f, &task, &agent);
+        let e = f.entry(&task, &agent);
         assert_eq!(e["status"], "error", "{e}");
         assert!(
             e["fleet_activity"]["result"]

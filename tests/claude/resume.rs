@@ -49,7 +49,7 @@ fn resume_continues_the_conversation_of_an_agent_whose_worktree_is_gone() {
         ],
     );
     c.ok(&f, &["wait", "--task", &task, "--timeout", "60"]);
-    let e = entry(&f, &task, &first);
+    let e = f.entry(&task, &first);
     assert_eq!(e["fleet_worktree"]["state"], "branch-only", "{e}");
     assert!(!f.root().join(&task).join("worktrees").join(&first).exists());
 
@@ -92,7 +92,7 @@ fn resume_continues_the_conversation_of_an_agent_whose_worktree_is_gone() {
         "its own --model: {}",
         last.model()
     );
-    let e = entry(&f, &task, &second);
+    let e = f.entry(&task, &second);
     assert_eq!(e["status"], "completed", "{e}");
     assert_eq!(e["fleet_activity"]["result"], "resumed, I remember", "{e}");
     // It continued from the ended agent's commits: its checkout was branched from them.
@@ -126,7 +126,7 @@ fn a_failed_resume_quotes_claude_codes_own_words() {
         &["--startup-grace-ms", "100"],
     );
     c.ok(&f, &["wait", "--task", &task, "--timeout", "60"]);
-    let session = entry(&f, &task, &agent)["fleet_activity"]["session_id"]
+    let session = f.entry(&task, &agent)["fleet_activity"]["session_id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -134,6 +134,17 @@ impl Fleet {
         }
     }
 
+    /// The registry entry of `agent` in `task` (`Null` when it has none), whichever registry.
+    pub fn entry(&self, task: &str, agent: &str) -> Value {
+        self.task_registry(task)["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == agent)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
     /// The global index, as [`task_registry`](Self::task_registry) reads a task.
     pub fn index(&self) -> Value {
         match self.database() {
