@@ -22,8 +22,9 @@ use common::{Fleet, stderr, wait_for};
 const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 
 /// Every tool `fleet mcp` offers, as Claude Code names them.
-const FLEET_TOOLS: [&str; 15] = [
+const FLEET_TOOLS: [&str; 16] = [
     "create_real_task",
+    "deploy_batch",
     "deploy_headless_agent",
     "deploy_opus_agent",
     "deploy_sonnet_agent",

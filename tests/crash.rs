@@ -221,6 +221,88 @@ fn sigkill_at_every_deploy_failpoint_then_reconcile_leaves_nothing() {
     }
 }
 
+/// Every failpoint a batch of three passes, in order: its own steps, a member's session (in
+/// its thread) and the registry's first write inside the one registration of all members.
+fn batch_points() -> [&'static str; 9] {
+    let registered = match std::env::var(common::TEST_REGISTRY).as_deref() {
+        Ok("sqlite") => "sqlite::before_commit",
+        _ => "registry::after_task_write",
+    };
+    [
+        "batch::after_prompts",
+        "deploy::after_session",
+        "batch::after_sessions",
+        registered,
+        "batch::after_register",
+        "batch::after_gates",
+        "batch::before_confirm",
+        "batch::after_confirm",
+        "batch::after_commit",
+    ]
+}
+
+#[test]
+fn sigkill_at_every_batch_failpoint_then_reconcile_leaves_the_whole_batch_or_nothing() {
+    for point in batch_points() {
+        let f = Fleet::new();
+        let task = f.task(&[]);
+        let args = [
+            "deploy",
+            "--task",
+            &task,
+            "--type",
+            "member",
+            "--prompt",
+            "p",
+            "--count",
+            "3",
+            "--startup-grace-ms",
+            "0",
+            "--",
+            "sleep",
+            "300",
+        ];
+        let deploying = start_at(&f, point, "pause", &args);
+        let mut agents = intent_agents(&f);
+        agents.extend(
+            f.sessions()
+                .iter()
+                .filter_map(|s| s.strip_prefix("agent_").map(str::to_owned)),
+        );
+        sigkill(deploying);
+
+        reconcile(&f);
+        let w = world(&f, &task);
+        if point == "batch::after_confirm" || point == "batch::after_commit" {
+            // Confirmed in one registry transaction before the kill: every member is Live.
+            assert_eq!(w.registered.len(), 3, "{point}: {:?}", w.registered);
+            assert!(w.registered.iter().all(|(_, s)| s == "running"), "{point}");
+            assert_eq!(w.sessions.len(), 3, "{point}");
+            assert_eq!(w.prompts.len(), 3, "{point}");
+            let t = f.task_registry(&task);
+            for a in t["agents"].as_array().unwrap() {
+                assert_eq!(a["fleet_confirmed"], true, "{point}: {a}");
+            }
+        } else {
+            assert_eq!(
+                agents.len(),
+                3,
+                "{point}: every member had begun: {agents:?}"
+            );
+            assert!(w.registered.is_empty(), "{point}: {:?}", w.registered);
+            assert!(w.sessions.is_empty(), "{point}: {:?}", w.sessions);
+            assert!(w.prompts.is_empty(), "{point}: {:?}", w.prompts);
+            assert!(tagged(&agents).is_empty(), "{point}: agent processes left");
+        }
+        assert!(w.intents.is_empty(), "{point}: {:?}", w.intents);
+        assert_eq!(
+            reconcile(&f)["nothing_to_do"],
+            true,
+            "{point}: a second reconcile has nothing to do"
+        );
+    }
+}
+
 /// Leaves one of each kind of leftover in `task`: an abandoned deployment, a zombie (an agent
 /// that ended unobserved) and an orphan session.
 fn leftovers(f: &Fleet, task: &str, other: &str) {

@@ -78,6 +78,8 @@ pub(crate) fn run() -> Result<(), String> {
                 "--test",
                 "cli",
                 "--test",
+                "batch",
+                "--test",
                 "activity",
                 "--test",
                 "worktree",

@@ -16,7 +16,7 @@ use crate::failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure,
 use crate::guard::{
     CheckoutGuard, IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard, guarded,
 };
-use crate::id::{AgentId, SessionName, TaskId};
+use crate::id::{AgentId, BatchId, SessionName, TaskId};
 use crate::journal::{IntentJournal, IntentRecord};
 use crate::layout::Layout;
 use crate::limits::Candidate;
@@ -75,6 +75,8 @@ struct Plan {
     checkout: Option<CheckoutPlan>,
     /// The checkout once made.
     made: Option<Checkout>,
+    /// The batch it is deployed with.
+    batch: Option<BatchId>,
 }
 
 impl Plan {
@@ -138,7 +140,7 @@ macro_rules! state_accessors {
                 self.rollback().1
             }
 
-            fn fail(self, step: Step, cause: Error) -> DeployFailure {
+            pub(crate) fn fail(self, step: Step, cause: Error) -> DeployFailure {
                 let (plan, cleanup) = self.rollback();
                 plan.failure(step, cause, cleanup)
             }
@@ -336,6 +338,16 @@ impl<'a> Deployer<'a> {
     /// Validates `request`, checks the task's limits cheaply, journals the intent and writes
     /// the prompt file.
     pub fn begin(&self, request: DeployRequest) -> Result<PromptWritten<'a>, DeployFailure> {
+        self.begin_in(request, None)
+    }
+
+    /// [`begin`](Self::begin) of a deployment alone (`batch` `None`: its limits checked here)
+    /// or of a member of `batch` (whose limits were checked for the whole batch).
+    pub(crate) fn begin_in(
+        &self,
+        request: DeployRequest,
+        batch: Option<&BatchId>,
+    ) -> Result<PromptWritten<'a>, DeployFailure> {
         let task = request.task.clone();
         let early = |step: Step, agent: Option<&AgentId>, cause: Error| DeployFailure {
             step,
@@ -347,16 +359,11 @@ impl<'a> Deployer<'a> {
         request
             .validate()
             .map_err(|e| early(Step::Validate, None, e))?;
-        self.registry
-            .precheck(
-                &task,
-                Candidate {
-                    agent_type: &request.agent_type,
-                    parent: &request.parent,
-                    allow_duplicate: request.allow_duplicate,
-                },
-            )
-            .map_err(|e| early(Step::Precheck, None, e))?;
+        if batch.is_none() {
+            self.registry
+                .precheck(&task, Candidate::of_request(&request))
+                .map_err(|e| early(Step::Precheck, None, e))?;
+        }
         let agent = match &request.agent {
             Some(chosen) => chosen.clone(),
             None => AgentId::generate(&request.agent_type)
@@ -387,6 +394,7 @@ impl<'a> Deployer<'a> {
             created_at: timestamp(),
             placement: Some(self.backend.placement()),
             checkout: checkout.clone(),
+            batch: batch.cloned(),
         };
         let lease = self
             .journal
@@ -404,6 +412,7 @@ impl<'a> Deployer<'a> {
             started_at: intent.created_at,
             checkout,
             made: None,
+            batch: batch.cloned(),
         });
         let checkout = match (&plan.checkout, self.checkouts) {
             (Some(wanted), Some(checkouts)) => {
@@ -495,8 +504,24 @@ impl<'a> SessionStarted<'a> {
     /// lock — then lets it run: until then it waited at its gate, so an agent a limit refuses
     /// never executes.
     pub fn register(self) -> Result<Registered<'a>, DeployFailure> {
+        let registration = self.registration();
+        let guard = self.registration_guard();
+        match self.env.registry.register(&registration) {
+            Ok(record) => {
+                failpoint("deploy::after_register");
+                self.registered(guard, record).open_gate()
+            }
+            Err(e) => {
+                guard.disarm(); // the registry's contract: an Err changed nothing
+                Err(self.fail(Step::Register, e))
+            }
+        }
+    }
+
+    /// What registering the agent records.
+    pub(crate) fn registration(&self) -> Registration {
         let plan = &self.plan;
-        let registration = Registration {
+        Registration {
             task: plan.task.clone(),
             agent: plan.agent.clone(),
             agent_type: plan.request.agent_type.clone(),
@@ -516,41 +541,109 @@ impl<'a> SessionStarted<'a> {
                     .unwrap_or_else(|| plan.request.command.clone()),
                 workdir: plan.spec_workdir(),
             }),
-        };
-        let guard = RegistrationGuard::arm(
+            batch: plan.batch.clone(),
+        }
+    }
+
+    /// The guard of the registration, armed before the registry is called: disarmed if the
+    /// call fails (its contract: nothing changed), else handed to [`registered`](Self::registered).
+    pub(crate) fn registration_guard(&self) -> RegistrationGuard<'a> {
+        RegistrationGuard::arm(
             self.env.registry,
-            plan.task.clone(),
-            plan.agent.clone(),
+            self.plan.task.clone(),
+            self.plan.agent.clone(),
             &self.ledger,
-        );
-        match self.env.registry.register(&registration) {
-            Ok(record) => {
-                failpoint("deploy::after_register");
-                let registered = Registered {
-                    registration: guard,
-                    record: Box::new(record),
-                    session: self.session,
-                    info: self.info,
-                    prompt: self.prompt,
-                    checkout: self.checkout,
-                    intent: self.intent,
-                    ledger: self.ledger,
-                    plan: self.plan,
-                    env: self.env,
-                };
-                match registered
-                    .env
-                    .backend
-                    .open_gate(&registered.plan.session_name)
-                {
-                    Ok(()) => Ok(registered),
-                    Err(e) => Err(registered.fail(Step::OpenGate, e)),
-                }
-            }
-            Err(e) => {
-                guard.disarm(); // the registry's contract: an Err changed nothing
-                Err(self.fail(Step::Register, e))
-            }
+        )
+    }
+
+    /// The state once the registry recorded the agent as `record`; its gate still closed.
+    pub(crate) fn registered(
+        self,
+        registration: RegistrationGuard<'a>,
+        record: AgentRecord,
+    ) -> Registered<'a> {
+        Registered {
+            registration,
+            record: Box::new(record),
+            session: self.session,
+            info: self.info,
+            prompt: self.prompt,
+            checkout: self.checkout,
+            intent: self.intent,
+            ledger: self.ledger,
+            plan: self.plan,
+            env: self.env,
+        }
+    }
+}
+
+impl<'a> Registered<'a> {
+    /// Lets the registered agent run.
+    pub(crate) fn open_gate(self) -> Result<Registered<'a>, DeployFailure> {
+        match self.env.backend.open_gate(&self.plan.session_name) {
+            Ok(()) => Ok(self),
+            Err(e) => Err(self.fail(Step::OpenGate, e)),
+        }
+    }
+
+    /// How long the agent must stay alive to be Live.
+    pub(crate) fn startup_grace(&self) -> Duration {
+        self.plan.request.startup_grace
+    }
+
+    /// Probes the agent once: `Ok` while it is alive, else why it is not (its exit status and
+    /// last output, a vanished session, or the probe's own error).
+    pub(crate) fn check_alive(&self) -> Result<(), Error> {
+        let agent = self.plan.agent.clone();
+        let grace = self.plan.request.startup_grace;
+        match self.env.backend.probe(&self.plan.session_name)? {
+            Liveness::Alive => Ok(()),
+            Liveness::Exited { status, last_lines } => Err(Error::AgentDied {
+                agent,
+                status,
+                last_lines,
+                grace,
+            }),
+            Liveness::Missing => Err(Error::SessionVanished { agent, grace }),
+        }
+    }
+
+    /// Commits a batch member whose confirmation the registry already holds (the batch's one
+    /// commit): disarms every guard and deletes the intent. An intent that cannot be deleted
+    /// is left for reconcile, which removes it without touching the agent, confirmed Live.
+    pub(crate) fn committed(self) -> Live {
+        let Registered {
+            registration,
+            record,
+            session,
+            info,
+            prompt,
+            checkout,
+            intent,
+            ledger: _,
+            plan,
+            env: _,
+        } = self;
+        registration.commit();
+        session.commit();
+        prompt.commit();
+        if let Some(c) = checkout {
+            c.commit();
+        }
+        // Past the batch's commit a failure (or a panic) here changes nothing: the member is
+        // Live, and reconcile removes an intent left behind without touching it.
+        if let Err(e) = guarded(|| intent.commit()) {
+            tracing::warn!(agent = %plan.agent, "live and confirmed, but its intent could not be deleted (reconcile removes it): {e}");
+        }
+        Live {
+            task: plan.task,
+            record: AgentRecord {
+                confirmed: true,
+                ..*record
+            },
+            session: info,
+            files: plan.files,
+            checkout: plan.made,
         }
     }
 }
@@ -588,28 +681,14 @@ impl Registered<'_> {
                 return Err(self.fail(Step::ConfirmLive, Error::Interrupted { signal }));
             }
             let remaining = grace.saturating_sub(start.elapsed());
-            let agent = self.plan.agent.clone();
-            match self.env.backend.probe(&self.plan.session_name) {
-                Err(e) => return Err(self.fail(Step::ConfirmLive, e)),
-                Ok(Liveness::Exited { status, last_lines }) => {
-                    let cause = Error::AgentDied {
-                        agent,
-                        status,
-                        last_lines,
-                        grace,
-                    };
-                    return Err(self.fail(Step::ConfirmLive, cause));
-                }
-                Ok(Liveness::Missing) => {
-                    let cause = Error::SessionVanished { agent, grace };
-                    return Err(self.fail(Step::ConfirmLive, cause));
-                }
-                Ok(Liveness::Alive) if remaining.is_zero() => break,
-                Ok(Liveness::Alive) => {
-                    std::thread::sleep(pause.min(remaining));
-                    pause = (pause * 2).min(Duration::from_millis(250));
-                }
+            if let Err(cause) = self.check_alive() {
+                return Err(self.fail(Step::ConfirmLive, cause));
             }
+            if remaining.is_zero() {
+                break;
+            }
+            std::thread::sleep(pause.min(remaining));
+            pause = (pause * 2).min(Duration::from_millis(250));
         }
         self.commit()
     }

@@ -22,6 +22,8 @@ pub enum IdKind {
     AgentType,
     /// A [`SessionName`].
     Session,
+    /// A [`BatchId`].
+    Batch,
 }
 
 impl fmt::Display for IdKind {
@@ -31,6 +33,7 @@ impl fmt::Display for IdKind {
             IdKind::Agent => "agent id",
             IdKind::AgentType => "agent type",
             IdKind::Session => "session name",
+            IdKind::Batch => "batch id",
         })
     }
 }
@@ -128,6 +131,12 @@ id_type!(
     IdKind::Agent
 );
 id_type!(
+    /// A batch id, `batch-<HHMMSS>-<8 hex>` when fleet generates it: the agents deployed
+    /// together, all Live or none (see [`crate::batch`]).
+    BatchId,
+    IdKind::Batch
+);
+id_type!(
     /// An agent type such as `investigator` or `builder`.
     AgentType,
     IdKind::AgentType
@@ -158,6 +167,18 @@ impl TaskId {
         Self::parse(&format!(
             "TASK-{}-{}",
             now.format("%Y%m%d-%H%M%S"),
+            random_hex(4)?
+        ))
+    }
+}
+
+impl BatchId {
+    /// A new batch id: `batch-083259-3e71215b`.
+    pub fn generate() -> Result<Self, Error> {
+        let now = chrono::Local::now();
+        Self::parse(&format!(
+            "batch-{}-{}",
+            now.format("%H%M%S"),
             random_hex(4)?
         ))
     }

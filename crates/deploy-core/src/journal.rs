@@ -43,6 +43,10 @@ pub struct IntentRecord {
     /// The agent's checkout, named before it is made (absent without `--worktree`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkout: Option<crate::checkout::CheckoutPlan>,
+    /// The batch the agent is deployed with (absent for a deployment alone): its members are
+    /// rolled back together, since none of them is confirmed until all are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<crate::id::BatchId>,
 }
 
 /// A held intent. Dropping it releases the lock and keeps the record, which makes the
@@ -345,6 +349,7 @@ mod tests {
             created_at: "now".into(),
             placement: None,
             checkout: None,
+            batch: None,
         }
     }
 

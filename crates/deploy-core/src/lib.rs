@@ -108,6 +108,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod batch;
 pub mod checkout;
 mod deploy;
 pub mod end;
@@ -137,6 +138,7 @@ pub use backend::{
     AGENT_ID_ENV, KillReport, KilledProcess, Liveness, PROMPT_FILE_PLACEHOLDER, SessionBackend,
     SessionInfo, SessionListing, SessionSpec,
 };
+pub use batch::{BatchFailure, BatchRequest, LiveBatch};
 pub use checkout::{
     Checkout, CheckoutPlan, CheckoutRequest, CheckoutState, Checkouts, FoundCheckout,
 };
@@ -145,14 +147,14 @@ pub use error::{BoxError, Error};
 pub use extra::Extra;
 pub use failpoints::failpoint;
 pub use failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure, Resource, Step};
-pub use id::{AgentId, AgentType, IdKind, SessionName, TaskId};
+pub use id::{AgentId, AgentType, BatchId, IdKind, SessionName, TaskId};
 pub use journal::{FsJournal, IntentJournal, IntentLease, IntentRecord};
 pub use layout::Layout;
 pub use limits::{LimitExceeded, LimitView, Limits};
 pub use prompt::{FsPromptStore, PromptStore, prompt_preview};
 pub use record::{
-    AgentRecord, AgentStatus, ExitStatus, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD, Launch,
-    Parent, Registration, StatusUpdate, TaskSnapshot, TaskSummary, TrackedFiles, hierarchy,
+    AgentRecord, AgentStatus, BATCH_FIELD, ExitStatus, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD,
+    Launch, Parent, Registration, StatusUpdate, TaskSnapshot, TaskSummary, TrackedFiles, hierarchy,
 };
 pub use registry::Registry;
 pub use request::{DEFAULT_STARTUP_GRACE, DeployRequest};

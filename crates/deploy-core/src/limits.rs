@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::id::{AgentId, AgentType, TaskId};
 use crate::record::{AgentStatus, Parent, Registration, TaskSnapshot};
+use crate::request::DeployRequest;
 
 /// The limits of one task, with the Python server's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +70,22 @@ pub enum LimitExceeded {
         depth: u32,
         /// The limit.
         limit: u32,
+    },
+    /// A batch has more members than the task has room for.
+    #[error(
+        "a batch of {members} does not fit task {task}: {limit} = {value} leaves room for {room} more"
+    )]
+    Batch {
+        /// The task.
+        task: TaskId,
+        /// The batch's members.
+        members: u32,
+        /// How many more agents the task takes now.
+        room: u32,
+        /// The limit that leaves no more room (`max_concurrent` or `max_agents`).
+        limit: &'static str,
+        /// Its value.
+        value: u32,
     },
     /// An active agent of this type exists.
     #[error(
@@ -173,6 +190,15 @@ impl<'a> Candidate<'a> {
             allow_duplicate: registration.allow_duplicate,
         }
     }
+
+    /// The agent `request` asks for, as a deployment checks it before anything exists.
+    pub fn of_request(request: &'a DeployRequest) -> Self {
+        Candidate {
+            agent_type: &request.agent_type,
+            parent: &request.parent,
+            allow_duplicate: request.allow_duplicate,
+        }
+    }
 }
 
 /// Checks every limit of `task` for `candidate` and returns the depth it would have.
@@ -238,6 +264,71 @@ pub fn check_view(view: &LimitView<'_>, candidate: Candidate<'_>) -> Result<u32,
         .into());
     }
     Ok(depth)
+}
+
+/// Checks that `members` agents fit the task `view` counts, before any of them is checked
+/// alone: a batch that does not fit is refused as a whole, with how many would. Then each
+/// member is checked with [`check_view`] on the task as the members before it left it.
+pub fn check_room(view: &LimitView<'_>, members: usize) -> Result<(), Error> {
+    let limits = view.limits;
+    let concurrent = limits.max_concurrent.saturating_sub(saturate(view.active));
+    let total = limits.max_agents.saturating_sub(saturate(view.total));
+    let (room, limit, value) = if concurrent <= total {
+        (concurrent, "max_concurrent", limits.max_concurrent)
+    } else {
+        (total, "max_agents", limits.max_agents)
+    };
+    let members = saturate(members);
+    if members > room {
+        return Err(LimitExceeded::Batch {
+            task: view.task.clone(),
+            members,
+            room,
+            limit,
+            value,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// [`check`] for agents registered together (a batch): the room for all of them first
+/// ([`check_room`]), then each in turn as if those before it were registered. Returns each
+/// one's depth.
+pub fn check_all(task: &TaskSnapshot, candidates: &[Candidate<'_>]) -> Result<Vec<u32>, Error> {
+    let mut task = task.clone();
+    let mut depths = Vec::with_capacity(candidates.len());
+    for (i, candidate) in candidates.iter().enumerate() {
+        if i == 0 && candidates.len() > 1 {
+            let agents = task.agents.iter().map(|a| Counted {
+                id: &a.id,
+                agent_type: &a.agent_type,
+                status: &a.status,
+                depth: a.depth,
+            });
+            check_room(
+                &LimitView::count(&task.id, task.limits, agents, *candidate),
+                candidates.len(),
+            )?;
+        }
+        let depth = check(&task, *candidate)?;
+        depths.push(depth);
+        // Counted as registered for those after it; only what the check reads matters.
+        let id = crate::id::AgentId::parse(&format!("batch-member-{i}"))?;
+        task.agents.push(crate::record::AgentRecord {
+            id: id.clone(),
+            agent_type: candidate.agent_type.clone(),
+            session: crate::id::SessionName::for_agent(&id)?,
+            parent: candidate.parent.clone(),
+            depth,
+            status: AgentStatus::Running,
+            started_at: String::new(),
+            confirmed: false,
+            placement: None,
+            extra: crate::extra::Extra::default(),
+        });
+    }
+    Ok(depths)
 }
 
 fn saturate(n: usize) -> u32 {

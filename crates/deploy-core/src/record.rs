@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::extra::Extra;
-use crate::id::{AgentId, AgentType, SessionName, TaskId};
+use crate::id::{AgentId, AgentType, BatchId, SessionName, TaskId};
 use crate::limits::Limits;
 
 /// The parent of an agent: the orchestrator (depth 0) or another agent of the same task.
@@ -221,6 +221,8 @@ pub struct Registration {
     /// How it was started — its command and the directory it runs in — recorded as
     /// [`LAUNCH_COMMAND_FIELD`] and [`LAUNCH_WORKDIR_FIELD`]: where and how it is continued.
     pub launch: Option<Launch>,
+    /// The batch it is deployed with, recorded as [`BATCH_FIELD`]; `None` when deployed alone.
+    pub batch: Option<BatchId>,
 }
 
 /// How an agent was started: what continues its work later starts the same way, there.
@@ -236,6 +238,8 @@ pub struct Launch {
 pub const LAUNCH_COMMAND_FIELD: &str = "fleet_command";
 /// The registry field of an agent's [`Launch::workdir`].
 pub const LAUNCH_WORKDIR_FIELD: &str = "fleet_workdir";
+/// The registry field of the batch an agent was deployed with ([`Registration::batch`]).
+pub const BATCH_FIELD: &str = "fleet_batch";
 
 impl AgentRecord {
     /// How the agent was started, when its entry records it.
@@ -244,6 +248,11 @@ impl AgentRecord {
             command: self.extra.parse(LAUNCH_COMMAND_FIELD)?,
             workdir: self.extra.parse(LAUNCH_WORKDIR_FIELD)?,
         })
+    }
+
+    /// The batch it was deployed with, when it was deployed with one.
+    pub fn batch(&self) -> Option<BatchId> {
+        self.extra.parse(BATCH_FIELD)
     }
 }
 

@@ -15,18 +15,33 @@ use crate::task::{NewTask, RepairReport};
 /// Records tasks and agents. Everything the binary needs of a registry is here, in core types,
 /// so a new implementation plugs in without touching the binary's operations.
 ///
-/// Contract for implementations: `register` checks every limit with [`crate::limits::check`]
-/// (or [`check_view`](crate::limits::check_view) on what it counts)
-/// and inserts the agent into the task and the global index as one atomic step under the lock,
-/// failing with [`Error::Limit`] when a limit refuses; `unregister` undoes exactly that and is
+/// Contract for implementations: `register_all` checks every limit with
+/// [`crate::limits::check_all`] (or, on what it counts, [`check_room`](crate::limits::check_room)
+/// then [`check_view`](crate::limits::check_view) for each agent as those before it left the
+/// task) and inserts every agent into the task and the global index as one atomic step under
+/// the lock, failing with [`Error::Limit`] when a limit refuses; `confirm_all` marks its agents
+/// confirmed as one atomic step; `unregister` undoes exactly one registration and is
 /// `Ok(false)` for an agent that is not there; a method that returns `Err` changed nothing.
 pub trait Registry: Send + Sync {
     /// Creates a task (after [`NewTask::validate`]) and returns it.
     fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, Error>;
-    /// Registers an agent under the task's limits; returns the record with its depth.
-    fn register(&self, registration: &Registration) -> Result<AgentRecord, Error>;
-    /// Records that the agent's deployment is confirmed Live ([`AgentRecord::confirmed`]).
-    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), Error>;
+    /// Registers agents of one task together, under the task's limits for all of them at
+    /// once: all or none. Returns their records with their depths, in order. (A batch's
+    /// members; a single deployment registers one.)
+    fn register_all(&self, registrations: &[Registration]) -> Result<Vec<AgentRecord>, Error>;
+    /// Registers one agent: [`register_all`](Self::register_all) of one.
+    fn register(&self, registration: &Registration) -> Result<AgentRecord, Error> {
+        self.register_all(std::slice::from_ref(registration))?
+            .pop()
+            .ok_or_else(|| Error::Registry("registering one agent returned no record".into()))
+    }
+    /// Records that the deployments of `agents` of `task` are confirmed Live
+    /// ([`AgentRecord::confirmed`]), all in one atomic step: a batch's commit.
+    fn confirm_all(&self, task: &TaskId, agents: &[AgentId]) -> Result<(), Error>;
+    /// Records that one agent's deployment is confirmed Live.
+    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), Error> {
+        self.confirm_all(task, std::slice::from_ref(agent))
+    }
     /// Removes an agent from its task and from the global index.
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, Error>;
     /// Changes an agent's status.
@@ -61,6 +76,11 @@ pub trait Registry: Send + Sync {
     /// without building every agent's record should.
     fn precheck(&self, task: &TaskId, candidate: Candidate<'_>) -> Result<u32, Error> {
         crate::limits::check(&self.read_task(task)?, candidate)
+    }
+    /// [`precheck`](Self::precheck) for agents deployed together: whether all of them fit, as
+    /// [`limits::check_all`](crate::limits::check_all) decides. The default reads the task whole.
+    fn precheck_all(&self, task: &TaskId, candidates: &[Candidate<'_>]) -> Result<(), Error> {
+        crate::limits::check_all(&self.read_task(task)?, candidates).map(drop)
     }
     /// Reads one task as reconcile needs it: every agent's id, status and checkout, and the
     /// active agents whole. The default takes it from [`read_task`](Self::read_task); an

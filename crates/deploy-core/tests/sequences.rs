@@ -14,16 +14,18 @@
 // Test helpers may unwrap: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use deploy_core::batch::{BatchRegistered, BatchStarted, BatchWritten};
 use deploy_core::checkout::{BRANCH_PREFIX, CHECKOUT_FIELD};
 use deploy_core::reconcile::{self, ReconcileReport, Scope};
 use deploy_core::{
-    AgentId, AgentStatus, AgentType, AnyDeployment, Checkout, CheckoutRequest, CheckoutState,
-    DeployRequest, ExitStatus, Limits, Liveness, StatusUpdate, TaskId,
+    AgentId, AgentStatus, AgentType, AnyDeployment, BatchFailure, BatchId, BatchRequest, Checkout,
+    CheckoutRequest, CheckoutState, DeployRequest, ExitStatus, Limits, LiveBatch, Liveness,
+    StatusUpdate, TaskId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -41,8 +43,17 @@ enum Action {
         stop_at: Option<StopAt>,
         worktree: bool,
     },
+    /// Deploy a batch of agents (each: its type, whether it dies at start); with `stop_at`,
+    /// leave it in flight at that state.
+    Batch {
+        members: Vec<(usize, bool)>,
+        stop_at: Option<StopAt>,
+        worktree: bool,
+    },
     /// Carry a deployment in flight on to Live.
     Resume(usize),
+    /// Carry a batch in flight on to Live.
+    ResumeBatch(usize),
     /// The agent of a running session exits, leaving work in its checkout if it has one:
     /// (uncommitted changes, commits).
     Exit(usize, i32, (bool, u32)),
@@ -78,7 +89,23 @@ fn action_strategy() -> impl Strategy<Value = Action> {
                 worktree,
             }
         ),
+        2 => (
+            proptest::collection::vec((0..3usize, prop::bool::weighted(0.1)), 1..4),
+            prop_oneof![
+                3 => Just(None),
+                1 => Just(Some(StopAt::PromptWritten)),
+                1 => Just(Some(StopAt::SessionStarted)),
+                1 => Just(Some(StopAt::Registered)),
+            ],
+            any::<bool>()
+        )
+            .prop_map(|(members, stop_at, worktree)| Action::Batch {
+                members,
+                stop_at,
+                worktree
+            }),
         1 => any::<usize>().prop_map(Action::Resume),
+        1 => any::<usize>().prop_map(Action::ResumeBatch),
         2 => (any::<usize>(), 0..3i32, (any::<bool>(), 0..2u32))
             .prop_map(|(i, code, work)| Action::Exit(i, code, work)),
         2 => any::<usize>().prop_map(Action::Kill),
@@ -133,6 +160,73 @@ struct Model {
     went_live: BTreeSet<AgentId>,
     /// Live agents nothing has ended: they must be running at the end.
     running: BTreeSet<AgentId>,
+    /// Every batch that began, with its members: each must be wholly confirmed or not at all.
+    batches: BTreeMap<BatchId, BTreeSet<AgentId>>,
+}
+
+/// A batch in flight, at the state a step left it.
+enum BatchInFlight<'a> {
+    Written(BatchWritten<'a>),
+    Started(BatchStarted<'a>),
+    Registered(BatchRegistered<'a>),
+}
+
+/// Deploys a batch up to `stop_at` (or Live).
+fn deploy_batch<'a>(
+    world: &'a World,
+    members: Vec<DeployRequest>,
+    stop_at: Option<StopAt>,
+    model: &mut Model,
+) -> Option<BatchInFlight<'a>> {
+    let request = BatchRequest {
+        batch: None,
+        members,
+    };
+    let written = guarded(|| world.deployer().begin_batch(request))?.ok()?;
+    model.batches.insert(
+        written.batch().clone(),
+        written.agents().into_iter().collect(),
+    );
+    if stop_at == Some(StopAt::PromptWritten) {
+        return Some(BatchInFlight::Written(written));
+    }
+    resume_batch(BatchInFlight::Written(written), stop_at, model)
+}
+
+/// Carries a batch in flight on to `stop_at` (or Live).
+fn resume_batch<'a>(
+    state: BatchInFlight<'a>,
+    stop_at: Option<StopAt>,
+    model: &mut Model,
+) -> Option<BatchInFlight<'a>> {
+    let result = guarded(
+        move || -> Result<Result<LiveBatch, BatchInFlight<'a>>, BatchFailure> {
+            let started = match state {
+                BatchInFlight::Written(w) => w.start_sessions()?,
+                BatchInFlight::Started(s) => s,
+                BatchInFlight::Registered(r) => return r.confirm_live().map(Ok),
+            };
+            if stop_at == Some(StopAt::SessionStarted) {
+                return Ok(Err(BatchInFlight::Started(started)));
+            }
+            let registered = started.register()?;
+            if stop_at == Some(StopAt::Registered) {
+                return Ok(Err(BatchInFlight::Registered(registered)));
+            }
+            registered.confirm_live().map(Ok)
+        },
+    );
+    match result {
+        Some(Ok(Ok(live))) => {
+            for m in live.members() {
+                model.went_live.insert(m.record().id.clone());
+                model.running.insert(m.record().id.clone());
+            }
+            None
+        }
+        Some(Ok(Err(in_flight))) => Some(in_flight),
+        Some(Err(_)) | None => None,
+    }
 }
 
 fn request(task: &TaskId, type_idx: usize, dies_at_start: bool, worktree: bool) -> DeployRequest {
@@ -296,6 +390,19 @@ fn check_step(world: &World, task: &TaskId, model: &Model, step: usize) -> Resul
             ));
         }
     }
+    for (batch, members) in &model.batches {
+        let confirmed = t
+            .agents
+            .iter()
+            .filter(|a| a.confirmed && members.contains(&a.id))
+            .count();
+        if confirmed != 0 && confirmed != members.len() {
+            return Err(format!(
+                "step {step}: batch {batch} has {confirmed} of {} members confirmed",
+                members.len()
+            ));
+        }
+    }
     for agent in &registered {
         if !model.went_live.contains(agent) && !intents.contains(agent) {
             return Err(format!(
@@ -340,6 +447,15 @@ fn check_end(
     }
     let state = world.registry.inner().snapshot();
     let t = &state.tasks[task];
+    for (batch, members) in &model.batches {
+        let registered = members.iter().filter(|m| t.agent(m).is_some()).count();
+        if registered != 0 && registered != members.len() {
+            return Err(format!(
+                "batch {batch}: {registered} of {} members registered after reconcile",
+                members.len()
+            ));
+        }
+    }
     let active: BTreeSet<AgentId> = t
         .agents
         .iter()
@@ -428,6 +544,7 @@ fn run(case: &Case) -> Result<usize, String> {
     });
     let mut model = Model::default();
     let mut in_flight: Vec<AnyDeployment<'_>> = Vec::new();
+    let mut batches: Vec<BatchInFlight<'_>> = Vec::new();
     for (step, action) in case.actions.iter().enumerate() {
         match action {
             Action::Deploy {
@@ -439,6 +556,25 @@ fn run(case: &Case) -> Result<usize, String> {
                 let req = request(&task, *type_idx, *dies_at_start, *worktree);
                 if let Some(state) = deploy(&world, req, *stop_at, &mut model) {
                     in_flight.push(state);
+                }
+            }
+            Action::Batch {
+                members,
+                stop_at,
+                worktree,
+            } => {
+                let members = members
+                    .iter()
+                    .map(|(type_idx, dies)| request(&task, *type_idx, *dies, *worktree))
+                    .collect();
+                if let Some(state) = deploy_batch(&world, members, *stop_at, &mut model) {
+                    batches.push(state);
+                }
+            }
+            Action::ResumeBatch(i) if !batches.is_empty() => {
+                let state = batches.remove(i % batches.len());
+                if let Some(state) = resume_batch(state, None, &mut model) {
+                    batches.push(state);
                 }
             }
             Action::Resume(i) if !in_flight.is_empty() => {
@@ -484,15 +620,19 @@ fn run(case: &Case) -> Result<usize, String> {
                 for state in in_flight.drain(..) {
                     std::mem::forget(state);
                 }
+                for state in batches.drain(..) {
+                    std::mem::forget(state);
+                }
                 world.journal.inner().crash();
             }
-            Action::Resume(_) => {}
+            Action::Resume(_) | Action::ResumeBatch(_) => {}
         }
         check_step(&world, &task, &model, step)?;
     }
     let fired = world.faults.fired().len();
     world.faults.set_plan(FaultPlan::new());
     in_flight.clear(); // dropped: rolled back
+    batches.clear();
     reconcile_once(&world).ok_or("the final reconcile failed without faults")?;
     let second = reconcile_once(&world).ok_or("the second reconcile failed without faults")?;
     check_end(&world, &task, &model, &second)?;
@@ -733,4 +873,27 @@ fn regression_a_confirmation_before_the_commit_left_a_failed_deployment_register
         ],
     };
     assert_eq!(run(&case), Ok(2));
+}
+
+/// Shrunk from the sequence test: a batch whose members the registry had confirmed — its one
+/// commit — then panicked deleting a member's intent. The panic failed the whole batch
+/// although every member was Live and confirmed, so the caller was told it failed while its
+/// agents ran. Past the commit, a member's intent deletion now only logs what it could not do
+/// (reconcile removes the intent), and the batch is Live.
+#[test]
+fn regression_a_panic_deleting_an_intent_after_a_batch_s_commit_failed_the_live_batch() {
+    let case = Case {
+        limits: limits(2, 2),
+        actions: vec![Action::Batch {
+            members: vec![(0, false)],
+            stop_at: None,
+            worktree: false,
+        }],
+        faults: vec![FaultRule {
+            op: Op::FinishIntent,
+            nth: 1,
+            kind: FaultKind::Panic,
+        }],
+    };
+    assert_eq!(run(&case), Ok(1));
 }

@@ -195,6 +195,7 @@ fn setup(world: &World, case: &Case) -> TaskId {
                 allow_duplicate: true,
                 checkout: None,
                 launch: None,
+                batch: None,
             })
             .unwrap();
         let status = STATUSES[e.status_idx].clone();

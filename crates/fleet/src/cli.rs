@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand};
-use deploy_core::{AgentId, AgentType, Limits, Parent, TaskId};
+use deploy_core::{AgentId, AgentType, BatchId, Limits, Parent, TaskId};
 
 /// Deploy headless AI coding agents into tmux sessions, transactionally: a deployment is Live
 /// (agent alive, registered) or leaves nothing behind.
@@ -55,7 +55,8 @@ pub(crate) enum Command {
     /// Create and list tasks
     #[command(subcommand)]
     Task(TaskCommand),
-    /// Deploy one agent and wait until it is Live
+    /// Deploy one agent, or a batch (`--count`, `--plan`), and wait until it is Live: a batch
+    /// is Live whole or leaves nothing
     Deploy(Box<DeployArgs>),
     /// Show tasks and agents, with liveness from tmux
     Status(StatusArgs),
@@ -117,8 +118,11 @@ pub(crate) struct DiffArgs {
     #[arg(long, value_parser = parse_task)]
     pub(crate) task: TaskId,
     /// The agent
-    #[arg(long, value_parser = parse_agent)]
-    pub(crate) agent: AgentId,
+    #[arg(long, value_parser = parse_agent, required_unless_present = "batch")]
+    pub(crate) agent: Option<AgentId>,
+    /// Every member of this batch, one after another
+    #[arg(long, value_parser = parse_batch, conflicts_with = "agent")]
+    pub(crate) batch: Option<BatchId>,
     /// A summary: files changed, lines added and removed
     #[arg(long)]
     pub(crate) stat: bool,
@@ -132,6 +136,9 @@ pub(crate) struct WaitArgs {
     /// Only this agent
     #[arg(long)]
     pub(crate) agent: Option<AgentId>,
+    /// Only this batch's members
+    #[arg(long, value_parser = parse_batch, conflicts_with = "agent")]
+    pub(crate) batch: Option<BatchId>,
     /// Give up after this many seconds (exit 124)
     #[arg(long, value_name = "SECS")]
     pub(crate) timeout: Option<u64>,
@@ -199,15 +206,28 @@ pub(crate) struct DeployArgs {
     #[arg(long, value_parser = parse_task)]
     pub(crate) task: TaskId,
     /// The agent's type (investigator, builder, ...)
-    #[arg(long = "type", value_parser = parse_type)]
-    pub(crate) agent_type: AgentType,
+    #[arg(long = "type", value_parser = parse_type, required_unless_present = "plan")]
+    pub(crate) agent_type: Option<AgentType>,
     /// The prompt
     #[arg(
         long,
         conflicts_with = "prompt_file",
-        required_unless_present = "prompt_file"
+        required_unless_present_any = ["prompt_file", "plan"]
     )]
     pub(crate) prompt: Option<String>,
+    /// Deploy N agents of this type with this prompt as one batch (with --worktree, each in its
+    /// own worktree and branch: best-of-N); all are Live or none is
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) count: Option<u32>,
+    /// Deploy the batch a JSON file lists: `{"members": [{"type", "prompt" or "prompt_file",
+    /// "command"?, "worktree"?, "repo"?, "base"?, "model"?, "workdir"?}, ...]}`; all are Live or
+    /// none is
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["agent_type", "prompt", "prompt_file", "count", "worktree", "workdir", "model"]
+    )]
+    pub(crate) plan: Option<Utf8PathBuf>,
     /// Read the prompt from a file (`-` for stdin)
     #[arg(long)]
     pub(crate) prompt_file: Option<Utf8PathBuf>,
@@ -266,6 +286,9 @@ pub(crate) struct StatusArgs {
     /// Only this agent
     #[arg(long, value_parser = parse_agent)]
     pub(crate) agent: Option<AgentId>,
+    /// Only this batch's members
+    #[arg(long, value_parser = parse_batch, conflicts_with = "agent")]
+    pub(crate) batch: Option<BatchId>,
 }
 
 #[derive(Debug, Args)]
@@ -274,8 +297,11 @@ pub(crate) struct KillArgs {
     #[arg(long, value_parser = parse_task)]
     pub(crate) task: TaskId,
     /// The agent
-    #[arg(long, value_parser = parse_agent)]
-    pub(crate) agent: AgentId,
+    #[arg(long, value_parser = parse_agent, required_unless_present = "batch")]
+    pub(crate) agent: Option<AgentId>,
+    /// Every member of this batch
+    #[arg(long, value_parser = parse_batch, conflicts_with = "agent")]
+    pub(crate) batch: Option<BatchId>,
     /// Why (recorded as termination_reason)
     #[arg(long, default_value = "killed with fleet kill")]
     pub(crate) reason: String,
@@ -338,6 +364,10 @@ fn parse_task(s: &str) -> Result<TaskId, String> {
 
 fn parse_agent(s: &str) -> Result<AgentId, String> {
     AgentId::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_batch(s: &str) -> Result<BatchId, String> {
+    BatchId::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_type(s: &str) -> Result<AgentType, String> {

@@ -2,7 +2,7 @@
 //! stderr (and a JSON object on stdout under `--json`), exit 1. Usage errors are clap's, exit 2,
 //! printed whole by `main`.
 
-use deploy_core::{CleanupOutcome, DeployFailure};
+use deploy_core::{BatchFailure, CleanupOutcome, CleanupReport, DeployFailure};
 use serde_json::json;
 
 /// A failed fleet operation.
@@ -26,6 +26,9 @@ pub(crate) enum Error {
     /// A deployment failed (and rolled back).
     #[error("{}", .0.headline())]
     Deploy(Box<DeployFailure>),
+    /// A batch failed (and every member rolled back).
+    #[error("{}", .0.headline())]
+    Batch(Box<BatchFailure>),
     /// A file error (fs-err names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -65,17 +68,31 @@ impl From<DeployFailure> for Error {
     }
 }
 
+impl From<BatchFailure> for Error {
+    fn from(f: BatchFailure) -> Self {
+        Error::Batch(Box::new(f))
+    }
+}
+
+/// What rollbacks left, one `resource: why` each.
+fn unreleased<'a>(reports: impl IntoIterator<Item = &'a CleanupReport>) -> Vec<String> {
+    reports
+        .into_iter()
+        .flat_map(CleanupReport::unreleased)
+        .map(|e| match &e.outcome {
+            CleanupOutcome::NotReleased(why) => format!("{}: {why}", e.resource),
+            _ => e.resource.to_string(),
+        })
+        .collect()
+}
+
 impl Error {
     /// The exit status: 128 + the signal for a deployment a signal interrupted (130 for
     /// SIGINT, 143 for SIGTERM), 1 otherwise.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            Error::Deploy(f) => match *f.cause {
-                deploy_core::Error::Interrupted { signal } => {
-                    u8::try_from(128 + signal).unwrap_or(1)
-                }
-                _ => 1,
-            },
+            Error::Deploy(f) => interrupted(&f.cause),
+            Error::Batch(f) => interrupted(&f.failure.cause),
             Error::TimedOut(_) => 124,
             Error::Signalled { signal, .. } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
@@ -88,21 +105,16 @@ impl Error {
             return source.line();
         }
         let mut line = self.to_string();
-        if let Error::Deploy(f) = self {
-            let left: Vec<String> = f
-                .cleanup
-                .unreleased()
-                .map(|e| match &e.outcome {
-                    CleanupOutcome::NotReleased(why) => format!("{}: {why}", e.resource),
-                    _ => e.resource.to_string(),
-                })
-                .collect();
-            if !left.is_empty() {
-                line.push_str(&format!(
-                    "; rollback incomplete, run `fleet reconcile`: {}",
-                    left.join("; ")
-                ));
-            }
+        let left = match self {
+            Error::Deploy(f) => unreleased([&f.cleanup]),
+            Error::Batch(f) => unreleased(f.members.iter().map(|(_, c)| c)),
+            _ => Vec::new(),
+        };
+        if !left.is_empty() {
+            line.push_str(&format!(
+                "; rollback incomplete, run `fleet reconcile`: {}",
+                left.join("; ")
+            ));
         }
         line.replace('\n', " ")
     }
@@ -120,7 +132,27 @@ impl Error {
                 "error": { "step": f.step, "message": self.to_string() },
                 "cleanup": f.cleanup,
             }),
+            Error::Batch(f) => json!({
+                "error": {
+                    "step": f.failure.step,
+                    "agent_id": f.failure.agent,
+                    "message": self.to_string(),
+                },
+                "batch_id": f.batch,
+                "members": f.members.iter().map(|(agent, cleanup)| json!({
+                    "agent_id": agent,
+                    "cleanup": cleanup,
+                })).collect::<Vec<_>>(),
+            }),
             _ => json!({ "error": { "message": self.to_string() } }),
         }
+    }
+}
+
+/// 128 + the signal for a deployment a signal interrupted, 1 for any other failure.
+fn interrupted(cause: &deploy_core::Error) -> u8 {
+    match cause {
+        deploy_core::Error::Interrupted { signal } => u8::try_from(128 + signal).unwrap_or(1),
+        _ => 1,
     }
 }

@@ -325,46 +325,85 @@ impl JsonRegistry {
     }
 }
 
+/// The one task of `registrations` (`None` for none); registering agents of several tasks
+/// together is refused, changing nothing.
+pub fn one_task(registrations: &[Registration]) -> Result<Option<&TaskId>, deploy_core::Error> {
+    let Some(first) = registrations.first() else {
+        return Ok(None);
+    };
+    match registrations.iter().find(|r| r.task != first.task) {
+        Some(other) => Err(deploy_core::Error::InvalidRequest(format!(
+            "agents of tasks {} and {} cannot be registered together",
+            first.task, other.task
+        ))),
+        None => Ok(Some(&first.task)),
+    }
+}
+
 impl Registry for JsonRegistry {
     fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, deploy_core::Error> {
         Ok(JsonRegistry::create_task(self, new)?.into_snapshot())
     }
 
-    fn register(&self, r: &Registration) -> Result<AgentRecord, deploy_core::Error> {
-        Ok(self.transact(&r.task, |task, global| {
-            if task.agent(&r.agent).is_some() || global.agents.contains_key(r.agent.as_str()) {
-                return Err(deploy_core::Error::DuplicateAgent {
-                    task: r.task.clone(),
-                    agent: r.agent.clone(),
+    fn register_all(
+        &self,
+        registrations: &[Registration],
+    ) -> Result<Vec<AgentRecord>, deploy_core::Error> {
+        let Some(task_id) = one_task(registrations)? else {
+            return Ok(Vec::new());
+        };
+        Ok(self.transact(task_id, |task, global| {
+            let mut records = Vec::with_capacity(registrations.len());
+            for (i, r) in registrations.iter().enumerate() {
+                if task.agent(&r.agent).is_some() || global.agents.contains_key(r.agent.as_str()) {
+                    return Err(deploy_core::Error::DuplicateAgent {
+                        task: r.task.clone(),
+                        agent: r.agent.clone(),
+                    }
+                    .into());
                 }
-                .into());
+                let candidate = Candidate::of(r);
+                let view = task.limit_view(candidate);
+                if i == 0 && registrations.len() > 1 {
+                    limits::check_room(&view, registrations.len())?;
+                }
+                let depth = limits::check_view(&view, candidate)?;
+                let entry = shape::new_entry(r, depth);
+                records.push(entry.record());
+                task.agents.push(entry);
+                let children = task
+                    .agent_hierarchy
+                    .entry(r.parent.as_str().to_owned())
+                    .or_insert_with(|| json!([]));
+                if let Value::Array(list) = children {
+                    list.push(json!(r.agent));
+                }
+                let index = shape::index_entry(r);
+                global.agents.insert(
+                    r.agent.to_string(),
+                    serde_json::to_value(index)
+                        .map_err(|e| deploy_core::Error::Registry(Box::new(e)))?,
+                );
             }
-            let candidate = Candidate::of(r);
-            let depth = limits::check_view(&task.limit_view(candidate), candidate)?;
-            let entry = shape::new_entry(r, depth);
-            let record = entry.record();
-            task.agents.push(entry);
-            let children = task
-                .agent_hierarchy
-                .entry(r.parent.as_str().to_owned())
-                .or_insert_with(|| json!([]));
-            if let Value::Array(list) = children {
-                list.push(json!(r.agent));
-            }
-            let index = shape::index_entry(r);
-            global.agents.insert(
-                r.agent.to_string(),
-                serde_json::to_value(index)
-                    .map_err(|e| deploy_core::Error::Registry(Box::new(e)))?,
-            );
-            Ok((record, true))
+            Ok((records, true))
         })?)
     }
 
-    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), deploy_core::Error> {
-        let mut fields = Map::new();
-        fields.insert(CONFIRMED.into(), json!(true));
-        Ok(self.update_agent_fields(task, agent, None, fields, Map::new())?)
+    fn confirm_all(&self, task: &TaskId, agents: &[AgentId]) -> Result<(), deploy_core::Error> {
+        let changes: Vec<splice::Change> = agents
+            .iter()
+            .map(|agent| {
+                let mut task_fields = Map::new();
+                task_fields.insert(CONFIRMED.into(), json!(true));
+                splice::Change {
+                    agent: agent.clone(),
+                    status: None,
+                    task_fields,
+                    index_fields: Map::new(),
+                }
+            })
+            .collect();
+        Ok(self.change(task, &changes)?)
     }
 
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, deploy_core::Error> {

@@ -5,8 +5,8 @@
 
 use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::{
-    AgentStatus, Extra, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD, Layout, Limits, NewTask,
-    Registration, StatusUpdate, TaskId, timestamp,
+    AgentStatus, BATCH_FIELD, Extra, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD, Layout, Limits,
+    NewTask, Registration, StatusUpdate, TaskId, timestamp,
 };
 use serde_json::{Map, Value, json};
 
@@ -166,6 +166,9 @@ pub fn new_entry(r: &Registration, depth: u32) -> AgentEntry {
     if let Some(launch) = &r.launch {
         extra.insert(LAUNCH_COMMAND_FIELD, &json!(launch.command));
         extra.insert(LAUNCH_WORKDIR_FIELD, &json!(launch.workdir));
+    }
+    if let Some(batch) = &r.batch {
+        extra.insert(BATCH_FIELD, &json!(batch));
     }
     AgentEntry {
         id: r.agent.clone(),

@@ -116,6 +116,7 @@ fn fresh(f: &Fixture) -> Registration {
         allow_duplicate: true,
         checkout: None,
         launch: None,
+        batch: None,
     }
 }
 

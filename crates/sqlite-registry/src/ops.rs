@@ -21,31 +21,41 @@ impl Registry for SqliteRegistry {
         Ok(self.create(new)?.into_snapshot())
     }
 
-    fn register(&self, r: &Registration) -> Core<AgentRecord> {
+    fn register_all(&self, registrations: &[Registration]) -> Core<Vec<AgentRecord>> {
+        let Some(task) = registry::one_task(registrations)? else {
+            return Ok(Vec::new());
+        };
         Ok(self.transact(true, |tx| {
-            let file = self.stored_task(tx, &r.task)?;
+            let file = self.stored_task(tx, task)?;
             let q = |e| self.err(e);
-            let taken: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)",
-                    [r.agent.as_str()],
-                    |row| row.get(0),
-                )
-                .map_err(q)?;
-            if taken {
-                return Err(deploy_core::Error::DuplicateAgent {
-                    task: r.task.clone(),
-                    agent: r.agent.clone(),
+            let mut records = Vec::with_capacity(registrations.len());
+            for (i, r) in registrations.iter().enumerate() {
+                let taken: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?1)",
+                        [r.agent.as_str()],
+                        |row| row.get(0),
+                    )
+                    .map_err(q)?;
+                if taken {
+                    return Err(deploy_core::Error::DuplicateAgent {
+                        task: r.task.clone(),
+                        agent: r.agent.clone(),
+                    }
+                    .into());
                 }
-                .into());
+                let candidate = Candidate::of(r);
+                let view = self.limit_view(tx, task, &file, candidate)?;
+                if i == 0 && registrations.len() > 1 {
+                    limits::check_room(&view, registrations.len())?;
+                }
+                let depth = limits::check_view(&view, candidate)?;
+                let entry = shape::new_entry(r, depth);
+                let indexed = serde_json::to_value(shape::index_entry(r)).unwrap_or(Value::Null);
+                insert_agent(tx, task, &entry, &indexed).map_err(q)?;
+                records.push(entry.into_record());
             }
-            let candidate = Candidate::of(r);
-            let view = self.limit_view(tx, &r.task, &file, candidate)?;
-            let depth = limits::check_view(&view, candidate)?;
-            let entry = shape::new_entry(r, depth);
-            let indexed = serde_json::to_value(shape::index_entry(r)).unwrap_or(Value::Null);
-            insert_agent(tx, &r.task, &entry, &indexed).map_err(q)?;
-            Ok(entry.into_record())
+            Ok(records)
         })?)
     }
 
@@ -58,11 +68,14 @@ impl Registry for SqliteRegistry {
         })?)
     }
 
-    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Core<()> {
+    fn confirm_all(&self, task: &TaskId, agents: &[AgentId]) -> Core<()> {
         Ok(self.transact(true, |tx| {
-            self.change_agent(tx, task, agent, |entry, _| {
-                entry.extra.insert(CONFIRMED, &json!(true));
-            })
+            for agent in agents {
+                self.change_agent(tx, task, agent, |entry, _| {
+                    entry.extra.insert(CONFIRMED, &json!(true));
+                })?;
+            }
+            Ok(())
         })?)
     }
 

@@ -83,6 +83,7 @@ pub fn registration(task: &TaskId, agent_type: &str, parent: Parent) -> Registra
         allow_duplicate: true,
         checkout: None,
         launch: None,
+        batch: None,
     }
 }
 

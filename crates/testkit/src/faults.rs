@@ -369,13 +369,13 @@ impl<R: Registry> Registry for Faulty<R> {
         self.faults.check(Op::CreateTask)?;
         self.inner.create_task(new)
     }
-    fn register(&self, registration: &Registration) -> Result<AgentRecord, Error> {
+    fn register_all(&self, registrations: &[Registration]) -> Result<Vec<AgentRecord>, Error> {
         self.faults.check(Op::Register)?;
-        self.inner.register(registration)
+        self.inner.register_all(registrations)
     }
-    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), Error> {
+    fn confirm_all(&self, task: &TaskId, agents: &[AgentId]) -> Result<(), Error> {
         self.faults.check(Op::Confirm)?;
-        self.inner.confirm(task, agent)
+        self.inner.confirm_all(task, agents)
     }
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, Error> {
         self.faults.check(Op::Unregister)?;
@@ -410,6 +410,11 @@ impl<R: Registry> Registry for Faulty<R> {
     fn read_task(&self, task: &TaskId) -> Result<TaskSnapshot, Error> {
         self.faults.check(Op::ReadTask)?;
         self.inner.read_task(task)
+    }
+    /// A read, as far as faults go: the inner registry's own precheck runs.
+    fn precheck_all(&self, task: &TaskId, candidates: &[Candidate<'_>]) -> Result<(), Error> {
+        self.faults.check(Op::ReadTask)?;
+        self.inner.precheck_all(task, candidates)
     }
     /// A read, as far as faults go: the inner registry's own precheck (its counting) runs.
     fn precheck(&self, task: &TaskId, candidate: Candidate<'_>) -> Result<u32, Error> {

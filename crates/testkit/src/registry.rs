@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::limits::{self, Candidate};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, Error, Limits, NewTask, Registration, Registry,
-    RepairReport, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
+    AgentId, AgentRecord, AgentStatus, BATCH_FIELD, Error, Extra, Limits, NewTask, Registration,
+    Registry, RepairReport, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
 };
 
 use crate::lock;
@@ -100,55 +100,80 @@ impl Registry for FakeRegistry {
         Ok(task.clone())
     }
 
-    fn register(&self, r: &Registration) -> Result<AgentRecord, Error> {
+    fn register_all(&self, registrations: &[Registration]) -> Result<Vec<AgentRecord>, Error> {
+        let Some(first) = registrations.first() else {
+            return Ok(Vec::new());
+        };
         let mut s = lock(&self.state);
-        if s.global.contains_key(&r.agent) {
-            return Err(Error::DuplicateAgent {
-                task: r.task.clone(),
-                agent: r.agent.clone(),
-            });
+        for (i, r) in registrations.iter().enumerate() {
+            let again = registrations[..i]
+                .iter()
+                .any(|earlier| earlier.agent == r.agent);
+            if r.task != first.task {
+                return Err(Error::InvalidRequest(format!(
+                    "agents of tasks {} and {} cannot be registered together",
+                    first.task, r.task
+                )));
+            }
+            if again || s.global.contains_key(&r.agent) {
+                return Err(Error::DuplicateAgent {
+                    task: r.task.clone(),
+                    agent: r.agent.clone(),
+                });
+            }
         }
         let task = s
             .tasks
-            .get_mut(&r.task)
-            .ok_or_else(|| Error::UnknownTask(r.task.clone()))?;
-        let depth = limits::check(task, Candidate::of(r))?;
-        let record = AgentRecord {
-            id: r.agent.clone(),
-            agent_type: r.agent_type.clone(),
-            session: r.session.clone(),
-            parent: r.parent.clone(),
-            depth,
-            status: AgentStatus::Running,
-            started_at: r.started_at.clone(),
-            confirmed: false,
-            placement: Some(r.placement.clone()),
-            extra: r
+            .get_mut(&first.task)
+            .ok_or_else(|| Error::UnknownTask(first.task.clone()))?;
+        let candidates: Vec<Candidate<'_>> = registrations.iter().map(Candidate::of).collect();
+        let depths = limits::check_all(task, &candidates)?;
+        let mut records = Vec::with_capacity(registrations.len());
+        for (r, depth) in registrations.iter().zip(depths) {
+            let mut extra: Extra = r
                 .checkout
                 .iter()
                 .map(|c| (CHECKOUT_FIELD.to_owned(), c.to_value()))
-                .collect(),
-        };
-        task.agents.push(record.clone());
-        s.global.insert(r.agent.clone(), r.task.clone());
-        Ok(record)
+                .collect();
+            if let Some(batch) = &r.batch {
+                extra.insert(BATCH_FIELD, &serde_json::json!(batch));
+            }
+            let record = AgentRecord {
+                id: r.agent.clone(),
+                agent_type: r.agent_type.clone(),
+                session: r.session.clone(),
+                parent: r.parent.clone(),
+                depth,
+                status: AgentStatus::Running,
+                started_at: r.started_at.clone(),
+                confirmed: false,
+                placement: Some(r.placement.clone()),
+                extra,
+            };
+            task.agents.push(record.clone());
+            records.push(record);
+        }
+        for r in registrations {
+            s.global.insert(r.agent.clone(), r.task.clone());
+        }
+        Ok(records)
     }
 
-    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), Error> {
+    fn confirm_all(&self, task: &TaskId, agents: &[AgentId]) -> Result<(), Error> {
         let mut s = lock(&self.state);
         let t = s
             .tasks
             .get_mut(task)
             .ok_or_else(|| Error::UnknownTask(task.clone()))?;
-        let a = t
-            .agents
-            .iter_mut()
-            .find(|a| &a.id == agent)
-            .ok_or_else(|| Error::UnknownAgent {
+        if let Some(missing) = agents.iter().find(|id| t.agent(id).is_none()) {
+            return Err(Error::UnknownAgent {
                 task: task.clone(),
-                agent: agent.clone(),
-            })?;
-        a.confirmed = true;
+                agent: missing.clone(),
+            });
+        }
+        for a in t.agents.iter_mut().filter(|a| agents.contains(&a.id)) {
+            a.confirmed = true;
+        }
         Ok(())
     }
 

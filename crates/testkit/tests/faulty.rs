@@ -30,11 +30,11 @@ impl Registry for Own {
     fn create_task(&self, new: &NewTask) -> Result<TaskSnapshot, Error> {
         Registry::create_task(&self.inner, new)
     }
-    fn register(&self, r: &Registration) -> Result<AgentRecord, Error> {
-        self.inner.register(r)
+    fn register_all(&self, r: &[Registration]) -> Result<Vec<AgentRecord>, Error> {
+        self.inner.register_all(r)
     }
-    fn confirm(&self, task: &TaskId, agent: &AgentId) -> Result<(), Error> {
-        self.inner.confirm(task, agent)
+    fn confirm_all(&self, task: &TaskId, agents: &[AgentId]) -> Result<(), Error> {
+        self.inner.confirm_all(task, agents)
     }
     fn unregister(&self, task: &TaskId, agent: &AgentId) -> Result<bool, Error> {
         self.inner.unregister(task, agent)

@@ -1,6 +1,5 @@
-//! `fleet deploy`: one agent, transactionally, to Live.
+//! `fleet deploy`: one agent, or a batch, transactionally, to Live.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -10,40 +9,32 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use crate::cli::DeployArgs;
 use crate::config::Services;
 use crate::error::Error;
-use crate::ops::deploy::{self, DeployOptions, WorktreeOptions};
-use crate::output::emit;
+use deploy_core::AgentType;
 
-/// Reads a whole prompt of at most `cap` bytes, as UTF-8.
-fn read_capped(source: impl Read, what: &str, cap: u64) -> Result<String, Error> {
-    let mut bytes = Vec::new();
-    source
-        .take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Invalid(format!("cannot read {what}: {e}")))?;
-    if bytes.len() as u64 > cap {
-        return Err(Error::Invalid(format!(
-            "{what} is over {cap} bytes (FLEET_MAX_PROMPT_BYTES sets the cap)"
-        )));
-    }
-    String::from_utf8(bytes).map_err(|e| Error::Invalid(format!("{what} is not UTF-8: {e}")))
-}
+use crate::ops::deploy::{self, DeployOptions, WorktreeOptions, read_capped};
+use crate::ops::plan;
+use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Result<(), Error> {
     let cap = services.config.max_prompt_bytes;
     let prompt = match (&args.prompt, &args.prompt_file) {
-        (Some(p), _) => p.clone(),
+        (Some(p), _) => Some(p.clone()),
         (None, Some(path)) if path.as_str() == "-" => {
-            read_capped(std::io::stdin(), "the prompt on stdin", cap)?
+            Some(read_capped(std::io::stdin(), "the prompt on stdin", cap)?)
         }
         (None, Some(path)) => {
             let file = fs_err::File::open(path)
                 .map_err(|e| Error::Invalid(format!("cannot read prompt file: {e}")))?;
-            read_capped(file, &format!("prompt file {path}"), cap)?
+            Some(read_capped(file, &format!("prompt file {path}"), cap)?)
         }
-        // clap requires one of the two.
-        (None, None) => return Err(Error::Invalid("give --prompt or --prompt-file".into())),
+        (None, None) => None,
     };
-    let mut options = DeployOptions::new(args.task, args.agent_type, prompt);
+    let agent_type = match &args.agent_type {
+        Some(t) => t.clone(),
+        // Only a plan's members have their own (clap requires --type otherwise).
+        None => AgentType::parse("planned")?,
+    };
+    let mut options = DeployOptions::new(args.task.clone(), agent_type, prompt.unwrap_or_default());
     options.parent = args.parent;
     options.workdir = args.workdir;
     options.command = (!args.command.is_empty()).then_some(args.command);
@@ -59,7 +50,27 @@ pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Res
         base: args.base.clone(),
         keep: args.keep_worktree,
     });
-    deploy_interruptibly(services, options, json_mode)
+    let members = match (&args.plan, args.count) {
+        (Some(plan), _) => plan::read(plan, cap.saturating_mul(4))?
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| m.options(&args.task, &options, cap, i))
+            .collect::<Result<Vec<_>, _>>()?,
+        (None, Some(n)) if n > 1 => vec![options; n as usize],
+        (None, _) => return deploy_interruptibly(services, options, json_mode),
+    };
+    let batch = interruptibly(services, |interrupt| {
+        deploy::run_batch(services, &args.task, members, interrupt)
+    })?;
+    tracing::info!(batch = %batch.batch_id, members = batch.agent_ids.len(), "batch is live");
+    emit(json_mode, &batch, || {
+        let mut out = format!("{}\n", batch.batch_id);
+        for a in &batch.agent_ids {
+            out.push_str(&format!("{a}\n"));
+        }
+        out
+    });
+    Ok(())
 }
 
 /// Deploys, rolling back on SIGINT or SIGTERM, and prints the agent's id (or `--json`, the
@@ -69,8 +80,21 @@ pub(crate) fn deploy_interruptibly(
     options: DeployOptions,
     json_mode: bool,
 ) -> Result<(), Error> {
-    // SIGINT and SIGTERM roll the deployment back before fleet exits (130 / 143). They are
-    // caught only for the deployment; once it is Live they change nothing.
+    let deployed = interruptibly(services, |interrupt| {
+        deploy::run(services, options, interrupt)
+    })?;
+    tracing::info!(agent = %deployed.agent_id, session = %deployed.session, "agent is live");
+    emit(json_mode, &deployed, || format!("{}\n", deployed.agent_id));
+    Ok(())
+}
+
+/// Runs `deploy` with SIGINT and SIGTERM caught: they roll the deployment back before fleet
+/// exits (130 / 143). They are caught only for the deployment; once it is Live they change
+/// nothing.
+fn interruptibly<T>(
+    services: &Services,
+    deploy: impl FnOnce(&dyn Fn() -> Option<i32>) -> Result<T, Error>,
+) -> Result<T, Error> {
     let (int, term) = (&services.interrupts.int, &services.interrupts.term);
     for (signal, flag) in [(SIGINT, int), (SIGTERM, term)] {
         signal_hook::flag::register(signal, Arc::clone(flag)).map_err(|e| {
@@ -88,15 +112,12 @@ pub(crate) fn deploy_interruptibly(
             None
         }
     };
-    let deployed = deploy::run(services, options, &interrupt).map_err(|e| match interrupt() {
+    deploy(&interrupt).map_err(|e| match interrupt() {
         // Stopped by the signal inside a step (a git hook that hung): rolled back, as any.
         Some(signal) if e.exit_code() == 1 => Error::Signalled {
             signal,
             source: Box::new(e),
         },
         _ => e,
-    })?;
-    tracing::info!(agent = %deployed.agent_id, session = %deployed.session, "agent is live");
-    emit(json_mode, &deployed, || format!("{}\n", deployed.agent_id));
-    Ok(())
+    })
 }

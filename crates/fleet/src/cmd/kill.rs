@@ -7,31 +7,72 @@ use crate::config::Services;
 use crate::error::Error;
 use deploy_core::end::Files;
 
-use crate::ops::kill;
 use crate::ops::reports;
+use crate::ops::{self, kill};
 use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Result<(), Error> {
-    // The CLI keeps the logs where they are (`fleet logs` reads them).
-    let k = kill::run(services, &args.task, &args.agent, &args.reason, Files::Keep)?;
-    emit(json_mode, &k, || {
-        let mut out = format!(
-            "{} {} (session {}, {} process(es) ended)\n",
-            k.agent_id,
-            k.status,
-            if k.session_killed {
-                "killed"
-            } else {
-                "already gone"
-            },
-            k.killed.len()
-        );
-        if let Some(w) = &k.worktree {
-            out.push_str(&worktree_line(w));
+    let agents = match (&args.agent, &args.batch) {
+        (Some(agent), _) => vec![agent.clone()],
+        (None, Some(batch)) => ops::batch_members(services, Some(&args.task), batch)?
+            .into_iter()
+            .map(|(_, a)| a.id)
+            .collect(),
+        // clap requires one of the two.
+        (None, None) => return Err(Error::Invalid("give --agent or --batch".into())),
+    };
+    if args.batch.is_none() {
+        return kill_one(services, args, &agents[0], json_mode);
+    }
+    // Every member is ended, even after one fails; the first failure is then reported.
+    let mut killed = Vec::new();
+    let mut failed = Vec::new();
+    for agent in &agents {
+        match kill::run(services, &args.task, agent, &args.reason, Files::Keep) {
+            Ok(k) => killed.push(k),
+            Err(e) => failed.push(format!("{agent}: {}", e.line())),
         }
-        out
-    });
+    }
+    emit(json_mode, &killed, || killed.iter().map(line).collect());
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "{} member(s) not killed: {}",
+        failed.len(),
+        failed.join("; ")
+    )))
+}
+
+fn kill_one(
+    services: &Services,
+    args: &KillArgs,
+    agent: &deploy_core::AgentId,
+    json_mode: bool,
+) -> Result<(), Error> {
+    // The CLI keeps the logs where they are (`fleet logs` reads them).
+    let k = kill::run(services, &args.task, agent, &args.reason, Files::Keep)?;
+    emit(json_mode, &k, || line(&k));
     Ok(())
+}
+
+/// What a kill did, for the terminal.
+fn line(k: &kill::Killed) -> String {
+    let mut out = format!(
+        "{} {} (session {}, {} process(es) ended)\n",
+        k.agent_id,
+        k.status,
+        if k.session_killed {
+            "killed"
+        } else {
+            "already gone"
+        },
+        k.killed.len()
+    );
+    if let Some(w) = &k.worktree {
+        out.push_str(&worktree_line(w));
+    }
+    out
 }
 
 /// What an agent's end left of its checkout, in one line.

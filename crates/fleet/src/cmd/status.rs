@@ -4,11 +4,16 @@
 use crate::cli::StatusArgs;
 use crate::config::Services;
 use crate::error::Error;
-use crate::ops::status::{self, AgentView};
+use crate::ops::status::{self, AgentView, Only};
 use crate::output::{cost, emit, last_done, safe, tokens};
 
 pub(crate) fn run(services: &Services, args: &StatusArgs, json_mode: bool) -> Result<(), Error> {
-    let tasks = status::run(services, args.task.as_ref(), args.agent.as_ref())?;
+    let only = match (&args.agent, &args.batch) {
+        (Some(agent), _) => Only::Agent(agent),
+        (None, Some(batch)) => Only::Batch(batch),
+        (None, None) => Only::Every,
+    };
+    let tasks = status::run(services, args.task.as_ref(), only)?;
     emit(json_mode, &tasks, || {
         let mut out = String::new();
         for t in &tasks {

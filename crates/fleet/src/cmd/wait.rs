@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::cli::WaitArgs;
 use crate::config::Services;
 use crate::error::Error;
+use crate::ops::status::Only;
 use crate::ops::wait;
 use crate::output::{emit, safe};
 
@@ -12,7 +13,11 @@ pub(crate) fn run(services: &Services, args: &WaitArgs, json_mode: bool) -> Resu
     let ended = wait::run(
         services,
         args.task.as_ref(),
-        args.agent.as_ref(),
+        match (&args.agent, &args.batch) {
+            (Some(agent), _) => Only::Agent(agent),
+            (None, Some(batch)) => Only::Batch(batch),
+            (None, None) => Only::Every,
+        },
         args.timeout.map(Duration::from_secs),
     )?;
     emit(json_mode, &ended, || {

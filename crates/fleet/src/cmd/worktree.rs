@@ -42,7 +42,12 @@ pub(crate) fn list(
 }
 
 pub(crate) fn diff(services: &Services, args: &DiffArgs) -> Result<(), Error> {
-    let text = worktree::diff(services, &args.task, &args.agent, args.stat)?;
+    let text = match (&args.agent, &args.batch) {
+        (Some(agent), _) => worktree::diff(services, &args.task, agent, args.stat)?,
+        (None, Some(batch)) => worktree::diff_batch(services, &args.task, batch, args.stat)?,
+        // clap requires one of the two.
+        (None, None) => return Err(Error::Invalid("give --agent or --batch".into())),
+    };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;

@@ -137,6 +137,47 @@ fn deploy(
     d: params::AgentParams,
     model: Option<&str>,
 ) -> Result<views::Deployed, Error> {
+    let options = deploy_options(services, d, model)?;
+    // The server's own signals end the server; a deployment in flight rolls back as it drops.
+    Ok(views::deployed(&ops::deploy::run(
+        services,
+        options,
+        &|| None,
+    )?))
+}
+
+/// `deploy_batch`: every member Live, or none.
+fn deploy_batch(
+    services: &Services,
+    p: params::BatchParams,
+) -> Result<views::DeployedBatch, Error> {
+    let task = task_id(&p.task_id)?;
+    let members = p
+        .members
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let agent = params::AgentParams::member(&p.task_id, &p.parent, m);
+            deploy_options(services, agent, None)
+                .map_err(|e| Error::Invalid(format!("member {}: {}", i + 1, e.line())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // The server's own signals end the server; a batch in flight rolls back as it drops.
+    Ok(views::deployed_batch(&ops::deploy::run_batch(
+        services,
+        &task,
+        members,
+        &|| None,
+    )?))
+}
+
+/// What a deploy tool's parameters ask for, checked: the agent's identity in front of its
+/// prompt, the model a tool sets.
+fn deploy_options(
+    services: &Services,
+    d: params::AgentParams,
+    model: Option<&str>,
+) -> Result<DeployOptions, Error> {
     let cap = services.config.max_prompt_bytes;
     if d.prompt.len() as u64 > cap {
         return Err(Error::Invalid(format!(
@@ -179,17 +220,12 @@ fn deploy(
         base: w.base_ref,
         keep: w.keep_worktree,
     });
-    // The server's own signals end the server; a deployment in flight rolls back as it drops.
-    Ok(views::deployed(&ops::deploy::run(
-        services,
-        options,
-        &|| None,
-    )?))
+    Ok(options)
 }
 
 /// `get_real_task_status`, and the resource `task://{task_id}/status`.
 fn task_status(services: &Services, task: &TaskId) -> Result<views::TaskStatus, Error> {
-    let mut statuses = ops::status::run(services, Some(task), None)?;
+    let mut statuses = ops::status::run(services, Some(task), crate::ops::status::Only::Every)?;
     let reports = ops::reports::task_reports(services, task);
     match statuses.pop() {
         Some(status) => Ok(views::task_status(&status, &reports)),
@@ -243,6 +279,17 @@ impl FleetMcp {
         Parameters(p): Parameters<DeployParams>,
     ) -> Result<CallToolResult, McpError> {
         self.deploy(p.into(), None).await
+    }
+
+    #[tool(
+        description = "Deploy several agents into a task as one batch, all or nothing: it returns once every member is alive after its startup grace and registered; if any member fails at any step, every member is rolled back and the error reports each one's cleanup. The task's limits are checked for the whole batch before anything starts, and no member runs until all are registered. Members of one type after the first are its duplicates (best-of-N; with worktree, each on its own branch).",
+        output_schema = schema_for_output::<views::DeployedBatch>()
+    )]
+    async fn deploy_batch(
+        &self,
+        Parameters(p): Parameters<params::BatchParams>,
+    ) -> Result<CallToolResult, McpError> {
+        self.run(move |services| deploy_batch(services, p)).await
     }
 
     #[tool(

@@ -218,6 +218,66 @@ pub(crate) struct AgentParams {
     pub(crate) worktree: WorktreeParams,
 }
 
+/// `deploy_batch`: the members of one batch.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchParams {
+    /// The task.
+    pub(crate) task_id: String,
+    /// "orchestrator" or the id of the agent every member is a child of.
+    #[serde(default = "orchestrator")]
+    pub(crate) parent: String,
+    /// The members, deployed together: all Live, or none.
+    pub(crate) members: Vec<BatchMemberParams>,
+}
+
+/// One member of a `deploy_batch`, with `deploy_headless_agent`'s fields.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchMemberParams {
+    /// The agent's type (investigator, builder, fixer, ...).
+    pub(crate) agent_type: String,
+    /// What the agent is to do.
+    pub(crate) prompt: String,
+    /// Claude Code's model, as for `deploy_headless_agent`.
+    pub(crate) model: Option<String>,
+    /// Claude Code's reasoning effort, as for `deploy_headless_agent`.
+    pub(crate) effort: Option<String>,
+    /// Claude Code's permission mode, as for `deploy_headless_agent`.
+    pub(crate) permission_mode: Option<String>,
+    /// Run the member in its own git worktree, as for `deploy_headless_agent`.
+    #[serde(default)]
+    pub(crate) worktree: bool,
+    /// The repository; only with `worktree`.
+    pub(crate) repo: Option<String>,
+    /// The ref to branch from; only with `worktree`.
+    pub(crate) base_ref: Option<String>,
+    /// Keep worktree and branch when the agent ends; only with `worktree`.
+    #[serde(default)]
+    pub(crate) keep_worktree: bool,
+}
+
+impl AgentParams {
+    /// A batch member's parameters, as a deploy of its own into `task_id` under `parent`.
+    pub(crate) fn member(task_id: &str, parent: &str, m: BatchMemberParams) -> Self {
+        AgentParams {
+            task_id: task_id.to_owned(),
+            agent_type: m.agent_type,
+            prompt: m.prompt,
+            parent: parent.to_owned(),
+            model: m.model,
+            effort: m.effort,
+            permission_mode: m.permission_mode,
+            worktree: WorktreeParams {
+                worktree: m.worktree,
+                repo: m.repo,
+                base_ref: m.base_ref,
+                keep_worktree: m.keep_worktree,
+            },
+        }
+    }
+}
+
 /// The checkout a deploy or a spawn asks for.
 #[derive(Debug)]
 pub(crate) struct WorktreeParams {

@@ -36,6 +36,18 @@ pub(crate) fn failure(e: &Error) -> Value {
         obj.insert("resources_cleaned".into(), json!(cleaned));
         obj.insert("cleanup".into(), json!(f.cleanup));
     }
+    if let (Error::Batch(f), Some(obj)) = (e, out.as_object_mut()) {
+        obj.insert("step".into(), json!(f.failure.step));
+        obj.insert("batch_id".into(), json!(f.batch));
+        obj.insert("cleanup_performed".into(), json!(true));
+        obj.insert("cleanup_complete".into(), json!(f.is_clean()));
+        let members: Vec<Value> = f
+            .members
+            .iter()
+            .map(|(agent, cleanup)| json!({ "agent_id": agent, "cleanup": cleanup }))
+            .collect();
+        obj.insert("members".into(), json!(members));
+    }
     out
 }
 
@@ -140,6 +152,24 @@ pub(crate) fn deployed(d: &ops::deploy::Deployed) -> Deployed {
         deployment_method: "tmux session".into(),
         depth: d.depth,
         worktree: d.worktree.as_ref().map(worktree),
+    }
+}
+
+/// `deploy_batch`: the batch and every member, each as `deploy_headless_agent` reports it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct DeployedBatch {
+    success: bool,
+    batch_id: String,
+    agent_ids: Vec<String>,
+    agents: Vec<Deployed>,
+}
+
+pub(crate) fn deployed_batch(b: &ops::deploy::DeployedBatch) -> DeployedBatch {
+    DeployedBatch {
+        success: true,
+        batch_id: b.batch_id.to_string(),
+        agent_ids: b.agent_ids.iter().map(ToString::to_string).collect(),
+        agents: b.agents.iter().map(deployed).collect(),
     }
 }
 

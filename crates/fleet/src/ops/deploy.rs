@@ -1,12 +1,14 @@
 //! Deploying one agent: the request assembled from what a surface gives, then the transaction,
 //! after the task's abandoned deployments are rolled back.
 
+use std::io::Read;
 use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::reconcile::{self, Scope};
 use deploy_core::{
-    AgentId, AgentType, Checkout, CheckoutRequest, DeployRequest, Live, Parent, SessionName, TaskId,
+    AgentId, AgentType, BatchId, BatchRequest, Checkout, CheckoutRequest, DeployRequest, Live,
+    Parent, SessionName, TaskId,
 };
 use serde::Serialize;
 
@@ -216,38 +218,117 @@ pub(crate) fn run(
 ) -> Result<Deployed, Error> {
     let request = request(services, options)?;
     let deployer = services.deployer();
-    let cleanup = |zombies: bool| -> Result<bool, Error> {
-        let scope = Scope {
-            task: Some(&request.task),
-            dry_run: false,
-            zombies,
-            orphans: false,
-            annotate: None,
-        };
-        match reconcile::reconcile(&deployer, scope) {
-            Ok(report) if !report.is_empty() => {
-                tracing::info!(
-                    task = %request.task,
-                    "cleaned up before deploying: {}",
-                    serde_json::to_string(&report).unwrap_or_default()
-                );
-                Ok(true)
-            }
-            Ok(_) => Ok(false),
-            // An unknown task is reported by the deployment itself, at its precheck.
-            Err(deploy_core::Error::UnknownTask(_)) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    };
-    cleanup(false)?;
+    clean(&deployer, &request.task, false)?;
     let live = match deployer.deploy_interruptible(request.clone(), interrupt) {
-        Err(f) if matches!(*f.cause, deploy_core::Error::Limit(_)) && cleanup(true)? => {
+        Err(f)
+            if matches!(*f.cause, deploy_core::Error::Limit(_))
+                && clean(&deployer, &request.task, true)? =>
+        {
             deployer.deploy_interruptible(request, interrupt)
         }
         other => other,
     }
     .map_err(condensed)?;
     Ok(deployed(services, &live))
+}
+
+/// A batch whose every member is Live.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DeployedBatch {
+    pub(crate) batch_id: BatchId,
+    pub(crate) agent_ids: Vec<AgentId>,
+    /// Each member, as a deployment alone reports it.
+    pub(crate) agents: Vec<Deployed>,
+}
+
+/// Deploys `members` (each a deployment of `task`) as one batch: every member Live, or none.
+/// The task's abandoned deployments are rolled back first and, on a limit refusal, its agents
+/// that ended unobserved recorded, as for one agent.
+pub(crate) fn run_batch(
+    services: &Services,
+    task: &TaskId,
+    members: Vec<DeployOptions>,
+    interrupt: &dyn Fn() -> Option<i32>,
+) -> Result<DeployedBatch, Error> {
+    let members = members
+        .into_iter()
+        .map(|m| request(services, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let request = BatchRequest {
+        batch: Some(BatchId::generate()?),
+        members,
+    };
+    let deployer = services.deployer();
+    clean(&deployer, task, false)?;
+    let live = match deployer.deploy_batch(request.clone(), interrupt) {
+        Err(f)
+            if matches!(*f.failure.cause, deploy_core::Error::Limit(_))
+                && clean(&deployer, task, true)? =>
+        {
+            deployer.deploy_batch(request, interrupt)
+        }
+        other => other,
+    }
+    .map_err(|mut f| {
+        *f.failure = condensed(*f.failure);
+        f
+    })?;
+    let agents: Vec<Deployed> = live
+        .members()
+        .iter()
+        .map(|m| deployed(services, m))
+        .collect();
+    Ok(DeployedBatch {
+        batch_id: live.batch().clone(),
+        agent_ids: agents.iter().map(|a| a.agent_id.clone()).collect(),
+        agents,
+    })
+}
+
+/// Reconciles `task` before a deployment: its abandoned deployments (a scan of the intent
+/// journal, no tmux call) and, with `zombies`, its agents that ended unobserved. Whether it
+/// found anything.
+fn clean(
+    deployer: &deploy_core::Deployer<'_>,
+    task: &TaskId,
+    zombies: bool,
+) -> Result<bool, Error> {
+    let scope = Scope {
+        task: Some(task),
+        dry_run: false,
+        zombies,
+        orphans: false,
+        annotate: None,
+    };
+    match reconcile::reconcile(deployer, scope) {
+        Ok(report) if !report.is_empty() => {
+            tracing::info!(
+                %task,
+                "cleaned up before deploying: {}",
+                serde_json::to_string(&report).unwrap_or_default()
+            );
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        // An unknown task is reported by the deployment itself, at its precheck.
+        Err(deploy_core::Error::UnknownTask(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads a whole prompt of at most `cap` bytes, as UTF-8.
+pub(crate) fn read_capped(source: impl Read, what: &str, cap: u64) -> Result<String, Error> {
+    let mut bytes = Vec::new();
+    source
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Invalid(format!("cannot read {what}: {e}")))?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::Invalid(format!(
+            "{what} is over {cap} bytes (FLEET_MAX_PROMPT_BYTES sets the cap)"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| Error::Invalid(format!("{what} is not UTF-8: {e}")))
 }
 
 /// A failure whose agent died at start quotes what the agent said — a Claude Code or Codex

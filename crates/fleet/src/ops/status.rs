@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use deploy_core::end::{self, Cause, Ending, Files};
 use deploy_core::reconcile::sessions_by_name;
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, AgentType, Deployer, ExitStatus, Parent, SessionListing,
-    SessionName, TaskId, TaskSnapshot, Whereabouts,
+    AgentId, AgentRecord, AgentStatus, AgentType, BatchId, Deployer, ExitStatus, Parent,
+    SessionListing, SessionName, TaskId, TaskSnapshot, Whereabouts,
 };
 use serde::Serialize;
 
@@ -44,6 +44,30 @@ pub(crate) struct AgentView {
     /// Its own checkout (`--worktree`), as recorded: where, and what is left of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) worktree: Option<deploy_core::Checkout>,
+    /// The batch it was deployed with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) batch_id: Option<BatchId>,
+}
+
+/// Which agents of the tasks looked at are shown.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Only<'a> {
+    /// Every agent.
+    Every,
+    /// This agent, which must exist.
+    Agent(&'a AgentId),
+    /// This batch's members, of which there must be one; tasks without any are left out.
+    Batch(&'a BatchId),
+}
+
+impl Only<'_> {
+    fn keeps(self, a: &AgentView) -> bool {
+        match self {
+            Only::Every => true,
+            Only::Agent(id) => &a.agent_id == id,
+            Only::Batch(b) => a.batch_id.as_ref() == Some(b),
+        }
+    }
 }
 
 /// Whether an agent's session runs: fleet's own as one listing of its backend saw it, an
@@ -94,7 +118,7 @@ pub(crate) struct TaskStatus {
 pub(crate) fn run(
     services: &Services,
     task: Option<&TaskId>,
-    agent: Option<&AgentId>,
+    only: Only<'_>,
 ) -> Result<Vec<TaskStatus>, Error> {
     let env = services.deployer();
     let ids = match task {
@@ -133,8 +157,9 @@ pub(crate) fn run(
     for (mut snapshot, book) in read? {
         let id = snapshot.id.clone();
         let (mut agents, recorded) = observe(&env, &snapshot, &sessions, book);
-        if let Some(only) = agent {
-            agents.retain(|a| &a.agent_id == only);
+        agents.retain(|a| only.keeps(a));
+        if matches!(only, Only::Batch(_)) && agents.is_empty() {
+            continue;
         }
         if recorded {
             snapshot = services.registry.read_task(&id)?; // the counters after the recorded ends
@@ -157,17 +182,30 @@ pub(crate) fn run(
             snapshot,
         });
     }
-    if let Some(only) = agent
-        && tasks.iter().all(|t| t.agents.is_empty())
-    {
-        return Err(match task {
-            Some(t) => deploy_core::Error::UnknownAgent {
-                task: t.clone(),
-                agent: only.clone(),
+    if tasks.iter().all(|t| t.agents.is_empty()) {
+        match (only, task) {
+            (Only::Every, _) => {}
+            (Only::Agent(agent), Some(t)) => {
+                return Err(deploy_core::Error::UnknownAgent {
+                    task: t.clone(),
+                    agent: agent.clone(),
+                }
+                .into());
             }
-            .into(),
-            None => Error::Refused(format!("unknown agent {only} in any task")),
-        });
+            (Only::Agent(agent), None) => {
+                return Err(Error::Refused(format!("unknown agent {agent} in any task")));
+            }
+            (Only::Batch(batch), Some(t)) => {
+                return Err(Error::Refused(format!(
+                    "no agent of batch {batch} in task {t}"
+                )));
+            }
+            (Only::Batch(batch), None) => {
+                return Err(Error::Refused(format!(
+                    "no agent of batch {batch} in any task"
+                )));
+            }
+        }
     }
     Ok(tasks)
 }
@@ -287,5 +325,6 @@ fn view(
         last_text: seen.context.last_text,
         format: seen.context.format,
         worktree: deploy_core::Checkout::of(a),
+        batch_id: a.batch(),
     }
 }

@@ -197,12 +197,14 @@ fn status_shows_each_agent_and_a_failing_listing_is_an_error() {
     let f = fakes();
     let task = f.task();
     let agent = f.deploy(&task, "worker").unwrap();
-    let status = super::status::run(&f.services, Some(&task), None).unwrap();
+    let status =
+        super::status::run(&f.services, Some(&task), crate::ops::status::Only::Every).unwrap();
     assert_eq!(status[0].agents.len(), 1);
     assert_eq!(status[0].agents[0].agent_id, agent);
     assert_eq!(status[0].agents[0].liveness.as_str(), "alive");
     f.fail(Op::List);
-    let e = super::status::run(&f.services, Some(&task), None).unwrap_err();
+    let e =
+        super::status::run(&f.services, Some(&task), crate::ops::status::Only::Every).unwrap_err();
     assert!(injected(&e), "{e}");
 }
 
@@ -267,10 +269,22 @@ fn wait_returns_once_none_is_active_and_a_failing_read_is_an_error() {
         deploy_core::end::Files::Keep,
     )
     .unwrap();
-    let ended = super::wait::run(&f.services, Some(&task), None, Some(Duration::ZERO)).unwrap();
+    let ended = super::wait::run(
+        &f.services,
+        Some(&task),
+        super::status::Only::Every,
+        Some(Duration::ZERO),
+    )
+    .unwrap();
     assert_eq!(ended.len(), 1);
     f.fail(Op::ReadTask);
-    let e = super::wait::run(&f.services, Some(&task), None, Some(Duration::ZERO)).unwrap_err();
+    let e = super::wait::run(
+        &f.services,
+        Some(&task),
+        super::status::Only::Every,
+        Some(Duration::ZERO),
+    )
+    .unwrap_err();
     assert!(injected(&e), "{e}");
 }
 

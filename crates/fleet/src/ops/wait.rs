@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use deploy_core::{AgentId, AgentStatus, TaskId};
+use deploy_core::{AgentStatus, TaskId};
 use serde::Serialize;
 
-use super::status::{self, AgentView, Liveness};
+use super::status::{self, AgentView, Liveness, Only};
 use crate::config::Services;
 use crate::error::Error;
 
@@ -27,19 +27,19 @@ impl Ended {
     }
 }
 
-/// Blocks until no agent in scope — `agent`, or `task`'s (those it spawns meanwhile included),
+/// Blocks until no agent in scope — `only` those, of `task`'s (those it spawns meanwhile included),
 /// or every task's — is active, and returns each one's final view. An active agent whose
 /// session is gone is recorded as reconcile records it; after `timeout`, an error that exits
 /// 124 naming those still active.
 pub(crate) fn run(
     services: &Services,
     task: Option<&TaskId>,
-    agent: Option<&AgentId>,
+    only: Only<'_>,
     timeout: Option<Duration>,
 ) -> Result<Vec<Ended>, Error> {
     let start = Instant::now();
     loop {
-        let views: Vec<Ended> = status::run(services, task, agent)?
+        let views: Vec<Ended> = status::run(services, task, only)?
             .into_iter()
             .flat_map(|t| {
                 let id = t.task_id;

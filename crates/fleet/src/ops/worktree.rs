@@ -6,7 +6,7 @@
 //! call `git_checkout`'s read-only functions directly.
 
 use camino::Utf8PathBuf;
-use deploy_core::{AgentId, AgentStatus, Checkout, CheckoutState, TaskId};
+use deploy_core::{AgentId, AgentStatus, BatchId, Checkout, CheckoutState, TaskId};
 use serde::Serialize;
 
 use crate::config::Services;
@@ -85,4 +85,26 @@ pub(crate) fn diff(
             checkout.branch, checkout.state
         ))),
     }
+}
+
+/// Every member's changes of `batch`, one after another, each under a header naming the member
+/// and its branch: what best-of-N compares. A member without work says so under its header.
+pub(crate) fn diff_batch(
+    services: &Services,
+    task: &TaskId,
+    batch: &BatchId,
+    stat: bool,
+) -> Result<String, Error> {
+    let mut out = String::new();
+    for (_, record) in super::batch_members(services, Some(task), batch)? {
+        let branch = Checkout::of(&record).map_or_else(|| "no worktree".to_owned(), |c| c.branch);
+        out.push_str(&format!("=== {} ({branch}) ===\n", record.id));
+        match diff(services, task, &record.id, stat) {
+            Ok(text) if text.is_empty() => out.push_str("(no changes)\n"),
+            Ok(text) => out.push_str(&text),
+            Err(Error::Refused(why)) => out.push_str(&format!("({why})\n")),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }

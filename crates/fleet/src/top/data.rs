@@ -55,7 +55,7 @@ fn line_of(v: &Value, fields: &[&str]) -> String {
 /// One snapshot: every task's status (recording agents that ended, as `fleet status` does),
 /// and the selected agent's details.
 pub(crate) fn take(services: &Services, selected: Option<&(TaskId, AgentId)>) -> Snapshot {
-    let tasks = match status::run(services, None, None) {
+    let tasks = match status::run(services, None, crate::ops::status::Only::Every) {
         Ok(t) => t,
         Err(e) => {
             return Snapshot {

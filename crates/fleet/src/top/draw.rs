@@ -230,6 +230,7 @@ mod tests {
             last_text: None,
             format: ::activity::Format::Plain,
             worktree: None,
+            batch_id: None,
         }
     }
 

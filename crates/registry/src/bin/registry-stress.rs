@@ -57,6 +57,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     allow_duplicate,
                     checkout: None,
                     launch: None,
+                    batch: None,
                 };
                 match registry.register(&registration) {
                     Ok(_) => writeln!(out, "ok {agent}")?,

@@ -96,6 +96,7 @@ pub(crate) fn registration(
         allow_duplicate: false,
         checkout: None,
         launch: None,
+        batch: None,
     }
 }
 
