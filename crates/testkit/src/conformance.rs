@@ -22,7 +22,7 @@ use serde_json::{Map, json};
 /// Runs every behaviour below, each against a registry `make` makes in a new temporary
 /// workspace.
 pub fn registry<R: Registry>(make: impl Fn(Layout) -> R) {
-    let behaviours: [fn(&R); 9] = [
+    let behaviours: [fn(&R); 10] = [
         round_trip,
         unknown_ids,
         exact_unregister,
@@ -32,6 +32,7 @@ pub fn registry<R: Registry>(make: impl Fn(Layout) -> R) {
         dry_run_repair_changes_nothing,
         roster_says_what_read_task_says,
         precheck_decides_as_a_whole_read,
+        batches_register_and_confirm_whole,
     ];
     for behaviour in behaviours {
         let (_dir, layout) = temp_workspace();
@@ -557,4 +558,67 @@ pub fn corrupt_storage<R: Registry>(
     }
     let unchanged = std::fs::read(&file).is_ok_and(|now| now == bytes);
     assert!(unchanged, "corrupt storage: {file} was written");
+}
+
+/// Agents registered together are registered all or none: a batch the task has no room for is
+/// refused whole, naming the room; one whose later member a limit refuses (a duplicate type)
+/// changes nothing; one that fits is registered in order with the batch recorded, and
+/// `confirm_all` confirms every member.
+pub fn batches_register_and_confirm_whole(r: &impl Registry) {
+    let task = new_task(
+        r,
+        Limits {
+            max_agents: 10,
+            max_concurrent: 3,
+            max_depth: 5,
+        },
+    );
+    let batch = deploy_core::BatchId::generate().unwrap_or_else(|e| panic!("{e}"));
+    let member = |ty: &str, duplicate: bool| Registration {
+        batch: Some(batch.clone()),
+        allow_duplicate: duplicate,
+        ..registration(&task, ty, Parent::Orchestrator)
+    };
+    let before = r
+        .read_task(&task)
+        .unwrap_or_else(|e| panic!("read_task: {e}"));
+    let too_many: Vec<_> = (0..4).map(|_| member("w", true)).collect();
+    match r.register_all(&too_many) {
+        Err(Error::Limit(LimitExceeded::Batch {
+            members: 4,
+            room: 3,
+            ..
+        })) => {}
+        other => panic!("batches: 4 members under max_concurrent 3 gave {other:?}"),
+    }
+    let refused_late = [member("x", false), member("x", false)];
+    match r.register_all(&refused_late) {
+        Err(Error::Limit(LimitExceeded::DuplicateType { .. })) => {}
+        other => panic!("batches: a second x without allow_duplicate gave {other:?}"),
+    }
+    assert_eq!(
+        r.read_task(&task)
+            .unwrap_or_else(|e| panic!("read_task: {e}")),
+        before,
+        "batches: a refused batch changed the task"
+    );
+    let fits = [member("x", false), member("x", true), member("y", false)];
+    let records = r
+        .register_all(&fits)
+        .unwrap_or_else(|e| panic!("batches: register_all: {e}"));
+    let ids: Vec<AgentId> = records.iter().map(|a| a.id.clone()).collect();
+    let wanted: Vec<AgentId> = fits.iter().map(|m| m.agent.clone()).collect();
+    assert_eq!(ids, wanted, "batches: the records come back in order");
+    r.confirm_all(&task, &ids)
+        .unwrap_or_else(|e| panic!("batches: confirm_all: {e}"));
+    let snap = r
+        .read_task(&task)
+        .unwrap_or_else(|e| panic!("read_task: {e}"));
+    for id in &ids {
+        let a = snap
+            .agent(id)
+            .unwrap_or_else(|| panic!("batches: member {id} is not registered"));
+        assert!(a.confirmed, "batches: member {id} is not confirmed");
+        assert_eq!(a.batch().as_ref(), Some(&batch), "batches: {id}'s batch");
+    }
 }
