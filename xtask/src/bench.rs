@@ -42,6 +42,7 @@ pub(crate) fn run() -> Result<(), String> {
         crate::status_bench::run(&root.join("target/release/fleet"), &scratch)?;
     let (worktree_ours, worktree_floor) =
         crate::worktree_bench::run(&root.join("target/release/fleet"), &scratch)?;
+    let batch = crate::batch_bench::run(&root.join("target/release/fleet"), &scratch)?;
     let crit = root.join("target/criterion");
     let mut md = String::new();
     md.push_str("# Benchmarks\n\nWritten by `cargo xtask bench` (criterion; mean of the samples, ");
@@ -56,6 +57,7 @@ pub(crate) fn run() -> Result<(), String> {
         &p,
         (&status_first, &status_later),
         (&worktree_ours, &worktree_floor),
+        &batch,
     )?;
     md.push_str("\n## Goals\n\nEvery figure with a goal, from this run. Floors are the least the same work can cost: the backend's own tmux command lines run raw (`TmuxBackend::floor`, `list_floor`), the registry file read and replaced whole with no parsing at all, or the database's rows read and each entry parsed with nothing built from it, on one thread (the read itself parses on every core).\n\n");
     let table = crate::goals::table(&goals);
@@ -233,6 +235,8 @@ pub(crate) fn run() -> Result<(), String> {
 
     md.push_str("\n## Status of 100 agents with 1 MB logs (issue 14)\n\n");
     md.push_str(&status_section(&status_first, &status_later));
+    md.push_str("\n## A batch of 20 (issue 26)\n\n");
+    md.push_str(&crate::batch_bench::section(&batch));
     md.push_str("\n## Deploying into a worktree (issue 13)\n\n");
     md.push_str(&crate::worktree_bench::section(
         &worktree_ours,
@@ -380,6 +384,7 @@ fn goals_rows(
     p: &crate::procs::Results,
     status: (&crate::procs::Stats, &crate::procs::Stats),
     worktree: (&crate::procs::Stats, &crate::procs::Stats),
+    batch: &crate::batch_bench::Batch,
 ) -> Result<Vec<crate::goals::Row>, String> {
     use crate::goals::{Goal, Row};
     let ns = |id: &str| estimate(crit, id).map(|e| e.mean / 1e6);
@@ -445,6 +450,14 @@ fn goals_rows(
             Some(("git worktree add + raw tmux", worktree.1.mean())),
             Goal::Ratio(1.3),
             "git's own checkout is the floor; fleet adds the branch checks and the registration",
+        ),
+        row(
+            "`fleet deploy --count 20`, a batch (issue 26)",
+            batch.batch.mean(),
+            Some(("20 × new-session, raw, one after another", batch.raw.mean())),
+            Goal::Ratio(crate::batch_bench::GOAL),
+            "the members' sessions start in parallel; fleet adds its own process, 20 intents \
+             and prompt files, one registration and one confirmation of all members",
         ),
         row(
             "idle `fleet reconcile`, 1,000 sessions + 10,000 entries (issue 16)",
@@ -584,6 +597,17 @@ pub(crate) fn quick() -> Result<(), String> {
         "status of a 1,000-agent task: {} (goal 30 ms)",
         status.show()
     );
+    Ok(())
+}
+
+/// `cargo xtask bench-batch`: only the batch benchmark, printed.
+pub(crate) fn batch_only() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let root = workspace_root()?;
+    build_release(&cargo, &root)?;
+    let scratch = root.join("target/xtask-bench");
+    let b = crate::batch_bench::run(&root.join("target/release/fleet"), &scratch)?;
+    eprint!("{}", crate::batch_bench::section(&b));
     Ok(())
 }
 

@@ -193,6 +193,11 @@ pub(crate) fn raw_tmux_deploy(env: &Env, agent: &str, cwd: &str) -> Result<(), S
     raw_tmux_calls(env, agent, cwd, true)
 }
 
+/// The backend's start command line alone, run raw: one `tmux new-session`.
+pub(crate) fn raw_tmux_start(env: &Env, agent: &str, cwd: &str) -> Result<(), String> {
+    raw_tmux_calls(env, agent, cwd, false)
+}
+
 /// [`raw_tmux_deploy`], the probe left out when `probe` is false.
 fn raw_tmux_calls(env: &Env, agent: &str, cwd: &str, probe: bool) -> Result<(), String> {
     let agent = AgentId::parse(agent).map_err(|e| e.to_string())?;
@@ -266,7 +271,7 @@ pub(crate) fn deploy_overhead(
     for i in 0..runs {
         ours.push(time(|| env.ok(&deploy_args(task, "0")))?.0);
         raw.push(time(|| raw_tmux_deploy(env, &format!("raw-{i}"), &root))?.0);
-        start.push(time(|| raw_tmux_calls(env, &format!("start-{i}"), &root, false))?.0);
+        start.push(time(|| raw_tmux_start(env, &format!("start-{i}"), &root))?.0);
     }
     Ok((Stats(ours), Stats(raw), Stats(start)))
 }
