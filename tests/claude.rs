@@ -214,6 +214,94 @@ fn claude_code_drives_fleet_mcp_as_it_drove_the_python_server() {
     assert_eq!(e["fleet_activity"]["result"], "looked around", "{e}");
 }
 
+/// Claude Code deploys a batch through `deploy_batch`: one that does not fit the task is
+/// refused whole, saying how many fit, with nothing made; one that fits puts both members Live,
+/// each a real Claude Code agent that runs to its end.
+#[test]
+fn claude_code_deploys_a_batch_all_or_nothing() {
+    let f = Fleet::new();
+    let member =
+        |marker: &str| json!({"agent_type": "solver", "prompt": format!("{marker}: solve it")});
+    let script = Script::new()
+        .conversation(
+            "CONDUCTOR-batch",
+            [
+                Reply::tool(
+                    mcp("create_real_task"),
+                    json!({"description": "best of two", "max_concurrent": 2}),
+                ),
+                Reply::with(move |r| {
+                    Reply::tool(
+                        mcp("deploy_batch"),
+                        json!({"task_id": r.last_tool_json()["task_id"],
+                               "members": [member("BATCH-x"), member("BATCH-y"), member("BATCH-z")]}),
+                    )
+                }),
+                Reply::with(move |r| {
+                    let task = r.tool_json(0)["task_id"].clone();
+                    Reply::tool(
+                        mcp("deploy_batch"),
+                        json!({"task_id": task, "members": [member("BATCH-one"), member("BATCH-two")]}),
+                    )
+                }),
+                Reply::text("two solvers run"),
+            ],
+        )
+        .conversation("BATCH-one", [Reply::text("solved one way")])
+        .conversation("BATCH-two", [Reply::text("solved another way")]);
+    let c = Claude::start(&f, script);
+    let (out, _) = conductor(&f, &c, "CONDUCTOR-batch: fan out");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "claude: {}\n{stdout}", stderr(&out));
+    let shown = c.model.conversation("CONDUCTOR-batch");
+    assert_eq!(shown.len(), 4, "four turns: {shown:?}");
+    let task = shown[1].last_tool_json()["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let refused = shown[2].last_tool_json();
+    assert_eq!(refused["success"], false, "{refused}");
+    assert_eq!(refused["step"], "precheck", "{refused}");
+    let why = refused["error"].as_str().unwrap();
+    assert!(
+        why.contains("a batch of 3 does not fit") && why.contains("room for 2"),
+        "{why}"
+    );
+    assert!(
+        c.model.conversation("BATCH-x").is_empty(),
+        "a refused member ran"
+    );
+
+    let batch = shown[3].last_tool_json();
+    assert_eq!(batch["success"], true, "{batch}");
+    let agents = batch["agent_ids"].as_array().unwrap();
+    assert_eq!(agents.len(), 2, "{batch}");
+    c.ok(
+        &f,
+        &[
+            "wait",
+            "--batch",
+            batch["batch_id"].as_str().unwrap(),
+            "--timeout",
+            "90",
+        ],
+    );
+    for (agent, marker) in agents.iter().zip(["BATCH-one", "BATCH-two"]) {
+        let agent = agent.as_str().unwrap();
+        let turns = c.model.conversation(marker);
+        assert_eq!(turns.len(), 1, "{marker} ran once: {turns:?}");
+        assert_eq!(identity(&turns[0]).0, agent);
+        let e = f.entry(&task, agent);
+        assert_eq!(e["status"], "completed", "{e}");
+        assert_eq!(e["fleet_batch"], batch["batch_id"], "{e}");
+    }
+    assert_eq!(
+        f.task_registry(&task)["agents"].as_array().unwrap().len(),
+        2
+    );
+}
+
 /// The agent loop's script: the parent reports progress and a finding, spawns a child and
 /// completes (its last words slow); the child works, then completes.
 fn loop_script() -> Script {

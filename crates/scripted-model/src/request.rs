@@ -50,15 +50,28 @@ impl Request {
             .join("\n")
     }
 
-    /// The content of the last tool result in the history, as text.
-    pub fn last_tool_result(&self) -> Option<String> {
+    /// Every tool result in the history, in order, as text.
+    pub fn tool_results(&self) -> Vec<String> {
         self.messages()
             .iter()
-            .rev()
             .filter_map(|m| m["content"].as_array())
             .flatten()
-            .find(|block| block["type"] == "tool_result")
+            .filter(|block| block["type"] == "tool_result")
             .map(|block| text_of(&block["content"]))
+            .collect()
+    }
+
+    /// The content of the last tool result in the history, as text.
+    pub fn last_tool_result(&self) -> Option<String> {
+        self.tool_results().pop()
+    }
+
+    /// The `n`-th tool result (from 0) parsed as JSON, `Null` if there is none or it is not.
+    pub fn tool_json(&self, n: usize) -> Value {
+        self.tool_results()
+            .get(n)
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(Value::Null)
     }
 
     /// The last tool result parsed as JSON (what an MCP tool answered), `Null` if it is not.
