@@ -137,3 +137,47 @@ fn migrate_round_trips_the_python_servers_files() {
         "the index the Python server reads"
     );
 }
+
+/// A batch's members keep their batch through `fleet migrate`, both ways: `--batch` finds them
+/// in the SQLite registry, then in the JSON files again.
+#[test]
+fn migrate_keeps_each_member_s_batch_both_ways() {
+    let f = Fleet::new();
+    let task = f.task(&["--registry", "json"]);
+    let out = f.json(&[
+        "deploy",
+        "--task",
+        &task,
+        "--type",
+        "b",
+        "--prompt",
+        "p",
+        "--count",
+        "2",
+        "--startup-grace-ms",
+        "0",
+        "--",
+        "sleep",
+        "300",
+    ]);
+    let batch = out["batch_id"].as_str().unwrap().to_owned();
+    let members = |registry: &str| -> Vec<String> {
+        let status = f.json(&["--registry", registry, "status", "--batch", &batch]);
+        status[0]["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["agent_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let before = members("json");
+    assert_eq!(before.len(), 2);
+    f.json(&["migrate", "--to", "sqlite"]);
+    assert_eq!(members("sqlite"), before, "after migrate --to sqlite");
+    f.json(&["migrate", "--to", "json"]);
+    assert_eq!(members("json"), before, "after migrate --to json");
+    for agent in &before {
+        assert_eq!(f.entry(&task, agent)["fleet_batch"], batch.as_str());
+    }
+    f.ok(&["kill", "--task", &task, "--batch", &batch]);
+}
