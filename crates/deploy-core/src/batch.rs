@@ -21,9 +21,10 @@
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
-use crate::deploy::{Deployer, Live, PromptWritten, Registered, SessionStarted};
+use crate::deploy::{
+    Cut, Deployer, Live, PromptWritten, Registered, SessionStarted, wait_out_grace,
+};
 use crate::failure::{CleanupReport, DeployFailure, Step};
 use crate::id::{AgentId, BatchId, TaskId};
 use crate::limits::Candidate;
@@ -549,19 +550,19 @@ impl BatchRegistered<'_> {
             .map(Registered::startup_grace)
             .max()
             .unwrap_or_default();
-        let start = Instant::now();
-        let mut pause = Duration::from_millis(2);
-        loop {
-            if let Some(signal) = interrupt() {
-                return Err(self.fail(Step::ConfirmLive, Error::Interrupted { signal }));
-            }
-            let remaining = grace.saturating_sub(start.elapsed());
-            if let Some((at, cause)) = self
-                .members
+        let waited = wait_out_grace(grace, interrupt, || {
+            self.members
                 .iter()
                 .enumerate()
                 .find_map(|(i, m)| m.check_alive().err().map(|e| (i, e)))
-            {
+                .map_or(Ok(()), Err)
+        });
+        match waited {
+            Ok(()) => {}
+            Err(Cut::Interrupted(signal)) => {
+                return Err(self.fail(Step::ConfirmLive, Error::Interrupted { signal }));
+            }
+            Err(Cut::Died((at, cause))) => {
                 let BatchRegistered {
                     mut members,
                     header,
@@ -572,11 +573,6 @@ impl BatchRegistered<'_> {
                 let others = abort_all(members);
                 return Err(header.member_failed(failed, at, others));
             }
-            if remaining.is_zero() {
-                break;
-            }
-            std::thread::sleep(pause.min(remaining));
-            pause = (pause * 2).min(Duration::from_millis(250));
         }
         self.commit()
     }

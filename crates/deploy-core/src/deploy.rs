@@ -308,6 +308,38 @@ impl AnyDeployment<'_> {
     }
 }
 
+/// How a startup grace ended before its time.
+pub(crate) enum Cut<E> {
+    /// A signal asked for a rollback.
+    Interrupted(i32),
+    /// A probe found the agent (or a member) dead, or failed.
+    Died(E),
+}
+
+/// Waits out `grace`, probing with `check` — at once (an agent let run only now that fails at
+/// once, a missing binary, is reported within milliseconds), then at pauses doubling up to
+/// 250 ms, and at the end — and asking `interrupt` before each probe.
+pub(crate) fn wait_out_grace<E>(
+    grace: Duration,
+    interrupt: &dyn Fn() -> Option<i32>,
+    mut check: impl FnMut() -> Result<(), E>,
+) -> Result<(), Cut<E>> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(signal) = interrupt() {
+            return Err(Cut::Interrupted(signal));
+        }
+        let remaining = grace.saturating_sub(start.elapsed());
+        check().map_err(Cut::Died)?;
+        if remaining.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(pause.min(remaining));
+        pause = (pause * 2).min(Duration::from_millis(250));
+    }
+}
+
 impl<'a> Deployer<'a> {
     /// Deploys `request` all the way to [`Live`].
     pub fn deploy(&self, request: DeployRequest) -> Result<Live, DeployFailure> {
@@ -672,23 +704,12 @@ impl Registered<'_> {
         interrupt: &dyn Fn() -> Option<i32>,
     ) -> Result<Live, DeployFailure> {
         let grace = self.plan.request.startup_grace;
-        let start = Instant::now();
-        // Short at first: the agent was let run only now, and an agent that fails at once (a
-        // missing binary) is then reported within milliseconds.
-        let mut pause = Duration::from_millis(2);
-        loop {
-            if let Some(signal) = interrupt() {
+        match wait_out_grace(grace, interrupt, || self.check_alive()) {
+            Ok(()) => {}
+            Err(Cut::Interrupted(signal)) => {
                 return Err(self.fail(Step::ConfirmLive, Error::Interrupted { signal }));
             }
-            let remaining = grace.saturating_sub(start.elapsed());
-            if let Err(cause) = self.check_alive() {
-                return Err(self.fail(Step::ConfirmLive, cause));
-            }
-            if remaining.is_zero() {
-                break;
-            }
-            std::thread::sleep(pause.min(remaining));
-            pause = (pause * 2).min(Duration::from_millis(250));
+            Err(Cut::Died(cause)) => return Err(self.fail(Step::ConfirmLive, cause)),
         }
         self.commit()
     }
