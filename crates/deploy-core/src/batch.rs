@@ -98,7 +98,8 @@ struct Header {
 }
 
 impl Header {
-    /// A failure of the whole batch (`agent` `None`) or of one member, after `cleanups`.
+    /// A failure of the whole batch (`agent` `None`) or of one member, with each member's
+    /// cleanup.
     fn failure(
         &self,
         step: Step,

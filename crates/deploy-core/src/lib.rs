@@ -16,6 +16,8 @@
 //! not Live rolls back too. SIGKILL runs no destructor, which is what the intent is for: see
 //! [`journal`] and [`reconcile`].
 //!
+//! A [`batch`] is this transaction over several agents of one task: all Live, or none.
+//!
 //! deploy-core never runs a process, never names tmux and never touches a registry file: it
 //! talks to a [`SessionBackend`], a [`Registry`], a [`PromptStore`] and an [`IntentJournal`]
 //! (and, for agents that get their own git worktree, [`Checkouts`]).
