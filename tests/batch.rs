@@ -81,6 +81,23 @@ fn a_batch_over_max_concurrent_is_refused_with_nothing_made_and_no_member_run() 
     assert_eq!(f.sessions().len(), 3);
 }
 
+/// A member that finishes its work inside the startup grace (exit 0, as a real Claude Code
+/// agent one reply long can) is no failed start: the batch goes Live, and that member ends
+/// completed, its output kept.
+#[test]
+fn a_batch_whose_members_finish_within_their_grace_goes_live_and_completes() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let out = f.json(&count_args(&task, "2", &[], "echo solved; exit 0"));
+    let batch = out["batch_id"].as_str().unwrap();
+    f.ok(&["wait", "--batch", batch, "--timeout", "60"]);
+    for agent in out["agent_ids"].as_array().unwrap() {
+        let e = f.entry(&task, agent.as_str().unwrap());
+        assert_eq!(e["status"], "completed", "{e}");
+        assert_eq!(e["fleet_batch"], batch, "{e}");
+    }
+}
+
 #[test]
 fn a_planned_batch_whose_third_member_exits_at_once_leaves_nothing() {
     let f = Fleet::new();

@@ -415,8 +415,13 @@ async fn an_unknown_argument_is_refused_naming_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_deploy_carries_its_cleanup_report() {
     let f = Fleet::new();
-    // The example agent then exits at once: inside its startup grace.
-    let client = connect_env(&f, None, &[("FLEET_DEMO_SECONDS", "0")]).await;
+    // The agent fails at once, inside its startup grace (as one without credentials does).
+    let client = connect_env(
+        &f,
+        None,
+        &[("FLEET_AGENT_CMD", "sh -c 'echo no credentials >&2; exit 3'")],
+    )
+    .await;
     let task_id = new_task(&client, "d").await;
     let params = CallToolRequestParams::new("deploy_headless_agent").with_arguments(
         json!({ "task_id": task_id, "agent_type": "a", "prompt": "p" })
@@ -447,7 +452,7 @@ async fn a_failed_deploy_carries_its_cleanup_report() {
         body["error"]
             .as_str()
             .unwrap()
-            .contains("exited with status 0"),
+            .contains("exited with status 3"),
         "{body}"
     );
     assert!(f.sessions().is_empty());

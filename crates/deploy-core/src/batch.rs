@@ -23,7 +23,7 @@ use std::fmt;
 use std::sync::{Mutex, PoisonError};
 
 use crate::deploy::{
-    Cut, Deployer, Live, PromptWritten, Registered, SessionStarted, wait_out_grace,
+    Cut, Deployer, Live, PromptWritten, Pulse, Registered, SessionStarted, wait_out_grace,
 };
 use crate::failure::{CleanupReport, DeployFailure, Step};
 use crate::id::{AgentId, BatchId, TaskId};
@@ -552,11 +552,13 @@ impl BatchRegistered<'_> {
             .max()
             .unwrap_or_default();
         let waited = wait_out_grace(grace, interrupt, || {
-            self.members
-                .iter()
-                .enumerate()
-                .find_map(|(i, m)| m.check_alive().err().map(|e| (i, e)))
-                .map_or(Ok(()), Err)
+            let mut pulse = Pulse::Finished;
+            for (i, m) in self.members.iter().enumerate() {
+                if m.check_alive().map_err(|e| (i, e))? == Pulse::Running {
+                    pulse = Pulse::Running;
+                }
+            }
+            Ok(pulse)
         });
         match waited {
             Ok(()) => {}

@@ -21,7 +21,7 @@ use crate::journal::{IntentJournal, IntentRecord};
 use crate::layout::Layout;
 use crate::limits::Candidate;
 use crate::prompt::{PromptStore, prompt_preview};
-use crate::record::{AgentRecord, Registration, TrackedFiles};
+use crate::record::{AgentRecord, ExitStatus, Registration, TrackedFiles};
 use crate::registry::Registry;
 use crate::request::DeployRequest;
 use crate::{Error, failpoint, timestamp};
@@ -308,6 +308,16 @@ impl AnyDeployment<'_> {
     }
 }
 
+/// What a probe within the startup grace found, when it found nothing wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pulse {
+    /// The agent runs (every member runs, or some still do): keep watching.
+    Running,
+    /// The agent (every member) already exited with status 0: it finished its work, which is
+    /// no failed start — rolling it back would throw its result away. Nothing is left to watch.
+    Finished,
+}
+
 /// How a startup grace ended before its time.
 pub(crate) enum Cut<E> {
     /// A signal asked for a rollback.
@@ -318,11 +328,12 @@ pub(crate) enum Cut<E> {
 
 /// Waits out `grace`, probing with `check` — at once (an agent let run only now that fails at
 /// once, a missing binary, is reported within milliseconds), then at pauses doubling up to
-/// 250 ms, and at the end — and asking `interrupt` before each probe.
+/// 250 ms, and at the end — and asking `interrupt` before each probe. It ends early, `Ok`, once
+/// `check` finds nothing left running ([`Pulse::Finished`]).
 pub(crate) fn wait_out_grace<E>(
     grace: Duration,
     interrupt: &dyn Fn() -> Option<i32>,
-    mut check: impl FnMut() -> Result<(), E>,
+    mut check: impl FnMut() -> Result<Pulse, E>,
 ) -> Result<(), Cut<E>> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(2);
@@ -331,8 +342,8 @@ pub(crate) fn wait_out_grace<E>(
             return Err(Cut::Interrupted(signal));
         }
         let remaining = grace.saturating_sub(start.elapsed());
-        check().map_err(Cut::Died)?;
-        if remaining.is_zero() {
+        let pulse = check().map_err(Cut::Died)?;
+        if remaining.is_zero() || pulse == Pulse::Finished {
             return Ok(());
         }
         std::thread::sleep(pause.min(remaining));
@@ -623,13 +634,18 @@ impl<'a> Registered<'a> {
         self.plan.request.startup_grace
     }
 
-    /// Probes the agent once: `Ok` while it is alive, else why it is not (its exit status and
-    /// last output, a vanished session, or the probe's own error).
-    pub(crate) fn check_alive(&self) -> Result<(), Error> {
+    /// Probes the agent once: `Ok` while it runs or once it has exited with status 0 (it
+    /// finished), else why it failed (its exit status and last output, a vanished session, or
+    /// the probe's own error).
+    pub(crate) fn check_alive(&self) -> Result<Pulse, Error> {
         let agent = self.plan.agent.clone();
         let grace = self.plan.request.startup_grace;
         match self.env.backend.probe(&self.plan.session_name)? {
-            Liveness::Alive => Ok(()),
+            Liveness::Alive => Ok(Pulse::Running),
+            Liveness::Exited {
+                status: ExitStatus::Code(0),
+                ..
+            } => Ok(Pulse::Finished),
             Liveness::Exited { status, last_lines } => Err(Error::AgentDied {
                 agent,
                 status,
@@ -692,8 +708,10 @@ impl Registered<'_> {
     }
 
     /// Waits out the startup grace, probing the agent, and commits: the agent is Live only if
-    /// it is still alive at the end of the window. An agent that dies inside it fails the
-    /// deployment with its exit status and last output.
+    /// it is still alive at the end of the window, or already finished (exited with status 0:
+    /// its end is then recorded like any other). An agent that dies inside it — any other exit
+    /// status, a signal, its session gone — fails the deployment with its exit status and last
+    /// output.
     pub fn confirm_live(self) -> Result<Live, DeployFailure> {
         self.confirm_live_with(&|| None)
     }

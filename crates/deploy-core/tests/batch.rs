@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use deploy_core::reconcile::{self, Scope};
 use deploy_core::{
-    AgentType, BatchRequest, DeployRequest, Error, LimitExceeded, Limits, Liveness, Registry, Step,
-    TaskId,
+    AgentStatus, AgentType, BatchRequest, DeployRequest, Error, LimitExceeded, Limits, Liveness,
+    Registry, Step, TaskId,
 };
 use testkit::{FaultKind, FaultPlan, Op, World};
 
@@ -176,6 +176,43 @@ fn a_member_dying_in_its_grace_rolls_back_every_member_and_each_cleanup_is_repor
         "{failure}"
     );
     assert_nothing(&world, &task);
+}
+
+/// Found by the real Claude Code: a member one reply long finished (exit 0) inside the batch's
+/// grace, and the whole batch was rolled back, its result with it. A member that finished is no
+/// failed start: the batch goes Live, and the member's end is recorded as completed.
+#[test]
+fn a_member_that_finishes_in_its_grace_goes_live_with_its_batch_and_completes() {
+    let world = World::new();
+    let task = world.create_task(Limits::default());
+    let members = vec![
+        member(&task, "investigator", &["agent"]),
+        member(&task, "reviewer", &["fake-exit", "0"]),
+    ];
+    let deployer = world.deployer();
+    let live = deployer
+        .deploy_batch(batch(members), &no_interrupt)
+        .unwrap();
+    assert_eq!(live.members().len(), 2);
+    let t = world.registry.inner().snapshot().tasks[&task].clone();
+    assert!(t.agents.iter().all(|a| a.confirmed), "{:?}", t.agents);
+    let scope = Scope {
+        task: None,
+        dry_run: false,
+        zombies: true,
+        orphans: true,
+        annotate: None,
+    };
+    reconcile::reconcile(&deployer, scope).unwrap();
+    let t = world.registry.inner().snapshot().tasks[&task].clone();
+    let status = |ty: &str| {
+        t.agents
+            .iter()
+            .find(|a| a.agent_type.as_str() == ty)
+            .map(|a| a.status.clone())
+    };
+    assert_eq!(status("reviewer"), Some(AgentStatus::Completed));
+    assert_eq!(status("investigator"), Some(AgentStatus::Running));
 }
 
 #[test]

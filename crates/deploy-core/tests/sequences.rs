@@ -162,6 +162,28 @@ struct Model {
     running: BTreeSet<AgentId>,
     /// Every batch that began, with its members: each must be wholly confirmed or not at all.
     batches: BTreeMap<BatchId, BTreeSet<AgentId>>,
+    /// Agents whose process exited, with the status code: one that exited 0 before its
+    /// deployment confirmed it finished (it may go Live, then ends); any other code must fail
+    /// its deployment.
+    exited: BTreeMap<AgentId, i32>,
+    /// What broke the model's rules as it happened (checked after the step).
+    broken: Vec<String>,
+}
+
+impl Model {
+    /// `agent`'s deployment went Live.
+    fn live(&mut self, agent: &AgentId) {
+        self.went_live.insert(agent.clone());
+        match self.exited.get(agent) {
+            None => {
+                self.running.insert(agent.clone());
+            }
+            Some(0) => {}
+            Some(code) => self
+                .broken
+                .push(format!("{agent} went Live after it exited with {code}")),
+        }
+    }
 }
 
 /// A batch in flight, at the state a step left it.
@@ -219,8 +241,7 @@ fn resume_batch<'a>(
     match result {
         Some(Ok(Ok(live))) => {
             for m in live.members() {
-                model.went_live.insert(m.record().id.clone());
-                model.running.insert(m.record().id.clone());
+                model.live(&m.record().id);
             }
             None
         }
@@ -277,8 +298,7 @@ fn deploy<'a>(
     let result = guarded(|| advance(world.deployer(), req, stop_at));
     match result {
         Some(Ok(AnyDeployment::Live(live))) => {
-            model.went_live.insert(live.record().id.clone());
-            model.running.insert(live.record().id.clone());
+            model.live(&live.record().id);
             None
         }
         Some(Ok(in_flight)) => Some(in_flight),
@@ -295,8 +315,7 @@ fn resume(state: AnyDeployment<'_>, model: &mut Model) {
         AnyDeployment::Live(l) => Ok(l),
     });
     if let Some(Ok(live)) = result {
-        model.went_live.insert(live.record().id.clone());
-        model.running.insert(live.record().id.clone());
+        model.live(&live.record().id);
     }
 }
 
@@ -342,6 +361,9 @@ fn reconcile_once(world: &World) -> Option<ReconcileReport> {
 /// After every step: limits hold, and every resource is accounted for by a registration or an
 /// intent on record (so that reconcile can find it).
 fn check_step(world: &World, task: &TaskId, model: &Model, step: usize) -> Result<(), String> {
+    if let Some(broken) = model.broken.first() {
+        return Err(format!("step {step}: {broken}"));
+    }
     let state = world.registry.inner().snapshot();
     let t = &state.tasks[task];
     if t.active_count() > t.limits.max_concurrent as usize {
@@ -601,6 +623,7 @@ fn run(case: &Case) -> Result<usize, String> {
                         .inner()
                         .end_agent(&s.spec.session, ExitStatus::Code(*code));
                     model.running.remove(&s.spec.agent);
+                    model.exited.insert(s.spec.agent.clone(), *code);
                 }
             }
             Action::Kill(i) => {

@@ -421,7 +421,8 @@ fn model(case: &Case) -> Expect {
             Step::Precheck if case.unknown_task => Some(Why::UnknownTask),
             Step::Precheck => model_refusal(case),
             Step::ConfirmLive => match case.program {
-                Program::Alive => None,
+                // Exit 0 inside the grace: the agent finished, which is no failed start.
+                Program::Alive | Program::Exit(0) => None,
                 Program::Exit(c) => Some(Why::Died(ExitStatus::Code(c))),
                 Program::Signal(s) => Some(Why::Died(ExitStatus::Signal(s))),
             },
@@ -631,7 +632,14 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             expected_registry.global.insert(agent.clone(), task.clone());
             prop_assert_eq!(&snap, &expected_registry);
             let session = SessionName::for_agent(&agent).unwrap();
-            prop_assert_eq!(world.backend.inner().probe_now(&session), Liveness::Alive);
+            let running = match case.program {
+                Program::Exit(0) => Liveness::Exited {
+                    status: ExitStatus::Code(0),
+                    last_lines: vec!["exiting with 0".into()],
+                },
+                _ => Liveness::Alive,
+            };
+            prop_assert_eq!(world.backend.inner().probe_now(&session), running);
             let files = world.prompts.inner().files();
             prop_assert_eq!(
                 files.values().next(),
