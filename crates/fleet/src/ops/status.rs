@@ -24,7 +24,7 @@ pub(crate) struct AgentView {
     #[serde(rename = "type")]
     pub(crate) agent_type: AgentType,
     pub(crate) status: AgentStatus,
-    pub(crate) liveness: Liveness,
+    pub(crate) liveness: Sighting,
     pub(crate) exit: Option<ExitStatus>,
     pub(crate) parent: Parent,
     pub(crate) depth: u32,
@@ -70,11 +70,13 @@ impl Only<'_> {
     }
 }
 
-/// Whether an agent's session runs: fleet's own as one listing of its backend saw it, an
-/// adopted one (the Python server's) as a probe of its exact session saw it.
+/// A sighting: what status saw of an agent's session — a probe's [`deploy_core::Liveness`]
+/// without its details, fleet's own session as one listing of its backend saw it, an adopted
+/// one (the Python server's) as a probe of its exact session saw it — or `elsewhere`. Shown as
+/// the agent's `liveness`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Liveness {
+pub(crate) enum Sighting {
     Alive,
     Exited,
     Missing,
@@ -82,13 +84,13 @@ pub(crate) enum Liveness {
     Elsewhere,
 }
 
-impl Liveness {
+impl Sighting {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Liveness::Alive => "alive",
-            Liveness::Exited => "exited",
-            Liveness::Missing => "missing",
-            Liveness::Elsewhere => "elsewhere",
+            Sighting::Alive => "alive",
+            Sighting::Exited => "exited",
+            Sighting::Missing => "missing",
+            Sighting::Elsewhere => "elsewhere",
         }
     }
 }
@@ -221,25 +223,25 @@ fn look(
     place: &Whereabouts<'_>,
     a: &AgentRecord,
     sessions: &BTreeMap<SessionName, SessionListing>,
-) -> (Liveness, Option<ExitStatus>) {
+) -> (Sighting, Option<ExitStatus>) {
     match place {
         Whereabouts::Own(_) => match sessions.get(&a.session) {
-            None => (Liveness::Missing, None),
+            None => (Sighting::Missing, None),
             Some(s) => match s.exited {
-                None => (Liveness::Alive, None),
-                Some(status) => (Liveness::Exited, Some(status)),
+                None => (Sighting::Alive, None),
+                Some(status) => (Sighting::Exited, Some(status)),
             },
         },
         Whereabouts::Adopted(backend) => match backend.probe(&a.session) {
-            Ok(deploy_core::Liveness::Alive) => (Liveness::Alive, None),
-            Ok(deploy_core::Liveness::Exited { status, .. }) => (Liveness::Exited, Some(status)),
-            Ok(deploy_core::Liveness::Missing) => (Liveness::Missing, None),
+            Ok(deploy_core::Liveness::Alive) => (Sighting::Alive, None),
+            Ok(deploy_core::Liveness::Exited { status, .. }) => (Sighting::Exited, Some(status)),
+            Ok(deploy_core::Liveness::Missing) => (Sighting::Missing, None),
             Err(e) => {
                 tracing::warn!(agent = %a.id, error = %e, "cannot probe its session");
-                (Liveness::Elsewhere, None)
+                (Sighting::Elsewhere, None)
             }
         },
-        Whereabouts::Elsewhere(_) => (Liveness::Elsewhere, None),
+        Whereabouts::Elsewhere(_) => (Sighting::Elsewhere, None),
     }
 }
 
@@ -305,7 +307,7 @@ fn recorded_exit(a: &AgentRecord) -> Option<ExitStatus> {
 fn view(
     a: &AgentRecord,
     status: AgentStatus,
-    liveness: Liveness,
+    liveness: Sighting,
     exit: Option<ExitStatus>,
     seen: activity::Seen,
 ) -> AgentView {

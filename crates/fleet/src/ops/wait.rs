@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use deploy_core::{AgentStatus, TaskId};
 use serde::Serialize;
 
-use super::status::{self, AgentView, Liveness, Only};
+use super::status::{self, AgentView, Only, Sighting};
 use crate::config::Services;
 use crate::error::Error;
 
@@ -58,7 +58,7 @@ pub(crate) fn run(
         }
         let mut gone_tasks: Vec<&TaskId> = active
             .iter()
-            .filter(|e| e.agent.liveness == Liveness::Missing)
+            .filter(|e| e.agent.liveness == Sighting::Missing)
             .map(|e| &e.task_id)
             .collect();
         gone_tasks.dedup();

@@ -209,7 +209,7 @@ mod tests {
     use ratatui::backend::TestBackend;
 
     use super::*;
-    use crate::ops::status::{Liveness, TaskStatus};
+    use crate::ops::status::{Sighting, TaskStatus};
     use crate::top::data::Snapshot;
 
     fn agent(i: usize) -> AgentView {
@@ -219,7 +219,7 @@ mod tests {
             agent_id: id,
             agent_type: AgentType::parse("worker").unwrap(),
             status: AgentStatus::Running,
-            liveness: Liveness::Alive,
+            liveness: Sighting::Alive,
             exit: None,
             parent: Parent::Orchestrator,
             depth: 1,
