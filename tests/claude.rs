@@ -429,6 +429,56 @@ fn a_claude_code_agent_reports_spawns_and_completes() {
     assert_eq!(shown["activity"]["result"], result["result"]);
 }
 
+/// On the Postgres registry (a private server), a real Claude Code agent reports through its
+/// own `fleet mcp`, which finds the database from a private file — never from Claude Code's
+/// command line, where its MCP config travels: no process of the agent shows the password.
+#[test]
+fn a_claude_code_agent_reports_through_the_postgres_registry() {
+    let server = testkit::postgres::PgServer::start();
+    let url = server
+        .new_database()
+        .replace("fleet@", "fleet:pw-not-shown@");
+    let f = Fleet::on_postgres(&url);
+    let script = Script::new().conversation(
+        "PG-worker",
+        [
+            Reply::with(|r| {
+                let (agent, task) = identity(r);
+                Reply::tool(
+                    mcp("update_agent_progress"),
+                    json!({"task_id": task, "agent_id": agent, "status": "working",
+                           "message": "through postgres", "progress": 50}),
+                )
+            }),
+            Reply::tool(
+                "Bash",
+                json!({"command": "sleep 1", "description": "think"}),
+            ),
+            Reply::text("reported"),
+        ],
+    );
+    let c = Claude::start(&f, script);
+    let task = f.task(&[]);
+    let agent = deploy_live(&f, &c, &task, "PG-worker: report", &[]);
+    wait_for("the agent's Bash turn", || {
+        c.model.conversation("PG-worker").len() >= 2
+    });
+    for pid in common::tagged_where(|t| t == agent) {
+        let cmdline = fs_err::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains("pw-not-shown"),
+            "the database password is on a command line"
+        );
+    }
+    c.ok(&f, &["wait", "--task", &task, "--timeout", "90"]);
+    let turns = c.model.conversation("PG-worker");
+    let reported = turns[1].last_tool_json();
+    assert_eq!(reported["success"], true, "{reported}");
+    let status = status_of(&f, &c, &task, &agent);
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["activity"]["result"], "reported", "{status}");
+}
+
 /// `fleet deploy` of the default agent (Claude Code) told `prompt`, with `extra` arguments.
 fn deploy_claude(f: &Fleet, c: &Claude, task: &str, prompt: &str, extra: &[&str]) -> Output {
     c.fleet(f, &deploy_args(task, prompt, extra))

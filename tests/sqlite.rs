@@ -55,9 +55,13 @@ fn the_whole_cycle_on_sqlite() {
     assert_eq!(reconciled["nothing_to_do"], true, "{reconciled}");
 
     // Bad input: one line, exit 2 for usage, nothing left behind.
+    let bad = f.run(&["--registry", "oracle", "task", "list"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("oracle"), "{}", stderr(&bad));
+    // The Postgres registry without a database is a usage error too.
     let bad = f.run(&["--registry", "postgres", "task", "list"]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
-    assert!(stderr(&bad).contains("postgres"), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("--database-url"), "{}", stderr(&bad));
 }
 
 #[test]

@@ -26,6 +26,8 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 pub struct Fleet {
     pub dir: tempfile::TempDir,
     pub socket: String,
+    /// Settings every fleet command of this test gets (`Fleet::on_postgres`).
+    pub settings: Vec<(String, String)>,
 }
 
 impl Fleet {
@@ -37,7 +39,18 @@ impl Fleet {
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::SeqCst)
             ),
+            settings: Vec::new(),
         }
+    }
+
+    /// A workspace whose registry is the Postgres database at `url`.
+    pub fn on_postgres(url: &str) -> Fleet {
+        let mut f = Fleet::new();
+        f.settings = vec![
+            ("FLEET_REGISTRY".into(), "postgres".into()),
+            ("FLEET_DATABASE_URL".into(), url.into()),
+        ];
+        f
     }
 
     pub fn root(&self) -> Utf8PathBuf {
@@ -94,6 +107,8 @@ impl Fleet {
         c.env("FLEET_ROOT", self.root())
             .env("FLEET_TMUX_SOCKET", &self.socket)
             .env_remove("FLEET_REGISTRY")
+            .env_remove("FLEET_DATABASE_URL")
+            .env_remove("FLEET_DATABASE_URL_FILE")
             .env_remove("FLEET_AGENT_CMD")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
             .env_remove("FLEET_AGENT_ID")
@@ -105,6 +120,9 @@ impl Fleet {
             && !kind.is_empty()
         {
             c.env("FLEET_REGISTRY", kind);
+        }
+        for (k, v) in &self.settings {
+            c.env(k, v);
         }
         self.private_tmux(c);
     }

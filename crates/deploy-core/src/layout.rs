@@ -99,6 +99,12 @@ impl Layout {
             .join(format!("{task}.json"))
     }
 
+    /// The Postgres registry's URL for the `fleet mcp` of the agents fleet deploys (they read it
+    /// from this private file, never from a command line): `<root>/.fleet/database-url`.
+    pub fn database_url_file(&self) -> Utf8PathBuf {
+        self.root.join(".fleet").join("database-url")
+    }
+
     /// The agent whose prompt file is named `name` (`agent_prompt_<id>.txt`), if it is one.
     pub fn prompt_owner(name: &str) -> Option<AgentId> {
         let id = name.strip_prefix("agent_prompt_")?.strip_suffix(".txt")?;

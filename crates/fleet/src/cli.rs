@@ -27,7 +27,8 @@ pub(crate) struct Cli {
     )]
     pub(crate) socket: String,
 
-    /// Which registry: `json` (the Python server's files) or `sqlite` (`registry/fleet.sqlite3`)
+    /// Which registry: `json` (the Python server's files), `sqlite` (`registry/fleet.sqlite3`)
+    /// or `postgres` (the database of --database-url)
     /// [env: FLEET_REGISTRY; default: sqlite if the workspace holds fleet's database, else json]
     #[arg(
         long,
@@ -37,6 +38,11 @@ pub(crate) struct Cli {
         value_enum
     )]
     pub(crate) registry: Option<crate::config::RegistryKind>,
+
+    /// The Postgres registry's database, a libpq URL (`postgres://user@host:port/dbname`); a
+    /// password is better kept in ~/.pgpass or PGPASSWORD than here [env: FLEET_DATABASE_URL]
+    #[arg(long, global = true, env = "FLEET_DATABASE_URL", hide_env = true)]
+    pub(crate) database_url: Option<String>,
 
     /// Print machine-readable JSON on stdout (logs still go to stderr)
     #[arg(long, global = true)]

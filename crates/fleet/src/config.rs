@@ -31,6 +31,9 @@ pub(crate) struct Config {
     pub(crate) socket: String,
     /// The registry's implementation.
     pub(crate) registry: RegistryKind,
+    /// The Postgres registry's database URL (`--database-url`, `FLEET_DATABASE_URL`, else the
+    /// file `FLEET_DATABASE_URL_FILE` names).
+    pub(crate) database_url: Option<DatabaseUrl>,
     /// The agent command when a request names none.
     pub(crate) agent_cmd: Vec<String>,
     /// The startup grace when a request names none.
@@ -82,6 +85,7 @@ impl Config {
         root: Option<Utf8PathBuf>,
         socket: Option<String>,
         registry: Option<RegistryKind>,
+        database_url: Option<String>,
     ) -> Result<Config, Error> {
         let root = root
             .or_else(|| env_path("CLAUDE_ORCHESTRATOR_WORKSPACE"))
@@ -90,6 +94,18 @@ impl Config {
         let registry =
             registry.unwrap_or_else(|| RegistryKind::found_in(&Layout::new(root.clone())));
         let socket = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_owned());
+        let database_url = match database_url.filter(|u| !u.is_empty()) {
+            Some(url) => Some(DatabaseUrl(url)),
+            None => match env_path("FLEET_DATABASE_URL_FILE") {
+                Some(file) => Some(DatabaseUrl(
+                    fs_err::read_to_string(&file)
+                        .map_err(|e| Error::Invalid(format!("FLEET_DATABASE_URL_FILE: {e}")))?
+                        .trim()
+                        .to_owned(),
+                )),
+                None => None,
+            },
+        };
         let agent_cmd = match std::env::var("FLEET_AGENT_CMD") {
             Ok(cmd) if !cmd.trim().is_empty() => shell_words::split(&cmd).map_err(|e| {
                 Error::Invalid(format!(
@@ -116,6 +132,7 @@ impl Config {
             root,
             socket,
             registry,
+            database_url,
             agent_cmd,
             startup_grace,
             finish_grace,
@@ -177,6 +194,16 @@ pub(crate) fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf, Error> {
         .map_err(|p| Error::Invalid(format!("path {} is not UTF-8", p.display())))
 }
 
+/// A database URL: never shown (its password), not even in debug logs.
+#[derive(Clone)]
+pub(crate) struct DatabaseUrl(pub(crate) String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
+}
+
 /// Which [`Registry`] implementation a workspace uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum RegistryKind {
@@ -185,6 +212,8 @@ pub(crate) enum RegistryKind {
     Json,
     // fleet's SQLite database, `registry/fleet.sqlite3`.
     Sqlite,
+    // A PostgreSQL database (`--database-url`).
+    Postgres,
 }
 
 impl RegistryKind {
@@ -203,6 +232,7 @@ impl RegistryKind {
         match self {
             RegistryKind::Json => "json",
             RegistryKind::Sqlite => "sqlite",
+            RegistryKind::Postgres => "postgres",
         }
     }
 }
@@ -265,6 +295,17 @@ impl Services {
                     sqlite_registry::SqliteRegistry::open(layout.clone())
                         .map_err(deploy_core::Error::from)?,
                 ),
+                RegistryKind::Postgres => {
+                    let url = config.database_url.as_ref().ok_or_else(|| {
+                        Error::Invalid(
+                            "the postgres registry needs a database: give --database-url or FLEET_DATABASE_URL".into(),
+                        )
+                    })?;
+                    Box::new(
+                        postgres_registry::PostgresRegistry::connect(layout.clone(), &url.0)
+                            .map_err(deploy_core::Error::from)?,
+                    )
+                }
             },
             backend: Box::new(tmux_backend::TmuxBackend::new(
                 Server::Name(config.socket.clone()),

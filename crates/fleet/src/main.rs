@@ -36,11 +36,31 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
+/// A usage error clap cannot see by itself: the Postgres registry without a database.
+fn check_usage(cli: &Cli) {
+    if cli.registry == Some(config::RegistryKind::Postgres)
+        && cli.database_url.is_none()
+        && std::env::var_os("FLEET_DATABASE_URL_FILE").is_none()
+    {
+        <Cli as clap::CommandFactory>::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "--registry postgres needs a database: give --database-url or FLEET_DATABASE_URL",
+            )
+            .exit();
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     // A fleet started under `ulimit -Sn 8` still opens its registry and starts tmux with room.
     procs::raise_open_files();
     let json_mode = cli.json;
-    let config = Config::resolve(cli.root.clone(), Some(cli.socket.clone()), cli.registry)?;
+    let config = Config::resolve(
+        cli.root.clone(),
+        Some(cli.socket.clone()),
+        cli.registry,
+        cli.database_url.clone(),
+    )?;
     if let Command::Migrate(args) = &cli.command {
         return cmd::migrate::run(&config, args, json_mode);
     }
@@ -125,6 +145,7 @@ fn main() -> ExitCode {
         #[allow(clippy::disallowed_methods)] // `fleet git-reap` is the git reaper
         return git_checkout::reaper::main(args);
     }
+    check_usage(&cli);
     init_tracing(cli.verbose);
     let json_mode = cli.json;
     match run(cli) {

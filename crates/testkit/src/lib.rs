@@ -39,6 +39,7 @@ pub mod conformance;
 mod faults;
 pub mod git;
 pub mod json;
+pub mod postgres;
 pub mod procs;
 mod registry;
 mod stores;

@@ -17,6 +17,12 @@ pub(crate) fn run(config: &Config, args: &MigrateArgs, json_mode: bool) -> Resul
             sqlite_registry::DEFAULT_BUSY_TIMEOUT,
         )
         .and_then(sqlite_registry::SqliteRegistry::export),
+        RegistryKind::Postgres => {
+            return Err(Error::Invalid(
+                "fleet migrate --to postgres is not built yet: the workspace keeps its registry"
+                    .into(),
+            ));
+        }
     }
     .map_err(deploy_core::Error::from)?;
     emit(json_mode, &done, || {

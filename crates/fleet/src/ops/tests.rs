@@ -30,6 +30,7 @@ fn fakes() -> Fakes {
         root,
         socket: "fake".into(),
         registry: RegistryKind::Json,
+        database_url: None,
         agent_cmd: vec!["agent".into()],
         startup_grace: Duration::ZERO,
         finish_grace: Duration::ZERO,
