@@ -100,15 +100,8 @@ impl Registry for PostgresRegistry {
         }
         Ok(self.transact(true, |tx| {
             for (agent, update) in updates {
-                let (task_fields, index_fields) = shape::status_fields(update);
                 self.change_agent(tx, task, agent, |entry, indexed| {
-                    let changed = entry.status != update.status;
-                    entry.status = update.status.clone();
-                    entry.extra.extend(&task_fields);
-                    if changed {
-                        indexed.insert("status".into(), json!(update.status.as_str()));
-                        indexed.extend(index_fields);
-                    }
+                    shape::apply_status(entry, indexed, update);
                 })?;
             }
             Ok(())

@@ -189,7 +189,7 @@ impl PostgresRegistry {
                 &[
                     &id.as_str(),
                     &file.status,
-                    &to_text(&stored(&file)),
+                    &to_text(&shape::stored_task(&file)),
                     &to_text(&summary),
                 ],
             )
@@ -232,18 +232,6 @@ impl PostgresRegistry {
         )
         .map_err(|e| self.err(e))?;
         Ok(())
-    }
-}
-
-/// A task file as stored: its agents and hierarchy are rows, its counters derived.
-pub(crate) fn stored(file: &TaskFile) -> TaskFile {
-    TaskFile {
-        agents: Vec::new(),
-        agent_hierarchy: Map::new(),
-        total_spawned: 0,
-        active_count: 0,
-        completed_count: 0,
-        ..file.clone()
     }
 }
 

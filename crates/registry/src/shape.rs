@@ -66,6 +66,37 @@ pub fn status_fields(update: &StatusUpdate) -> (Map<String, Value>, Map<String, 
     (fields, index)
 }
 
+/// Applies `update` to an agent's stored entry and its index entry, as a registry that keeps
+/// them apart from their task (SQLite, Postgres) does: the task's fields always, the index's
+/// only when the status changes.
+pub fn apply_status(
+    entry: &mut AgentEntry,
+    indexed: &mut Map<String, Value>,
+    update: &StatusUpdate,
+) {
+    let (task_fields, index_fields) = status_fields(update);
+    let changed = entry.status != update.status;
+    entry.status = update.status.clone();
+    entry.extra.extend(&task_fields);
+    if changed {
+        indexed.insert("status".into(), json!(update.status.as_str()));
+        indexed.extend(index_fields);
+    }
+}
+
+/// A task file as a row registry stores it: its agents and hierarchy are rows of their own, its
+/// counters derived by queries.
+pub fn stored_task(file: &TaskFile) -> TaskFile {
+    TaskFile {
+        agents: Vec::new(),
+        agent_hierarchy: Map::new(),
+        total_spawned: 0,
+        active_count: 0,
+        completed_count: 0,
+        ..file.clone()
+    }
+}
+
 /// Task statuses that no longer count as active in the global index.
 pub fn task_is_active(status: &str) -> bool {
     !matches!(

@@ -225,7 +225,7 @@ impl SqliteRegistry {
                 params![
                     id.as_str(),
                     file.status,
-                    to_text(&stored(&file)),
+                    to_text(&shape::stored_task(&file)),
                     to_text(&summary)
                 ],
             )
@@ -251,18 +251,6 @@ pub(crate) fn ensure_global(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         [to_text(&g)],
     )?;
     Ok(())
-}
-
-/// A task file as stored: its agents and hierarchy are rows, its counters derived.
-pub(crate) fn stored(file: &TaskFile) -> TaskFile {
-    TaskFile {
-        agents: Vec::new(),
-        agent_hierarchy: Map::new(),
-        total_spawned: 0,
-        active_count: 0,
-        completed_count: 0,
-        ..file.clone()
-    }
 }
 
 /// `agent_hierarchy` of `agents` ([`deploy_core::hierarchy`]).

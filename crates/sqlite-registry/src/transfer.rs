@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::store::{ensure_global, hierarchy, insert_agent, stored, to_text};
+use crate::store::{ensure_global, hierarchy, insert_agent, to_text};
 use crate::{Error, SqliteRegistry, path_in, schema};
 
 /// What a migration carried over.
@@ -212,7 +212,7 @@ fn fill(
             params![
                 t.task_id.as_str(),
                 t.status,
-                to_text(&stored(t)),
+                to_text(&shape::stored_task(t)),
                 to_text(&summary)
             ],
         )
