@@ -589,7 +589,23 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
     f.tmux(&["kill-server"]);
 
     // A corrupt registry is named with its position and left as it is.
-    // (The JSON registry's file, or the SQLite registry's database.)
+    // (The JSON registry's file, the SQLite registry's database, or a Postgres row.)
+    if let Some(url) = f.database_url() {
+        let row = format!("SELECT file FROM fleet_tasks WHERE id = '{task}'");
+        testkit::postgres::query(
+            &url,
+            &format!("UPDATE fleet_tasks SET file = '{{\"task_id\": ' WHERE id = '{task}'"),
+        );
+        let out = deploy(&["--prompt", "p", "--", "sleep", "9"]);
+        assert_refused(
+            &f,
+            &out,
+            "corrupt registry in database postgres://127.0.0.1:",
+        );
+        assert!(stderr(&out).contains("line 1 column"), "{}", stderr(&out));
+        assert_eq!(testkit::postgres::query(&url, &row), ["{\"task_id\": "]);
+        return;
+    }
     let database = f.root().join("registry/fleet.sqlite3");
     let (registry, damage, position): (_, &[u8], _) = if database.exists() {
         (database, &[7; 8192], "")

@@ -19,10 +19,11 @@ use serde_json::Value;
 use common::{Fleet, tagged, tagged_where, wait_for};
 
 /// Every failpoint a deployment passes, in order: deploy-core's steps and, inside
-/// registration, the JSON registry's two writes or the SQLite registry's commit.
+/// registration, the JSON registry's two writes or the SQLite or Postgres registry's commit.
 fn deploy_points() -> [&'static str; 9] {
     let (first, second) = match std::env::var(common::TEST_REGISTRY).as_deref() {
         Ok("sqlite") => ("sqlite::before_commit", "sqlite::after_commit"),
+        Ok("postgres") => ("postgres::before_commit", "postgres::after_commit"),
         _ => ("registry::after_task_write", "registry::after_global_write"),
     };
     [
@@ -226,6 +227,7 @@ fn sigkill_at_every_deploy_failpoint_then_reconcile_leaves_nothing() {
 fn batch_points() -> [&'static str; 9] {
     let registered = match std::env::var(common::TEST_REGISTRY).as_deref() {
         Ok("sqlite") => "sqlite::before_commit",
+        Ok("postgres") => "postgres::before_commit",
         _ => "registry::after_task_write",
     };
     [
@@ -759,4 +761,59 @@ fn two_hundred_worktree_deployments_killed_at_random_instants_leave_only_what_th
         registered.len() - 1
     );
     assert_eq!(reconcile(&f)["nothing_to_do"], true);
+}
+
+/// A migration to Postgres and back killed half-way leaves its source the registry; the same
+/// migration run again completes — also after the import committed and before the switch.
+#[test]
+fn a_killed_migration_to_postgres_and_back_leaves_its_source_the_registry() {
+    let server = testkit::postgres::PgServer::start();
+    let url = server.new_database();
+    let mut f = Fleet::new();
+    f.settings.clear(); // no database but the one the migration names, whatever the run's registry
+    common::python::python_workspace(&f);
+    let (json_before, _) = json_files(&f);
+    let listed = chosen(&f, &["task", "list"]);
+    let named = f.root().join(".fleet/database-url");
+    let to_postgres = [
+        "--database-url",
+        url.as_str(),
+        "migrate",
+        "--to",
+        "postgres",
+    ];
+
+    for point in [
+        "migrate::after_task",
+        "postgres::before_commit",
+        "migrate::before_switch",
+    ] {
+        sigkill(start_at(&f, point, "pause", &to_postgres));
+        assert!(!named.exists(), "{point}: the workspace was not switched");
+        assert_eq!(json_files(&f).0, json_before, "{point}: the JSON files");
+        assert_eq!(
+            chosen(&f, &["task", "list"]),
+            listed,
+            "{point}: still the registry"
+        );
+    }
+    // Killed after its commit: the database holds the tasks as they are, and the import is done.
+    f.ok(&to_postgres);
+    assert!(named.exists());
+    assert_eq!(chosen(&f, &["task", "list"]), listed, "from Postgres");
+
+    for point in ["migrate::after_task", "migrate::before_switch"] {
+        sigkill(start_at(&f, point, "pause", &["migrate", "--to", "json"]));
+        assert!(named.exists(), "{point}: still on Postgres");
+        assert_eq!(chosen(&f, &["task", "list"]), listed, "{point}");
+    }
+    f.ok(&["migrate", "--to", "json"]);
+    assert!(!named.exists());
+    let parsed = |files: Vec<(String, Vec<u8>)>| -> Vec<(String, Value)> {
+        files
+            .into_iter()
+            .map(|(p, b)| (p, serde_json::from_slice(&b).unwrap()))
+            .collect()
+    };
+    assert_eq!(parsed(json_files(&f).0), parsed(json_before));
 }

@@ -32,9 +32,12 @@ async fn connect_with(f: &Fleet, path: Option<&str>) -> Client {
 
 /// Connects as [`connect_with`], with more environment for the server.
 async fn connect_env(f: &Fleet, path: Option<&str>, env: &[(&str, &str)]) -> Client {
-    let env: Vec<(String, String)> = env
+    // The test's own settings (its Postgres database), then the caller's.
+    let env: Vec<(String, String)> = f
+        .settings
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .cloned()
+        .chain(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
         .collect();
     let root = f.root();
     let socket = f.socket.clone();

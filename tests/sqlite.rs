@@ -125,7 +125,7 @@ fn migrate_round_trips_the_python_servers_files() {
     assert_eq!(again.status.code(), Some(1), "a second import is refused");
 
     let back = f.json(&["migrate", "--to", "json"]);
-    assert!(back["moved_aside"].as_str().is_some(), "{back}");
+    assert!(back["kept"].as_str().is_some(), "{back}");
     assert!(!db(&f).exists(), "the JSON files are the registry again");
     let tasks_after: Vec<Value> = task_dirs
         .iter()

@@ -18,8 +18,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde_json::Value;
 
 const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
-/// Runs these tests against another registry than the default JSON one: its value (`sqlite`)
-/// is passed to fleet as `FLEET_REGISTRY` (`cargo xtask ci` runs the CLI and crash tests so).
+/// Runs these tests against another registry than the default JSON one: its value (`sqlite`
+/// or `postgres`) is passed to fleet as `FLEET_REGISTRY` (`cargo xtask ci` runs the black-box
+/// and crash tests so); with `postgres`, each test starts a PostgreSQL server of its own.
 pub const TEST_REGISTRY: &str = "FLEET_TEST_REGISTRY";
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -28,11 +29,14 @@ pub struct Fleet {
     pub socket: String,
     /// Settings every fleet command of this test gets (`Fleet::on_postgres`).
     pub settings: Vec<(String, String)>,
+    /// This test's own PostgreSQL server, when the tests run against the Postgres registry
+    /// (`FLEET_TEST_REGISTRY=postgres`); stopped with the test.
+    pub postgres: Option<testkit::postgres::PgServer>,
 }
 
 impl Fleet {
     pub fn new() -> Fleet {
-        Fleet {
+        let mut f = Fleet {
             dir: tempfile::tempdir().unwrap(),
             socket: format!(
                 "fleet-cli-test-{}-{}",
@@ -40,7 +44,14 @@ impl Fleet {
                 NEXT.fetch_add(1, Ordering::SeqCst)
             ),
             settings: Vec::new(),
+            postgres: None,
+        };
+        if std::env::var(TEST_REGISTRY).as_deref() == Ok("postgres") {
+            let server = testkit::postgres::PgServer::start();
+            f.settings = vec![("FLEET_DATABASE_URL".into(), server.new_database())];
+            f.postgres = Some(server);
         }
+        f
     }
 
     /// A workspace whose registry is the Postgres database at `url`.
@@ -127,24 +138,39 @@ impl Fleet {
         self.private_tmux(c);
     }
 
-    /// fleet's SQLite database in this workspace, if it has one.
-    #[allow(clippy::disallowed_types, clippy::disallowed_methods)] // the tests read what a registry holds, whichever it is
-    fn database(&self) -> Option<sqlite_registry::SqliteRegistry> {
+    /// The Postgres database this test's commands use, if they use one.
+    pub fn database_url(&self) -> Option<String> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == "FLEET_DATABASE_URL")
+            .map(|(_, url)| url.clone())
+    }
+
+    /// fleet's database for this workspace — its Postgres database, or its SQLite file — if
+    /// it has one.
+    fn database(&self) -> Option<Database> {
         let layout = deploy_core::Layout::new(self.root());
+        if let Some(url) = self.database_url() {
+            return Some(Database::Postgres(layout, url));
+        }
+        #[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+        // the tests read what a registry holds
         sqlite_registry::path_in(&layout).exists().then(|| {
-            sqlite_registry::SqliteRegistry::open_existing_with(layout, Duration::from_secs(10))
-                .unwrap()
+            Database::Sqlite(
+                sqlite_registry::SqliteRegistry::open_existing_with(
+                    layout,
+                    Duration::from_secs(10),
+                )
+                .unwrap(),
+            )
         })
     }
 
     /// Task `task`'s registry as the Python server's file says it (from the database, as the
-    /// JSON registry would write it, when the workspace's registry is SQLite).
+    /// JSON registry would write it, when the workspace's registry is a database).
     pub fn task_registry(&self, task: &str) -> Value {
         match self.database() {
-            Some(db) => {
-                let id = deploy_core::TaskId::parse(task).unwrap();
-                serde_json::to_value(db.task_file(&id).unwrap()).unwrap()
-            }
+            Some(db) => db.task_file(&deploy_core::TaskId::parse(task).unwrap()),
             None => serde_json::from_slice(
                 &fs_err::read(self.root().join(task).join("AGENT_REGISTRY.json")).unwrap(),
             )
@@ -166,7 +192,7 @@ impl Fleet {
     /// The global index, as [`task_registry`](Self::task_registry) reads a task.
     pub fn index(&self) -> Value {
         match self.database() {
-            Some(db) => serde_json::to_value(db.global_file().unwrap()).unwrap(),
+            Some(db) => db.whole().global,
             None => serde_json::from_slice(
                 &fs_err::read(self.root().join("registry/GLOBAL_REGISTRY.json")).unwrap(),
             )
@@ -290,18 +316,12 @@ impl Fleet {
         // it): what it holds stands for it, as every task's registry and the index.
         if let Some(db) = self.database() {
             out.retain(|(p, _)| !p.contains("/registry/fleet.sqlite3"));
-            let mut held = vec![
-                db.global_file()
-                    .map(|g| serde_json::to_vec(&g).unwrap())
-                    .unwrap(),
-            ];
-            for task in deploy_core::Registry::task_ids(&db).unwrap() {
-                held.push(serde_json::to_vec(&db.task_file(&task).unwrap()).unwrap());
+            let whole = db.whole();
+            let mut held = vec![serde_json::to_vec(&whole.global).unwrap()];
+            for task in whole.tasks {
+                held.push(serde_json::to_vec(&task).unwrap());
             }
-            out.push((
-                "registry/fleet.sqlite3 (what it holds)".into(),
-                held.concat(),
-            ));
+            out.push((format!("{} (what it holds)", db.name()), held.concat()));
         }
         out.sort();
         out
@@ -313,6 +333,61 @@ impl Drop for Fleet {
         // Both servers live in this test's TMUX_TMPDIR (removed with the directory).
         self.tmux(&["kill-server"]);
         self.default_tmux(&["kill-server"]);
+    }
+}
+
+/// A workspace's database, read as the JSON registry would hold it.
+#[allow(clippy::disallowed_types, clippy::large_enum_variant)] // the tests read what a registry holds; one per read
+enum Database {
+    Sqlite(sqlite_registry::SqliteRegistry),
+    /// Connected to for each read, off any async test's runtime.
+    Postgres(deploy_core::Layout, String),
+}
+
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)] // the tests read what a registry holds
+fn postgres(layout: &deploy_core::Layout, url: &str) -> postgres_registry::PostgresRegistry {
+    postgres_registry::PostgresRegistry::connect(layout.clone(), url).unwrap()
+}
+
+/// A whole registry as JSON values.
+pub struct Held {
+    pub tasks: Vec<Value>,
+    pub global: Value,
+}
+
+impl Database {
+    fn name(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "registry/fleet.sqlite3",
+            Database::Postgres(..) => "the postgres database",
+        }
+    }
+
+    fn task_file(&self, task: &deploy_core::TaskId) -> Value {
+        let file = match self {
+            Database::Sqlite(db) => db.task_file(task).unwrap(),
+            Database::Postgres(layout, url) => {
+                testkit::postgres::off_runtime(|| postgres(layout, url).task_file(task).unwrap())
+            }
+        };
+        serde_json::to_value(file).unwrap()
+    }
+
+    fn whole(&self) -> Held {
+        let whole = match self {
+            Database::Sqlite(db) => db.whole().unwrap(),
+            Database::Postgres(layout, url) => {
+                testkit::postgres::off_runtime(|| postgres(layout, url).whole().unwrap())
+            }
+        };
+        Held {
+            tasks: whole
+                .tasks
+                .iter()
+                .map(|t| serde_json::to_value(t).unwrap())
+                .collect(),
+            global: serde_json::to_value(&whole.global).unwrap(),
+        }
     }
 }
 

@@ -109,6 +109,42 @@ pub(crate) fn run() -> Result<(), String> {
             Some(("FLEET_TEST_REGISTRY", "sqlite")),
         )?;
     }
+    // And against the Postgres registry, each test on a PostgreSQL server of its own: the crash
+    // tests, and the black-box tests whose commands go through the registry (the agent
+    // surfaces' tests — activity, worktrees, top, Claude Code — read the same registry calls).
+    let postgres: [(&str, &[&str]); 2] = [
+        (
+            "black-box tests, Postgres registry",
+            &[
+                "test",
+                "-p",
+                "fleet",
+                "--test",
+                "cli",
+                "--test",
+                "batch",
+                "--test",
+                "mcp",
+                "--test",
+                "agent_files",
+                "--",
+                "--skip",
+                "beside::python_deployed_agents_and_the_coexistence_setting",
+                "--skip",
+                "tools::the_python_servers_tools_over_stdio",
+            ],
+        ),
+        ("crash tests, Postgres registry", CRASH_TESTS),
+    ];
+    for (name, args) in postgres {
+        step(
+            name,
+            &cargo,
+            args,
+            &proptest_cases,
+            Some(("FLEET_TEST_REGISTRY", "postgres")),
+        )?;
+    }
     Ok(())
 }
 

@@ -99,8 +99,9 @@ impl Layout {
             .join(format!("{task}.json"))
     }
 
-    /// The Postgres registry's URL for the `fleet mcp` of the agents fleet deploys (they read it
-    /// from this private file, never from a command line): `<root>/.fleet/database-url`.
+    /// The workspace's Postgres database (0600: the URL may hold a password), when its registry
+    /// is Postgres: `<root>/.fleet/database-url`. The `fleet mcp` of the agents fleet deploys
+    /// reads the URL from it, never from a command line.
     pub fn database_url_file(&self) -> Utf8PathBuf {
         self.root.join(".fleet").join("database-url")
     }

@@ -405,4 +405,7 @@ pub(crate) struct MigrateArgs {
     /// The registry to move to
     #[arg(long, value_enum)]
     pub(crate) to: crate::config::RegistryKind,
+    /// The registry to move from [default: the one the workspace holds]
+    #[arg(long, value_enum)]
+    pub(crate) from: Option<crate::config::RegistryKind>,
 }

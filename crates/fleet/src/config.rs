@@ -32,7 +32,7 @@ pub(crate) struct Config {
     /// The registry's implementation.
     pub(crate) registry: RegistryKind,
     /// The Postgres registry's database URL (`--database-url`, `FLEET_DATABASE_URL`, else the
-    /// file `FLEET_DATABASE_URL_FILE` names).
+    /// file `FLEET_DATABASE_URL_FILE` names, else the workspace's `.fleet/database-url`).
     pub(crate) database_url: Option<DatabaseUrl>,
     /// The agent command when a request names none.
     pub(crate) agent_cmd: Vec<String>,
@@ -94,15 +94,16 @@ impl Config {
         let registry =
             registry.unwrap_or_else(|| RegistryKind::found_in(&Layout::new(root.clone())));
         let socket = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_owned());
+        let layout = Layout::new(root.clone());
         let database_url = match database_url.filter(|u| !u.is_empty()) {
             Some(url) => Some(DatabaseUrl(url)),
             None => match env_path("FLEET_DATABASE_URL_FILE") {
-                Some(file) => Some(DatabaseUrl(
-                    fs_err::read_to_string(&file)
-                        .map_err(|e| Error::Invalid(format!("FLEET_DATABASE_URL_FILE: {e}")))?
-                        .trim()
-                        .to_owned(),
-                )),
+                Some(file) => Some(DatabaseUrl::read(&file, "FLEET_DATABASE_URL_FILE")?),
+                // The workspace's own database, when it names one.
+                None if layout.database_url_file().exists() => {
+                    let file = layout.database_url_file();
+                    Some(DatabaseUrl::read(&file, file.as_str())?)
+                }
                 None => None,
             },
         };
@@ -198,10 +199,33 @@ pub(crate) fn absolute(path: &Utf8Path) -> Result<Utf8PathBuf, Error> {
 #[derive(Clone)]
 pub(crate) struct DatabaseUrl(pub(crate) String);
 
+impl DatabaseUrl {
+    /// The URL in `file` (its first line), `name` naming it in an error.
+    fn read(file: &Utf8Path, name: &str) -> Result<DatabaseUrl, Error> {
+        let text =
+            fs_err::read_to_string(file).map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+        Ok(DatabaseUrl(text.trim().to_owned()))
+    }
+}
+
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DatabaseUrl(..)")
     }
+}
+
+/// Names `url` in the workspace's `.fleet/database-url` (0600) unless it names it already: the
+/// workspace's registry is Postgres from now on (`RegistryKind::found_in`), and the agents'
+/// `fleet mcp` read the URL there. Written only once the database was reached.
+pub(crate) fn remember_database(layout: &Layout, url: &DatabaseUrl) -> Result<(), Error> {
+    let file = layout.database_url_file();
+    if std::fs::read(&file).is_ok_and(|held| held == url.0.as_bytes()) {
+        return Ok(());
+    }
+    file.parent()
+        .map_or(Ok(()), deploy_core::private::create_dir_all)
+        .and_then(|()| deploy_core::private::replace(&file, url.0.as_bytes()))
+        .map_err(|e| Error::Environment(format!("{file}: {e}")))
 }
 
 /// Which [`Registry`] implementation a workspace uses.
@@ -217,10 +241,14 @@ pub(crate) enum RegistryKind {
 }
 
 impl RegistryKind {
-    /// SQLite if the workspace holds fleet's database, else JSON.
+    /// Postgres if the workspace names its database (`.fleet/database-url`, written by
+    /// `fleet migrate --to postgres` and by deployments on Postgres), else SQLite if it holds
+    /// fleet's database, else JSON.
     #[allow(clippy::disallowed_methods)] // choosing the registry is part of constructing it
     pub(crate) fn found_in(layout: &Layout) -> RegistryKind {
-        if sqlite_registry::path_in(layout).exists() {
+        if layout.database_url_file().exists() {
+            RegistryKind::Postgres
+        } else if sqlite_registry::path_in(layout).exists() {
             RegistryKind::Sqlite
         } else {
             RegistryKind::Json
@@ -301,10 +329,11 @@ impl Services {
                             "the postgres registry needs a database: give --database-url or FLEET_DATABASE_URL".into(),
                         )
                     })?;
-                    Box::new(
+                    let registry =
                         postgres_registry::PostgresRegistry::connect(layout.clone(), &url.0)
-                            .map_err(deploy_core::Error::from)?,
-                    )
+                            .map_err(deploy_core::Error::from)?;
+                    remember_database(&layout, url)?;
+                    Box::new(registry)
                 }
             },
             backend: Box::new(tmux_backend::TmuxBackend::new(

@@ -36,16 +36,21 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-/// A usage error clap cannot see by itself: the Postgres registry without a database.
-fn check_usage(cli: &Cli) {
-    if cli.registry == Some(config::RegistryKind::Postgres)
-        && cli.database_url.is_none()
-        && std::env::var_os("FLEET_DATABASE_URL_FILE").is_none()
-    {
+/// A usage error clap cannot see by itself: the Postgres registry without a database (none
+/// given, none named by the workspace), for a command or on either side of a migration.
+fn check_usage(cli: &Cli, config: &Config) {
+    let postgres = match &cli.command {
+        Command::Migrate(m) => {
+            let from = cmd::migrate::source(m, &config.layout());
+            [from, m.to].contains(&config::RegistryKind::Postgres)
+        }
+        _ => config.registry == config::RegistryKind::Postgres,
+    };
+    if postgres && config.database_url.is_none() {
         <Cli as clap::CommandFactory>::command()
             .error(
                 clap::error::ErrorKind::MissingRequiredArgument,
-                "--registry postgres needs a database: give --database-url or FLEET_DATABASE_URL",
+                "the postgres registry needs a database: give --database-url or FLEET_DATABASE_URL",
             )
             .exit();
     }
@@ -61,6 +66,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         cli.registry,
         cli.database_url.clone(),
     )?;
+    check_usage(&cli, &config);
     if let Command::Migrate(args) = &cli.command {
         return cmd::migrate::run(&config, args, json_mode);
     }
@@ -145,7 +151,6 @@ fn main() -> ExitCode {
         #[allow(clippy::disallowed_methods)] // `fleet git-reap` is the git reaper
         return git_checkout::reaper::main(args);
     }
-    check_usage(&cli);
     init_tracing(cli.verbose);
     let json_mode = cli.json;
     match run(cli) {

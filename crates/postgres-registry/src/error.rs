@@ -36,6 +36,16 @@ pub enum Error {
         /// The newest this build reads.
         supported: i32,
     },
+    /// An import found what it would write in the database already. Nothing was written.
+    #[error(
+        "registry database {target} holds {what} already: nothing imported (drop it there, or import into another database)"
+    )]
+    Exists {
+        /// The database.
+        target: String,
+        /// The task or agent found.
+        what: String,
+    },
     /// A stored value does not parse.
     #[error("corrupt registry in database {target}: {message}")]
     Corrupt {

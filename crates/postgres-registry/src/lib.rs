@@ -26,6 +26,7 @@ mod error;
 mod ops;
 pub mod schema;
 mod store;
+mod transfer;
 
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -35,6 +36,7 @@ use deploy_core::Layout;
 use postgres::{Client, Config, NoTls, Transaction};
 
 pub use error::Error;
+pub use registry::transfer::{Transferred, Whole};
 
 /// How long a connection attempt waits when the URL does not say (`connect_timeout`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,6 +57,21 @@ impl std::fmt::Debug for PostgresRegistry {
             .field("layout", &self.layout)
             .field("target", &self.target)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresRegistry {
+    /// Closes the connection on a thread of its own: the blocking client closes it by running
+    /// its own runtime, which panics on a thread inside an async runtime — where an async
+    /// caller (fleet's MCP server) may drop the registry.
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .map_or_else(|p| p.into_inner().take(), Option::take);
+        if let Some(client) = client {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
     }
 }
 

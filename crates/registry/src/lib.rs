@@ -29,6 +29,7 @@ mod roster;
 pub mod shape;
 mod splice;
 mod transact;
+pub mod transfer;
 
 use std::time::Duration;
 

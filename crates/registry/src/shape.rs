@@ -97,6 +97,15 @@ pub fn stored_task(file: &TaskFile) -> TaskFile {
     }
 }
 
+/// The inverse of [`stored_task`]: the stored file with its `agents`, counters and
+/// `agent_hierarchy` derived from them, as the JSON registry holds it.
+pub fn whole_task(stored: TaskFile, agents: Vec<AgentEntry>) -> TaskFile {
+    let mut file = TaskFile { agents, ..stored };
+    file.recount();
+    file.agent_hierarchy = deploy_core::hierarchy(file.agents.iter().map(|a| (&a.parent, &a.id)));
+    file
+}
+
 /// Task statuses that no longer count as active in the global index.
 pub fn task_is_active(status: &str) -> bool {
     !matches!(

@@ -85,7 +85,11 @@ fn fixture(n: usize) -> Fixture {
     let task_path = layout.task_registry(&file.task_id);
     fs_err::write(&task_path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
     json.rebuild_global().unwrap();
-    SqliteRegistry::import(&layout).unwrap();
+    SqliteRegistry::import(
+        &layout,
+        &registry::JsonRegistry::new(layout.clone()).whole().unwrap(),
+    )
+    .unwrap();
     Fixture {
         sqlite: SqliteRegistry::open(layout.clone()).unwrap(),
         task_bytes: fs_err::read(&task_path).unwrap(),

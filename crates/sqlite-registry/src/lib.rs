@@ -12,8 +12,8 @@
 //! - **What is stored**: each task's registry and each agent's entry as the JSON registry writes
 //!   them ([`registry::shape`]), every unknown field kept, beside the columns queries need
 //!   (status, type, parent, depth). Counters, `agent_hierarchy` and the global index are derived
-//!   by queries, so they cannot drift; [`SqliteRegistry::export`] writes the Python server's
-//!   files from them, and [`SqliteRegistry::import`] reads them in.
+//!   by queries, so they cannot drift; [`SqliteRegistry::whole`] reads them as the Python
+//!   server's files would hold them, and [`SqliteRegistry::import`] takes such a whole in.
 //! - **Bad storage**: a file that is not a database, a truncated one, a schema newer than this
 //!   build, or a database that is not fleet's is an error naming the file, and is never written.
 //!   The schema is versioned (`PRAGMA user_version`) and migrated forward ([`schema`]).
@@ -37,7 +37,7 @@ use deploy_core::Layout;
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::Error;
-pub use transfer::Transferred;
+pub use registry::transfer::{Transferred, Whole};
 
 /// The database's file name, in the layout's global directory.
 pub const DB_FILE: &str = "fleet.sqlite3";

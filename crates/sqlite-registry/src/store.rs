@@ -152,11 +152,11 @@ impl SqliteRegistry {
         tx: &Transaction<'_>,
         task: &TaskId,
     ) -> Result<TaskFile, Error> {
-        let mut file = self.stored_task(tx, task)?;
-        file.agents = self.entries(tx, task, |entry| entry)?;
-        file.recount();
-        file.agent_hierarchy = hierarchy(&file.agents);
-        Ok(file)
+        let stored = self.stored_task(tx, task)?;
+        Ok(shape::whole_task(
+            stored,
+            self.entries(tx, task, |entry| entry)?,
+        ))
     }
 
     /// Applies `change` to `agent`'s stored entry and index entry.

@@ -1,39 +1,23 @@
-//! `fleet migrate`: the Python server's JSON files into a new database ([`SqliteRegistry::import`])
-//! and the database back into those files ([`SqliteRegistry::export`]). Each leaves its source
-//! as it was until the new copy is whole: the import builds the database in a temp file renamed
-//! into place; the export replaces each JSON file atomically and moves the database aside last.
+//! `fleet migrate` into and out of a database: a whole registry ([`Whole`]) into a new one
+//! ([`SqliteRegistry::import`], built in a temp file renamed into place, so a killed import
+//! leaves nothing), the database read whole ([`SqliteRegistry::whole`]), and moved aside once
+//! the registry it moved to is whole ([`SqliteRegistry::set_aside`]).
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{Layout, Registry, TaskId, timestamp};
-use registry::JsonRegistry;
 use registry::format::{GlobalFile, TaskFile};
 use registry::shape;
+use registry::transfer::{Transferred, Whole};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::store::{ensure_global, hierarchy, insert_agent, to_text};
 use crate::{Error, SqliteRegistry, path_in, schema};
 
-/// What a migration carried over.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Transferred {
-    /// Tasks.
-    pub tasks: usize,
-    /// Agents.
-    pub agents: usize,
-    /// Where it wrote: the database, or the global index.
-    pub to: Utf8PathBuf,
-    /// Where the database was moved after an export (the JSON files are the registry again).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub moved_aside: Option<Utf8PathBuf>,
-}
-
 impl SqliteRegistry {
-    /// Imports the JSON workspace of `layout` — every task, agent and unknown field, and what
-    /// the index keeps besides — into a new database. Refused if one exists. The JSON files are
-    /// only read.
-    pub fn import(layout: &Layout) -> Result<Transferred, Error> {
+    /// Imports `whole` — every task, agent and unknown field, and what the index keeps
+    /// besides — into a new database in `layout`. Refused if one exists.
+    pub fn import(layout: &Layout, whole: &Whole) -> Result<Transferred, Error> {
         let path = path_in(layout);
         let exists = |path: Utf8PathBuf| Error::Corrupt {
             path,
@@ -43,20 +27,26 @@ impl SqliteRegistry {
         if path.exists() {
             return Err(exists(path));
         }
-        let json = JsonRegistry::new(layout.clone());
-        let ids = json.task_ids()?;
-        let mut tasks = Vec::with_capacity(ids.len());
-        for id in &ids {
-            tasks.push(json.read_task_file(id)?);
-        }
-        let global = json.read_global_file()?.unwrap_or_else(shape::new_global);
-        let agents = schema::build(&path, |conn| fill(conn, &path, &tasks, &global))?
+        let agents = schema::build(&path, |conn| fill(conn, &path, whole))?
             .ok_or_else(|| exists(path.clone()))?;
         Ok(Transferred {
-            tasks: tasks.len(),
+            tasks: whole.tasks.len(),
             agents,
-            to: path,
-            moved_aside: None,
+            to: path.to_string(),
+            kept: None,
+        })
+    }
+
+    /// The database whole, as the JSON registry would hold it.
+    pub fn whole(&self) -> Result<Whole, Error> {
+        let ids = self.task_ids()?;
+        let mut tasks = Vec::with_capacity(ids.len());
+        for id in &ids {
+            tasks.push(self.task_file(id)?);
+        }
+        Ok(Whole {
+            tasks,
+            global: self.global_file()?,
         })
     }
 
@@ -107,24 +97,10 @@ impl SqliteRegistry {
         })
     }
 
-    /// Writes every task registry and the global index of this database as the Python server's
-    /// files (each replaced atomically), then moves the database aside, so that the JSON files
-    /// are the registry again. Killed before the move, the database is still the registry.
-    pub fn export(self) -> Result<Transferred, Error> {
-        let ids = self.task_ids()?;
-        let mut agents = 0;
-        for id in &ids {
-            let file = self.task_file(id)?;
-            let path = self.layout.task_registry(id);
-            deploy_core::private::create_dir_all(&self.layout.task_dir(id))?;
-            write(&path, &file)?;
-            deploy_core::failpoint("migrate::after_task");
-            agents += file.agents.len();
-        }
-        let global = self.global_file()?;
-        let index = self.layout.global_registry();
-        deploy_core::private::create_dir_all(&self.layout.global_dir())?;
-        write(&index, &global)?;
+    /// Moves the database aside (`fleet.sqlite3.exported-<time>`), so that it is no longer the
+    /// workspace's registry; returns where it went. `fleet migrate` does this last, once the
+    /// new registry is whole.
+    pub fn set_aside(self) -> Result<Utf8PathBuf, Error> {
         let aside = self.path.with_file_name(format!(
             "{}.exported-{}",
             crate::DB_FILE,
@@ -136,12 +112,7 @@ impl SqliteRegistry {
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{db}{suffix}"));
         }
-        Ok(Transferred {
-            tasks: ids.len(),
-            agents,
-            to: index,
-            moved_aside: Some(aside),
-        })
+        Ok(aside)
     }
 
     /// The task's summary in the index and its agents' index entries, in registration order.
@@ -179,17 +150,12 @@ impl SqliteRegistry {
     }
 }
 
-/// Fills the new database at `path` with `tasks` and what `global` keeps besides, in one
-/// transaction; returns how many agents it holds.
-fn fill(
-    conn: &mut Connection,
-    path: &Utf8Path,
-    tasks: &[registry::format::TaskFile],
-    global: &GlobalFile,
-) -> Result<usize, Error> {
+/// Fills the new database at `path` with `whole` in one transaction; returns how many agents
+/// it holds.
+fn fill(conn: &mut Connection, path: &Utf8Path, whole: &Whole) -> Result<usize, Error> {
     let err = |e| Error::from_sqlite(path, std::time::Duration::ZERO, e);
     let tx = conn.transaction().map_err(err)?;
-    let mut meta = global.clone();
+    let mut meta = whole.global.clone();
     meta.tasks = Map::new();
     meta.agents = Map::new();
     tx.execute(
@@ -199,21 +165,14 @@ fn fill(
     .map_err(err)?;
     ensure_global(&tx).map_err(err)?;
     let mut agents = 0;
-    for t in tasks {
-        let summary = global
-            .tasks
-            .get(t.task_id.as_str())
-            .cloned()
-            .unwrap_or_else(|| serde_json::json!({
-                "description": t.task_description, "created_at": t.created_at, "status": t.status,
-            }));
+    for t in &whole.tasks {
         tx.execute(
             "INSERT INTO tasks (id, status, file, summary) VALUES (?1, ?2, ?3, ?4)",
             params![
                 t.task_id.as_str(),
                 t.status,
                 to_text(&shape::stored_task(t)),
-                to_text(&summary)
+                to_text(&whole.summary_of(t))
             ],
         )
         .map_err(err)?;
@@ -221,17 +180,7 @@ fn fill(
             tracing::warn!(task = %t.task_id, "its agent_hierarchy differs from its agents' parents; it is derived from them from now on");
         }
         for a in &t.agents {
-            let indexed = global
-                .agents
-                .get(a.id.as_str())
-                .cloned()
-                .unwrap_or_else(|| {
-                    serde_json::json!({
-                        "task_id": t.task_id, "type": a.agent_type, "parent": a.parent,
-                        "started_at": a.started_at, "tmux_session": a.tmux_session,
-                    })
-                });
-            insert_agent(&tx, &t.task_id, a, &indexed).map_err(err)?;
+            insert_agent(&tx, &t.task_id, a, &whole.indexed_of(t, a)).map_err(err)?;
             agents += 1;
         }
         deploy_core::failpoint("migrate::after_task");
@@ -239,14 +188,4 @@ fn fill(
     tx.commit().map_err(err)?;
     deploy_core::failpoint("migrate::before_rename");
     Ok(agents)
-}
-
-/// `value` written to `path` as the Python server writes it, atomically.
-fn write<T: Serialize>(path: &Utf8Path, value: &T) -> Result<(), Error> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt {
-        path: path.to_owned(),
-        message: format!("cannot serialize: {e}"),
-    })?;
-    registry::atomic::write_atomic(path, &bytes)?;
-    Ok(())
 }

@@ -237,6 +237,10 @@ fn no_database_is_made_beside_a_json_registry() {
     assert!(matches!(e, Error::JsonRegistry(_)), "{e}");
     assert!(e.to_string().contains("fleet migrate --to sqlite"), "{e}");
     assert!(!path_in(&layout).exists(), "nothing was made");
-    SqliteRegistry::import(&layout).unwrap();
+    SqliteRegistry::import(
+        &layout,
+        &registry::JsonRegistry::new(layout.clone()).whole().unwrap(),
+    )
+    .unwrap();
     SqliteRegistry::open(layout).unwrap();
 }

@@ -234,13 +234,36 @@ impl PgServer {
             .databases
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("fleet_test_{n}");
-        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connecting to the test's postgres: {e}"));
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        query(&self.url("postgres"), &format!("CREATE DATABASE {name}"));
         self.url(&name)
     }
+}
+
+/// Runs `sql` on the database at `url` and returns the first column of its rows as text: a
+/// test's own reads and writes behind fleet's back (a damaged row, what a row holds).
+pub fn query(url: &str, sql: &str) -> Vec<String> {
+    off_runtime(|| {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connecting to the test's postgres: {e}"));
+        client
+            .simple_query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// Runs `f` on a thread of its own: the blocking `postgres` client runs a runtime of its own,
+/// which cannot start on a thread that drives an async test.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 fn as_owner(c: &mut Command, owner: Option<(u32, u32)>) {

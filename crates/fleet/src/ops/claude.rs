@@ -185,17 +185,14 @@ pub(crate) fn wire(
     set("FLEET_ROOT", config.root.to_string());
     set("FLEET_TMUX_SOCKET", config.socket.clone());
     set("FLEET_REGISTRY", config.registry.as_str().to_owned());
-    if let Some(url) = &config.database_url {
-        // The agent's `fleet mcp` reads the URL from a private file: a password on Claude
-        // Code's command line (where the MCP config travels) would be in every `ps`.
-        let file = config.layout().database_url_file();
-        if let Some(dir) = file.parent() {
-            deploy_core::private::create_dir_all(dir)
-                .map_err(|e| Error::Environment(format!("{dir}: {e}")))?;
-        }
-        deploy_core::private::replace(&file, url.0.as_bytes())
-            .map_err(|e| Error::Environment(format!("{file}: {e}")))?;
-        set("FLEET_DATABASE_URL_FILE", file.to_string());
+    if config.registry == crate::config::RegistryKind::Postgres && config.database_url.is_some() {
+        // The agent's `fleet mcp` reads the URL from the workspace's private file (written when
+        // the services were made): a password on Claude Code's command line (where the MCP
+        // config travels) would be in every `ps`.
+        set(
+            "FLEET_DATABASE_URL_FILE",
+            config.layout().database_url_file().to_string(),
+        );
     }
     set("FLEET_TASK_ID", task.to_string());
     set("FLEET_AGENT_ID", agent.to_string());
