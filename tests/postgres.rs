@@ -14,7 +14,7 @@ use camino::Utf8PathBuf;
 use serde_json::{Value, json};
 use testkit::postgres::PgServer;
 
-use common::{Fleet, stderr, wait_for};
+use common::{Fleet, stderr, tagged, wait_for};
 
 fn deploy_marking<'a>(task: &'a str, script: &'a str) -> Vec<&'a str> {
     vec![
@@ -293,4 +293,106 @@ fn migrate_moves_a_sqlite_registry_to_postgres_and_back() {
     assert!(!f.root().join(".fleet/database-url").exists());
     assert_eq!(status(&f), before, "from SQLite again");
     f.ok(&["kill", "--task", &task, "--agent", &agent]);
+}
+
+/// Two hosts — two workspaces, two tmux servers with the same socket name, two `FLEET_HOST`s —
+/// share one database: 8 racers across both under `max_concurrent 3` run exactly 3; each host
+/// sees the other's agents with their host and never judges, reconciles or kills them.
+#[test]
+fn two_hosts_share_one_database_and_each_acts_only_on_its_own_agents() {
+    let server = PgServer::start();
+    let url = server.new_database();
+    let on = |host: &str| {
+        let mut f = Fleet::on_postgres(&url);
+        f.settings.push(("FLEET_HOST".into(), host.into()));
+        f
+    };
+    let a = on("host-a");
+    let mut b = on("host-b");
+    b.socket = a.socket.clone(); // the same name, on another server (its own TMUX_TMPDIR)
+    let task = a.task(&["--max-concurrent", "3"]);
+    let marks = Utf8PathBuf::from_path_buf(a.dir.path().join("marks")).unwrap();
+    fs_err::create_dir_all(&marks).unwrap();
+    let script = format!("touch \"{marks}/ran-$FLEET_AGENT_ID\" && exec sleep 300");
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let host = if i % 2 == 0 { &a } else { &b };
+            host.command(&deploy_marking(&task, &script))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let won: Vec<(usize, String)> = outs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.status.success())
+        .map(|(i, o)| (i, String::from_utf8_lossy(&o.stdout).trim().to_owned()))
+        .collect();
+    assert_eq!(
+        won.len(),
+        3,
+        "{:?}",
+        outs.iter().map(stderr).collect::<Vec<_>>()
+    );
+    for lost in outs.iter().filter(|o| !o.status.success()) {
+        let err = stderr(lost);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("max_concurrent"), "{err}");
+    }
+    wait_for("the 3 winners ran", || ran(&marks) == 3);
+    assert_eq!(a.sessions().len() + b.sessions().len(), 3);
+
+    // Host a's view: b's agents shown with their host, `elsewhere`; its reconcile leaves them.
+    let status: Value = a.json(&["status", "--task", &task]);
+    for (i, agent) in &won {
+        let view = status[0]["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["agent_id"] == agent.as_str())
+            .unwrap()
+            .clone();
+        let (host, seen) = if i % 2 == 0 {
+            ("host-a", "alive")
+        } else {
+            ("host-b", "elsewhere")
+        };
+        assert_eq!(view["host"], host, "{view}");
+        assert_eq!(view["liveness"], seen, "{view}");
+    }
+    let reconciled = a.json(&["reconcile"]);
+    assert_eq!(reconciled["nothing_to_do"], true, "{reconciled}");
+    // Each host kills only its own; asked to kill another's, one line naming its host.
+    for (i, agent) in &won {
+        let (own, other, host) = if i % 2 == 0 {
+            (&a, &b, "host-a")
+        } else {
+            (&b, &a, "host-b")
+        };
+        let refused = other.run(&["kill", "--task", &task, "--agent", agent]);
+        assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+        let err = stderr(&refused);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&format!("runs on host {host}")), "{err}");
+        let alive = tagged(&[agent.clone()].into());
+        assert!(
+            !alive.is_empty(),
+            "{agent}: its process was killed from the other host"
+        );
+        assert_eq!(
+            own.entry(&task, agent)["status"],
+            "running",
+            "{agent}: recorded ended from the other host"
+        );
+        own.ok(&["kill", "--task", &task, "--agent", agent]);
+        assert!(tagged(&[agent.clone()].into()).is_empty());
+    }
+    assert!(a.sessions().is_empty() && b.sessions().is_empty());
+    assert_eq!(ran(&marks), 3, "a refused deployer's agent ran");
 }

@@ -123,6 +123,7 @@ impl Fleet {
             .env_remove("FLEET_AGENT_CMD")
             .env_remove("CLAUDE_ORCHESTRATOR_WORKSPACE")
             .env_remove("FLEET_AGENT_ID")
+            .env_remove("FLEET_HOST")
             // The tests run as root in CI, where Claude Code (and fleet) refuse bypassPermissions
             // without a sandbox's word; the test of that refusal removes it.
             .env("IS_SANDBOX", "1")

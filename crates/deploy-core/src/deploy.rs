@@ -16,7 +16,7 @@ use crate::failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure,
 use crate::guard::{
     CheckoutGuard, IntentGuard, Ledger, PromptGuard, RegistrationGuard, SessionGuard, guarded,
 };
-use crate::id::{AgentId, BatchId, SessionName, TaskId};
+use crate::id::{AgentId, BatchId, HostName, SessionName, TaskId};
 use crate::journal::{IntentJournal, IntentRecord};
 use crate::layout::Layout;
 use crate::limits::Candidate;
@@ -53,6 +53,11 @@ pub struct Deployer<'a> {
     /// Where agents' checkouts are made, for requests that ask for one
     /// ([`DeployRequest::checkout`]); such a request fails without it.
     pub checkouts: Option<&'a dyn Checkouts>,
+    /// The host this deployer runs on, recorded with every agent it deploys. An agent recorded
+    /// on another host is never judged from here — not found missing, not ended, not killed,
+    /// not rolled back (see [`Deployer::locate`]). `None`: no host identity (every agent is
+    /// looked at where it was placed, as on one machine).
+    pub host: Option<&'a HostName>,
 }
 
 impl fmt::Debug for Deployer<'_> {
@@ -585,6 +590,7 @@ impl<'a> SessionStarted<'a> {
                 workdir: plan.spec_workdir(),
             }),
             batch: plan.batch.clone(),
+            host: self.env.host.cloned(),
         }
     }
 

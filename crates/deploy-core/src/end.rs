@@ -18,8 +18,8 @@ use serde_json::{Map, Value};
 
 use crate::checkout::{CHECKOUT_FIELD, Checkout};
 use crate::{
-    AgentId, AgentRecord, AgentStatus, Deployer, Error, ExitStatus, KillReport, SessionName,
-    StatusUpdate, TaskId,
+    AgentId, AgentRecord, AgentStatus, Deployer, Error, ExitStatus, HostName, KillReport,
+    SessionName, StatusUpdate, TaskId,
 };
 
 /// Why an agent ends.
@@ -72,6 +72,8 @@ pub struct Ending {
     pub session: SessionName,
     /// Where its session was placed, as its record says.
     pub placement: Option<String>,
+    /// The host it runs on, as its record says.
+    pub host: Option<HostName>,
     /// Its checkout, retired with its end.
     pub checkout: Option<Checkout>,
     /// Why it ends.
@@ -91,6 +93,7 @@ impl Ending {
             agent: record.id.clone(),
             session: record.session.clone(),
             placement: record.placement.clone(),
+            host: record.host(),
             checkout: Checkout::of(record),
             cause,
             fields: Map::new(),
@@ -137,6 +140,7 @@ pub fn end(
 ) -> Result<Vec<Ended>, Error> {
     let mut by_placement: BTreeMap<Option<&str>, Vec<(SessionName, AgentId)>> = BTreeMap::new();
     for e in endings {
+        env.refuse_other_host(&e.agent, e.host.as_ref())?;
         by_placement
             .entry(e.placement.as_deref())
             .or_default()

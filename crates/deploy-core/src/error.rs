@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use camino::Utf8PathBuf;
 
-use crate::id::{AgentId, IdKind, TaskId};
+use crate::id::{AgentId, HostName, IdKind, TaskId};
 use crate::limits::LimitExceeded;
 use crate::record::ExitStatus;
 
@@ -90,6 +90,18 @@ pub enum Error {
         placement: String,
         /// Where this fleet looks.
         looking: String,
+    },
+    /// The agent runs on another host than this fleet's: only that host acts on it.
+    #[error(
+        "agent {agent} runs on host {host}; this fleet runs on host {here} and acts only on its own agents: run fleet on {host}"
+    )]
+    OtherHost {
+        /// The agent.
+        agent: AgentId,
+        /// The host it runs on.
+        host: HostName,
+        /// This fleet's host.
+        here: HostName,
     },
     /// A signal asked the deploying process to stop; the deployment was rolled back.
     #[error("interrupted by signal {signal}{}", signal_suffix(*signal))]

@@ -24,6 +24,8 @@ pub enum IdKind {
     Session,
     /// A [`BatchId`].
     Batch,
+    /// A [`HostName`].
+    Host,
 }
 
 impl fmt::Display for IdKind {
@@ -34,6 +36,7 @@ impl fmt::Display for IdKind {
             IdKind::AgentType => "agent type",
             IdKind::Session => "session name",
             IdKind::Batch => "batch id",
+            IdKind::Host => "host name",
         })
     }
 }
@@ -135,6 +138,12 @@ id_type!(
     /// together, all Live or none (see [`crate::batch`]).
     BatchId,
     IdKind::Batch
+);
+id_type!(
+    /// The host an agent runs on (`FLEET_HOST`, by default the machine's short hostname): a
+    /// host judges, ends and rolls back only its own agents (see [`crate::Whereabouts`]).
+    HostName,
+    IdKind::Host
 );
 id_type!(
     /// An agent type such as `investigator` or `builder`.

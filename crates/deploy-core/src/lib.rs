@@ -149,14 +149,15 @@ pub use error::{BoxError, Error};
 pub use extra::Extra;
 pub use failpoints::failpoint;
 pub use failure::{CleanupEntry, CleanupOutcome, CleanupReport, DeployFailure, Resource, Step};
-pub use id::{AgentId, AgentType, BatchId, IdKind, SessionName, TaskId};
+pub use id::{AgentId, AgentType, BatchId, HostName, IdKind, SessionName, TaskId};
 pub use journal::{FsJournal, IntentJournal, IntentLease, IntentRecord};
 pub use layout::Layout;
 pub use limits::{LimitExceeded, LimitView, Limits};
 pub use prompt::{FsPromptStore, PromptStore, prompt_preview};
 pub use record::{
-    AgentRecord, AgentStatus, BATCH_FIELD, ExitStatus, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD,
-    Launch, Parent, Registration, StatusUpdate, TaskSnapshot, TaskSummary, TrackedFiles, hierarchy,
+    AgentRecord, AgentStatus, BATCH_FIELD, ExitStatus, HOST_FIELD, LAUNCH_COMMAND_FIELD,
+    LAUNCH_WORKDIR_FIELD, Launch, Parent, Registration, StatusUpdate, TaskSnapshot, TaskSummary,
+    TrackedFiles, hierarchy,
 };
 pub use registry::Registry;
 pub use request::{DEFAULT_STARTUP_GRACE, DeployRequest};

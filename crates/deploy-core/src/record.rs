@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::extra::Extra;
-use crate::id::{AgentId, AgentType, BatchId, SessionName, TaskId};
+use crate::id::{AgentId, AgentType, BatchId, HostName, SessionName, TaskId};
 use crate::limits::Limits;
 
 /// The parent of an agent: the orchestrator (depth 0) or another agent of the same task.
@@ -223,6 +223,9 @@ pub struct Registration {
     pub launch: Option<Launch>,
     /// The batch it is deployed with, recorded as [`BATCH_FIELD`]; `None` when deployed alone.
     pub batch: Option<BatchId>,
+    /// The host it runs on, recorded as [`HOST_FIELD`]; `None` for a deployer without a host
+    /// identity.
+    pub host: Option<HostName>,
 }
 
 /// How an agent was started: what continues its work later starts the same way, there.
@@ -240,6 +243,8 @@ pub const LAUNCH_COMMAND_FIELD: &str = "fleet_command";
 pub const LAUNCH_WORKDIR_FIELD: &str = "fleet_workdir";
 /// The registry field of the batch an agent was deployed with ([`Registration::batch`]).
 pub const BATCH_FIELD: &str = "fleet_batch";
+/// The registry field of the host an agent runs on ([`Registration::host`]).
+pub const HOST_FIELD: &str = "fleet_host";
 
 impl AgentRecord {
     /// How the agent was started, when its entry records it.
@@ -253,6 +258,11 @@ impl AgentRecord {
     /// The batch it was deployed with, when it was deployed with one.
     pub fn batch(&self) -> Option<BatchId> {
         self.extra.parse(BATCH_FIELD)
+    }
+
+    /// The host it runs on, when its deployer had a host identity.
+    pub fn host(&self) -> Option<HostName> {
+        self.extra.parse(HOST_FIELD)
     }
 }
 

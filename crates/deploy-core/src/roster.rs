@@ -1,11 +1,11 @@
 //! A task as reconcile reads it ([`Registry::roster`](crate::Registry::roster)): every agent's
-//! id, status and checkout, and the whole record of the active ones only. An idle reconcile of a
+//! id, status, checkout and host, and the whole record of the active ones only. An idle reconcile of a
 //! task of 10,000 agents, most of them ended, reads that much and no more.
 
 use std::collections::HashSet;
 
 use crate::checkout::Checkout;
-use crate::id::{AgentId, TaskId};
+use crate::id::{AgentId, HostName, TaskId};
 use crate::record::{AgentRecord, AgentStatus, TaskSnapshot};
 
 /// One agent of a [`TaskRoster`].
@@ -17,6 +17,8 @@ pub struct RosterEntry {
     pub status: AgentStatus,
     /// Its checkout, as recorded ([`Checkout::of`]).
     pub checkout: Option<Checkout>,
+    /// The host it runs on, as recorded ([`AgentRecord::host`]).
+    pub host: Option<HostName>,
     /// Its whole record: `Some` exactly when its status is active.
     pub record: Option<AgentRecord>,
 }
@@ -37,6 +39,7 @@ impl RosterEntry {
             id: record.id.clone(),
             status: record.status.clone(),
             checkout: Checkout::of(&record),
+            host: record.host(),
             record: record.status.is_active().then_some(record),
         }
     }

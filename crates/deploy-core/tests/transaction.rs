@@ -196,6 +196,7 @@ fn setup(world: &World, case: &Case) -> TaskId {
                 checkout: None,
                 launch: None,
                 batch: None,
+                host: None,
             })
             .unwrap();
         let status = STATUSES[e.status_idx].clone();

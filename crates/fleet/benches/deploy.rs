@@ -40,6 +40,7 @@ fn benches(c: &mut Criterion) {
     let deployer = Deployer {
         adopted: None,
         checkouts: None,
+        host: None,
         layout: &layout,
         backend: &backend,
         registry: &registry,

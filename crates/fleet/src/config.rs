@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{
-    AgentId, Checkouts, DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, IntentJournal,
-    Layout, PromptStore, Registry, SessionBackend, TaskId,
+    AgentId, Checkouts, DEFAULT_STARTUP_GRACE, Deployer, FsJournal, FsPromptStore, HostName,
+    IntentJournal, Layout, PromptStore, Registry, SessionBackend, TaskId,
 };
 use tmux_backend::{DEFAULT_SOCKET, Server};
 
@@ -34,6 +34,10 @@ pub(crate) struct Config {
     /// The Postgres registry's database URL (`--database-url`, `FLEET_DATABASE_URL`, else the
     /// file `FLEET_DATABASE_URL_FILE` names, else the workspace's `.fleet/database-url`).
     pub(crate) database_url: Option<DatabaseUrl>,
+    /// The host this fleet runs on (`FLEET_HOST`; on the Postgres registry, by default the
+    /// machine's short hostname): recorded with every agent deployed, and a host judges only
+    /// its own agents. `None`: no host identity (a JSON or SQLite registry is one machine's).
+    pub(crate) host: Option<HostName>,
     /// The agent command when a request names none.
     pub(crate) agent_cmd: Vec<String>,
     /// The startup grace when a request names none.
@@ -107,6 +111,14 @@ impl Config {
                 None => None,
             },
         };
+        let host = match env_word("FLEET_HOST") {
+            Some(name) => Some(
+                HostName::parse(name.trim())
+                    .map_err(|e| Error::Invalid(format!("FLEET_HOST: {e}")))?,
+            ),
+            None if registry == RegistryKind::Postgres => Some(machine_host()?),
+            None => None,
+        };
         let agent_cmd = match std::env::var("FLEET_AGENT_CMD") {
             Ok(cmd) if !cmd.trim().is_empty() => shell_words::split(&cmd).map_err(|e| {
                 Error::Invalid(format!(
@@ -134,6 +146,7 @@ impl Config {
             socket,
             registry,
             database_url,
+            host,
             agent_cmd,
             startup_grace,
             finish_grace,
@@ -173,6 +186,19 @@ impl Config {
             vec![exe.to_string_lossy().into_owned(), "agent-wrap".to_owned()]
         })
     }
+}
+
+/// The machine's short hostname (up to its first dot), as a host name.
+fn machine_host() -> Result<HostName, Error> {
+    let name = fs_err::read_to_string("/proc/sys/kernel/hostname").map_err(|e| {
+        Error::Environment(format!("cannot read the hostname: {e}; set FLEET_HOST"))
+    })?;
+    let short = name.trim().split('.').next().unwrap_or_default();
+    HostName::parse(short).map_err(|e| {
+        Error::Environment(format!(
+            "the machine's hostname is no host name fleet takes ({e}): set FLEET_HOST"
+        ))
+    })
 }
 
 /// A non-empty environment variable.
@@ -378,6 +404,7 @@ impl Services {
             journal: &*self.journal,
             adopted: Some(&*self.adopted),
             checkouts: Some(&*self.checkouts),
+            host: self.config.host.as_ref(),
         }
     }
 }

@@ -246,6 +246,7 @@ impl TaskFile {
                     id: a.id.clone(),
                     status: a.status.clone(),
                     checkout: a.extra.parse::<Checkout>(CHECKOUT_FIELD),
+                    host: a.extra.parse(deploy_core::HOST_FIELD),
                     record: a.status.is_active().then(|| a.record()),
                 })
                 .collect(),

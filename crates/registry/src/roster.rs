@@ -1,5 +1,5 @@
 //! A task registry read as reconcile needs it ([`Registry::roster`](deploy_core::Registry::roster)),
-//! in one pass: each agent's id, status and checkout read, its other fields skipped unbuilt as
+//! in one pass: each agent's id, status, checkout and host read, its other fields skipped unbuilt as
 //! soon as its status says it has ended, and only an active agent's entry built whole. Most
 //! agents of a large task have ended, and their prompt previews and tracked files are most of
 //! the file.
@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use deploy_core::checkout::{CHECKOUT_FIELD, Checkout};
-use deploy_core::{AgentId, AgentStatus, RosterEntry, TaskId, TaskRoster};
+use deploy_core::{AgentId, AgentStatus, HOST_FIELD, HostName, RosterEntry, TaskId, TaskRoster};
 use serde::de::{Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -69,11 +69,11 @@ impl<'de> Visitor<'de> for LiteVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lite, A::Error> {
-        let (mut id, mut status, mut checkout) = (None, None, None);
+        let (mut id, mut status, mut checkout, mut host) = (None, None, None, None);
         // Every field as text, while the agent may be active: its record is built from them.
         let mut fields: Option<Vec<(Cow<'de, str>, &'de RawValue)>> = Some(Vec::with_capacity(16));
         while let Some(Key(key)) = map.next_key()? {
-            let wanted = matches!(key.as_ref(), "id" | "status" | CHECKOUT_FIELD);
+            let wanted = matches!(key.as_ref(), "id" | "status" | CHECKOUT_FIELD | HOST_FIELD);
             if !wanted && fields.is_none() {
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -90,6 +90,8 @@ impl<'de> Visitor<'de> for LiteVisitor {
                 }
                 // Read leniently, as `Checkout::of` does: a malformed one is no checkout.
                 CHECKOUT_FIELD => checkout = serde_json::from_str::<Checkout>(raw.get()).ok(),
+                // Leniently too, as `AgentRecord::host` reads it.
+                HOST_FIELD => host = serde_json::from_str::<HostName>(raw.get()).ok(),
                 _ => {}
             }
             if let Some(f) = &mut fields {
@@ -114,6 +116,7 @@ impl<'de> Visitor<'de> for LiteVisitor {
             id,
             status,
             checkout,
+            host,
             record,
         }))
     }

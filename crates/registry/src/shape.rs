@@ -5,8 +5,8 @@
 
 use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::{
-    AgentStatus, BATCH_FIELD, Extra, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD, Layout, Limits,
-    NewTask, Registration, StatusUpdate, TaskId, timestamp,
+    AgentStatus, BATCH_FIELD, Extra, HOST_FIELD, LAUNCH_COMMAND_FIELD, LAUNCH_WORKDIR_FIELD,
+    Layout, Limits, NewTask, Registration, StatusUpdate, TaskId, timestamp,
 };
 use serde_json::{Map, Value, json};
 
@@ -209,6 +209,9 @@ pub fn new_entry(r: &Registration, depth: u32) -> AgentEntry {
     }
     if let Some(batch) = &r.batch {
         extra.insert(BATCH_FIELD, &json!(batch));
+    }
+    if let Some(host) = &r.host {
+        extra.insert(HOST_FIELD, &json!(host));
     }
     AgentEntry {
         id: r.agent.clone(),

@@ -121,6 +121,7 @@ fn fresh(f: &Fixture) -> Registration {
         checkout: None,
         launch: None,
         batch: None,
+        host: None,
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use deploy_core::checkout::Checkout;
-use deploy_core::{AgentId, AgentStatus, RosterEntry, TaskId, TaskRoster};
+use deploy_core::{AgentId, AgentRecord, AgentStatus, RosterEntry, TaskId, TaskRoster};
 use registry::format::AgentEntry;
 use rusqlite::Transaction;
 
@@ -90,6 +90,8 @@ impl SqliteRegistry {
                 status: AgentStatus::from(status),
                 // Read leniently, as `Checkout::of` does: a malformed one is no checkout.
                 checkout: checkout.and_then(|c| serde_json::from_str::<Checkout>(&c).ok()),
+                // An ended agent's host is not read: a SQLite registry is one machine's.
+                host: record.as_ref().and_then(AgentRecord::host),
                 record,
             });
         }

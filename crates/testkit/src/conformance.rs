@@ -85,6 +85,7 @@ pub fn registration(task: &TaskId, agent_type: &str, parent: Parent) -> Registra
         checkout: None,
         launch: None,
         batch: None,
+        host: None,
     }
 }
 
@@ -576,6 +577,7 @@ pub fn batches_register_and_confirm_whole(r: &impl Registry) {
     let batch = deploy_core::BatchId::generate().unwrap_or_else(|e| panic!("{e}"));
     let member = |ty: &str, duplicate: bool| Registration {
         batch: Some(batch.clone()),
+        host: None,
         allow_duplicate: duplicate,
         ..registration(&task, ty, Parent::Orchestrator)
     };

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use deploy_core::checkout::CHECKOUT_FIELD;
 use deploy_core::limits::{self, Candidate};
 use deploy_core::{
-    AgentId, AgentRecord, AgentStatus, BATCH_FIELD, Error, Extra, Limits, NewTask, Registration,
-    Registry, RepairReport, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
+    AgentId, AgentRecord, AgentStatus, BATCH_FIELD, Error, Extra, HOST_FIELD, Limits, NewTask,
+    Registration, Registry, RepairReport, StatusUpdate, TaskId, TaskSnapshot, TaskSummary,
 };
 
 use crate::lock;
@@ -137,6 +137,9 @@ impl Registry for FakeRegistry {
                 .collect();
             if let Some(batch) = &r.batch {
                 extra.insert(BATCH_FIELD, &serde_json::json!(batch));
+            }
+            if let Some(host) = &r.host {
+                extra.insert(HOST_FIELD, &serde_json::json!(host));
             }
             let record = AgentRecord {
                 id: r.agent.clone(),

@@ -1,6 +1,6 @@
 //! The fakes, wrapped, sharing one fault plan.
 
-use deploy_core::{Deployer, Layout, Limits, TaskId};
+use deploy_core::{Deployer, HostName, Layout, Limits, TaskId};
 
 use crate::{
     FakeBackend, FakeCheckouts, FakeJournal, FakePromptStore, FakeRegistry, FaultPlan, Faults,
@@ -52,7 +52,7 @@ impl World {
         }
     }
 
-    /// A deployer over the wrapped fakes.
+    /// A deployer over the wrapped fakes, without a host identity.
     pub fn deployer(&self) -> Deployer<'_> {
         Deployer {
             layout: &self.layout,
@@ -62,6 +62,16 @@ impl World {
             journal: &self.journal,
             adopted: None,
             checkouts: Some(&self.checkouts),
+            host: None,
+        }
+    }
+
+    /// A deployer over the wrapped fakes that runs on `host`: two such deployers on different
+    /// hosts share the registry, as hosts share a Postgres database.
+    pub fn deployer_on<'w>(&'w self, host: &'w HostName) -> Deployer<'w> {
+        Deployer {
+            host: Some(host),
+            ..self.deployer()
         }
     }
 

@@ -54,7 +54,12 @@ pub(super) fn reconcile(
     let mut repos: BTreeSet<Utf8PathBuf> = BTreeSet::new();
     let mut to_retire = Vec::new();
     for (task, roster) in rosters {
-        for a in &roster.agents {
+        // Another host's checkouts are on that host's disk: looked after there.
+        for a in roster
+            .agents
+            .iter()
+            .filter(|a| env.other_host(a.host.as_ref()).is_none())
+        {
             if let Some(c) = &a.checkout {
                 repos.insert(c.repo.clone());
                 if c.state == CheckoutState::Active

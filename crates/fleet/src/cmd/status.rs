@@ -71,7 +71,11 @@ fn last_activity(a: &AgentView) -> String {
     match a.exit {
         Some(exit) => format!("[{exit}] {}", safe(&what)),
         None if a.liveness.as_str() != "alive" => {
-            format!("[{}] {}", a.liveness.as_str(), safe(&what))
+            let seen = match &a.host {
+                Some(host) if a.liveness.as_str() == "elsewhere" => format!("on host {host}"),
+                _ => a.liveness.as_str().to_owned(),
+            };
+            format!("[{seen}] {}", safe(&what))
         }
         None => safe(&what),
     }

@@ -47,6 +47,10 @@ pub(crate) struct AgentView {
     /// The batch it was deployed with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) batch_id: Option<BatchId>,
+    /// The host it runs on, when its deployer had a host identity (an agent of another host is
+    /// `elsewhere`: never judged from here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<deploy_core::HostName>,
 }
 
 /// Which agents of the tasks looked at are shown.
@@ -328,5 +332,6 @@ fn view(
         format: seen.context.format,
         worktree: deploy_core::Checkout::of(a),
         batch_id: a.batch(),
+        host: a.host(),
     }
 }

@@ -31,6 +31,7 @@ fn fakes() -> Fakes {
         socket: "fake".into(),
         registry: RegistryKind::Json,
         database_url: None,
+        host: None,
         agent_cmd: vec!["agent".into()],
         startup_grace: Duration::ZERO,
         finish_grace: Duration::ZERO,

@@ -231,6 +231,7 @@ mod tests {
             format: ::activity::Format::Plain,
             worktree: None,
             batch_id: None,
+            host: None,
         }
     }
 

@@ -97,6 +97,7 @@ pub(crate) fn registration(
         checkout: None,
         launch: None,
         batch: None,
+        host: None,
     }
 }
 

@@ -56,6 +56,7 @@ fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
                     checkout: None,
                     launch: None,
                     batch: None,
+                    host: None,
                 };
                 match registry.register(&registration) {
                     Ok(_) => writeln!(out, "ok {agent}")?,
