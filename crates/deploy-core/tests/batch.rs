@@ -47,17 +47,6 @@ fn no_interrupt() -> Option<i32> {
     None
 }
 
-/// A reconcile of every task: zombies and orphans too.
-fn everything() -> Scope<'static> {
-    Scope {
-        task: None,
-        dry_run: false,
-        zombies: true,
-        orphans: true,
-        annotate: None,
-    }
-}
-
 #[test]
 fn a_batch_goes_live_whole_confirmed_and_tagged_with_its_id() {
     let world = World::new();
@@ -207,7 +196,7 @@ fn a_member_that_finishes_in_its_grace_goes_live_with_its_batch_and_completes() 
     assert_eq!(live.members().len(), 2);
     let t = world.registry.inner().snapshot().tasks[&task].clone();
     assert!(t.agents.iter().all(|a| a.confirmed), "{:?}", t.agents);
-    reconcile::reconcile(&deployer, everything()).unwrap();
+    reconcile::reconcile(&deployer, Scope::everything()).unwrap();
     let t = world.registry.inner().snapshot().tasks[&task].clone();
     let status = |ty: &str| {
         t.agents
@@ -274,7 +263,7 @@ fn a_crash_at_any_batch_state_then_reconcile_leaves_nothing_of_the_batch() {
             _ => std::mem::forget(written.start_sessions().unwrap().register().unwrap()),
         }
         world.journal.inner().crash(); // SIGKILL: no destructor ran, every lock released
-        reconcile::reconcile(&deployer, everything()).unwrap();
+        reconcile::reconcile(&deployer, Scope::everything()).unwrap();
         assert_nothing(&world, &task);
     }
 }

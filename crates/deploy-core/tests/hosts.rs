@@ -10,19 +10,21 @@ use std::time::Duration;
 use deploy_core::end::{self, Cause, Ending, Files};
 use deploy_core::reconcile::{self, Scope};
 use deploy_core::{
-    AgentStatus, AgentType, DeployRequest, Error, ExitStatus, HostName, Limits, Registry,
+    AgentStatus, AgentType, DeployRequest, Error, ExitStatus, HostName, Limits, Registry, TaskId,
     Whereabouts,
 };
 use testkit::World;
 
-fn everything() -> Scope<'static> {
-    Scope {
-        task: None,
-        dry_run: false,
-        zombies: true,
-        orphans: true,
-        annotate: None,
-    }
+/// A builder of `task` that must live no time to be Live.
+fn builder(task: &TaskId) -> DeployRequest {
+    let mut request = DeployRequest::new(
+        task.clone(),
+        AgentType::parse("builder").unwrap(),
+        "work",
+        vec!["agent".into()],
+    );
+    request.startup_grace = Duration::ZERO;
+    request
 }
 
 #[test]
@@ -33,14 +35,7 @@ fn a_host_judges_and_ends_only_its_own_agents() {
         HostName::parse("host-b").unwrap(),
     );
     let task = world.create_task(Limits::default());
-    let mut request = DeployRequest::new(
-        task.clone(),
-        AgentType::parse("builder").unwrap(),
-        "work",
-        vec!["agent".into()],
-    );
-    request.startup_grace = Duration::ZERO;
-    let live = world.deployer_on(&a).deploy(request).unwrap();
+    let live = world.deployer_on(&a).deploy(builder(&task)).unwrap();
     let record = live.record().clone();
     let stored = world.registry.read_task(&task).unwrap().agents[0].clone();
     assert_eq!(stored.host(), Some(a.clone()), "the agent records its host");
@@ -54,7 +49,7 @@ fn a_host_judges_and_ends_only_its_own_agents() {
     assert!(
         matches!(on_b.locate(&stored), Whereabouts::Elsewhere(Some(ref p)) if p == "host host-a")
     );
-    let report = reconcile::reconcile(&on_b, everything()).unwrap();
+    let report = reconcile::reconcile(&on_b, Scope::everything()).unwrap();
     assert!(report.zombies.is_empty(), "{report:?}");
     assert!(report.orphans.is_empty(), "{report:?}");
     let kill = Cause::Ended {
@@ -77,7 +72,7 @@ fn a_host_judges_and_ends_only_its_own_agents() {
     assert_eq!(world.backend.inner().session_count(), 1);
 
     // Its own host records it.
-    let report = reconcile::reconcile(&world.deployer_on(&a), everything()).unwrap();
+    let report = reconcile::reconcile(&world.deployer_on(&a), Scope::everything()).unwrap();
     assert_eq!(report.zombies.len(), 1, "{report:?}");
     let now = world.registry.read_task(&task).unwrap().agents[0].clone();
     assert_eq!(now.status, AgentStatus::Completed);
@@ -88,19 +83,12 @@ fn a_deployer_without_a_host_judges_every_agent_as_before() {
     let world = World::new();
     let a = HostName::parse("host-a").unwrap();
     let task = world.create_task(Limits::default());
-    let mut request = DeployRequest::new(
-        task.clone(),
-        AgentType::parse("builder").unwrap(),
-        "work",
-        vec!["agent".into()],
-    );
-    request.startup_grace = Duration::ZERO;
-    let live = world.deployer_on(&a).deploy(request).unwrap();
+    let live = world.deployer_on(&a).deploy(builder(&task)).unwrap();
     world
         .backend
         .inner()
         .end_agent(&live.record().session, ExitStatus::Code(3));
-    let report = reconcile::reconcile(&world.deployer(), everything()).unwrap();
+    let report = reconcile::reconcile(&world.deployer(), Scope::everything()).unwrap();
     assert_eq!(report.zombies.len(), 1, "{report:?}");
     let now = world.registry.read_task(&task).unwrap().agents[0].clone();
     assert_eq!(now.status, AgentStatus::Error);

@@ -272,16 +272,6 @@ fn request(task: &TaskId, type_idx: usize, dies_at_start: bool, worktree: bool) 
     r
 }
 
-fn full_scope() -> Scope<'static> {
-    Scope {
-        task: None,
-        dry_run: false,
-        zombies: true,
-        orphans: true,
-        annotate: None,
-    }
-}
-
 /// Runs `f`; an injected panic counts as a failed operation, as it would for a caller that
 /// catches it (the MCP server does).
 fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
@@ -353,7 +343,7 @@ fn kill(world: &World, task: &TaskId, agent: &AgentId) {
 }
 
 fn reconcile_once(world: &World) -> Option<ReconcileReport> {
-    guarded(|| reconcile::reconcile(&world.deployer(), full_scope()).ok()).flatten()
+    guarded(|| reconcile::reconcile(&world.deployer(), Scope::everything()).ok()).flatten()
 }
 
 // ---- the checks ----------------------------------------------------------------------------

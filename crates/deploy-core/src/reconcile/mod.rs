@@ -206,6 +206,19 @@ pub struct Scope<'a> {
     pub annotate: Option<&'a Annotate<'a>>,
 }
 
+impl Scope<'_> {
+    /// Everything, for real: every task, zombies and orphans, nothing annotated.
+    pub fn everything() -> Scope<'static> {
+        Scope {
+            task: None,
+            dry_run: false,
+            zombies: true,
+            orphans: true,
+            annotate: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Scope<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scope")
