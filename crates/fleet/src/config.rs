@@ -95,10 +95,9 @@ impl Config {
             .or_else(|| env_path("CLAUDE_ORCHESTRATOR_WORKSPACE"))
             .unwrap_or_else(|| Utf8PathBuf::from(".agent-workspace"));
         let root = absolute(&root)?;
-        let registry =
-            registry.unwrap_or_else(|| RegistryKind::found_in(&Layout::new(root.clone())));
-        let socket = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_owned());
         let layout = Layout::new(root.clone());
+        let registry = registry.unwrap_or_else(|| RegistryKind::found_in(&layout));
+        let socket = socket.unwrap_or_else(|| DEFAULT_SOCKET.to_owned());
         let database_url = match database_url.filter(|u| !u.is_empty()) {
             Some(url) => Some(DatabaseUrl(url)),
             None => match env_path("FLEET_DATABASE_URL_FILE") {

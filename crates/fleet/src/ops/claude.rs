@@ -194,6 +194,10 @@ pub(crate) fn wire(
             config.layout().database_url_file().to_string(),
         );
     }
+    if let Some(host) = &config.host {
+        // The agent's own deployments (its children) record the same host as it.
+        set("FLEET_HOST", host.to_string());
+    }
     set("FLEET_TASK_ID", task.to_string());
     set("FLEET_AGENT_ID", agent.to_string());
     set("FLEET_AGENT_CMD", shell_words::join(&config.agent_cmd));
@@ -417,6 +421,18 @@ mod tests {
         assert_eq!(server["env"]["FLEET_TMUX_SOCKET"], "s");
         assert_eq!(server["env"]["FLEET_AGENT_ID"], agent.as_str());
         assert_eq!(server["env"]["FLEET_TASK_ID"], task.as_str());
+        assert_eq!(
+            server["env"].get("FLEET_HOST"),
+            None,
+            "no host identity here"
+        );
+        let mut on_host = argv(&["claude", "--print"]);
+        let mut hosted = config();
+        hosted.host = Some(deploy_core::HostName::parse("host-a").unwrap());
+        wire(&mut on_host, &hosted, &task, &agent).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(on_host[2].strip_prefix("--mcp-config=").unwrap()).unwrap();
+        assert_eq!(v["mcpServers"]["fleet"]["env"]["FLEET_HOST"], "host-a");
         assert_eq!(
             cmd[3],
             "--allowedTools=mcp__fleet__update_agent_progress,mcp__fleet__report_agent_finding,mcp__fleet__spawn_child_agent,mcp__fleet__get_agent_output"
