@@ -1,8 +1,8 @@
 //! # postgres-registry
 //!
 //! deploy-core's [`Registry`](deploy_core::Registry) over a PostgreSQL database. It is meant
-//! to be the one source of truth that every host of a fleet shares. Host identity is not built
-//! yet: until each host judges only its own agents, give each host its own database.
+//! to be the one source of truth that every host of a fleet shares: each agent's entry names its
+//! host (`fleet_host`), and each host judges only its own (deploy-core's `Deployer::host`).
 //!
 //! - **Client**: the `postgres` crate (rust-postgres' blocking client: deploy-core's traits are
 //!   synchronous, and it runs its own small runtime inside), without TLS — reach a remote
