@@ -21,9 +21,18 @@ use common::{Fleet, tagged, tagged_where, wait_for};
 /// Every failpoint a deployment passes, in order: deploy-core's steps and, inside
 /// registration, the JSON registry's two writes or the SQLite or Postgres registry's commit.
 fn deploy_points() -> [&'static str; 9] {
-    let (first, second) = match std::env::var(common::TEST_REGISTRY).as_deref() {
-        Ok("sqlite") => ("sqlite::before_commit", "sqlite::after_commit"),
-        Ok("postgres") => ("postgres::before_commit", "postgres::after_commit"),
+    deploy_points_on(
+        std::env::var(common::TEST_REGISTRY)
+            .as_deref()
+            .unwrap_or("json"),
+    )
+}
+
+/// [`deploy_points`] on the registry `kind` (`json`, `sqlite` or `postgres`).
+fn deploy_points_on(kind: &str) -> [&'static str; 9] {
+    let (first, second) = match kind {
+        "sqlite" => ("sqlite::before_commit", "sqlite::after_commit"),
+        "postgres" => ("postgres::before_commit", "postgres::after_commit"),
         _ => ("registry::after_task_write", "registry::after_global_write"),
     };
     [
@@ -816,4 +825,79 @@ fn a_killed_migration_to_postgres_and_back_leaves_its_source_the_registry() {
             .collect()
     };
     assert_eq!(parsed(json_files(&f).0), parsed(json_before));
+}
+
+/// Two hosts share one Postgres database. Host a is SIGKILLed at each failpoint of a deployment,
+/// then reconciled: a is left clean (or with its one Live agent), and host b's agent — whose
+/// session a cannot see — is untouched: still running, recorded running, never rolled back.
+#[test]
+fn sigkill_on_one_host_then_its_reconcile_leaves_the_other_hosts_agents_alone() {
+    let server = testkit::postgres::PgServer::start();
+    let url = server.new_database();
+    let on = |host: &str| {
+        let mut f = Fleet::new();
+        f.settings = vec![
+            ("FLEET_REGISTRY".into(), "postgres".into()),
+            ("FLEET_DATABASE_URL".into(), url.clone()),
+            ("FLEET_HOST".into(), host.into()),
+        ];
+        f
+    };
+    let a = on("host-a");
+    let mut b = on("host-b");
+    b.socket = a.socket.clone(); // the same name, on another server (its own TMUX_TMPDIR)
+    let task = a.task(&[]);
+    let theirs = b.deploy(&task, "other", "0", &["sleep", "300"]);
+    let untouched = |context: &str| {
+        assert_eq!(
+            b.entry(&task, &theirs)["status"],
+            "running",
+            "{context}: b's agent recorded ended"
+        );
+        assert!(
+            !tagged(&[theirs.clone()].into()).is_empty(),
+            "{context}: b's agent was killed"
+        );
+        assert_eq!(b.sessions().len(), 1, "{context}: b's session");
+    };
+    for point in deploy_points_on("postgres") {
+        let deploying = start_at(&a, point, "pause", &deploy_args(&task, "victim"));
+        let mut mine = intent_agents(&a);
+        mine.extend(
+            a.sessions()
+                .iter()
+                .filter_map(|s| s.strip_prefix("agent_").map(str::to_owned)),
+        );
+        sigkill(deploying);
+        let report = reconcile(&a);
+        untouched(point);
+        assert!(
+            report["zombies"].as_array().is_none_or(Vec::is_empty),
+            "{point}: {report}"
+        );
+        // a's agents of this round (those of earlier rounds were killed: terminated).
+        let registered: Vec<Value> = a.task_registry(&task)["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["id"] != theirs.as_str() && e["status"] != "terminated")
+            .cloned()
+            .collect();
+        if point == "deploy::after_commit" || point == "deploy::after_confirm" {
+            assert_eq!(registered.len(), 1, "{point}: a's Live agent");
+            assert_eq!(registered[0]["status"], "running", "{point}");
+            let id = registered[0]["id"].as_str().unwrap().to_owned();
+            a.ok(&["kill", "--task", &task, "--agent", &id]);
+        } else {
+            assert!(registered.is_empty(), "{point}: {registered:?}");
+            assert!(
+                tagged(&mine).is_empty(),
+                "{point}: a's agent processes left"
+            );
+        }
+        assert!(a.sessions().is_empty(), "{point}: a's sessions");
+        assert!(intent_agents(&a).is_empty(), "{point}: a's intents");
+        untouched(point);
+    }
+    b.ok(&["kill", "--task", &task, "--agent", &theirs]);
 }
