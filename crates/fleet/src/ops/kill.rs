@@ -123,7 +123,9 @@ pub(crate) fn ender_label(agent: &AgentId) -> Result<SessionName, Error> {
     Ok(SessionName::parse(&format!("ended_{agent}"))?)
 }
 
-/// `fleet --root R --socket S end-agent --task T --agent A`: this binary, this workspace.
+/// `fleet --root R --socket S --registry K end-agent --task T --agent A`: this binary, this
+/// workspace and registry (its database URL the workspace names), under `env FLEET_HOST=H` when
+/// this fleet has a host — the detached process gets none of this process's environment.
 pub(crate) fn ender_argv(
     services: &Services,
     task: &TaskId,
@@ -132,20 +134,28 @@ pub(crate) fn ender_argv(
     let exe = std::env::current_exe()
         .map_err(|e| Error::Environment(format!("cannot find the fleet binary itself: {e}")))?;
     let config = &services.config;
-    Ok([
-        &*exe.to_string_lossy(),
-        "--root",
-        config.root.as_str(),
-        "--socket",
-        &config.socket,
-        "end-agent",
-        "--task",
-        task.as_str(),
-        "--agent",
-        agent.as_str(),
-        "--finish-grace-ms",
-        &config.finish_grace.as_millis().to_string(),
-    ]
-    .map(str::to_owned)
-    .to_vec())
+    let mut argv = match &config.host {
+        Some(host) => vec!["env".to_owned(), format!("FLEET_HOST={host}")],
+        None => Vec::new(),
+    };
+    argv.extend(
+        [
+            &*exe.to_string_lossy(),
+            "--root",
+            config.root.as_str(),
+            "--socket",
+            &config.socket,
+            "--registry",
+            config.registry.as_str(),
+            "end-agent",
+            "--task",
+            task.as_str(),
+            "--agent",
+            agent.as_str(),
+            "--finish-grace-ms",
+            &config.finish_grace.as_millis().to_string(),
+        ]
+        .map(str::to_owned),
+    );
+    Ok(argv)
 }

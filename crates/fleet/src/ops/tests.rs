@@ -303,3 +303,18 @@ fn output_and_resume_read_the_record_and_a_failing_read_is_an_error() {
     let e = super::output::tail(&f.services, &task, &agent, 10).unwrap_err();
     assert!(injected(&e), "{e}");
 }
+
+/// The detached `fleet end-agent` gets none of this process's environment: it is told the
+/// registry, and this fleet's host, so that it acts on the agent as its own.
+#[test]
+fn the_ender_runs_on_this_host_and_registry() {
+    let mut f = fakes();
+    let task = TaskId::parse("TASK-20260101-000000-00000000").unwrap();
+    let agent = AgentId::parse("builder-000000-000000").unwrap();
+    let argv = super::kill::ender_argv(&f.services, &task, &agent).unwrap();
+    assert!(argv[0].ends_with("fleet") || argv[0].contains("fleet-"), "{argv:?}");
+    assert!(argv.windows(2).any(|w| w == ["--registry", "json"]), "{argv:?}");
+    f.services.config.host = Some(deploy_core::HostName::parse("host-a").unwrap());
+    let argv = super::kill::ender_argv(&f.services, &task, &agent).unwrap();
+    assert_eq!(argv[..2], ["env", "FLEET_HOST=host-a"], "{argv:?}");
+}
