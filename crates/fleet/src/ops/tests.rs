@@ -312,8 +312,14 @@ fn the_ender_runs_on_this_host_and_registry() {
     let task = TaskId::parse("TASK-20260101-000000-00000000").unwrap();
     let agent = AgentId::parse("builder-000000-000000").unwrap();
     let argv = super::kill::ender_argv(&f.services, &task, &agent).unwrap();
-    assert!(argv[0].ends_with("fleet") || argv[0].contains("fleet-"), "{argv:?}");
-    assert!(argv.windows(2).any(|w| w == ["--registry", "json"]), "{argv:?}");
+    assert!(
+        argv[0].ends_with("fleet") || argv[0].contains("fleet-"),
+        "{argv:?}"
+    );
+    assert!(
+        argv.windows(2).any(|w| w == ["--registry", "json"]),
+        "{argv:?}"
+    );
     f.services.config.host = Some(deploy_core::HostName::parse("host-a").unwrap());
     let argv = super::kill::ender_argv(&f.services, &task, &agent).unwrap();
     assert_eq!(argv[..2], ["env", "FLEET_HOST=host-a"], "{argv:?}");
