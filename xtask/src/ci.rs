@@ -65,84 +65,59 @@ pub(crate) fn run() -> Result<(), String> {
     for (name, args) in steps {
         step(name, &cargo, args, &proptest_cases, None)?;
     }
-    // The black-box and crash tests again, against the SQLite registry (tests/common reads
-    // FLEET_TEST_REGISTRY). Left out: tests about the JSON files themselves (hardening,
-    // coexistence with the Python server's workspace, and the two MCP tests below).
-    let sqlite: [(&str, &[&str]); 2] = [
+    // The black-box and crash tests again against the other registries (tests/common reads
+    // FLEET_TEST_REGISTRY; on Postgres each test starts a PostgreSQL server of its own). Left
+    // out everywhere: tests about the JSON files themselves (hardening, coexistence with the
+    // Python server's workspace, and the two MCP tests skipped below). On Postgres, the black-box
+    // tests whose commands go through the registry; the agent surfaces' tests (activity,
+    // worktrees, top, Claude Code) read the same registry calls.
+    let others: [(&str, &str, &[&str]); 2] = [
         (
-            "black-box tests, SQLite registry",
+            "sqlite",
+            "SQLite",
             &[
-                "test",
-                "-p",
-                "fleet",
-                "--test",
                 "cli",
-                "--test",
                 "batch",
-                "--test",
                 "activity",
-                "--test",
                 "worktree",
-                "--test",
                 "top",
-                "--test",
                 "mcp",
-                "--test",
                 "claude",
-                "--test",
                 "agent_files",
-                "--",
-                "--skip",
-                "beside::python_deployed_agents_and_the_coexistence_setting",
-                "--skip",
-                "tools::the_python_servers_tools_over_stdio",
             ],
         ),
-        ("crash tests, SQLite registry", CRASH_TESTS),
-    ];
-    for (name, args) in sqlite {
-        step(
-            name,
-            &cargo,
-            args,
-            &proptest_cases,
-            Some(("FLEET_TEST_REGISTRY", "sqlite")),
-        )?;
-    }
-    // And against the Postgres registry, each test on a PostgreSQL server of its own: the crash
-    // tests, and the black-box tests whose commands go through the registry (the agent
-    // surfaces' tests — activity, worktrees, top, Claude Code — read the same registry calls).
-    let postgres: [(&str, &[&str]); 2] = [
         (
-            "black-box tests, Postgres registry",
-            &[
-                "test",
-                "-p",
-                "fleet",
-                "--test",
-                "cli",
-                "--test",
-                "batch",
-                "--test",
-                "mcp",
-                "--test",
-                "agent_files",
-                "--",
-                "--skip",
-                "beside::python_deployed_agents_and_the_coexistence_setting",
-                "--skip",
-                "tools::the_python_servers_tools_over_stdio",
-            ],
+            "postgres",
+            "Postgres",
+            &["cli", "batch", "mcp", "agent_files"],
         ),
-        ("crash tests, Postgres registry", CRASH_TESTS),
     ];
-    for (name, args) in postgres {
+    for (kind, name, tests) in others {
+        let mut black_box = vec!["test", "-p", "fleet"];
+        for test in tests {
+            black_box.extend(["--test", test]);
+        }
+        black_box.extend([
+            "--",
+            "--skip",
+            "beside::python_deployed_agents_and_the_coexistence_setting",
+            "--skip",
+            "tools::the_python_servers_tools_over_stdio",
+        ]);
+        let registry = Some(("FLEET_TEST_REGISTRY", kind));
         step(
-            name,
+            &format!("black-box tests, {name} registry"),
             &cargo,
-            args,
+            &black_box,
             &proptest_cases,
-            Some(("FLEET_TEST_REGISTRY", "postgres")),
+            registry,
+        )?;
+        step(
+            &format!("crash tests, {name} registry"),
+            &cargo,
+            CRASH_TESTS,
+            &proptest_cases,
+            registry,
         )?;
     }
     Ok(())

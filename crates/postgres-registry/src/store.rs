@@ -4,7 +4,7 @@
 use deploy_core::limits::{Candidate, LimitView};
 use deploy_core::{AgentId, NewTask, Parent, TaskId, timestamp};
 use postgres::Transaction;
-use registry::format::{AgentEntry, TaskFile};
+use registry::format::{AgentEntry, GlobalFile, TaskFile};
 use registry::shape;
 use serde_json::{Map, Value};
 
@@ -178,23 +178,8 @@ impl PostgresRegistry {
         let inserted = self.transact(true, |tx| {
             let mut g = shape::new_global();
             g.created_at = timestamp();
-            tx.execute(
-                "INSERT INTO fleet_meta (key, value) VALUES ('global', $1)
-                 ON CONFLICT (key) DO NOTHING",
-                &[&to_text(&g)],
-            )
-            .map_err(|e| self.err(e))?;
-            tx.execute(
-                "INSERT INTO fleet_tasks (id, status, file, summary) VALUES ($1, $2, $3, $4)",
-                &[
-                    &id.as_str(),
-                    &file.status,
-                    &to_text(&shape::stored_task(&file)),
-                    &to_text(&summary),
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-            Ok(())
+            self.ensure_global(tx, &g)?;
+            self.insert_task(tx, &file, &summary)
         });
         if let Err(e) = inserted {
             if new_dir {
@@ -203,6 +188,42 @@ impl PostgresRegistry {
             return Err(e);
         }
         Ok(file)
+    }
+
+    /// The `global` row — the index without its tasks, agents and counters — as `global`, unless
+    /// the database has one.
+    pub(crate) fn ensure_global(
+        &self,
+        tx: &mut Transaction<'_>,
+        global: &GlobalFile,
+    ) -> Result<(), Error> {
+        tx.execute(
+            "INSERT INTO fleet_meta (key, value) VALUES ('global', $1)
+             ON CONFLICT (key) DO NOTHING",
+            &[&to_text(global)],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Inserts task `file` (its agents are rows of their own) with its index entry `summary`.
+    pub(crate) fn insert_task(
+        &self,
+        tx: &mut Transaction<'_>,
+        file: &TaskFile,
+        summary: &Value,
+    ) -> Result<(), Error> {
+        tx.execute(
+            "INSERT INTO fleet_tasks (id, status, file, summary) VALUES ($1, $2, $3, $4)",
+            &[
+                &file.task_id.as_str(),
+                &file.status,
+                &to_text(&shape::stored_task(file)),
+                &to_text(summary),
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Inserts `entry` of `task` with its index entry.

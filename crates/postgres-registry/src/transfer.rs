@@ -9,7 +9,7 @@ use registry::shape;
 use registry::transfer::{Transferred, Whole};
 use serde_json::{Map, Value};
 
-use crate::store::{Lock, to_text};
+use crate::store::Lock;
 use crate::{Error, PostgresRegistry};
 
 impl PostgresRegistry {
@@ -30,7 +30,15 @@ impl PostgresRegistry {
             // Imports (from any number of hosts) one at a time, so the checks below hold.
             tx.execute("LOCK TABLE fleet_tasks IN EXCLUSIVE MODE", &[])
                 .map_err(|e| self.err(e))?;
-            if !whole.tasks.is_empty() && self.holds(tx, whole)? {
+            let present: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM fleet_tasks WHERE id = ANY($1)",
+                    &[&tasks],
+                )
+                .and_then(|r| r.try_get(0))
+                .map_err(|e| self.err(e))?;
+            let all_present = usize::try_from(present).is_ok_and(|n| n == tasks.len());
+            if !tasks.is_empty() && all_present && self.holds(tx, whole)? {
                 return Ok(());
             }
             for (table, ids, what) in [
@@ -49,23 +57,9 @@ impl PostgresRegistry {
             let mut meta = whole.global.clone();
             meta.tasks = Map::new();
             meta.agents = Map::new();
-            tx.execute(
-                "INSERT INTO fleet_meta (key, value) VALUES ('global', $1)
-                 ON CONFLICT (key) DO NOTHING",
-                &[&to_text(&meta)],
-            )
-            .map_err(|e| self.err(e))?;
+            self.ensure_global(tx, &meta)?;
             for t in &whole.tasks {
-                tx.execute(
-                    "INSERT INTO fleet_tasks (id, status, file, summary) VALUES ($1, $2, $3, $4)",
-                    &[
-                        &t.task_id.as_str(),
-                        &t.status,
-                        &to_text(&shape::stored_task(t)),
-                        &to_text(&whole.summary_of(t)),
-                    ],
-                )
-                .map_err(|e| self.err(e))?;
+                self.insert_task(tx, t, &whole.summary_of(t))?;
                 for a in &t.agents {
                     self.insert_agent(tx, &t.task_id, a, &whole.indexed_of(t, a))?;
                 }
@@ -123,19 +117,12 @@ impl PostgresRegistry {
         })
     }
 
-    /// Whether the database holds every task of `whole`, each exactly as `whole` has it once
-    /// its counters and hierarchy are derived as the database derives them.
+    /// Whether the database, which holds every task of `whole`, holds each exactly as `whole`
+    /// has it once its counters and hierarchy are derived as the database derives them.
     fn holds(&self, tx: &mut Transaction<'_>, whole: &Whole) -> Result<bool, Error> {
         for t in &whole.tasks {
-            let present: bool = tx
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM fleet_tasks WHERE id = $1)",
-                    &[&t.task_id.as_str()],
-                )
-                .and_then(|r| r.try_get(0))
-                .map_err(|e| self.err(e))?;
             let derived = shape::whole_task(shape::stored_task(t), t.agents.clone());
-            if !present || self.task_file_in(tx, &t.task_id)? != derived {
+            if self.task_file_in(tx, &t.task_id)? != derived {
                 return Ok(false);
             }
         }

@@ -220,17 +220,7 @@ impl SqliteRegistry {
         let summary = shape::task_summary(new, &now);
         let inserted = self.transact(true, |tx| {
             ensure_global(tx).map_err(|e| self.err(e))?;
-            tx.execute(
-                "INSERT INTO tasks (id, status, file, summary) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    id.as_str(),
-                    file.status,
-                    to_text(&shape::stored_task(&file)),
-                    to_text(&summary)
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-            Ok(())
+            insert_task(tx, &file, &summary).map_err(|e| self.err(e))
         });
         if let Err(e) = inserted {
             if new_dir {
@@ -249,6 +239,24 @@ pub(crate) fn ensure_global(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('global', ?1)",
         [to_text(&g)],
+    )?;
+    Ok(())
+}
+
+/// Inserts task `file` (its agents are rows of their own) with its index entry `summary`.
+pub(crate) fn insert_task(
+    tx: &Transaction<'_>,
+    file: &TaskFile,
+    summary: &Value,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO tasks (id, status, file, summary) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            file.task_id.as_str(),
+            file.status,
+            to_text(&shape::stored_task(file)),
+            to_text(summary)
+        ],
     )?;
     Ok(())
 }

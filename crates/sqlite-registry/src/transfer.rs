@@ -8,10 +8,10 @@ use deploy_core::{Layout, Registry, TaskId, timestamp};
 use registry::format::{GlobalFile, TaskFile};
 use registry::shape;
 use registry::transfer::{Transferred, Whole};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
-use crate::store::{ensure_global, hierarchy, insert_agent, to_text};
+use crate::store::{ensure_global, hierarchy, insert_agent, insert_task, to_text};
 use crate::{Error, SqliteRegistry, path_in, schema};
 
 impl SqliteRegistry {
@@ -166,16 +166,7 @@ fn fill(conn: &mut Connection, path: &Utf8Path, whole: &Whole) -> Result<usize, 
     ensure_global(&tx).map_err(err)?;
     let mut agents = 0;
     for t in &whole.tasks {
-        tx.execute(
-            "INSERT INTO tasks (id, status, file, summary) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                t.task_id.as_str(),
-                t.status,
-                to_text(&shape::stored_task(t)),
-                to_text(&whole.summary_of(t))
-            ],
-        )
-        .map_err(err)?;
+        insert_task(&tx, t, &whole.summary_of(t)).map_err(err)?;
         if t.agent_hierarchy != hierarchy(&t.agents) {
             tracing::warn!(task = %t.task_id, "its agent_hierarchy differs from its agents' parents; it is derived from them from now on");
         }
