@@ -67,12 +67,25 @@ impl PostgresRegistry {
             }
             Ok(())
         })?;
+        self.analyze()?;
         Ok(Transferred {
             tasks: tasks.len(),
             agents: agents.len(),
             to: self.target.clone(),
             kept: None,
         })
+    }
+
+    /// Brings the planner's statistics and the visibility map up to the rows an import wrote
+    /// (`VACUUM ANALYZE`, which cannot run inside a transaction), rather than waiting for
+    /// autovacuum: a limit check's counts then read the indexes alone (on one machine, the
+    /// precheck of a 10,000-agent task fell from 8.4 to 2.4 ms).
+    fn analyze(&self) -> Result<(), Error> {
+        let mut slot = self.slot();
+        let client = self.client(&mut slot)?;
+        client
+            .batch_execute("VACUUM ANALYZE fleet_tasks, fleet_agents")
+            .map_err(|e| self.err(e))
     }
 
     /// The database whole, as the JSON registry would hold it, read in one snapshot.

@@ -29,6 +29,7 @@ pub struct PgServer {
     owner: Option<(u32, u32)>,
     child: Option<Child>,
     databases: std::sync::atomic::AtomicU32,
+    durable: bool,
 }
 
 /// The directory holding `initdb` and `postgres`: on `PATH`, else Debian's
@@ -94,8 +95,20 @@ fn free_port() -> u16 {
 }
 
 impl PgServer {
-    /// Makes a cluster and starts its server; returns once it accepts connections.
+    /// Makes a cluster and starts its server; returns once it accepts connections. It does not
+    /// flush to disk (`fsync=off`): tests lose nothing by it and run faster.
     pub fn start() -> PgServer {
+        PgServer::started(false)
+    }
+
+    /// As [`start`](Self::start), but the server flushes its log to disk on every commit as
+    /// an installed server does (`fsync=on`, `synchronous_commit=on`): for benchmarks, so that
+    /// a commit costs what it costs users.
+    pub fn start_durable() -> PgServer {
+        PgServer::started(true)
+    }
+
+    fn started(durable: bool) -> PgServer {
         let bin = bin_dir();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("a temporary directory: {e}"));
         let root = Utf8PathBuf::from_path_buf(dir.path().to_owned())
@@ -141,6 +154,7 @@ impl PgServer {
             owner,
             child: None,
             databases: std::sync::atomic::AtomicU32::new(0),
+            durable,
         };
         server.run();
         server
@@ -164,7 +178,15 @@ impl PgServer {
                 "-c",
                 "listen_addresses=127.0.0.1",
             ])
-            .args(["-c", "fsync=off", "-c", "max_connections=200"])
+            .args([
+                "-c",
+                if self.durable {
+                    "fsync=on"
+                } else {
+                    "fsync=off"
+                },
+            ])
+            .args(["-c", "synchronous_commit=on", "-c", "max_connections=200"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(errors);
