@@ -106,6 +106,16 @@ impl Layout {
         self.root.join(".fleet").join("database-url")
     }
 
+    /// The workspace's other hosts (`fleet host add`): `<root>/.fleet/hosts.json`.
+    pub fn hosts_file(&self) -> Utf8PathBuf {
+        self.root.join(".fleet").join("hosts.json")
+    }
+
+    /// The directory of ssh's master connections to those hosts (0700): `<root>/.fleet/ssh`.
+    pub fn ssh_dir(&self) -> Utf8PathBuf {
+        self.root.join(".fleet").join("ssh")
+    }
+
     /// The agent whose prompt file is named `name` (`agent_prompt_<id>.txt`), if it is one.
     pub fn prompt_owner(name: &str) -> Option<AgentId> {
         let id = name.strip_prefix("agent_prompt_")?.strip_suffix(".txt")?;

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand};
-use deploy_core::{AgentId, AgentType, BatchId, Limits, Parent, TaskId};
+use deploy_core::{AgentId, AgentType, BatchId, HostName, Limits, Parent, TaskId};
 
 /// Deploy headless AI coding agents into tmux sessions, transactionally: a deployment is Live
 /// (agent alive, registered) or leaves nothing behind.
@@ -93,6 +93,13 @@ pub(crate) enum Command {
     /// Serve MCP over stdio, with the Python orchestrator's tools (for Claude Code and other
     /// MCP clients)
     Mcp,
+    /// The other machines agents run on, reached with ssh (`deploy --host NAME`)
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Runs one fleet command for a controller on another host: its request on stdin, whose
+    /// end (the connection lost) rolls back a deployment in flight (internal: run over ssh)
+    #[command(hide = true)]
+    Remote,
     /// Ends an agent after its own final report (internal: run by `fleet mcp`, outside the
     /// agent's process tree)
     #[command(hide = true)]
@@ -109,6 +116,41 @@ pub(crate) enum Command {
         #[arg(allow_hyphen_values = true, trailing_var_arg = true, num_args = 0..)]
         args: Vec<OsString>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostCommand {
+    /// Add a host: how ssh reaches it, and where fleet lives there
+    Add(HostAddArgs),
+    /// List the hosts: reachable or not, the round trip, their agents
+    List,
+    /// Remove a host from this workspace (its agents and files there are left as they are)
+    Remove {
+        /// The host
+        #[arg(value_parser = parse_host)]
+        name: HostName,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HostAddArgs {
+    /// The host's name: the identity its agents are recorded with (as FLEET_HOST there)
+    #[arg(value_parser = parse_host)]
+    pub(crate) name: HostName,
+    /// How ssh reaches it: `user@host`, `host`, or an alias of your ssh config (its port, key
+    /// and jump hosts apply)
+    #[arg(long, value_name = "DEST", allow_hyphen_values = true)]
+    pub(crate) ssh: String,
+    /// The workspace root there, as that host reads it (never made from this machine's $HOME)
+    /// [default: the remote fleet's own]
+    #[arg(long, value_name = "PATH")]
+    pub(crate) remote_root: Option<String>,
+    /// fleet's tmux socket name there [default: the remote fleet's own]
+    #[arg(long, value_name = "NAME", value_parser = parse_socket)]
+    pub(crate) remote_socket: Option<String>,
+    /// The fleet binary there [default: fleet, on that host's PATH]
+    #[arg(long, value_name = "PATH")]
+    pub(crate) fleet: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +253,10 @@ pub(crate) struct DeployArgs {
     /// The task
     #[arg(long, value_parser = parse_task)]
     pub(crate) task: TaskId,
+    /// Deploy on this host (`fleet host add`), over ssh: that host makes and owns every
+    /// resource, and rolls the deployment back if the connection is lost
+    #[arg(long, value_parser = parse_host, conflicts_with = "plan")]
+    pub(crate) host: Option<HostName>,
     /// The agent's type (investigator, builder, ...)
     #[arg(long = "type", value_parser = parse_type, required_unless_present = "plan")]
     pub(crate) agent_type: Option<AgentType>,
@@ -362,6 +408,10 @@ fn parse_description(s: &str) -> Result<String, String> {
     } else {
         Ok(s.to_owned())
     }
+}
+
+fn parse_host(s: &str) -> Result<HostName, String> {
+    HostName::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_task(s: &str) -> Result<TaskId, String> {

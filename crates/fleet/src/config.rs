@@ -319,11 +319,13 @@ pub(crate) struct Parts {
     pub(crate) checkouts: Box<dyn Checkouts>,
 }
 
-/// The flags SIGINT and SIGTERM set while a deployment catches them.
+/// The flags SIGINT, SIGTERM and SIGHUP set while a deployment catches them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Interrupts {
     pub(crate) int: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub(crate) term: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The terminal or the controller's connection went away (`fleet remote`'s stdin ended).
+    pub(crate) hup: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Services {
@@ -371,7 +373,11 @@ impl Services {
             checkouts: Box::new(
                 git_checkout::GitCheckouts::for_workspace(&config.root)
                     .reaping_with(config.git_reaper()?)
-                    .stopping_on(&[interrupts.int.clone(), interrupts.term.clone()]),
+                    .stopping_on(&[
+                        interrupts.int.clone(),
+                        interrupts.term.clone(),
+                        interrupts.hup.clone(),
+                    ]),
             ),
         };
         Ok(Services::from_parts(config, parts, interrupts))

@@ -50,6 +50,22 @@ pub(crate) enum Error {
         /// How the operation failed.
         source: Box<Error>,
     },
+    /// A host could not be used or reached (the host list, ssh).
+    #[error(transparent)]
+    Host(#[from] ssh_hosts::Error),
+    /// A command run on another host failed there: the remote fleet's own line, exit status
+    /// and JSON.
+    #[error("on host {host}: {line}")]
+    Remote {
+        /// The host.
+        host: deploy_core::HostName,
+        /// The remote's exit status.
+        code: u8,
+        /// The remote's line.
+        line: String,
+        /// The remote's JSON answer, if it gave one.
+        json: Option<serde_json::Value>,
+    },
     /// The MCP server could not run.
     #[error("mcp server: {0}")]
     Mcp(String),
@@ -94,6 +110,7 @@ impl Error {
             Error::Deploy(f) => interrupted(&f.cause),
             Error::Batch(f) => interrupted(&f.failure.cause),
             Error::TimedOut(_) => 124,
+            Error::Remote { code, .. } => *code,
             Error::Signalled { signal, .. } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
         }
@@ -128,6 +145,18 @@ impl Error {
     pub(crate) fn json(&self) -> serde_json::Value {
         match self {
             Error::Signalled { source, .. } => source.json(),
+            Error::Remote {
+                host,
+                json: Some(serde_json::Value::Object(answer)),
+                ..
+            } if answer.contains_key("error") => {
+                let mut answer = answer.clone();
+                answer.insert("host".into(), json!(host));
+                if let Some(serde_json::Value::Object(error)) = answer.get_mut("error") {
+                    error.insert("message".into(), json!(self.to_string()));
+                }
+                serde_json::Value::Object(answer)
+            }
             Error::Deploy(f) => json!({
                 "error": { "step": f.step, "message": self.to_string() },
                 "cleanup": f.cleanup,

@@ -56,17 +56,42 @@ fn check_usage(cli: &Cli, config: &Config) {
     }
 }
 
+/// What `fleet remote`'s request sets that no flag does.
+#[derive(Default)]
+struct Overrides {
+    host: Option<deploy_core::HostName>,
+    database_url: Option<String>,
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
+    if let Command::Remote = cli.command {
+        let remote = cmd::remote::receive()?;
+        let overrides = Overrides {
+            host: Some(remote.host),
+            database_url: remote.database_url,
+        };
+        return run_with(remote.cli, overrides);
+    }
+    run_with(cli, Overrides::default())
+}
+
+fn run_with(cli: Cli, overrides: Overrides) -> Result<(), Error> {
     // A fleet started under `ulimit -Sn 8` still opens its registry and starts tmux with room.
     procs::raise_open_files();
     let json_mode = cli.json;
-    let config = Config::resolve(
+    let mut config = Config::resolve(
         cli.root.clone(),
         Some(cli.socket.clone()),
         cli.registry,
-        cli.database_url.clone(),
+        overrides.database_url.or_else(|| cli.database_url.clone()),
     )?;
+    if overrides.host.is_some() {
+        config.host = overrides.host;
+    }
     check_usage(&cli, &config);
+    if let Command::Host(command) = cli.command {
+        return cmd::host::run(&config, command, json_mode);
+    }
     if let Command::Migrate(args) = &cli.command {
         return cmd::migrate::run(&config, args, json_mode);
     }
@@ -95,6 +120,8 @@ fn run(cli: Cli) -> Result<(), Error> {
         // Dispatched before the services are made; reaching them here is a bug.
         Command::Mcp
         | Command::Top
+        | Command::Host(_)
+        | Command::Remote
         | Command::Migrate(_)
         | Command::AgentWrap { .. }
         | Command::GitReap { .. } => Err(Error::Environment(
@@ -152,7 +179,8 @@ fn main() -> ExitCode {
         return git_checkout::reaper::main(args);
     }
     init_tracing(cli.verbose);
-    let json_mode = cli.json;
+    // A remote request always runs under --json: its controller reads the answer.
+    let json_mode = cli.json || matches!(cli.command, Command::Remote);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -42,6 +42,7 @@ pub mod json;
 pub mod postgres;
 pub mod procs;
 mod registry;
+pub mod sshd;
 mod stores;
 mod world;
 

@@ -72,7 +72,10 @@ impl Reply {
 /// The whole command line of `tmux args` on `server`, program first.
 pub(crate) fn command_line(tmux: &OsString, server: &Server, args: &[String]) -> Vec<OsString> {
     // No user config: fleet's server must behave the same everywhere (base-index, shells).
-    let mut line: Vec<OsString> = vec![tmux.clone(), "-f".into(), "/dev/null".into()];
+    // `-u`: the client is UTF-8 whatever the locale says. Without it, a client with no UTF-8
+    // locale (an ssh session with no LANG, as on a host reached by `deploy --host`) prints
+    // every tab and non-ASCII byte of a `-F` format as `_`, and fleet's replies do not parse.
+    let mut line: Vec<OsString> = vec![tmux.clone(), "-u".into(), "-f".into(), "/dev/null".into()];
     match server {
         Server::Name(name) => line.extend(["-L".into(), name.into()]),
         Server::Path(path) => line.extend(["-S".into(), path.as_str().into()]),

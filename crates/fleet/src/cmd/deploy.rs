@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::cli::DeployArgs;
 use crate::config::Services;
@@ -17,6 +17,9 @@ use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Result<(), Error> {
     let cap = services.config.max_prompt_bytes;
+    if let Some(host) = args.host.clone() {
+        return remote(services, args, &host, json_mode);
+    }
     let prompt = match (&args.prompt, &args.prompt_file) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(path)) if path.as_str() == "-" => {
@@ -88,15 +91,19 @@ pub(crate) fn deploy_interruptibly(
     Ok(())
 }
 
-/// Runs `deploy` with SIGINT and SIGTERM caught: they roll the deployment back before fleet
-/// exits (130 / 143). They are caught only for the deployment; once it is Live they change
-/// nothing.
+/// Runs `deploy` with SIGINT, SIGTERM and SIGHUP caught: they roll the deployment back before
+/// fleet exits (130 / 143 / 129). They are caught only for the deployment; once it is Live they
+/// change nothing.
 fn interruptibly<T>(
     services: &Services,
     deploy: impl FnOnce(&dyn Fn() -> Option<i32>) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let (int, term) = (&services.interrupts.int, &services.interrupts.term);
-    for (signal, flag) in [(SIGINT, int), (SIGTERM, term)] {
+    let (int, term, hup) = (
+        &services.interrupts.int,
+        &services.interrupts.term,
+        &services.interrupts.hup,
+    );
+    for (signal, flag) in [(SIGINT, int), (SIGTERM, term), (SIGHUP, hup)] {
         signal_hook::flag::register(signal, Arc::clone(flag)).map_err(|e| {
             Error::Environment(format!(
                 "cannot install the handler of signal {signal}: {e}"
@@ -108,6 +115,8 @@ fn interruptibly<T>(
             Some(SIGINT)
         } else if term.load(Ordering::Relaxed) {
             Some(SIGTERM)
+        } else if hup.load(Ordering::Relaxed) {
+            Some(SIGHUP)
         } else {
             None
         }
@@ -120,4 +129,173 @@ fn interruptibly<T>(
         },
         _ => e,
     })
+}
+
+/// `deploy --host`: the deployment runs on that host, by its own fleet, over ssh; it is Live
+/// here only once that host answered that it is. The prompt travels on ssh's stdin.
+fn remote(
+    services: &Services,
+    args: DeployArgs,
+    host: &deploy_core::HostName,
+    json_mode: bool,
+) -> Result<(), Error> {
+    if services.config.registry != crate::config::RegistryKind::Postgres {
+        return Err(Error::Refused(format!(
+            "deploying on host {host} needs a registry every host shares: use the postgres \
+             registry (`fleet migrate --to postgres`, then --database-url)"
+        )));
+    }
+    let cap = services.config.max_prompt_bytes;
+    let prompt = match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(path)) if path.as_str() == "-" => {
+            read_capped(std::io::stdin(), "the prompt on stdin", cap)?
+        }
+        (None, Some(path)) => {
+            let file = fs_err::File::open(path)
+                .map_err(|e| Error::Invalid(format!("cannot read prompt file: {e}")))?;
+            read_capped(file, &format!("prompt file {path}"), cap)?
+        }
+        (None, None) => String::new(),
+    };
+    let grace = args
+        .startup_grace_ms
+        .map_or(services.config.startup_grace, Duration::from_millis);
+    let bound = crate::ops::remote::CALL_BOUND + grace;
+    let answer = crate::ops::remote::call(services, host, remote_argv(&args), Some(prompt), bound)?;
+    let id = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
+    emit(json_mode, &answer, || match answer.get("agent_ids") {
+        Some(serde_json::Value::Array(ids)) => {
+            let mut out = format!("{}\n", answer.get("batch_id").map(id).unwrap_or_default());
+            for a in ids {
+                out.push_str(&format!("{}\n", id(a)));
+            }
+            out
+        }
+        _ => format!("{}\n", answer.get("agent_id").map(id).unwrap_or_default()),
+    });
+    Ok(())
+}
+
+/// The `deploy` command a remote fleet runs for `args`: every option but `--host`, with the
+/// prompt on stdin (`--prompt-file -`). Paths (`--workdir`, `--repo`) are the remote's, passed
+/// as given.
+fn remote_argv(args: &DeployArgs) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["deploy".into(), "--task".into(), args.task.to_string()];
+    let mut opt = |flag: &str, value: Option<String>| {
+        if let Some(v) = value {
+            argv.push(format!("--{flag}"));
+            argv.push(v);
+        }
+    };
+    opt("type", args.agent_type.as_ref().map(ToString::to_string));
+    opt("prompt-file", Some("-".into()));
+    opt("count", args.count.map(|n| n.to_string()));
+    opt("parent", Some(args.parent.to_string()));
+    opt("workdir", args.workdir.as_ref().map(ToString::to_string));
+    opt("repo", args.repo.as_ref().map(ToString::to_string));
+    opt("base", args.base.clone());
+    opt(
+        "startup-grace-ms",
+        args.startup_grace_ms.map(|n| n.to_string()),
+    );
+    opt("model", args.model.clone());
+    opt("effort", args.effort.clone());
+    opt("permission-mode", args.permission_mode.clone());
+    for (k, v) in &args.env {
+        opt("env", Some(format!("{k}={v}")));
+    }
+    for (flag, on) in [
+        ("--worktree", args.worktree),
+        ("--keep-worktree", args.keep_worktree),
+        ("--allow-duplicate", args.allow_duplicate),
+        ("--no-preamble", args.no_preamble),
+    ] {
+        if on {
+            argv.push(flag.into());
+        }
+    }
+    if !args.command.is_empty() {
+        argv.push("--".into());
+        argv.extend(args.command.iter().cloned());
+    }
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::remote_argv;
+    use crate::cli::{Cli, Command, DeployArgs};
+
+    fn deploy_args(argv: &[&str]) -> DeployArgs {
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Deploy(args) => *args,
+            other => panic!("not a deploy: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_remote_deployment_asks_for_every_option_but_the_host_with_the_prompt_on_stdin() {
+        let mine = deploy_args(&[
+            "fleet",
+            "deploy",
+            "--host",
+            "gpu-b",
+            "--task",
+            "TASK-20260101-000000-abcdef12",
+            "--type",
+            "builder",
+            "--prompt",
+            "secret plan",
+            "--count",
+            "3",
+            "--worktree",
+            "--repo",
+            "/srv/repo",
+            "--base",
+            "main",
+            "--keep-worktree",
+            "--startup-grace-ms",
+            "900",
+            "--allow-duplicate",
+            "--model",
+            "opus",
+            "--effort",
+            "high",
+            "--permission-mode",
+            "plan",
+            "--no-preamble",
+            "--env",
+            "A=1",
+            "--env",
+            "B=x=y",
+            "--parent",
+            "orchestrator",
+            "--",
+            "claude",
+            "--print",
+            "--host",
+        ]);
+        let argv = remote_argv(&mine);
+        assert!(!argv.iter().any(|a| a.contains("secret plan")), "{argv:?}");
+        let theirs = deploy_args(
+            &std::iter::once("fleet")
+                .chain(argv.iter().map(String::as_str))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(theirs.host, None);
+        assert_eq!(theirs.prompt_file.as_deref().map(|p| p.as_str()), Some("-"));
+        let same = |a: &DeployArgs| {
+            let mut a = format!("{a:?}");
+            for field in ["host", "prompt", "prompt_file"] {
+                let start = a.find(&format!(" {field}: ")).unwrap();
+                let end = start + a[start..].find(',').unwrap();
+                a.replace_range(start..end, "");
+            }
+            a
+        };
+        assert_eq!(same(&theirs), same(&mine));
+    }
 }

@@ -8,7 +8,7 @@ use crate::error::Error;
 use deploy_core::end::Files;
 
 use crate::ops::reports;
-use crate::ops::{self, kill};
+use crate::ops::{self, kill, remote};
 use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Result<(), Error> {
@@ -50,6 +50,27 @@ fn kill_one(
     agent: &deploy_core::AgentId,
     json_mode: bool,
 ) -> Result<(), Error> {
+    if let Some(host) = remote::owner(services, &args.task, agent)? {
+        let command = vec![
+            "kill".to_owned(),
+            "--task".to_owned(),
+            args.task.to_string(),
+            "--agent".to_owned(),
+            agent.to_string(),
+            "--reason".to_owned(),
+            args.reason.clone(),
+        ];
+        let k = remote::call(services, &host, command, None, remote::CALL_BOUND)?;
+        emit(json_mode, &k, || {
+            let ended = k
+                .get("killed")
+                .and_then(|p| p.as_array())
+                .map_or(0, Vec::len);
+            let status = k.get("status").and_then(|s| s.as_str()).unwrap_or("ended");
+            format!("{agent} {status} on host {host} ({ended} process(es) ended)\n")
+        });
+        return Ok(());
+    }
     // The CLI keeps the logs where they are (`fleet logs` reads them).
     let k = kill::run(services, &args.task, agent, &args.reason, Files::Keep)?;
     emit(json_mode, &k, || line(&k));

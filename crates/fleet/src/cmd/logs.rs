@@ -10,10 +10,13 @@ use deploy_core::Liveness;
 use crate::cli::LogsArgs;
 use crate::config::Services;
 use crate::error::Error;
-use crate::ops::output;
+use crate::ops::{output, remote};
 use crate::output::{emit, safe};
 
 pub(crate) fn run(services: &Services, args: &LogsArgs, json_mode: bool) -> Result<(), Error> {
+    if let Some(host) = remote::owner(services, &args.task, &args.agent)? {
+        return on_host(services, args, &host, json_mode);
+    }
     let out = output::tail(services, &args.task, &args.agent, args.lines)?;
     let shown = |line: &str| {
         if args.raw {
@@ -61,4 +64,46 @@ pub(crate) fn run(services: &Services, args: &LogsArgs, json_mode: bool) -> Resu
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The logs of an agent on another host, read there.
+fn on_host(
+    services: &Services,
+    args: &LogsArgs,
+    host: &deploy_core::HostName,
+    json_mode: bool,
+) -> Result<(), Error> {
+    if args.follow {
+        return Err(Error::Refused(format!(
+            "agent {} runs on host {host}: `fleet logs --follow` follows only this host's \
+             agents; run it there, or `fleet attach`",
+            args.agent
+        )));
+    }
+    let command = vec![
+        "logs".to_owned(),
+        "--task".to_owned(),
+        args.task.to_string(),
+        "--agent".to_owned(),
+        args.agent.to_string(),
+        "--lines".to_owned(),
+        args.lines.to_string(),
+    ];
+    let out = remote::call(services, host, command, None, remote::CALL_BOUND)?;
+    emit(json_mode, &out, || {
+        let lines = out.get("lines").and_then(|l| l.as_array());
+        lines
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str())
+            .map(|l| {
+                if args.raw {
+                    format!("{l}\n")
+                } else {
+                    format!("{}\n", safe(l))
+                }
+            })
+            .collect()
+    });
+    Ok(())
 }

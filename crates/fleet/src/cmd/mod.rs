@@ -2,10 +2,12 @@
 
 pub(crate) mod attach;
 pub(crate) mod deploy;
+pub(crate) mod host;
 pub(crate) mod kill;
 pub(crate) mod logs;
 pub(crate) mod migrate;
 pub(crate) mod reconcile;
+pub(crate) mod remote;
 pub(crate) mod resume;
 pub(crate) mod status;
 pub(crate) mod task;

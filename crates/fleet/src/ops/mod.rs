@@ -12,6 +12,7 @@ pub(crate) mod output;
 pub(crate) mod plan;
 pub(crate) mod preamble;
 pub(crate) mod reconcile;
+pub(crate) mod remote;
 pub(crate) mod reports;
 pub(crate) mod resume;
 pub(crate) mod status;

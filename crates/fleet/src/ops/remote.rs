@@ -1,0 +1,161 @@
+//! fleet on other hosts: one command run there, over ssh, by that host's own fleet.
+//!
+//! The controller sends a [`Request`] — the command's argv, the host's identity, the database
+//! URL and the prompt — as one JSON line on the remote fleet's stdin (`fleet remote`), never on
+//! a command line; the ssh command line holds only the remote fleet's path and `remote`. The
+//! remote host runs the command as its own: a deployment there makes and owns every resource,
+//! with its intents and its reconcile. Its stdin stays open until it answers: its end (the
+//! controller killed, the connection cut, ssh killed) is the remote's SIGHUP, which rolls a
+//! deployment in flight back. The controller reports Live only from the remote's answer.
+
+use std::time::Duration;
+
+use deploy_core::{AgentId, HostName, TaskId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use ssh_hosts::{HostEntry, Hosts, Ssh};
+
+use crate::config::{Config, RegistryKind, Services};
+use crate::error::Error;
+
+/// The bound of a remote call that is not a deployment.
+pub(crate) const CALL_BOUND: Duration = Duration::from_secs(60);
+
+/// The ssh exit status of a remote shell that found no such command.
+const NOT_FOUND: i32 = 127;
+
+/// What a controller asks a remote fleet, on its stdin.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Request {
+    /// The remote's host identity (its `FLEET_HOST`).
+    pub(crate) host: String,
+    /// The shared registry's database (a password never on a command line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) database_url: Option<String>,
+    /// The command, after `fleet`: global options first.
+    pub(crate) argv: Vec<String>,
+    /// The prompt, for `--prompt-file -`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) input: Option<String>,
+}
+
+/// The ssh client of this workspace: master connections in `.fleet/ssh`, ssh's configuration
+/// from `FLEET_SSH_CONFIG` if set, else the user's own.
+pub(crate) fn ssh(config: &Config) -> Result<Ssh, Error> {
+    let file = std::env::var("FLEET_SSH_CONFIG")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(camino::Utf8PathBuf::from);
+    Ok(Ssh::new(config.layout().ssh_dir(), file)?)
+}
+
+/// What a remote fleet runs for `command` on `host`: its global options, then `command`.
+fn argv(config: &Config, host: &HostEntry, command: Vec<String>) -> Vec<String> {
+    let mut argv = vec!["--json".to_owned()];
+    if let Some(root) = &host.root {
+        argv.extend(["--root".to_owned(), root.clone()]);
+    }
+    if let Some(socket) = &host.socket {
+        argv.extend(["--socket".to_owned(), socket.clone()]);
+    }
+    let registry = match config.registry {
+        RegistryKind::Json => "json",
+        RegistryKind::Sqlite => "sqlite",
+        RegistryKind::Postgres => "postgres",
+    };
+    argv.extend(["--registry".to_owned(), registry.to_owned()]);
+    argv.extend(command);
+    argv
+}
+
+/// Runs fleet `command` on host `name` (with `input` for `--prompt-file -`), bounded by
+/// `bound`; returns its JSON answer. A failure there is [`Error::Remote`], with the remote's
+/// line, JSON and exit status.
+pub(crate) fn call(
+    services: &Services,
+    name: &HostName,
+    command: Vec<String>,
+    input: Option<String>,
+    bound: Duration,
+) -> Result<Value, Error> {
+    let config = &services.config;
+    let hosts = Hosts::load(&services.layout)?;
+    let host = hosts.get(name)?;
+    let request = Request {
+        host: name.to_string(),
+        database_url: config.database_url.as_ref().map(|u| u.0.clone()),
+        argv: argv(config, host, command),
+        input,
+    };
+    let mut line = serde_json::to_vec(&request)
+        .map_err(|e| Error::Environment(format!("cannot encode the request to {name}: {e}")))?;
+    line.push(b'\n');
+    let fleet = host.fleet.clone().unwrap_or_else(|| "fleet".to_owned());
+    let reply = ssh(config)?.run(
+        name,
+        host,
+        &[fleet.clone(), "remote".to_owned()],
+        &line,
+        bound,
+    )?;
+    let answer: Option<Value> = serde_json::from_slice(&reply.stdout).ok();
+    if reply.code == Some(0) {
+        return answer.ok_or_else(|| Error::Remote {
+            host: name.clone(),
+            code: 1,
+            line: format!(
+                "its answer is not JSON: {}",
+                String::from_utf8_lossy(&reply.stdout).trim()
+            ),
+            json: None,
+        });
+    }
+    let said = reply
+        .stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("fleet: "))
+        .map(str::to_owned);
+    let line = match (reply.code, said) {
+        (_, Some(said)) => said,
+        (Some(NOT_FOUND), None) => format!(
+            "no fleet binary {fleet:?} there ({}): give its path with `fleet host add {name} \
+             --fleet PATH`",
+            reply.stderr.trim()
+        ),
+        (code, None) => format!(
+            "its fleet failed ({}) and said: {}",
+            code.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}")),
+            reply.stderr.trim()
+        ),
+    };
+    Err(Error::Remote {
+        host: name.clone(),
+        code: reply
+            .code
+            .and_then(|c| u8::try_from(c).ok())
+            .filter(|c| *c != 0)
+            .unwrap_or(1),
+        line,
+        json: answer,
+    })
+}
+
+/// The host `agent` of `task` runs on, when that is another host this workspace reaches
+/// (`fleet host add`): commands on the agent are then run there.
+pub(crate) fn owner(
+    services: &Services,
+    task: &TaskId,
+    agent: &AgentId,
+) -> Result<Option<HostName>, Error> {
+    let Some(host) = crate::ops::agent_record(services, task, agent)?.host() else {
+        return Ok(None);
+    };
+    if services.config.host.as_ref() == Some(&host) {
+        return Ok(None);
+    }
+    Ok(Hosts::load(&services.layout)?
+        .contains(&host)
+        .then_some(host))
+}

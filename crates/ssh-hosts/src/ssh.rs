@@ -1,0 +1,310 @@
+//! The system `ssh` client, run by argv with fleet's options, a bound on every call, and one
+//! ControlMaster connection per host that is reused while it works and replaced when not.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use camino::{Utf8Path, Utf8PathBuf};
+use deploy_core::HostName;
+
+use crate::{Error, HostEntry};
+
+/// How long ssh may take to reach a host (`ConnectTimeout`, seconds).
+const CONNECT_TIMEOUT_SECS: u64 = 10;
+
+/// How long the master connection of a host stays open after its last use (`ControlPersist`).
+const PERSIST: &str = "120";
+
+/// The longest control socket path the kernel takes (`sun_path` is 108 bytes, with its NUL),
+/// with room for `%C`, ssh's 40-character hash of the connection, and ssh's temporary suffix.
+const MAX_CONTROL_DIR: usize = 107 - 41 - 18;
+
+/// ssh's exit status when it, not the remote command, failed.
+const SSH_FAILED: i32 = 255;
+
+/// What a remote command returned.
+#[derive(Debug)]
+pub struct Reply {
+    /// Its exit status (`None`: ended by a signal).
+    pub code: Option<i32>,
+    /// Its stdout.
+    pub stdout: Vec<u8>,
+    /// Its stderr.
+    pub stderr: String,
+    /// How long the call took, from ssh's start to its end.
+    pub took: Duration,
+}
+
+/// The `ssh` client with fleet's options.
+#[derive(Debug, Clone)]
+pub struct Ssh {
+    control_dir: Utf8PathBuf,
+    config: Option<Utf8PathBuf>,
+}
+
+impl Ssh {
+    /// A client whose master connections live in `control_dir` (made 0700), reading its
+    /// configuration from `config` (`ssh -F`) if given, else from the user's own (`~/.ssh/config`
+    /// and the system's), as their `ssh` does.
+    pub fn new(control_dir: Utf8PathBuf, config: Option<Utf8PathBuf>) -> Result<Ssh, Error> {
+        if control_dir.as_str().len() > MAX_CONTROL_DIR {
+            return Err(Error::Store {
+                path: control_dir.to_string(),
+                message: format!(
+                    "too long for ssh's control sockets (at most {MAX_CONTROL_DIR} bytes): use a \
+                     shorter workspace root"
+                ),
+            });
+        }
+        deploy_core::private::create_dir_all(&control_dir).map_err(|e| Error::Store {
+            path: control_dir.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Ssh {
+            control_dir,
+            config,
+        })
+    }
+
+    /// The directory of the master connections' sockets.
+    pub fn control_dir(&self) -> &Utf8Path {
+        &self.control_dir
+    }
+
+    /// ssh's options, before the destination.
+    fn options(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(config) = &self.config {
+            args.extend(["-F".to_owned(), config.to_string()]);
+        }
+        for option in [
+            "BatchMode=yes".to_owned(),
+            "StrictHostKeyChecking=yes".to_owned(),
+            format!("ConnectTimeout={CONNECT_TIMEOUT_SECS}"),
+            "ServerAliveInterval=5".to_owned(),
+            "ServerAliveCountMax=3".to_owned(),
+            "ControlMaster=auto".to_owned(),
+            format!("ControlPath={}/%C", self.control_dir),
+            format!("ControlPersist={PERSIST}"),
+        ] {
+            args.extend(["-o".to_owned(), option]);
+        }
+        // No terminal: the remote command's stdin is the pipe fleet writes and watches.
+        args.push("-T".to_owned());
+        args
+    }
+
+    /// The `ssh` command that runs `remote` (argv, quoted here into the one string ssh hands
+    /// the remote shell) on `host`.
+    pub fn command(&self, host: &HostEntry, remote: &[String]) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(self.options())
+            .arg("--")
+            .arg(&host.ssh)
+            .arg(shell_words::join(remote));
+        c
+    }
+
+    /// Runs `remote` on host `name`: `input` is written to its stdin, which stays open until the
+    /// command ends — the remote fleet takes its stdin's end as the controller's loss — and
+    /// the whole call is bounded by `bound`. ssh's own failures (exit 255) become
+    /// [`Error::HostKey`] or [`Error::Unreachable`] with ssh's line; past `bound`, ssh is killed,
+    /// the host's master connection is stopped so that the next call makes a new one, and the
+    /// call fails with [`Error::Timeout`].
+    pub fn run(
+        &self,
+        name: &HostName,
+        host: &HostEntry,
+        remote: &[String],
+        input: &[u8],
+        bound: Duration,
+    ) -> Result<Reply, Error> {
+        let start = Instant::now();
+        let mut child = self
+            .command(host, remote)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::Spawn(e.to_string()))?;
+        let mut stdin = child.stdin.take();
+        if let Some(pipe) = stdin.as_mut() {
+            // A remote that already ended closes the pipe: its reply says why.
+            let _ = pipe.write_all(input).and_then(|()| pipe.flush());
+        }
+        let out = drain(child.stdout.take());
+        let err = drain(child.stderr.take());
+        let status = wait_bounded(&mut child, start, bound);
+        drop(stdin);
+        let Some(status) = status else {
+            self.stop_master(host);
+            return Err(Error::Timeout {
+                host: name.clone(),
+                dest: host.ssh.clone(),
+                seconds: bound.as_secs(),
+            });
+        };
+        let stdout = out.join().unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+        let code = status.code();
+        if code == Some(SSH_FAILED) {
+            return Err(classify(name, host, &stderr));
+        }
+        Ok(Reply {
+            code,
+            stdout,
+            stderr,
+            took: start.elapsed(),
+        })
+    }
+
+    /// Stops `host`'s master connection (`ssh -O exit`), bounded: the next call makes a new
+    /// one. A master that is gone already is no failure.
+    pub fn stop_master(&self, host: &HostEntry) {
+        let mut c = Command::new("ssh");
+        c.args(self.options())
+            .args(["-O", "exit", "--"])
+            .arg(&host.ssh)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Ok(mut child) = c.spawn()
+            && wait_bounded(&mut child, Instant::now(), Duration::from_secs(5)).is_none()
+        {
+            tracing::warn!(dest = %host.ssh, "ssh -O exit did not end; the master is left to its ControlPersist");
+        }
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// Waits for `child` until `start + bound`; past it, kills and reaps it (our own child, by its
+/// handle) and returns `None`.
+fn wait_bounded(
+    child: &mut Child,
+    start: Instant,
+    bound: Duration,
+) -> Option<std::process::ExitStatus> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if start.elapsed() < bound => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// The error of an ssh that failed by itself, from its stderr.
+fn classify(name: &HostName, host: &HostEntry, stderr: &str) -> Error {
+    let line = stderr
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("ssh failed and said nothing")
+        .to_owned();
+    let key = [
+        "Host key verification failed",
+        "REMOTE HOST IDENTIFICATION HAS CHANGED",
+        "host key is known",
+        "No matching host key",
+    ];
+    if key.iter().any(|k| stderr.contains(k)) {
+        Error::HostKey {
+            host: name.clone(),
+            dest: host.ssh.clone(),
+            message: line,
+        }
+    } else {
+        Error::Unreachable {
+            host: name.clone(),
+            dest: host.ssh.clone(),
+            message: line,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ssh: &str) -> HostEntry {
+        HostEntry {
+            ssh: ssh.into(),
+            root: None,
+            socket: None,
+            fleet: None,
+        }
+    }
+
+    #[test]
+    fn the_remote_command_is_one_quoted_word_after_the_destination_and_batch_mode_is_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = Utf8PathBuf::from_path_buf(dir.path().join("ssh")).unwrap();
+        let ssh = Ssh::new(dir.clone(), None).unwrap();
+        let c = ssh.command(
+            &entry("alice@b"),
+            &["fleet".into(), "--root".into(), "my work; rm -rf ~".into()],
+        );
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let dash = args.iter().position(|a| a == "--").unwrap();
+        assert_eq!(args[dash + 1], "alice@b");
+        assert_eq!(args[dash + 2], "fleet --root 'my work; rm -rf ~'");
+        assert_eq!(args.len(), dash + 3);
+        for o in ["BatchMode=yes", "StrictHostKeyChecking=yes"] {
+            assert!(args.iter().any(|a| a == o), "{o}: {args:?}");
+        }
+        assert!(args.contains(&format!("ControlPath={dir}/%C")));
+        assert_eq!(deploy_core::private::mode_for(&dir) & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_control_directory_too_long_for_a_socket_is_refused() {
+        let long = Utf8PathBuf::from(format!("/tmp/{}", "d".repeat(100)));
+        let e = Ssh::new(long, None).unwrap_err();
+        assert!(
+            e.to_string().contains("too long for ssh's control sockets"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ssh_s_own_failures_are_named() {
+        let b = HostName::parse("b").unwrap();
+        let e = classify(
+            &b,
+            &entry("b.example"),
+            "No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\r\nHost key verification failed.\r\n",
+        );
+        assert!(matches!(e, Error::HostKey { .. }), "{e}");
+        let e = classify(
+            &b,
+            &entry("b.example"),
+            "ssh: connect to host 127.0.0.1 port 9: Connection refused\r\n",
+        );
+        assert_eq!(
+            e.to_string(),
+            "host b (b.example) is unreachable: ssh: connect to host 127.0.0.1 port 9: Connection refused"
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! Agents on other hosts, black-box, with every engine real: OpenSSH's `sshd` (one per
+//! simulated host, on loopback, with the test's own keys and `known_hosts`), the system `ssh`
+//! client, tmux (each host its own servers: sshd sets the host's `TMUX_TMPDIR`), and one
+//! PostgreSQL registry the hosts share. The controller (host-a) deploys, reads logs and kills
+//! on host-b through host-b's own fleet; a controller SIGKILLed mid-deployment leaves nothing
+//! there; an unreachable host or an unknown host key is one line within the bound.
+
+// Test helpers may unwrap: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Stdio;
+
+use serde_json::Value;
+use testkit::postgres::PgServer;
+use testkit::sshd::{SshClient, SshServer};
+
+use common::{Fleet, stderr, tagged, wait_for};
+
+const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
+
+/// A controller (host-a) and a remote (host-b) on one database; host-b is reached over its
+/// own sshd as the ssh alias `hostb`.
+struct Two {
+    a: Fleet,
+    b: Fleet,
+    client: SshClient,
+    _sshd: SshServer,
+    _pg: PgServer,
+}
+
+impl Two {
+    fn new() -> Two {
+        let pg = PgServer::start();
+        let url = pg.new_database();
+        let on = |host: &str| {
+            let mut f = Fleet::on_postgres(&url);
+            f.settings.push(("FLEET_HOST".into(), host.into()));
+            f
+        };
+        let mut a = on("host-a");
+        let b = on("host-b");
+        let mut client = SshClient::new();
+        let sshd = SshServer::start_with(&client, &[("TMUX_TMPDIR", b.tmux_tmpdir().as_str())]);
+        client.add("hostb", &sshd, true);
+        a.settings
+            .push(("FLEET_SSH_CONFIG".into(), client.config_file().to_string()));
+        let added = a.json(&[
+            "host",
+            "add",
+            "host-b",
+            "--ssh",
+            "hostb",
+            "--remote-root",
+            b.root().as_str(),
+            "--remote-socket",
+            &b.socket,
+            "--fleet",
+            FLEET,
+        ]);
+        assert_eq!(added["added"], "host-b", "{added}");
+        Two {
+            a,
+            b,
+            client,
+            _sshd: sshd,
+            _pg: pg,
+        }
+    }
+}
+
+impl Drop for Two {
+    /// Each host's ssh master connection ends with the test (`host remove` stops it).
+    fn drop(&mut self) {
+        let hosts: Value = self.a.json(&["host", "list"]);
+        for h in hosts.as_array().into_iter().flatten() {
+            let _ = self
+                .a
+                .run(&["host", "remove", h["name"].as_str().unwrap_or_default()]);
+        }
+    }
+}
+
+fn remote_deploy<'a>(task: &'a str, grace: &'a str, script: &'a str) -> Vec<&'a str> {
+    vec![
+        "deploy",
+        "--host",
+        "host-b",
+        "--task",
+        task,
+        "--type",
+        "remote",
+        "--prompt",
+        "a prompt that travels on stdin",
+        "--startup-grace-ms",
+        grace,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]
+}
+
+#[test]
+fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {
+    let t = Two::new();
+    let (a, b) = (&t.a, &t.b);
+    let listed: Value = a.json(&["host", "list"]);
+    assert_eq!(listed[0]["name"], "host-b", "{listed}");
+    assert_eq!(listed[0]["reachable"], true, "{listed}");
+    assert!(listed[0]["rtt_ms"].as_f64().unwrap() > 0.0, "{listed}");
+
+    let task = a.task(&["--max-concurrent", "2"]);
+    let script =
+        "echo hello from $FLEET_AGENT_ID; cat \"$FLEET_PROMPT_FILE\" >/dev/null; exec sleep 300";
+    let live: Value = a.json(&remote_deploy(&task, "300", script));
+    let agent = live["agent_id"].as_str().unwrap().to_owned();
+    // Host b made and owns it: its session is on b's tmux, none on a's.
+    assert_eq!(b.sessions().len(), 1, "{live}");
+    assert!(a.sessions().is_empty());
+    assert_eq!(a.entry(&task, &agent)["fleet_host"], "host-b");
+    assert!(
+        !tagged(&[agent.clone()].into()).is_empty(),
+        "the agent runs (on host-b)"
+    );
+    // The prompt never was on a command line: no process's argv holds it.
+    for pid in testkit::procs::running() {
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&argv).contains("travels on stdin"),
+            "the prompt is on the command line of {pid}"
+        );
+    }
+
+    // a's status shows b's agent with its host; a's logs read them there.
+    let status: Value = a.json(&["status", "--task", &task]);
+    let view = &status[0]["agents"][0];
+    assert_eq!(view["host"], "host-b", "{view}");
+    assert_eq!(view["liveness"], "elsewhere", "{view}");
+    wait_for("the agent's line in its log, read from host-a", || {
+        let logs = a.run(&["logs", "--task", &task, "--agent", &agent]);
+        String::from_utf8_lossy(&logs.stdout).contains(&format!("hello from {agent}"))
+    });
+
+    // The limit holds across hosts: one here, one there, a third refused.
+    a.deploy(&task, "local", "200", &["sleep", "300"]);
+    let refused = a.run(&remote_deploy(&task, "200", "exec sleep 300"));
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let err = stderr(&refused);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("on host host-b") && err.contains("max_concurrent"),
+        "{err}"
+    );
+    assert_eq!(
+        b.sessions().len(),
+        1,
+        "the refused deployment left nothing on b"
+    );
+
+    // a kills b's agent through b: b's session and processes are gone, it is recorded.
+    let killed: Value = a.json(&["kill", "--task", &task, "--agent", &agent]);
+    assert_eq!(killed["status"], "terminated", "{killed}");
+    assert!(b.sessions().is_empty());
+    assert!(tagged(&[agent.clone()].into()).is_empty());
+    assert_eq!(a.entry(&task, &agent)["status"], "terminated");
+    a.ok(&[
+        "kill",
+        "--task",
+        &task,
+        "--agent",
+        &a.sessions()[0].replacen("agent_", "", 1),
+    ]);
+}
+
+#[test]
+fn a_controller_sigkilled_mid_remote_deployment_leaves_nothing_on_the_remote() {
+    let t = Two::new();
+    let (a, b) = (&t.a, &t.b);
+    let task = a.task(&[]);
+    let marks = b.root().join("marks");
+    fs_err::create_dir_all(&marks).unwrap();
+    let script = format!("touch \"{marks}/$FLEET_AGENT_ID\"; exec sleep 300");
+    // A long grace: the deployment is in flight (registered, not confirmed) when a dies.
+    let mut controller = a
+        .command(&remote_deploy(&task, "120000", &script))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the remote agent to run", || {
+        fs_err::read_dir(&marks).map(|d| d.count()).unwrap_or(0) == 1
+    });
+    let agent = fs_err::read_dir(&marks)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    assert_eq!(b.sessions().len(), 1);
+    // SIGKILL of our own child, by its PID: its ssh goes with it, and the remote's stdin ends.
+    controller.kill().unwrap();
+    controller.wait().unwrap();
+    wait_for("the remote deployment to roll back", || {
+        b.sessions().is_empty() && tagged(&[agent.clone()].into()).is_empty()
+    });
+    wait_for("the registry to forget it", || {
+        a.task_registry(&task)["agents"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+    // Nothing left for b's reconcile, no prompt file there.
+    let reconciled: Value = b.json(&["reconcile"]);
+    assert_eq!(reconciled["nothing_to_do"], true, "{reconciled}");
+    let prompts: Vec<_> = b
+        .files()
+        .into_iter()
+        .filter(|(p, _)| p.contains("agent_prompt_"))
+        .collect();
+    assert!(prompts.is_empty(), "{prompts:?}");
+}
+
+#[test]
+fn an_unreachable_host_or_an_unknown_host_key_is_one_line_and_the_others_work() {
+    let mut t = Two::new();
+    // host-c: an sshd that is not running any more (nothing listens on its port).
+    let mut gone = SshServer::start(&t.client);
+    t.client.add("hostc", &gone, true);
+    gone.stop();
+    // host-d: a running sshd whose host key this client was never told.
+    let stranger = SshServer::start(&t.client);
+    t.client.add("hostd", &stranger, false);
+    for (name, dest) in [("host-c", "hostc"), ("host-d", "hostd")] {
+        t.a.ok(&["host", "add", name, "--ssh", dest, "--fleet", FLEET]);
+    }
+    let task = t.a.task(&[]);
+    for (name, says) in [
+        (
+            "host-c",
+            "is unreachable: ssh: connect to host 127.0.0.1 port",
+        ),
+        ("host-d", "its host key is unknown or has changed"),
+    ] {
+        let mut args = remote_deploy(&task, "200", "exec sleep 300");
+        args[2] = name;
+        let out = t.a.run(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("host {name} (")) && err.contains(says),
+            "{err}"
+        );
+    }
+    // The list shows each as it is, without the unreachable ones holding up the others.
+    let listed: Value = t.a.json(&["host", "list"]);
+    let reachable: Vec<(String, bool)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_owned(),
+                h["reachable"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        reachable,
+        [
+            ("host-b".to_owned(), true),
+            ("host-c".to_owned(), false),
+            ("host-d".to_owned(), false)
+        ]
+    );
+    // host-b still deploys.
+    let live: Value = t.a.json(&remote_deploy(&task, "200", "exec sleep 300"));
+    let agent = live["agent_id"].as_str().unwrap();
+    t.a.ok(&["kill", "--task", &task, "--agent", agent]);
+    assert!(t.b.sessions().is_empty());
+    assert!(t.a.task_registry(&task)["agents"].as_array().unwrap().len() == 1);
+}
+
+#[test]
+fn bad_host_input_gets_one_line_and_leaves_nothing() {
+    let f = Fleet::new();
+    for (args, code, says) in [
+        (
+            vec!["host", "add", "b", "--ssh", "-oProxyCommand=touch /tmp/x"],
+            1,
+            "is not an ssh destination",
+        ),
+        (vec!["host", "add", "b c", "--ssh", "b"], 2, "invalid value"),
+        (vec!["host", "remove", "nowhere"], 1, "no host nowhere"),
+    ] {
+        let out = f.run(&args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!f.root().join(".fleet/hosts.json").exists());
+    // Without a shared registry, a remote deployment is refused before anything is made.
+    let task = f.task(&[]);
+    let out = f.run(&remote_deploy(&task, "200", "sleep 1"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs a registry every host shares"),
+        "{}",
+        stderr(&out)
+    );
+}
