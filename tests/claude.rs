@@ -12,6 +12,7 @@ use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use camino::Utf8PathBuf;
 use regex::Regex;
 use scripted_model::{Reply, Request, Script};
 use serde_json::{Value, json};
@@ -521,3 +522,73 @@ fn status_of(f: &Fleet, c: &Claude, task: &str, agent: &str) -> Value {
 mod failures;
 #[path = "claude/resume.rs"]
 mod resume;
+
+/// The real Claude Code, through `fleet mcp` on host-a, deploys an agent on host-b: host-b's
+/// own fleet, reached over a real sshd, starts there the real Claude Code (host-b's default
+/// agent command), which reports its end through its own `fleet mcp` into the shared Postgres
+/// registry; host-a sees it completed, on host-b.
+#[test]
+fn claude_code_deploys_an_agent_on_another_host_over_ssh() {
+    let mut t = common::hosts::Two::new();
+    let script = Script::new()
+        .conversation(
+            "CONDUCTOR-remote",
+            [
+                Reply::tool(
+                    mcp("create_real_task"),
+                    json!({"description": "across hosts"}),
+                ),
+                Reply::with(|r| {
+                    Reply::tool(
+                        mcp("deploy_headless_agent"),
+                        json!({"task_id": r.last_tool_json()["task_id"], "agent_type": "remote",
+                               "prompt": "REMOTE-worker: report from b", "host": "host-b"}),
+                    )
+                }),
+                Reply::text("deployed on b"),
+            ],
+        )
+        .conversation(
+            "REMOTE-worker",
+            [
+                Reply::with(|r| {
+                    let (agent, task) = identity(r);
+                    Reply::tool(
+                        mcp("update_agent_progress"),
+                        json!({"task_id": task, "agent_id": agent, "status": "completed",
+                               "message": "done on b", "progress": 100}),
+                    )
+                }),
+                Reply::text("done on b"),
+            ],
+        );
+    let c = Claude::start(&t.a, script);
+    // Host b's sessions run Claude Code against the same model, with a home of b's own.
+    let home = Utf8PathBuf::from_path_buf(t.b.dir.path().join("home")).unwrap();
+    let mut env = c.env_for_host(&home);
+    env.push(("TMUX_TMPDIR".into(), t.b.tmux_tmpdir().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    t.sshd.restart_with(&env);
+
+    let (out, _) = conductor(&t.a, &c, "CONDUCTOR-remote: deploy on b");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "claude: {}\n{stdout}", stderr(&out));
+    let shown = c.model.conversation("CONDUCTOR-remote");
+    assert_eq!(shown.len(), 3, "three turns: {shown:?}");
+    let deployed = shown[2].last_tool_json();
+    assert_eq!(deployed["success"], true, "{deployed}");
+    assert_eq!(deployed["host"], "host-b", "{deployed}");
+    let task = deployed["task_id"].as_str().unwrap().to_owned();
+    let agent = deployed["agent_id"].as_str().unwrap().to_owned();
+    assert!(t.a.sessions().is_empty(), "nothing of it runs on host-a");
+
+    wait_for("host-b's agent to report its end", || {
+        t.a.entry(&task, &agent)["status"] == "completed"
+    });
+    let turns = c.model.conversation("REMOTE-worker");
+    assert_eq!(identity(&turns[0]), (agent.clone(), task.clone()));
+    let entry = t.a.entry(&task, &agent);
+    assert_eq!(entry["fleet_host"], "host-b", "{entry}");
+    wait_for("host-b's session to end", || t.b.sessions().is_empty());
+    assert!(common::tagged_where(|tag| tag == agent).is_empty());
+}

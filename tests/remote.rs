@@ -13,74 +13,10 @@ mod common;
 use std::process::Stdio;
 
 use serde_json::Value;
-use testkit::postgres::PgServer;
-use testkit::sshd::{SshClient, SshServer};
+use testkit::sshd::SshServer;
 
+use common::hosts::{FLEET, Two};
 use common::{Fleet, stderr, tagged, wait_for};
-
-const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
-
-/// A controller (host-a) and a remote (host-b) on one database; host-b is reached over its
-/// own sshd as the ssh alias `hostb`.
-struct Two {
-    a: Fleet,
-    b: Fleet,
-    client: SshClient,
-    _sshd: SshServer,
-    _pg: PgServer,
-}
-
-impl Two {
-    fn new() -> Two {
-        let pg = PgServer::start();
-        let url = pg.new_database();
-        let on = |host: &str| {
-            let mut f = Fleet::on_postgres(&url);
-            f.settings.push(("FLEET_HOST".into(), host.into()));
-            f
-        };
-        let mut a = on("host-a");
-        let b = on("host-b");
-        let mut client = SshClient::new();
-        let sshd = SshServer::start_with(&client, &[("TMUX_TMPDIR", b.tmux_tmpdir().as_str())]);
-        client.add("hostb", &sshd, true);
-        a.settings
-            .push(("FLEET_SSH_CONFIG".into(), client.config_file().to_string()));
-        let added = a.json(&[
-            "host",
-            "add",
-            "host-b",
-            "--ssh",
-            "hostb",
-            "--remote-root",
-            b.root().as_str(),
-            "--remote-socket",
-            &b.socket,
-            "--fleet",
-            FLEET,
-        ]);
-        assert_eq!(added["added"], "host-b", "{added}");
-        Two {
-            a,
-            b,
-            client,
-            _sshd: sshd,
-            _pg: pg,
-        }
-    }
-}
-
-impl Drop for Two {
-    /// Each host's ssh master connection ends with the test (`host remove` stops it).
-    fn drop(&mut self) {
-        let hosts: Value = self.a.json(&["host", "list"]);
-        for h in hosts.as_array().into_iter().flatten() {
-            let _ = self
-                .a
-                .run(&["host", "remove", h["name"].as_str().unwrap_or_default()]);
-        }
-    }
-}
 
 fn remote_deploy<'a>(task: &'a str, grace: &'a str, script: &'a str) -> Vec<&'a str> {
     vec![
@@ -138,6 +74,9 @@ fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {
     let view = &status[0]["agents"][0];
     assert_eq!(view["host"], "host-b", "{view}");
     assert_eq!(view["liveness"], "elsewhere", "{view}");
+    let text = a.ok(&["status", "--task", &task]);
+    let row = text.lines().find(|l| l.contains(&agent)).unwrap();
+    assert!(text.contains(" HOST ") && row.contains("host-b"), "{text}");
     wait_for("the agent's line in its log, read from host-a", || {
         let logs = a.run(&["logs", "--task", &task, "--agent", &agent]);
         String::from_utf8_lossy(&logs.stdout).contains(&format!("hello from {agent}"))

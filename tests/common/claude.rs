@@ -64,6 +64,27 @@ impl Claude {
             .env_remove("ANTHROPIC_AUTH_TOKEN");
     }
 
+    /// The same environment as name=value pairs for another host's sessions (sshd's
+    /// `SetEnv`), with `home` as that host's Claude Code home.
+    pub fn env_for_host(&self, home: &Utf8Path) -> Vec<(String, String)> {
+        fs_err::create_dir_all(home).unwrap();
+        [
+            ("ANTHROPIC_BASE_URL", self.model.url().to_owned()),
+            ("ANTHROPIC_API_KEY", "sk-ant-test-scripted".to_owned()),
+            ("HOME", home.to_string()),
+            (
+                "PATH",
+                format!("{}:/usr/local/bin:/usr/bin:/bin", self.bin_dir),
+            ),
+            ("IS_SANDBOX", "1".to_owned()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_owned()),
+            ("DISABLE_AUTOUPDATER", "1".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// Runs `fleet args` with Claude Code pointed at the model, which must succeed; its
     /// stdout, trimmed.
     pub fn ok(&self, f: &Fleet, args: &[&str]) -> String {

@@ -8,6 +8,7 @@
 #![allow(dead_code, unreachable_pub)] // each test binary uses part of it
 
 pub mod claude;
+pub mod hosts;
 pub mod python;
 
 use std::process::{Command, Output, Stdio};

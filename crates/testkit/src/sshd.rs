@@ -151,6 +151,8 @@ pub struct SshServer {
     _dir: tempfile::TempDir,
     host_key: Utf8PathBuf,
     config: Utf8PathBuf,
+    /// The configuration without its `SetEnv` lines.
+    base: String,
     log: Utf8PathBuf,
     port: u16,
     child: Option<Child>,
@@ -189,25 +191,39 @@ impl SshServer {
              StrictModes no\nPidFile none\nPrintMotd no\nMaxSessions 100\nMaxStartups 100\n\
              LogLevel INFO\n"
         );
-        let mut text = text;
-        for (k, v) in env {
-            assert!(
-                !v.contains(char::is_whitespace),
-                "sshd's SetEnv takes no space: {k}={v}"
-            );
-            let _ = writeln!(text, "SetEnv {k}={v}");
-        }
-        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{config}: {e}"));
         let mut server = SshServer {
             _dir: dir,
             host_key,
             log: root.join("log"),
             config,
+            base: text,
             port,
             child: None,
         };
-        server.run();
+        server.restart_with(env);
         server
+    }
+
+    /// Starts the server anew (same port, same host key) with `env` set in every session
+    /// instead of what was: for an environment known only once the server runs (a model
+    /// server's URL). Connections made before keep theirs.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.stop();
+        let mut text = self.base.clone();
+        // One SetEnv line: sshd takes a keyword's first line only.
+        if !env.is_empty() {
+            text.push_str("SetEnv");
+            for (k, v) in env {
+                assert!(
+                    !v.contains(char::is_whitespace),
+                    "sshd's SetEnv takes no space: {k}={v}"
+                );
+                let _ = write!(text, " {k}={v}");
+            }
+            text.push('\n');
+        }
+        std::fs::write(&self.config, text).unwrap_or_else(|e| panic!("{}: {e}", self.config));
+        self.run();
     }
 
     /// Starts the server (again, after [`stop`](Self::stop)), on the same port.

@@ -17,9 +17,6 @@ use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Result<(), Error> {
     let cap = services.config.max_prompt_bytes;
-    if let Some(host) = args.host.clone() {
-        return remote(services, args, &host, json_mode);
-    }
     let prompt = match (&args.prompt, &args.prompt_file) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(path)) if path.as_str() == "-" => {
@@ -32,27 +29,12 @@ pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Res
         }
         (None, None) => None,
     };
-    let agent_type = match &args.agent_type {
-        Some(t) => t.clone(),
-        // Only a plan's members have their own (clap requires --type otherwise).
-        None => AgentType::parse("planned")?,
-    };
-    let mut options = DeployOptions::new(args.task.clone(), agent_type, prompt.unwrap_or_default());
-    options.parent = args.parent;
-    options.workdir = args.workdir;
-    options.command = (!args.command.is_empty()).then_some(args.command);
-    options.startup_grace = args.startup_grace_ms.map(Duration::from_millis);
-    options.env = args.env;
-    options.allow_duplicate = args.allow_duplicate;
-    options.model = args.model.clone();
-    options.effort = args.effort.clone();
-    options.permission_mode = args.permission_mode.clone();
-    options.preamble = args.no_preamble.then_some(false);
-    options.worktree = args.worktree.then(|| WorktreeOptions {
-        repo: args.repo.clone(),
-        base: args.base.clone(),
-        keep: args.keep_worktree,
-    });
+    let options = options_of(&args, prompt.unwrap_or_default())?;
+    if let Some(host) = &args.host {
+        let answer = crate::ops::remote::deploy(services, host, &options, args.count)?;
+        emit(json_mode, &answer, || remote_lines(&answer));
+        return Ok(());
+    }
     let members = match (&args.plan, args.count) {
         (Some(plan), _) => plan::read(plan, cap.saturating_mul(4))?
             .into_iter()
@@ -131,40 +113,37 @@ fn interruptibly<T>(
     })
 }
 
-/// `deploy --host`: the deployment runs on that host, by its own fleet, over ssh; it is Live
-/// here only once that host answered that it is. The prompt travels on ssh's stdin.
-fn remote(
-    services: &Services,
-    args: DeployArgs,
-    host: &deploy_core::HostName,
-    json_mode: bool,
-) -> Result<(), Error> {
-    if services.config.registry != crate::config::RegistryKind::Postgres {
-        return Err(Error::Refused(format!(
-            "deploying on host {host} needs a registry every host shares: use the postgres \
-             registry (`fleet migrate --to postgres`, then --database-url)"
-        )));
-    }
-    let cap = services.config.max_prompt_bytes;
-    let prompt = match (&args.prompt, &args.prompt_file) {
-        (Some(p), _) => p.clone(),
-        (None, Some(path)) if path.as_str() == "-" => {
-            read_capped(std::io::stdin(), "the prompt on stdin", cap)?
-        }
-        (None, Some(path)) => {
-            let file = fs_err::File::open(path)
-                .map_err(|e| Error::Invalid(format!("cannot read prompt file: {e}")))?;
-            read_capped(file, &format!("prompt file {path}"), cap)?
-        }
-        (None, None) => String::new(),
+/// The deployment `args` ask for, with `prompt`.
+fn options_of(args: &DeployArgs, prompt: String) -> Result<DeployOptions, Error> {
+    let agent_type = match &args.agent_type {
+        Some(t) => t.clone(),
+        // Only a plan's members have their own (clap requires --type otherwise).
+        None => AgentType::parse("planned")?,
     };
-    let grace = args
-        .startup_grace_ms
-        .map_or(services.config.startup_grace, Duration::from_millis);
-    let bound = crate::ops::remote::CALL_BOUND + grace;
-    let answer = crate::ops::remote::call(services, host, remote_argv(&args), Some(prompt), bound)?;
+    let mut options = DeployOptions::new(args.task.clone(), agent_type, prompt);
+    options.parent = args.parent.clone();
+    options.workdir = args.workdir.clone();
+    options.command = (!args.command.is_empty()).then(|| args.command.clone());
+    options.startup_grace = args.startup_grace_ms.map(Duration::from_millis);
+    options.env = args.env.clone();
+    options.allow_duplicate = args.allow_duplicate;
+    options.model = args.model.clone();
+    options.effort = args.effort.clone();
+    options.permission_mode = args.permission_mode.clone();
+    options.preamble = args.no_preamble.then_some(false);
+    options.worktree = args.worktree.then(|| WorktreeOptions {
+        repo: args.repo.clone(),
+        base: args.base.clone(),
+        keep: args.keep_worktree,
+    });
+    Ok(options)
+}
+
+/// A remote host's answer, as `deploy` prints its own: the agent's id, or the batch's and its
+/// members'.
+fn remote_lines(answer: &serde_json::Value) -> String {
     let id = |v: &serde_json::Value| v.as_str().map(str::to_owned).unwrap_or_default();
-    emit(json_mode, &answer, || match answer.get("agent_ids") {
+    match answer.get("agent_ids") {
         Some(serde_json::Value::Array(ids)) => {
             let mut out = format!("{}\n", answer.get("batch_id").map(id).unwrap_or_default());
             for a in ids {
@@ -173,61 +152,16 @@ fn remote(
             out
         }
         _ => format!("{}\n", answer.get("agent_id").map(id).unwrap_or_default()),
-    });
-    Ok(())
-}
-
-/// The `deploy` command a remote fleet runs for `args`: every option but `--host`, with the
-/// prompt on stdin (`--prompt-file -`). Paths (`--workdir`, `--repo`) are the remote's, passed
-/// as given.
-fn remote_argv(args: &DeployArgs) -> Vec<String> {
-    let mut argv: Vec<String> = vec!["deploy".into(), "--task".into(), args.task.to_string()];
-    let mut opt = |flag: &str, value: Option<String>| {
-        if let Some(v) = value {
-            argv.push(format!("--{flag}"));
-            argv.push(v);
-        }
-    };
-    opt("type", args.agent_type.as_ref().map(ToString::to_string));
-    opt("prompt-file", Some("-".into()));
-    opt("count", args.count.map(|n| n.to_string()));
-    opt("parent", Some(args.parent.to_string()));
-    opt("workdir", args.workdir.as_ref().map(ToString::to_string));
-    opt("repo", args.repo.as_ref().map(ToString::to_string));
-    opt("base", args.base.clone());
-    opt(
-        "startup-grace-ms",
-        args.startup_grace_ms.map(|n| n.to_string()),
-    );
-    opt("model", args.model.clone());
-    opt("effort", args.effort.clone());
-    opt("permission-mode", args.permission_mode.clone());
-    for (k, v) in &args.env {
-        opt("env", Some(format!("{k}={v}")));
     }
-    for (flag, on) in [
-        ("--worktree", args.worktree),
-        ("--keep-worktree", args.keep_worktree),
-        ("--allow-duplicate", args.allow_duplicate),
-        ("--no-preamble", args.no_preamble),
-    ] {
-        if on {
-            argv.push(flag.into());
-        }
-    }
-    if !args.command.is_empty() {
-        argv.push("--".into());
-        argv.extend(args.command.iter().cloned());
-    }
-    argv
 }
 
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
-    use super::remote_argv;
+    use super::options_of;
     use crate::cli::{Cli, Command, DeployArgs};
+    use crate::ops::remote::deploy_argv;
 
     fn deploy_args(argv: &[&str]) -> DeployArgs {
         match Cli::try_parse_from(argv).unwrap().command {
@@ -278,7 +212,8 @@ mod tests {
             "--print",
             "--host",
         ]);
-        let argv = remote_argv(&mine);
+        let options = options_of(&mine, "secret plan".into()).unwrap();
+        let argv = deploy_argv(&options, mine.count);
         assert!(!argv.iter().any(|a| a.contains("secret plan")), "{argv:?}");
         let theirs = deploy_args(
             &std::iter::once("fleet")
@@ -286,16 +221,9 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         assert_eq!(theirs.host, None);
+        assert_eq!(theirs.count, Some(3));
         assert_eq!(theirs.prompt_file.as_deref().map(|p| p.as_str()), Some("-"));
-        let same = |a: &DeployArgs| {
-            let mut a = format!("{a:?}");
-            for field in ["host", "prompt", "prompt_file"] {
-                let start = a.find(&format!(" {field}: ")).unwrap();
-                let end = start + a[start..].find(',').unwrap();
-                a.replace_range(start..end, "");
-            }
-            a
-        };
-        assert_eq!(same(&theirs), same(&mine));
+        let again = options_of(&theirs, "secret plan".into()).unwrap();
+        assert_eq!(format!("{again:?}"), format!("{options:?}"));
     }
 }

@@ -32,9 +32,19 @@ pub(crate) fn run(services: &Services, args: &StatusArgs, json_mode: bool) -> Re
             if t.agents.is_empty() {
                 continue;
             }
+            // A HOST column once any agent records its host (a shared registry).
+            let hosts = t.agents.iter().any(|a| a.host.is_some());
+            let host = |h: &str| {
+                if hosts {
+                    format!("{h:<12} ")
+                } else {
+                    String::new()
+                }
+            };
             out.push_str(&format!(
-                "  {:<32} {:<12} {:<10} {:<8} {:>6} {:>5} {:>7} {:>7}  {}\n",
+                "  {:<32} {}{:<12} {:<10} {:<8} {:>6} {:>5} {:>7} {:>7}  {}\n",
                 "AGENT",
+                host("HOST"),
                 "TYPE",
                 "STATUS",
                 "STATE",
@@ -45,7 +55,8 @@ pub(crate) fn run(services: &Services, args: &StatusArgs, json_mode: bool) -> Re
                 "LAST ACTIVITY"
             ));
             for a in &t.agents {
-                out.push_str(&format!("  {}\n", row(a)));
+                let on = a.host.as_ref().map_or("-", |h| h.as_str());
+                out.push_str(&format!("  {}\n", row(a, &host(on))));
             }
         }
         out
@@ -81,10 +92,10 @@ fn last_activity(a: &AgentView) -> String {
     }
 }
 
-fn row(a: &AgentView) -> String {
+fn row(a: &AgentView, host: &str) -> String {
     let act = &a.activity;
     format!(
-        "{:<32} {:<12} {:<10} {:<8} {:>6} {:>5} {:>7} {:>7}  {}",
+        "{:<32} {host}{:<12} {:<10} {:<8} {:>6} {:>5} {:>7} {:>7}  {}",
         a.agent_id.as_str(),
         a.agent_type.as_str(),
         safe(a.status.as_str()),

@@ -137,7 +137,16 @@ fn deploy(
     d: params::AgentParams,
     model: Option<&str>,
 ) -> Result<views::Deployed, Error> {
+    let host = d
+        .host
+        .as_deref()
+        .map(deploy_core::HostName::parse)
+        .transpose()?;
     let options = deploy_options(services, d, model)?;
+    if let Some(host) = host {
+        let answer = ops::remote::deploy(services, &host, &options, None)?;
+        return views::deployed_on(&host, answer);
+    }
     // The server's own signals end the server; a deployment in flight rolls back as it drops.
     Ok(views::deployed(&ops::deploy::run(
         services,

@@ -71,6 +71,9 @@ pub(crate) struct DeployParams {
     /// Keep worktree and branch when the agent ends, whatever they hold; only with `worktree`.
     #[serde(default)]
     pub(crate) keep_worktree: bool,
+    /// Deploy on this host (one `fleet host add` named), by its own fleet over ssh; it then
+    /// runs that host's agent command, and `repo` is a path there. Default: this machine.
+    pub(crate) host: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -216,6 +219,7 @@ pub(crate) struct AgentParams {
     pub(crate) effort: Option<String>,
     pub(crate) permission_mode: Option<String>,
     pub(crate) worktree: WorktreeParams,
+    pub(crate) host: Option<String>,
 }
 
 /// `deploy_batch`: the members of one batch.
@@ -274,6 +278,7 @@ impl AgentParams {
                 base_ref: m.base_ref,
                 keep_worktree: m.keep_worktree,
             },
+            host: None,
         }
     }
 }
@@ -303,6 +308,7 @@ impl From<DeployParams> for AgentParams {
                 base_ref: p.base_ref,
                 keep_worktree: p.keep_worktree,
             },
+            host: p.host,
         }
     }
 }
@@ -323,6 +329,7 @@ impl From<SpawnChildParams> for AgentParams {
                 base_ref: p.base_ref,
                 keep_worktree: p.keep_worktree,
             },
+            host: None,
         }
     }
 }

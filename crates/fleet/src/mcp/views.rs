@@ -109,6 +109,55 @@ pub(crate) struct Deployed {
     /// Its own git checkout, when deployed with `worktree`.
     #[serde(skip_serializing_if = "Option::is_none")]
     worktree: Option<Worktree>,
+    /// The host it runs on, when deployed on another host (`host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
+}
+
+/// What a remote fleet's `deploy --json` answers for one agent.
+#[derive(serde::Deserialize)]
+struct RemoteDeployed {
+    agent_id: String,
+    task_id: String,
+    session: String,
+    #[serde(rename = "type")]
+    agent_type: String,
+    parent: String,
+    depth: u32,
+    prompt_file: String,
+    worktree: Option<deploy_core::Checkout>,
+}
+
+/// `deploy_headless_agent` with `host`: the agent Live on `host`, as that host's fleet answered.
+pub(crate) fn deployed_on(
+    host: &deploy_core::HostName,
+    answer: Value,
+) -> Result<Deployed, crate::error::Error> {
+    let d: RemoteDeployed =
+        serde_json::from_value(answer).map_err(|e| crate::error::Error::Remote {
+            host: host.clone(),
+            code: 1,
+            line: format!("its answer is not a deployment: {e}"),
+            json: None,
+        })?;
+    let workspace = camino::Utf8Path::new(&d.prompt_file)
+        .parent()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    Ok(Deployed {
+        success: true,
+        agent_id: d.agent_id,
+        tmux_session: d.session,
+        agent_type: d.agent_type,
+        parent: d.parent,
+        task_id: d.task_id,
+        status: "deployed".into(),
+        workspace,
+        deployment_method: "tmux session".into(),
+        depth: d.depth,
+        worktree: d.worktree.as_ref().map(worktree),
+        host: Some(host.to_string()),
+    })
 }
 
 /// An agent's git checkout.
@@ -152,6 +201,7 @@ pub(crate) fn deployed(d: &ops::deploy::Deployed) -> Deployed {
         deployment_method: "tmux session".into(),
         depth: d.depth,
         worktree: d.worktree.as_ref().map(worktree),
+        host: None,
     }
 }
 

@@ -17,6 +17,7 @@ use ssh_hosts::{HostEntry, Hosts, Ssh};
 
 use crate::config::{Config, RegistryKind, Services};
 use crate::error::Error;
+use crate::ops::deploy::DeployOptions;
 
 /// The bound of a remote call that is not a deployment.
 pub(crate) const CALL_BOUND: Duration = Duration::from_secs(60);
@@ -158,4 +159,82 @@ pub(crate) fn owner(
     Ok(Hosts::load(&services.layout)?
         .contains(&host)
         .then_some(host))
+}
+
+/// Deploys `options` (`count` agents of them, as one batch, if given) on host `name`, by that
+/// host's fleet, and returns its answer (what its `deploy --json` prints): Live there, or an
+/// error with what its rollback did. It needs a registry every host shares.
+pub(crate) fn deploy(
+    services: &Services,
+    name: &HostName,
+    options: &DeployOptions,
+    count: Option<u32>,
+) -> Result<Value, Error> {
+    if services.config.registry != RegistryKind::Postgres {
+        return Err(Error::Refused(format!(
+            "deploying on host {name} needs a registry every host shares: use the postgres \
+             registry (`fleet migrate --to postgres`, then --database-url)"
+        )));
+    }
+    let grace = options
+        .startup_grace
+        .unwrap_or(services.config.startup_grace);
+    call(
+        services,
+        name,
+        deploy_argv(options, count),
+        Some(options.prompt.clone()),
+        CALL_BOUND + grace,
+    )
+}
+
+/// The `deploy` command a remote fleet runs for `options`, with the prompt on its stdin
+/// (`--prompt-file -`). Paths (`--workdir`, `--repo`) are the remote's, passed as given; with
+/// no command, the remote's own default runs.
+pub(crate) fn deploy_argv(options: &DeployOptions, count: Option<u32>) -> Vec<String> {
+    let mut argv: Vec<String> = vec!["deploy".into(), "--task".into(), options.task.to_string()];
+    let mut opt = |flag: &str, value: Option<String>| {
+        if let Some(v) = value {
+            argv.push(format!("--{flag}"));
+            argv.push(v);
+        }
+    };
+    let worktree = options.worktree.as_ref();
+    opt("type", Some(options.agent_type.to_string()));
+    opt("prompt-file", Some("-".into()));
+    opt("count", count.map(|n| n.to_string()));
+    opt("parent", Some(options.parent.to_string()));
+    opt("workdir", options.workdir.as_ref().map(ToString::to_string));
+    opt(
+        "repo",
+        worktree
+            .and_then(|w| w.repo.as_ref())
+            .map(ToString::to_string),
+    );
+    opt("base", worktree.and_then(|w| w.base.clone()));
+    opt(
+        "startup-grace-ms",
+        options.startup_grace.map(|d| d.as_millis().to_string()),
+    );
+    opt("model", options.model.clone());
+    opt("effort", options.effort.clone());
+    opt("permission-mode", options.permission_mode.clone());
+    for (k, v) in &options.env {
+        opt("env", Some(format!("{k}={v}")));
+    }
+    for (flag, on) in [
+        ("--worktree", worktree.is_some()),
+        ("--keep-worktree", worktree.is_some_and(|w| w.keep)),
+        ("--allow-duplicate", options.allow_duplicate),
+        ("--no-preamble", options.preamble == Some(false)),
+    ] {
+        if on {
+            argv.push(flag.into());
+        }
+    }
+    if let Some(command) = &options.command {
+        argv.push("--".into());
+        argv.extend(command.iter().cloned());
+    }
+    argv
 }

@@ -35,9 +35,19 @@ fn state_style(app: &App, a: &AgentView) -> Style {
 /// give their room to the last activity.
 fn table(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let wide = area.width >= 100;
-    let cells = |mut v: Vec<String>| {
+    // A HOST column once any agent records its host (a shared registry).
+    let hosts = app
+        .snapshot
+        .tasks
+        .iter()
+        .flat_map(|t| &t.agents)
+        .any(|a| a.host.is_some());
+    let cells = |mut v: Vec<String>, host: &str| {
         if !wide {
             v.remove(3);
+        }
+        if hosts {
+            v.insert(1, host.to_owned());
         }
         v
     };
@@ -46,14 +56,17 @@ fn table(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let mut index = 0;
     for t in &app.snapshot.tasks {
         rows.push(
-            Row::new(cells(vec![
-                t.task_id.to_string(),
-                t.status.clone(),
-                String::new(),
-                tokens(t.totals.input_tokens + t.totals.output_tokens),
-                cost(Some(t.totals.cost_usd)),
-                crate::output::safe(&t.description),
-            ]))
+            Row::new(cells(
+                vec![
+                    t.task_id.to_string(),
+                    t.status.clone(),
+                    String::new(),
+                    tokens(t.totals.input_tokens + t.totals.output_tokens),
+                    cost(Some(t.totals.cost_usd)),
+                    crate::output::safe(&t.description),
+                ],
+                "",
+            ))
             .style(Style::default().add_modifier(Modifier::BOLD)),
         );
         for a in &t.agents {
@@ -64,14 +77,17 @@ fn table(frame: &mut Frame<'_>, app: &App, area: Rect) {
             let act = &a.activity;
             let last = last_done(a);
             rows.push(
-                Row::new(cells(vec![
-                    format!(" {}", a.agent_id),
-                    a.status.to_string(),
-                    act.state.as_str().to_owned(),
-                    tokens(act.input_tokens + act.output_tokens),
-                    cost(act.cost_usd),
-                    crate::output::safe(&last),
-                ]))
+                Row::new(cells(
+                    vec![
+                        format!(" {}", a.agent_id),
+                        a.status.to_string(),
+                        act.state.as_str().to_owned(),
+                        tokens(act.input_tokens + act.output_tokens),
+                        cost(act.cost_usd),
+                        crate::output::safe(&last),
+                    ],
+                    a.host.as_ref().map_or("-", |h| h.as_str()),
+                ))
                 .style(state_style(app, a)),
             );
         }
@@ -87,6 +103,9 @@ fn table(frame: &mut Frame<'_>, app: &App, area: Rect) {
     if !wide {
         widths.remove(3);
     }
+    if hosts {
+        widths.insert(1, Constraint::Length(10));
+    }
     let header = Row::new(cells(
         [
             "AGENT",
@@ -98,6 +117,7 @@ fn table(frame: &mut Frame<'_>, app: &App, area: Rect) {
         ]
         .map(String::from)
         .to_vec(),
+        "HOST",
     ))
     .style(Style::default().add_modifier(Modifier::UNDERLINED));
     let title = match &app.snapshot.error {
@@ -327,6 +347,51 @@ mod tests {
                 screen.contains(&format!("› worker-{selected:06}-000000")),
                 "agent {selected} selected and shown"
             );
+        }
+    }
+
+    /// Agents of two hosts on one registry: a HOST column shows each one's host; an agent
+    /// recorded without one shows `-`.
+    #[test]
+    fn agents_of_two_hosts_show_their_host() {
+        let on = |i: usize, host: Option<&str>| {
+            let mut a = agent(i);
+            a.host = host.map(|h| deploy_core::HostName::parse(h).unwrap());
+            a
+        };
+        let app = App {
+            snapshot: Snapshot {
+                tasks: vec![task_of(vec![
+                    on(1, Some("host-a")),
+                    on(2, Some("gpu-b")),
+                    on(3, None),
+                ])],
+                ..Snapshot::default()
+            },
+            selected: 0,
+            mode: super::super::Mode::Table,
+            message: None,
+            color: false,
+        };
+        for width in [80, 160] {
+            let shown = screen(&app, width, 24);
+            let lines: Vec<String> = shown
+                .chars()
+                .collect::<Vec<_>>()
+                .chunks(usize::from(width))
+                .map(|l| l.iter().collect())
+                .collect();
+            let line_of = |needle: &str| {
+                lines
+                    .iter()
+                    .find(|l| l.contains(needle))
+                    .unwrap_or_else(|| panic!("{needle} at {width}: {shown}"))
+                    .clone()
+            };
+            assert!(line_of("AGENT").contains("HOST"), "{shown}");
+            assert!(line_of("worker-000001").contains("host-a"), "{shown}");
+            assert!(line_of("worker-000002").contains("gpu-b"), "{shown}");
+            assert!(line_of("worker-000003").contains(" - "), "{shown}");
         }
     }
 }
