@@ -82,6 +82,50 @@ fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {
         String::from_utf8_lossy(&logs.stdout).contains(&format!("hello from {agent}"))
     });
 
+    // a attaches a terminal to it over ssh: a viewer session of a test server of its own runs
+    // `fleet attach`, and shows b's pane.
+    let viewer = format!("{}-viewer", a.socket);
+    let mut attach = std::process::Command::new("tmux");
+    attach
+        .args([
+            "-f",
+            "/dev/null",
+            "-L",
+            &viewer,
+            "new-session",
+            "-d",
+            "-x",
+            "160",
+            "-y",
+            "40",
+        ])
+        .env("TMUX_TMPDIR", a.tmux_tmpdir())
+        .env_remove("TMUX");
+    for (k, v) in &a.settings {
+        attach.args(["-e", &format!("{k}={v}")]);
+    }
+    attach
+        .args(["-e", &format!("FLEET_ROOT={}", a.root())])
+        .args(["--", FLEET, "attach", "--agent", &agent]);
+    assert!(attach.status().unwrap().success());
+    let screen = || {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &viewer, "capture-pane", "-p"])
+            .env("TMUX_TMPDIR", a.tmux_tmpdir())
+            .env_remove("TMUX")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_for("b's pane on a's terminal", || {
+        screen().contains(&format!("hello from {agent}"))
+    });
+    let _ = std::process::Command::new("tmux")
+        .args(["-L", &viewer, "kill-server"])
+        .env("TMUX_TMPDIR", a.tmux_tmpdir())
+        .env_remove("TMUX")
+        .status();
+
     // The limit holds across hosts: one here, one there, a third refused.
     a.deploy(&task, "local", "200", &["sleep", "300"]);
     let refused = a.run(&remote_deploy(&task, "200", "exec sleep 300"));
@@ -104,6 +148,22 @@ fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {
     assert!(b.sessions().is_empty());
     assert!(tagged(&[agent.clone()].into()).is_empty());
     assert_eq!(a.entry(&task, &agent)["status"], "terminated");
+    // a waits for an agent of b's, by b's fleet, which sees it end and records it.
+    let brief: Value = a.json(&remote_deploy(&task, "100", "sleep 1; echo bye"));
+    let brief = brief["agent_id"].as_str().unwrap().to_owned();
+    let waited = a.run(&[
+        "wait",
+        "--task",
+        &task,
+        "--agent",
+        &brief,
+        "--timeout",
+        "60",
+    ]);
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    let line = String::from_utf8_lossy(&waited.stdout).into_owned();
+    assert!(line.starts_with(&format!("{brief} completed")), "{line}");
+    assert_eq!(a.entry(&task, &brief)["status"], "completed");
     a.ok(&[
         "kill",
         "--task",

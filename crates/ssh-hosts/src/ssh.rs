@@ -72,8 +72,8 @@ impl Ssh {
         &self.control_dir
     }
 
-    /// ssh's options, before the destination.
-    fn options(&self) -> Vec<String> {
+    /// ssh's options, before the destination; with a terminal (`-t`) or without (`-T`).
+    fn options(&self, tty: bool) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(config) = &self.config {
             args.extend(["-F".to_owned(), config.to_string()]);
@@ -90,16 +90,26 @@ impl Ssh {
         ] {
             args.extend(["-o".to_owned(), option]);
         }
-        // No terminal: the remote command's stdin is the pipe fleet writes and watches.
-        args.push("-T".to_owned());
+        // Without a terminal, the remote command's stdin is the pipe fleet writes and watches.
+        args.push(if tty { "-t" } else { "-T" }.to_owned());
         args
     }
 
     /// The `ssh` command that runs `remote` (argv, quoted here into the one string ssh hands
     /// the remote shell) on `host`.
     pub fn command(&self, host: &HostEntry, remote: &[String]) -> Command {
+        self.command_with(host, remote, false)
+    }
+
+    /// [`command`](Self::command) with a terminal (`ssh -t`), for a command the user drives
+    /// (`fleet attach`): this process's stdin, stdout and stderr are the remote's.
+    pub fn interactive(&self, host: &HostEntry, remote: &[String]) -> Command {
+        self.command_with(host, remote, true)
+    }
+
+    fn command_with(&self, host: &HostEntry, remote: &[String], tty: bool) -> Command {
         let mut c = Command::new("ssh");
-        c.args(self.options())
+        c.args(self.options(tty))
             .arg("--")
             .arg(&host.ssh)
             .arg(shell_words::join(remote));
@@ -163,7 +173,7 @@ impl Ssh {
     /// one. A master that is gone already is no failure.
     pub fn stop_master(&self, host: &HostEntry) {
         let mut c = Command::new("ssh");
-        c.args(self.options())
+        c.args(self.options(false))
             .args(["-O", "exit", "--"])
             .arg(&host.ssh)
             .stdin(Stdio::null())

@@ -48,10 +48,14 @@ pub(crate) fn receive() -> Result<Remote, Error> {
                 args.prompt = Some(request.input.unwrap_or_default());
             }
         }
-        Command::Kill(_) | Command::Logs(_) | Command::Status(_) | Command::Reconcile(_) => {}
+        Command::Kill(_)
+        | Command::Logs(_)
+        | Command::Status(_)
+        | Command::Wait(_)
+        | Command::Reconcile(_) => {}
         _ => {
             return Err(Error::Invalid(
-                "a remote request runs deploy, kill, logs, status or reconcile".into(),
+                "a remote request runs deploy, kill, logs, status, wait or reconcile".into(),
             ));
         }
     }

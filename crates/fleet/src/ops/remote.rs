@@ -54,6 +54,14 @@ pub(crate) fn ssh(config: &Config) -> Result<Ssh, Error> {
 /// What a remote fleet runs for `command` on `host`: its global options, then `command`.
 fn argv(config: &Config, host: &HostEntry, command: Vec<String>) -> Vec<String> {
     let mut argv = vec!["--json".to_owned()];
+    argv.extend(globals(config, host));
+    argv.extend(command);
+    argv
+}
+
+/// The remote fleet's global options: its root and socket, if set, and the registry.
+fn globals(config: &Config, host: &HostEntry) -> Vec<String> {
+    let mut argv = Vec::new();
     if let Some(root) = &host.root {
         argv.extend(["--root".to_owned(), root.clone()]);
     }
@@ -66,8 +74,36 @@ fn argv(config: &Config, host: &HostEntry, command: Vec<String>) -> Vec<String> 
         RegistryKind::Postgres => "postgres",
     };
     argv.extend(["--registry".to_owned(), registry.to_owned()]);
-    argv.extend(command);
     argv
+}
+
+/// `fleet attach` of `agent` on host `name`, in this terminal (`ssh -t`): the remote fleet finds
+/// its database in its workspace (`.fleet/database-url`, written when it first deployed).
+pub(crate) fn attach(
+    services: &Services,
+    name: &HostName,
+    agent: &AgentId,
+) -> Result<std::process::Command, Error> {
+    let hosts = Hosts::load(&services.layout)?;
+    let host = hosts.get(name)?;
+    let mut remote = vec![host.fleet.clone().unwrap_or_else(|| "fleet".into())];
+    remote.extend(globals(&services.config, host));
+    remote.extend(["attach".into(), "--agent".into(), agent.to_string()]);
+    Ok(ssh(&services.config)?.interactive(host, &remote))
+}
+
+/// The host `agent` runs on, in whichever task, when that is another host this workspace
+/// reaches (for commands that name no task: `attach`).
+pub(crate) fn owner_anywhere(
+    services: &Services,
+    agent: &AgentId,
+) -> Result<Option<HostName>, Error> {
+    for task in services.registry.task_ids()? {
+        if services.registry.read_task(&task)?.agent(agent).is_some() {
+            return owner(services, &task, agent);
+        }
+    }
+    Ok(None)
 }
 
 /// Runs fleet `command` on host `name` (with `input` for `--prompt-file -`), bounded by
