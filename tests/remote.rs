@@ -48,9 +48,16 @@ fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {
     assert!(listed[0]["rtt_ms"].as_f64().unwrap() > 0.0, "{listed}");
 
     let task = a.task(&["--max-concurrent", "2"]);
-    let script =
-        "echo hello from $FLEET_AGENT_ID; cat \"$FLEET_PROMPT_FILE\" >/dev/null; exec sleep 300";
-    let live: Value = a.json(&remote_deploy(&task, "300", script));
+    let script = "echo hello from $FLEET_AGENT_ID; exec sleep 300";
+    // The prompt from a file: no command line of this test holds it.
+    let secret = format!("a prompt for b only {}", std::process::id());
+    let prompt = a.dir.path().join("prompt.txt");
+    fs_err::write(&prompt, &secret).unwrap();
+    let mut args = remote_deploy(&task, "300", script);
+    let at = args.iter().position(|a| *a == "--prompt").unwrap();
+    args[at] = "--prompt-file";
+    args[at + 1] = prompt.to_str().unwrap();
+    let live: Value = a.json(&args);
     let agent = live["agent_id"].as_str().unwrap().to_owned();
     // Host b made and owns it: its session is on b's tmux, none on a's.
     assert_eq!(b.sessions().len(), 1, "{live}");
@@ -64,16 +71,22 @@ fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {
     for pid in testkit::procs::running() {
         let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         assert!(
-            !String::from_utf8_lossy(&argv).contains("travels on stdin"),
+            !String::from_utf8_lossy(&argv).contains(&secret),
             "the prompt is on the command line of {pid}"
         );
     }
 
-    // a's status shows b's agent with its host; a's logs read them there.
-    let status: Value = a.json(&["status", "--task", &task]);
-    let view = &status[0]["agents"][0];
-    assert_eq!(view["host"], "host-b", "{view}");
-    assert_eq!(view["liveness"], "elsewhere", "{view}");
+    // a's status shows b's agent with its host, as b sees it (alive, its last line); a's logs
+    // read them there.
+    wait_for("b's view of its agent in a's status", || {
+        let status: Value = a.json(&["status", "--task", &task]);
+        let view = &status[0]["agents"][0];
+        assert_eq!(view["host"], "host-b", "{view}");
+        view["liveness"] == "alive"
+            && view["last_line"]
+                .as_str()
+                .is_some_and(|l| l.contains(&format!("hello from {agent}")))
+    });
     let text = a.ok(&["status", "--task", &task]);
     let row = text.lines().find(|l| l.contains(&agent)).unwrap();
     assert!(text.contains(" HOST ") && row.contains("host-b"), "{text}");
@@ -279,6 +292,32 @@ fn an_unreachable_host_or_an_unknown_host_key_is_one_line_and_the_others_work() 
     // host-b still deploys.
     let live: Value = t.a.json(&remote_deploy(&task, "200", "exec sleep 300"));
     let agent = live["agent_id"].as_str().unwrap();
+    // Once host-b stops answering (its sshd and a's master connection gone), a's status shows
+    // its agent unreachable, as the registry has it, and still answers.
+    t.sshd.stop();
+    t.a.ok(&["host", "remove", "host-b"]);
+    t.a.ok(&[
+        "host",
+        "add",
+        "host-b",
+        "--ssh",
+        "hostb",
+        "--remote-root",
+        t.b.root().as_str(),
+        "--remote-socket",
+        &t.b.socket,
+        "--fleet",
+        FLEET,
+    ]);
+    let status: Value = t.a.json(&["status", "--task", &task]);
+    let view = &status[0]["agents"][0];
+    assert_eq!(view["liveness"], "unreachable", "{view}");
+    assert_eq!(view["status"], "running", "{view}");
+    assert!(
+        t.b.sessions().len() == 1,
+        "an unreachable host's agent is left alone"
+    );
+    t.sshd.run();
     t.a.ok(&["kill", "--task", &task, "--agent", agent]);
     assert!(t.b.sessions().is_empty());
     assert!(t.a.task_registry(&task)["agents"].as_array().unwrap().len() == 1);

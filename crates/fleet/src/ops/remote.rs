@@ -17,7 +17,13 @@ use ssh_hosts::{HostEntry, Hosts, Ssh};
 
 use crate::config::{Config, RegistryKind, Services};
 use crate::error::Error;
+use crate::ops::activity::Totals;
 use crate::ops::deploy::DeployOptions;
+use crate::ops::status::{Sighting, TaskStatus};
+
+/// How long a look (`status`, `top`) waits for another host's answer before it shows that
+/// host's agents as unreachable.
+pub(crate) const LOOK_BOUND: Duration = Duration::from_secs(10);
 
 /// The bound of a remote call that is not a deployment.
 pub(crate) const CALL_BOUND: Duration = Duration::from_secs(60);
@@ -273,4 +279,96 @@ pub(crate) fn deploy_argv(options: &DeployOptions, count: Option<u32>) -> Vec<St
         argv.extend(command.iter().cloned());
     }
     argv
+}
+
+/// Fills in what the other hosts this workspace reaches see of their own agents in `tasks` —
+/// liveness, exit, activity, last output, and an end they recorded — asking every such host at
+/// once (its fleet's `status`, one call per task), each bounded by [`LOOK_BOUND`]. A host that
+/// does not answer leaves its agents as the registry has them, `unreachable`, and holds up
+/// none of the others.
+pub(crate) fn gather(services: &Services, tasks: &mut [TaskStatus]) {
+    let Ok(hosts) = Hosts::load(&services.layout) else {
+        return;
+    };
+    let mut asks: std::collections::BTreeMap<HostName, Vec<TaskId>> = Default::default();
+    for t in tasks.iter() {
+        for a in &t.agents {
+            if let Some(h) = &a.host
+                && a.liveness == Sighting::Elsewhere
+                && hosts.contains(h)
+            {
+                let ids = asks.entry(h.clone()).or_default();
+                if !ids.contains(&t.task_id) {
+                    ids.push(t.task_id.clone());
+                }
+            }
+        }
+    }
+    if asks.is_empty() {
+        return;
+    }
+    let answers: Vec<(HostName, Option<Vec<Value>>)> = std::thread::scope(|s| {
+        let threads: Vec<_> = asks
+            .iter()
+            .map(|(host, ids)| {
+                s.spawn(move || {
+                    let mut views = Vec::new();
+                    for id in ids {
+                        let command =
+                            vec!["status".to_owned(), "--task".to_owned(), id.to_string()];
+                        match call(services, host, command, None, LOOK_BOUND) {
+                            Ok(Value::Array(answer)) => views.extend(answer),
+                            Ok(_) => return None,
+                            Err(e) => {
+                                tracing::warn!(%host, error = %e.line(), "host did not answer");
+                                return None;
+                            }
+                        }
+                    }
+                    Some(views)
+                })
+            })
+            .collect();
+        asks.keys()
+            .cloned()
+            .zip(threads)
+            .map(|(host, t)| (host, t.join().unwrap_or(None)))
+            .collect()
+    });
+    for (host, answer) in answers {
+        let seen: std::collections::HashMap<String, &Value> = answer
+            .iter()
+            .flatten()
+            .flat_map(|task| task["agents"].as_array().into_iter().flatten())
+            .filter_map(|a| Some((a["agent_id"].as_str()?.to_owned(), a)))
+            .collect();
+        for t in tasks.iter_mut() {
+            for a in t
+                .agents
+                .iter_mut()
+                .filter(|a| a.host.as_ref() == Some(&host) && a.liveness == Sighting::Elsewhere)
+            {
+                if answer.is_none() {
+                    a.liveness = Sighting::Unreachable;
+                    continue;
+                }
+                let Some(view) = seen.get(a.agent_id.as_str()) else {
+                    continue;
+                };
+                if let Some(sighting) = view["liveness"].as_str().and_then(Sighting::parse) {
+                    a.liveness = sighting;
+                }
+                if let Ok(status) = serde_json::from_value(view["status"].clone()) {
+                    a.status = status;
+                }
+                a.exit = serde_json::from_value(view["exit"].clone()).unwrap_or(a.exit);
+                if let Ok(activity) = serde_json::from_value(view["activity"].clone()) {
+                    a.activity = activity;
+                }
+                a.last_line = view["last_line"].as_str().map(str::to_owned);
+                a.last_text = view["last_text"].as_str().map(str::to_owned);
+            }
+            t.totals = Totals::of(t.agents.iter().map(|a| &a.activity));
+        }
+    }
 }

@@ -84,8 +84,12 @@ pub(crate) enum Sighting {
     Alive,
     Exited,
     Missing,
-    /// Placed on a tmux server this configuration does not look at (another `--socket`).
+    /// Placed on a tmux server this configuration does not look at (another `--socket`), or
+    /// on another host this workspace does not reach.
     Elsewhere,
+    /// On another host this workspace reaches (`fleet host add`), which did not answer in
+    /// time: shown as its registry entry says, without what it is doing.
+    Unreachable,
 }
 
 impl Sighting {
@@ -95,7 +99,21 @@ impl Sighting {
             Sighting::Exited => "exited",
             Sighting::Missing => "missing",
             Sighting::Elsewhere => "elsewhere",
+            Sighting::Unreachable => "unreachable",
         }
+    }
+
+    /// The sighting `word` names (another host's answer).
+    pub(crate) fn parse(word: &str) -> Option<Sighting> {
+        [
+            Sighting::Alive,
+            Sighting::Exited,
+            Sighting::Missing,
+            Sighting::Elsewhere,
+            Sighting::Unreachable,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == word)
     }
 }
 
@@ -188,6 +206,7 @@ pub(crate) fn run(
             snapshot,
         });
     }
+    crate::ops::remote::gather(services, &mut tasks);
     if tasks.iter().all(|t| t.agents.is_empty()) {
         match (only, task) {
             (Only::Every, _) => {}
