@@ -43,6 +43,7 @@ pub(crate) fn run() -> Result<(), String> {
     let (worktree_ours, worktree_floor) =
         crate::worktree_bench::run(&root.join("target/release/fleet"), &scratch)?;
     let batch = crate::batch_bench::run(&root.join("target/release/fleet"), &scratch)?;
+    let remote = crate::remote_bench::run(&root.join("target/release/fleet"), &scratch)?;
     let crit = root.join("target/criterion");
     let mut md = String::new();
     md.push_str("# Benchmarks\n\nWritten by `cargo xtask bench` (criterion; mean of the samples, ");
@@ -58,6 +59,7 @@ pub(crate) fn run() -> Result<(), String> {
         (&status_first, &status_later),
         (&worktree_ours, &worktree_floor),
         &batch,
+        &remote,
     )?;
     md.push_str("\n## Goals\n\nEvery figure with a goal, from this run. Floors are the least the same work can cost: the backend's own tmux command lines run raw (`TmuxBackend::floor`, `list_floor`), the registry file read and replaced whole with no parsing at all, or the database's rows read and each entry parsed with nothing built from it, on one thread (the read itself parses on every core).\n\n");
     let table = crate::goals::table(&goals);
@@ -191,6 +193,8 @@ pub(crate) fn run() -> Result<(), String> {
     md.push_str(&status_section(&status_first, &status_later));
     md.push_str("\n## A batch of 20 (issue 26)\n\n");
     md.push_str(&crate::batch_bench::section(&batch));
+    md.push_str("\n## A deployment on another host (issue 28)\n\n");
+    md.push_str(&crate::remote_bench::section(&remote));
     md.push_str("\n## Deploying into a worktree (issue 13)\n\n");
     md.push_str(&crate::worktree_bench::section(
         &worktree_ours,
@@ -405,6 +409,7 @@ fn goals_rows(
     status: (&crate::procs::Stats, &crate::procs::Stats),
     worktree: (&crate::procs::Stats, &crate::procs::Stats),
     batch: &crate::batch_bench::Batch,
+    remote: &crate::remote_bench::Remote,
 ) -> Result<Vec<crate::goals::Row>, String> {
     use crate::goals::{Goal, Row};
     let ns = |id: &str| estimate(crit, id).map(|e| e.mean / 1e6);
@@ -478,6 +483,17 @@ fn goals_rows(
             Goal::Ratio(crate::batch_bench::GOAL),
             "the members' sessions start in parallel; fleet adds its own process, 20 intents \
              and prompt files, one registration and one confirmation of all members",
+        ),
+        row(
+            "`fleet deploy --host`, over ssh (issue 28)",
+            remote.remote.mean(),
+            Some((
+                "`fleet deploy` here + one ssh round trip + 10 ms",
+                remote.local.mean() + remote.round_trip.mean() + crate::remote_bench::GOAL_EXTRA_MS,
+            )),
+            Goal::Ratio(1.0),
+            "the remote fleet's own start and its reading of the request, beyond the round \
+             trip's shell",
         ),
         row(
             "idle `fleet reconcile`, 1,000 sessions + 10,000 entries (issue 16)",
@@ -617,6 +633,20 @@ pub(crate) fn deploy_only() -> Result<(), String> {
         start.show(),
         ours.mean() / start.mean()
     );
+    Ok(())
+}
+
+/// `cargo xtask bench-remote`: only `fleet deploy --host` against a local deployment plus one
+/// ssh round trip, printed.
+pub(crate) fn remote_only() -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let root = workspace_root()?;
+    build_release(&cargo, &root)?;
+    let r = crate::remote_bench::run(
+        &root.join("target/release/fleet"),
+        &root.join("target/xtask-bench"),
+    )?;
+    eprint!("{}", crate::remote_bench::section(&r));
     Ok(())
 }
 

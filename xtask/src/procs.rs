@@ -63,7 +63,9 @@ pub(crate) struct Env {
     fleet: PathBuf,
     pub(crate) socket: String,
     pub(crate) root: PathBuf,
-    tmux_tmpdir: PathBuf,
+    pub(crate) tmux_tmpdir: PathBuf,
+    /// More environment for every fleet command (the remote benchmark's registry and hosts).
+    pub(crate) settings: Vec<(String, String)>,
 }
 
 impl Env {
@@ -81,6 +83,7 @@ impl Env {
             socket: format!("fleet-xbench-{}-{name}", std::process::id()),
             root,
             tmux_tmpdir,
+            settings: Vec::new(),
         })
     }
 
@@ -94,6 +97,9 @@ impl Env {
             .env_remove("FLEET_AGENT_CMD")
             .env_remove("FLEET_AGENT_ID")
             .stdin(Stdio::null());
+        for (k, v) in &self.settings {
+            c.env(k, v);
+        }
         c
     }
 

@@ -92,6 +92,11 @@ fn run_with(cli: Cli, overrides: Overrides) -> Result<(), Error> {
     if let Command::Host(command) = cli.command {
         return cmd::host::run(&config, command, json_mode);
     }
+    if let Command::Deploy(args) = &cli.command
+        && let Some(host) = &args.host
+    {
+        return cmd::deploy::on_host(&config, host, args, json_mode);
+    }
     if let Command::Migrate(args) = &cli.command {
         return cmd::migrate::run(&config, args, json_mode);
     }

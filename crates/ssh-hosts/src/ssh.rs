@@ -48,19 +48,23 @@ impl Ssh {
     /// configuration from `config` (`ssh -F`) if given, else from the user's own (`~/.ssh/config`
     /// and the system's), as their `ssh` does.
     pub fn new(control_dir: Utf8PathBuf, config: Option<Utf8PathBuf>) -> Result<Ssh, Error> {
+        let store = |path: &Utf8Path, message: String| Error::Store {
+            path: path.to_string(),
+            message,
+        };
+        let control_dir = if control_dir.as_str().len() <= MAX_CONTROL_DIR {
+            control_dir
+        } else {
+            short_dir(&control_dir)?
+        };
         if control_dir.as_str().len() > MAX_CONTROL_DIR {
-            return Err(Error::Store {
-                path: control_dir.to_string(),
-                message: format!(
-                    "too long for ssh's control sockets (at most {MAX_CONTROL_DIR} bytes): use a \
-                     shorter workspace root"
-                ),
-            });
+            return Err(store(
+                &control_dir,
+                format!("too long for ssh's control sockets (at most {MAX_CONTROL_DIR} bytes)"),
+            ));
         }
-        deploy_core::private::create_dir_all(&control_dir).map_err(|e| Error::Store {
-            path: control_dir.to_string(),
-            message: e.to_string(),
-        })?;
+        deploy_core::private::create_dir_all(&control_dir)
+            .map_err(|e| store(&control_dir, e.to_string()))?;
         Ok(Ssh {
             control_dir,
             config,
@@ -187,6 +191,35 @@ impl Ssh {
     }
 }
 
+/// A short directory of this user's own for the control sockets of `long`:
+/// `<tmp>/fleet-ssh-<uid>/<hash>`, the parent made 0700 and checked to be this user's and
+/// closed to others (another user's planted directory is refused, never used).
+fn short_dir(long: &Utf8Path) -> Result<Utf8PathBuf, Error> {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
+    let tmp = Utf8PathBuf::from_path_buf(std::env::temp_dir())
+        .unwrap_or_else(|_| Utf8PathBuf::from("/tmp"));
+    let parent = tmp.join(format!("fleet-ssh-{uid}"));
+    let store = |message: String| Error::Store {
+        path: parent.to_string(),
+        message,
+    };
+    deploy_core::private::create_dir_all(&parent).map_err(|e| store(e.to_string()))?;
+    let meta = std::fs::symlink_metadata(&parent).map_err(|e| store(e.to_string()))?;
+    if meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(store(
+            "is not this user's own private directory: ssh's control sockets are not put there"
+                .into(),
+        ));
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    long.hash(&mut hasher);
+    Ok(parent.join(format!("{:016x}", hasher.finish())))
+}
+
 /// Reads `pipe` to its end on a thread of its own.
 fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
@@ -289,13 +322,20 @@ mod tests {
     }
 
     #[test]
-    fn a_control_directory_too_long_for_a_socket_is_refused() {
-        let long = Utf8PathBuf::from(format!("/tmp/{}", "d".repeat(100)));
-        let e = Ssh::new(long, None).unwrap_err();
-        assert!(
-            e.to_string().contains("too long for ssh's control sockets"),
-            "{e}"
+    fn a_control_directory_too_long_for_a_socket_is_replaced_by_a_short_private_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = Utf8PathBuf::from_path_buf(dir.path().join("d".repeat(100))).unwrap();
+        let ssh = Ssh::new(long.clone(), None).unwrap();
+        let short = ssh.control_dir();
+        assert!(short.as_str().len() <= MAX_CONTROL_DIR, "{short}");
+        assert!(!long.exists());
+        assert_eq!(deploy_core::private::mode_for(short) & 0o777, 0o700);
+        assert_eq!(
+            Ssh::new(long, None).unwrap().control_dir(),
+            short,
+            "the same each time"
         );
+        let _ = std::fs::remove_dir(short);
     }
 
     #[test]

@@ -16,25 +16,11 @@ use crate::ops::plan;
 use crate::output::emit;
 
 pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Result<(), Error> {
-    let cap = services.config.max_prompt_bytes;
-    let prompt = match (&args.prompt, &args.prompt_file) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(path)) if path.as_str() == "-" => {
-            Some(read_capped(std::io::stdin(), "the prompt on stdin", cap)?)
-        }
-        (None, Some(path)) => {
-            let file = fs_err::File::open(path)
-                .map_err(|e| Error::Invalid(format!("cannot read prompt file: {e}")))?;
-            Some(read_capped(file, &format!("prompt file {path}"), cap)?)
-        }
-        (None, None) => None,
-    };
-    let options = options_of(&args, prompt.unwrap_or_default())?;
     if let Some(host) = &args.host {
-        let answer = crate::ops::remote::deploy(services, host, &options, args.count)?;
-        emit(json_mode, &answer, || remote_lines(&answer));
-        return Ok(());
+        return on_host(&services.config, host, &args, json_mode);
     }
+    let cap = services.config.max_prompt_bytes;
+    let options = options_of(&args, prompt_of(&args, cap)?.unwrap_or_default())?;
     let members = match (&args.plan, args.count) {
         (Some(plan), _) => plan::read(plan, cap.saturating_mul(4))?
             .into_iter()
@@ -111,6 +97,38 @@ fn interruptibly<T>(
         },
         _ => e,
     })
+}
+
+/// The prompt `args` give: on the command line, in a file, or on stdin (`-`), at most `cap`
+/// bytes.
+fn prompt_of(args: &DeployArgs, cap: u64) -> Result<Option<String>, Error> {
+    Ok(match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(path)) if path.as_str() == "-" => {
+            Some(read_capped(std::io::stdin(), "the prompt on stdin", cap)?)
+        }
+        (None, Some(path)) => {
+            let file = fs_err::File::open(path)
+                .map_err(|e| Error::Invalid(format!("cannot read prompt file: {e}")))?;
+            Some(read_capped(file, &format!("prompt file {path}"), cap)?)
+        }
+        (None, None) => None,
+    })
+}
+
+/// `deploy --host`: that host's own deployment, asked over ssh. Nothing of this machine's
+/// services is needed (no registry connection, no tmux): only its configuration.
+pub(crate) fn on_host(
+    config: &crate::config::Config,
+    host: &deploy_core::HostName,
+    args: &DeployArgs,
+    json_mode: bool,
+) -> Result<(), Error> {
+    let prompt = prompt_of(args, config.max_prompt_bytes)?.unwrap_or_default();
+    let options = options_of(args, prompt)?;
+    let answer = crate::ops::remote::deploy(config, host, &options, args.count)?;
+    emit(json_mode, &answer, || remote_lines(&answer));
+    Ok(())
 }
 
 /// The deployment `args` ask for, with `prompt`.

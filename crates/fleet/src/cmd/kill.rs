@@ -60,7 +60,7 @@ fn kill_one(
             "--reason".to_owned(),
             args.reason.clone(),
         ];
-        let k = remote::call(services, &host, command, None, remote::CALL_BOUND)?;
+        let k = remote::call(&services.config, &host, command, None, remote::CALL_BOUND)?;
         emit(json_mode, &k, || {
             let ended = k
                 .get("killed")

@@ -89,7 +89,7 @@ fn on_host(
         "--lines".to_owned(),
         args.lines.to_string(),
     ];
-    let out = remote::call(services, host, command, None, remote::CALL_BOUND)?;
+    let out = remote::call(&services.config, host, command, None, remote::CALL_BOUND)?;
     emit(json_mode, &out, || {
         let lines = out.get("lines").and_then(|l| l.as_array());
         lines

@@ -80,7 +80,7 @@ fn on_host(
     // Bounded by the wait's own timeout; without one, by a day.
     let bound =
         Duration::from_secs(args.timeout.unwrap_or(86_400)) + crate::ops::remote::CALL_BOUND;
-    let ended = crate::ops::remote::call(services, host, command, None, bound)?;
+    let ended = crate::ops::remote::call(&services.config, host, command, None, bound)?;
     emit(json_mode, &ended, || {
         let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         ended

@@ -144,7 +144,7 @@ fn deploy(
         .transpose()?;
     let options = deploy_options(services, d, model)?;
     if let Some(host) = host {
-        let answer = ops::remote::deploy(services, &host, &options, None)?;
+        let answer = ops::remote::deploy(&services.config, &host, &options, None)?;
         return views::deployed_on(&host, answer);
     }
     // The server's own signals end the server; a deployment in flight rolls back as it drops.

@@ -116,14 +116,13 @@ pub(crate) fn owner_anywhere(
 /// `bound`; returns its JSON answer. A failure there is [`Error::Remote`], with the remote's
 /// line, JSON and exit status.
 pub(crate) fn call(
-    services: &Services,
+    config: &Config,
     name: &HostName,
     command: Vec<String>,
     input: Option<String>,
     bound: Duration,
 ) -> Result<Value, Error> {
-    let config = &services.config;
-    let hosts = Hosts::load(&services.layout)?;
+    let hosts = Hosts::load(&config.layout())?;
     let host = hosts.get(name)?;
     let request = Request {
         host: name.to_string(),
@@ -207,22 +206,20 @@ pub(crate) fn owner(
 /// host's fleet, and returns its answer (what its `deploy --json` prints): Live there, or an
 /// error with what its rollback did. It needs a registry every host shares.
 pub(crate) fn deploy(
-    services: &Services,
+    config: &Config,
     name: &HostName,
     options: &DeployOptions,
     count: Option<u32>,
 ) -> Result<Value, Error> {
-    if services.config.registry != RegistryKind::Postgres {
+    if config.registry != RegistryKind::Postgres {
         return Err(Error::Refused(format!(
             "deploying on host {name} needs a registry every host shares: use the postgres \
              registry (`fleet migrate --to postgres`, then --database-url)"
         )));
     }
-    let grace = options
-        .startup_grace
-        .unwrap_or(services.config.startup_grace);
+    let grace = options.startup_grace.unwrap_or(config.startup_grace);
     call(
-        services,
+        config,
         name,
         deploy_argv(options, count),
         Some(options.prompt.clone()),
@@ -316,7 +313,7 @@ pub(crate) fn gather(services: &Services, tasks: &mut [TaskStatus]) {
                     for id in ids {
                         let command =
                             vec!["status".to_owned(), "--task".to_owned(), id.to_string()];
-                        match call(services, host, command, None, LOOK_BOUND) {
+                        match call(&services.config, host, command, None, LOOK_BOUND) {
                             Ok(Value::Array(answer)) => views.extend(answer),
                             Ok(_) => return None,
                             Err(e) => {
