@@ -161,6 +161,17 @@ fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {
     assert!(b.sessions().is_empty());
     assert!(tagged(&[agent.clone()].into()).is_empty());
     assert_eq!(a.entry(&task, &agent)["status"], "terminated");
+    // An agent in its own worktree on b: a's diff is b's, of b's checkout.
+    let repo = testkit::git::repo_at(&b.root().parent().unwrap().join("repo"));
+    let mut args = remote_deploy(&task, "100", "echo from-b > made-on-b.txt; exec sleep 300");
+    args.splice(1..1, ["--worktree", "--repo", repo.as_str()]);
+    let worker: Value = a.json(&args);
+    let worker = worker["agent_id"].as_str().unwrap().to_owned();
+    wait_for("the file in b's worktree", || {
+        a.ok(&["diff", "--task", &task, "--agent", &worker])
+            .contains("+from-b")
+    });
+    a.ok(&["kill", "--task", &task, "--agent", &worker]);
     // a waits for an agent of b's, by b's fleet, which sees it end and records it.
     let brief: Value = a.json(&remote_deploy(&task, "100", "sleep 1; echo bye"));
     let brief = brief["agent_id"].as_str().unwrap().to_owned();

@@ -52,10 +52,11 @@ pub(crate) fn receive() -> Result<Remote, Error> {
         | Command::Logs(_)
         | Command::Status(_)
         | Command::Wait(_)
+        | Command::Diff(_)
         | Command::Reconcile(_) => {}
         _ => {
             return Err(Error::Invalid(
-                "a remote request runs deploy, kill, logs, status, wait or reconcile".into(),
+                "a remote request runs deploy, kill, logs, status, wait, diff or reconcile".into(),
             ));
         }
     }

@@ -43,7 +43,30 @@ pub(crate) fn list(
 
 pub(crate) fn diff(services: &Services, args: &DiffArgs) -> Result<(), Error> {
     let text = match (&args.agent, &args.batch) {
-        (Some(agent), _) => worktree::diff(services, &args.task, agent, args.stat)?,
+        (Some(agent), _) => match crate::ops::remote::owner(services, &args.task, agent)? {
+            // Its checkout is on its host's disk: that host's fleet diffs it.
+            Some(host) => {
+                let mut command = vec![
+                    "diff".to_owned(),
+                    "--task".to_owned(),
+                    args.task.to_string(),
+                    "--agent".to_owned(),
+                    agent.to_string(),
+                ];
+                if args.stat {
+                    command.push("--stat".to_owned());
+                }
+                let out = crate::ops::remote::call_for_output(
+                    &services.config,
+                    &host,
+                    command,
+                    None,
+                    crate::ops::remote::CALL_BOUND,
+                )?;
+                String::from_utf8_lossy(&out).into_owned()
+            }
+            None => worktree::diff(services, &args.task, agent, args.stat)?,
+        },
         (None, Some(batch)) => worktree::diff_batch(services, &args.task, batch, args.stat)?,
         // clap requires one of the two.
         (None, None) => return Err(Error::Invalid("give --agent or --batch".into())),

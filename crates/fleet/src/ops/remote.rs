@@ -122,6 +122,26 @@ pub(crate) fn call(
     input: Option<String>,
     bound: Duration,
 ) -> Result<Value, Error> {
+    let stdout = call_for_output(config, name, command, input, bound)?;
+    serde_json::from_slice(&stdout).map_err(|_| Error::Remote {
+        host: name.clone(),
+        code: 1,
+        line: format!(
+            "its answer is not JSON: {}",
+            String::from_utf8_lossy(&stdout).trim()
+        ),
+        json: None,
+    })
+}
+
+/// [`call`] of a command whose output is text (`diff`): its stdout as it is.
+pub(crate) fn call_for_output(
+    config: &Config,
+    name: &HostName,
+    command: Vec<String>,
+    input: Option<String>,
+    bound: Duration,
+) -> Result<Vec<u8>, Error> {
     let hosts = Hosts::load(&config.layout())?;
     let host = hosts.get(name)?;
     let request = Request {
@@ -141,18 +161,10 @@ pub(crate) fn call(
         &line,
         bound,
     )?;
-    let answer: Option<Value> = serde_json::from_slice(&reply.stdout).ok();
     if reply.code == Some(0) {
-        return answer.ok_or_else(|| Error::Remote {
-            host: name.clone(),
-            code: 1,
-            line: format!(
-                "its answer is not JSON: {}",
-                String::from_utf8_lossy(&reply.stdout).trim()
-            ),
-            json: None,
-        });
+        return Ok(reply.stdout);
     }
+    let answer: Option<Value> = serde_json::from_slice(&reply.stdout).ok();
     let said = reply
         .stderr
         .lines()
