@@ -247,6 +247,67 @@ fn a_controller_sigkilled_mid_remote_deployment_leaves_nothing_on_the_remote() {
     assert!(prompts.is_empty(), "{prompts:?}");
 }
 
+/// The remote fleet itself SIGKILLed mid-deployment (by its PID: a child of the test's own
+/// sshd): the controller reports it failed, in one line, never Live; host-b's reconcile then
+/// undoes what it left.
+#[test]
+fn a_remote_fleet_sigkilled_mid_deployment_is_undone_by_its_hosts_reconcile() {
+    let t = Two::new();
+    let (a, b) = (&t.a, &t.b);
+    let task = a.task(&[]);
+    let marks = b.root().join("marks");
+    fs_err::create_dir_all(&marks).unwrap();
+    let script = format!("touch \"{marks}/$FLEET_AGENT_ID\"; exec sleep 300");
+    let controller = a
+        .command(&remote_deploy(&task, "120000", &script))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the remote agent to run", || {
+        fs_err::read_dir(&marks).map(|d| d.count()).unwrap_or(0) == 1
+    });
+    // host-b's `fleet remote`: the one whose TMUX_TMPDIR is host-b's (sshd set it).
+    let remote_fleet: Vec<u32> = testkit::procs::running()
+        .into_iter()
+        .filter(|pid| {
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            argv == format!("{FLEET}\0remote\0").into_bytes()
+                && testkit::procs::env_var(*pid, "TMUX_TMPDIR").as_deref()
+                    == Some(b.tmux_tmpdir().as_str())
+        })
+        .collect();
+    assert_eq!(remote_fleet.len(), 1, "{remote_fleet:?}");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &remote_fleet[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = controller.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("host host-b (hostb): its fleet ended without answering"),
+        "{err}"
+    );
+    // Its intent is host-b's: b's reconcile rolls the deployment back; a's leaves it alone.
+    let on_a: Value = a.json(&["reconcile"]);
+    assert_eq!(on_a["nothing_to_do"], true, "{on_a}");
+    assert_eq!(b.sessions().len(), 1);
+    let on_b: Value = b.json(&["reconcile"]);
+    assert_eq!(on_b["nothing_to_do"], false, "{on_b}");
+    assert!(b.sessions().is_empty());
+    assert!(
+        a.task_registry(&task)["agents"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let again: Value = b.json(&["reconcile"]);
+    assert_eq!(again["nothing_to_do"], true, "{again}");
+}
+
 #[test]
 fn an_unreachable_host_or_an_unknown_host_key_is_one_line_and_the_others_work() {
     let mut t = Two::new();

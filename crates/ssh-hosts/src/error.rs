@@ -51,6 +51,18 @@ pub enum Error {
         /// ssh's line.
         message: String,
     },
+    /// The remote command ended without an exit status: killed by a signal there, or the
+    /// connection cut after it started (ssh exits 255 and says nothing).
+    #[error(
+        "host {host} ({dest}): its fleet ended without answering (killed, or the connection was \
+         cut); what it left there is that host's reconcile's to undo"
+    )]
+    Lost {
+        /// The host.
+        host: HostName,
+        /// Its ssh destination.
+        dest: String,
+    },
     /// The call took longer than its bound; ssh was ended.
     #[error("host {host} ({dest}) did not answer within {seconds} s")]
     Timeout {

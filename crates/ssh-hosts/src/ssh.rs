@@ -257,12 +257,19 @@ fn wait_bounded(
 
 /// The error of an ssh that failed by itself, from its stderr.
 fn classify(name: &HostName, host: &HostEntry, stderr: &str) -> Error {
-    let line = stderr
+    let Some(line) = stderr
         .lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty())
-        .unwrap_or("ssh failed and said nothing")
-        .to_owned();
+        .map(str::to_owned)
+    else {
+        // ssh says why whenever it fails by itself; silent, it passed on a remote command's
+        // death by a signal.
+        return Error::Lost {
+            host: name.clone(),
+            dest: host.ssh.clone(),
+        };
+    };
     let key = [
         "Host key verification failed",
         "REMOTE HOST IDENTIFICATION HAS CHANGED",
@@ -356,5 +363,9 @@ mod tests {
             e.to_string(),
             "host b (b.example) is unreachable: ssh: connect to host 127.0.0.1 port 9: Connection refused"
         );
+        assert!(matches!(
+            classify(&b, &entry("b.example"), ""),
+            Error::Lost { .. }
+        ));
     }
 }
