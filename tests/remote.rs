@@ -95,49 +95,11 @@ fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {
         String::from_utf8_lossy(&logs.stdout).contains(&format!("hello from {agent}"))
     });
 
-    // a attaches a terminal to it over ssh: a viewer session of a test server of its own runs
-    // `fleet attach`, and shows b's pane.
-    let viewer = format!("{}-viewer", a.socket);
-    let mut attach = std::process::Command::new("tmux");
-    attach
-        .args([
-            "-f",
-            "/dev/null",
-            "-L",
-            &viewer,
-            "new-session",
-            "-d",
-            "-x",
-            "160",
-            "-y",
-            "40",
-        ])
-        .env("TMUX_TMPDIR", a.tmux_tmpdir())
-        .env_remove("TMUX");
-    for (k, v) in &a.settings {
-        attach.args(["-e", &format!("{k}={v}")]);
-    }
-    attach
-        .args(["-e", &format!("FLEET_ROOT={}", a.root())])
-        .args(["--", FLEET, "attach", "--agent", &agent]);
-    assert!(attach.status().unwrap().success());
-    let screen = || {
-        let out = std::process::Command::new("tmux")
-            .args(["-L", &viewer, "capture-pane", "-p"])
-            .env("TMUX_TMPDIR", a.tmux_tmpdir())
-            .env_remove("TMUX")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    wait_for("b's pane on a's terminal", || {
-        screen().contains(&format!("hello from {agent}"))
-    });
-    let _ = std::process::Command::new("tmux")
-        .args(["-L", &viewer, "kill-server"])
-        .env("TMUX_TMPDIR", a.tmux_tmpdir())
-        .env_remove("TMUX")
-        .status();
+    // a attaches a terminal to it over ssh: a terminal of the test's own runs `fleet attach`,
+    // and shows b's pane.
+    let attached = Terminal::run(a, "attach", &[FLEET, "attach", "--agent", &agent]);
+    attached.wait_screen("b's pane on a's terminal", &format!("hello from {agent}"));
+    drop(attached);
 
     // The limit holds across hosts: one here, one there, a third refused.
     a.deploy(&task, "local", "200", &["sleep", "300"]);
@@ -421,4 +383,99 @@ fn bad_host_input_gets_one_line_and_leaves_nothing() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A terminal of the test's own (a tmux server of its own, killed on drop) running `argv` with
+/// host-a's settings, 160×40.
+struct Terminal {
+    socket: String,
+    tmux_tmpdir: camino::Utf8PathBuf,
+}
+
+impl Terminal {
+    fn run(a: &Fleet, name: &str, argv: &[&str]) -> Terminal {
+        let t = Terminal {
+            socket: format!("{}-{name}", a.socket),
+            tmux_tmpdir: a.tmux_tmpdir(),
+        };
+        let mut c = t.tmux(&["new-session", "-d", "-x", "160", "-y", "40"]);
+        for (k, v) in &a.settings {
+            c.args(["-e", &format!("{k}={v}")]);
+        }
+        c.args(["-e", &format!("FLEET_ROOT={}", a.root())])
+            .args(["-e", &format!("FLEET_TMUX_SOCKET={}", a.socket)])
+            .args(["-e", "NO_COLOR=1", "--"])
+            .args(argv);
+        assert!(c.status().unwrap().success());
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new("tmux");
+        c.args(["-f", "/dev/null", "-L", &self.socket])
+            .args(args)
+            .env("TMUX_TMPDIR", &self.tmux_tmpdir)
+            .env_remove("TMUX");
+        c
+    }
+
+    fn wait_screen(&self, what: &str, needle: &str) -> String {
+        let mut screen = String::new();
+        wait_for(what, || {
+            let out = self.tmux(&["capture-pane", "-p"]).output().unwrap();
+            screen = String::from_utf8_lossy(&out.stdout).into_owned();
+            screen.contains(needle)
+        });
+        screen
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]).status();
+    }
+}
+
+/// `fleet top` on host-a shows both hosts' agents, each with its host, as its host sees it.
+#[test]
+fn fleet_top_shows_the_agents_of_two_hosts() {
+    let t = Two::new();
+    let a = &t.a;
+    let task = a.task(&[]);
+    let here = a.deploy(
+        &task,
+        "local",
+        "100",
+        &["sh", "-c", "echo working here; exec sleep 300"],
+    );
+    let there: Value = a.json(&remote_deploy(
+        &task,
+        "100",
+        "echo working there; exec sleep 300",
+    ));
+    let there = there["agent_id"].as_str().unwrap().to_owned();
+    let top = Terminal::run(a, "top", &[FLEET, "top"]);
+    let screen = top.wait_screen(
+        "both agents in top, b's with its last line",
+        "working there",
+    );
+    let row = |agent: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(agent))
+            .unwrap_or_else(|| panic!("{agent}: {screen}"))
+            .to_owned()
+    };
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("AGENT") && l.contains("HOST")),
+        "{screen}"
+    );
+    assert!(row(&here).contains("host-a"), "{screen}");
+    assert!(row(&there).contains("host-b"), "{screen}");
+    drop(top);
+    a.ok(&["kill", "--task", &task, "--agent", &here]);
+    a.ok(&["kill", "--task", &task, "--agent", &there]);
+    assert!(t.b.sessions().is_empty() && a.sessions().is_empty());
 }
