@@ -431,11 +431,12 @@ fn a_workspace_path_with_a_tab_or_newline_breaks_nothing() {
     assert!(f.sessions().is_empty());
 }
 
-/// Break 13: Ctrl-C or SIGTERM during `fleet deploy` rolls the deployment back before fleet
-/// exits, with 130 or 143, reported like any failed step.
+/// Break 13: Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a lost ssh connection) during
+/// `fleet deploy` rolls the deployment back before fleet exits, with 130, 143 or 129, reported
+/// like any failed step.
 #[test]
 fn a_signal_during_deploy_rolls_it_back_before_fleet_exits() {
-    for (signal, code, name) in [(2, 130, "SIGINT"), (15, 143, "SIGTERM")] {
+    for (signal, code, name) in [(2, 130, "SIGINT"), (15, 143, "SIGTERM"), (1, 129, "SIGHUP")] {
         let f = Fleet::new();
         let task = f.task(&[]);
         let before = f.files();
