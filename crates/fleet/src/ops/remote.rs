@@ -8,6 +8,8 @@
 //! controller killed, the connection cut, ssh killed) is the remote's SIGHUP, which rolls a
 //! deployment in flight back. The controller reports Live only from the remote's answer.
 
+#![allow(clippy::disallowed_types)] // the one place other hosts are reached
+
 use std::time::Duration;
 
 use deploy_core::{AgentId, HostName, TaskId};
