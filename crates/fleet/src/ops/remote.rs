@@ -33,8 +33,9 @@ pub(crate) const CALL_BOUND: Duration = Duration::from_secs(60);
 /// The ssh exit status of a remote shell that found no such command.
 const NOT_FOUND: i32 = 127;
 
-/// What a controller asks a remote fleet, on its stdin.
-#[derive(Debug, Serialize, Deserialize)]
+/// What a controller asks a remote fleet, on its stdin. (Its `Debug` shows neither the database
+/// URL, which may hold a password, nor the prompt.)
+#[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Request {
     /// The remote's host identity (its `FLEET_HOST`).
@@ -47,6 +48,15 @@ pub(crate) struct Request {
     /// The prompt, for `--prompt-file -`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) input: Option<String>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("host", &self.host)
+            .field("argv", &self.argv)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The ssh client of this workspace: master connections in `.fleet/ssh`, ssh's configuration
