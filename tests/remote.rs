@@ -479,3 +479,43 @@ fn fleet_top_shows_the_agents_of_two_hosts() {
     a.ok(&["kill", "--task", &task, "--agent", &there]);
     assert!(t.b.sessions().is_empty() && a.sessions().is_empty());
 }
+
+/// A batch on another host (`--count` with `--host`) is that host's one transaction; the
+/// controller's batch commands find it there.
+#[test]
+fn a_batch_on_another_host_is_live_whole_and_killed_whole_from_the_controller() {
+    let t = Two::new();
+    let (a, b) = (&t.a, &t.b);
+    let task = a.task(&[]);
+    let mut args = remote_deploy(&task, "100", "exec sleep 300");
+    args.splice(1..1, ["--count", "2"]);
+    let batch: Value = a.json(&args);
+    let id = batch["batch_id"].as_str().unwrap().to_owned();
+    assert_eq!(batch["agent_ids"].as_array().unwrap().len(), 2, "{batch}");
+    assert_eq!(b.sessions().len(), 2);
+    let status: Value = a.json(&["status", "--task", &task, "--batch", &id]);
+    for view in status[0]["agents"].as_array().unwrap() {
+        assert_eq!(view["host"], "host-b", "{view}");
+        assert_eq!(view["liveness"], "alive", "{view}");
+    }
+    let killed: Value = a.json(&["kill", "--task", &task, "--batch", &id]);
+    assert_eq!(killed.as_array().unwrap().len(), 2, "{killed}");
+    assert!(b.sessions().is_empty());
+    for agent in batch["agent_ids"].as_array().unwrap() {
+        assert_eq!(
+            a.entry(&task, agent.as_str().unwrap())["status"],
+            "terminated"
+        );
+    }
+    // A whole task waited for from the controller: each look asks host-b, whose fleet sees
+    // its agents end and records them.
+    let short = a.task(&[]);
+    let mut args = remote_deploy(&short, "100", "sleep 1; echo done");
+    args.splice(1..1, ["--count", "2"]);
+    a.json(&args);
+    let waited = a.run(&["wait", "--task", &short, "--timeout", "60"]);
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    for entry in a.task_registry(&short)["agents"].as_array().unwrap() {
+        assert_eq!(entry["status"], "completed", "{entry}");
+    }
+}

@@ -24,16 +24,21 @@ pub(crate) fn run(services: &Services, args: &KillArgs, json_mode: bool) -> Resu
     if args.batch.is_none() {
         return kill_one(services, args, &agents[0], json_mode);
     }
-    // Every member is ended, even after one fails; the first failure is then reported.
+    // Every member is ended, each where it runs, even after one fails; the failures are then
+    // reported.
     let mut killed = Vec::new();
+    let mut lines = String::new();
     let mut failed = Vec::new();
     for agent in &agents {
-        match kill::run(services, &args.task, agent, &args.reason, Files::Keep) {
-            Ok(k) => killed.push(k),
+        match kill_where_it_runs(services, args, agent) {
+            Ok((k, text)) => {
+                killed.push(k);
+                lines.push_str(&text);
+            }
             Err(e) => failed.push(format!("{agent}: {}", e.line())),
         }
     }
-    emit(json_mode, &killed, || killed.iter().map(line).collect());
+    emit(json_mode, &killed, || lines);
     if failed.is_empty() {
         return Ok(());
     }
@@ -50,6 +55,18 @@ fn kill_one(
     agent: &deploy_core::AgentId,
     json_mode: bool,
 ) -> Result<(), Error> {
+    let (k, text) = kill_where_it_runs(services, args, agent)?;
+    emit(json_mode, &k, || text);
+    Ok(())
+}
+
+/// Kills `agent` here, or on its host by that host's fleet; what the kill did (as JSON), and
+/// its line for the terminal.
+fn kill_where_it_runs(
+    services: &Services,
+    args: &KillArgs,
+    agent: &deploy_core::AgentId,
+) -> Result<(serde_json::Value, String), Error> {
     if let Some(host) = remote::owner(services, &args.task, agent)? {
         let command = vec![
             "kill".to_owned(),
@@ -61,20 +78,20 @@ fn kill_one(
             args.reason.clone(),
         ];
         let k = remote::call(&services.config, &host, command, None, remote::CALL_BOUND)?;
-        emit(json_mode, &k, || {
-            let ended = k
-                .get("killed")
-                .and_then(|p| p.as_array())
-                .map_or(0, Vec::len);
-            let status = k.get("status").and_then(|s| s.as_str()).unwrap_or("ended");
-            format!("{agent} {status} on host {host} ({ended} process(es) ended)\n")
-        });
-        return Ok(());
+        let ended = k
+            .get("killed")
+            .and_then(|p| p.as_array())
+            .map_or(0, Vec::len);
+        let status = k.get("status").and_then(|s| s.as_str()).unwrap_or("ended");
+        let text = format!("{agent} {status} on host {host} ({ended} process(es) ended)\n");
+        return Ok((k, text));
     }
     // The CLI keeps the logs where they are (`fleet logs` reads them).
     let k = kill::run(services, &args.task, agent, &args.reason, Files::Keep)?;
-    emit(json_mode, &k, || line(&k));
-    Ok(())
+    let text = line(&k);
+    let k = serde_json::to_value(&k)
+        .map_err(|e| Error::Environment(format!("cannot encode what the kill did: {e}")))?;
+    Ok((k, text))
 }
 
 /// What a kill did, for the terminal.
