@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use serde_json::Value;
 use testkit::sshd::SshServer;
 
@@ -164,27 +162,8 @@ fn a_controller_sigkilled_mid_remote_deployment_leaves_nothing_on_the_remote() {
     let t = Two::new();
     let (a, b) = (&t.a, &t.b);
     let task = a.task(&[]);
-    let marks = b.root().join("marks");
-    fs_err::create_dir_all(&marks).unwrap();
-    let script = format!("touch \"{marks}/$FLEET_AGENT_ID\"; exec sleep 300");
     // A long grace: the deployment is in flight (registered, not confirmed) when a dies.
-    let mut controller = a
-        .command(&remote_deploy(&task, "120000", &script))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote agent to run", || {
-        fs_err::read_dir(&marks).map(|d| d.count()).unwrap_or(0) == 1
-    });
-    let agent = fs_err::read_dir(&marks)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .into_string()
-        .unwrap();
+    let (mut controller, agent) = t.in_flight(&task);
     assert_eq!(b.sessions().len(), 1);
     // SIGKILL of our own child, by its PID: its ssh goes with it, and the remote's stdin ends.
     controller.kill().unwrap();
@@ -217,18 +196,7 @@ fn a_remote_fleet_sigkilled_mid_deployment_is_undone_by_its_hosts_reconcile() {
     let t = Two::new();
     let (a, b) = (&t.a, &t.b);
     let task = a.task(&[]);
-    let marks = b.root().join("marks");
-    fs_err::create_dir_all(&marks).unwrap();
-    let script = format!("touch \"{marks}/$FLEET_AGENT_ID\"; exec sleep 300");
-    let controller = a
-        .command(&remote_deploy(&task, "120000", &script))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for("the remote agent to run", || {
-        fs_err::read_dir(&marks).map(|d| d.count()).unwrap_or(0) == 1
-    });
+    let (controller, _agent) = t.in_flight(&task);
     // host-b's `fleet remote`: the one whose TMUX_TMPDIR is host-b's (sshd set it).
     let remote_fleet: Vec<u32> = testkit::procs::running()
         .into_iter()
@@ -330,19 +298,7 @@ fn an_unreachable_host_or_an_unknown_host_key_is_one_line_and_the_others_work() 
     // its agent unreachable, as the registry has it, and still answers.
     t.sshd.stop();
     t.a.ok(&["host", "remove", "host-b"]);
-    t.a.ok(&[
-        "host",
-        "add",
-        "host-b",
-        "--ssh",
-        "hostb",
-        "--remote-root",
-        t.b.root().as_str(),
-        "--remote-socket",
-        &t.b.socket,
-        "--fleet",
-        FLEET,
-    ]);
+    t.add_b();
     let status: Value = t.a.json(&["status", "--task", &task]);
     let view = &status[0]["agents"][0];
     assert_eq!(view["liveness"], "unreachable", "{view}");

@@ -36,27 +36,78 @@ impl Two {
         client.add("hostb", &sshd, true);
         a.settings
             .push(("FLEET_SSH_CONFIG".into(), client.config_file().to_string()));
-        let added = a.json(&[
+        let two = Two {
+            a,
+            b,
+            client,
+            sshd,
+            _pg: pg,
+        };
+        two.add_b();
+        two
+    }
+
+    /// Adds host-b to host-a's list: the ssh alias `hostb`, b's root, socket and this build's
+    /// fleet.
+    pub fn add_b(&self) {
+        let added = self.a.json(&[
             "host",
             "add",
             "host-b",
             "--ssh",
             "hostb",
             "--remote-root",
-            b.root().as_str(),
+            self.b.root().as_str(),
             "--remote-socket",
-            &b.socket,
+            &self.b.socket,
             "--fleet",
             FLEET,
         ]);
         assert_eq!(added["added"], "host-b", "{added}");
-        Two {
-            a,
-            b,
-            client,
-            sshd,
-            _pg: pg,
-        }
+    }
+
+    /// Starts, from host-a, a deployment on host-b of an agent that marks that it runs, with a
+    /// startup grace long enough to be in flight; returns the controller (our child) and the
+    /// agent's id once it runs.
+    pub fn in_flight(&self, task: &str) -> (std::process::Child, String) {
+        let marks = self.b.root().join("marks");
+        fs_err::create_dir_all(&marks).unwrap();
+        let script = format!("touch \"{marks}/$FLEET_AGENT_ID\"; exec sleep 300");
+        let controller = self
+            .a
+            .command(&[
+                "deploy",
+                "--host",
+                "host-b",
+                "--task",
+                task,
+                "--type",
+                "remote",
+                "--prompt",
+                "p",
+                "--startup-grace-ms",
+                "120000",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        super::wait_for("the remote agent to run", || {
+            fs_err::read_dir(&marks).map(|d| d.count()).unwrap_or(0) == 1
+        });
+        let agent = fs_err::read_dir(&marks)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name()
+            .into_string()
+            .unwrap();
+        (controller, agent)
     }
 }
 
