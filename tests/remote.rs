@@ -13,28 +13,8 @@ mod common;
 use serde_json::Value;
 use testkit::sshd::SshServer;
 
-use common::hosts::{FLEET, Two};
+use common::hosts::{FLEET, Two, remote_deploy};
 use common::{Fleet, stderr, tagged, wait_for};
-
-fn remote_deploy<'a>(task: &'a str, grace: &'a str, script: &'a str) -> Vec<&'a str> {
-    vec![
-        "deploy",
-        "--host",
-        "host-b",
-        "--task",
-        task,
-        "--type",
-        "remote",
-        "--prompt",
-        "a prompt that travels on stdin",
-        "--startup-grace-ms",
-        grace,
-        "--",
-        "sh",
-        "-c",
-        script,
-    ]
-}
 
 #[test]
 fn a_remote_deployment_runs_on_its_host_and_logs_and_kill_act_there() {

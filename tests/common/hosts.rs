@@ -10,6 +10,27 @@ use super::Fleet;
 
 pub const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 
+/// `fleet deploy --host host-b` of `sh -c script` with startup grace `grace` (ms).
+pub fn remote_deploy<'a>(task: &'a str, grace: &'a str, script: &'a str) -> Vec<&'a str> {
+    vec![
+        "deploy",
+        "--host",
+        "host-b",
+        "--task",
+        task,
+        "--type",
+        "remote",
+        "--prompt",
+        "a prompt that travels on stdin",
+        "--startup-grace-ms",
+        grace,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]
+}
+
 /// A controller (host-a) and a remote (host-b) on one database; host-b is reached over its
 /// own sshd as the ssh alias `hostb`.
 pub struct Two {
@@ -75,23 +96,7 @@ impl Two {
         let script = format!("touch \"{marks}/$FLEET_AGENT_ID\"; exec sleep 300");
         let controller = self
             .a
-            .command(&[
-                "deploy",
-                "--host",
-                "host-b",
-                "--task",
-                task,
-                "--type",
-                "remote",
-                "--prompt",
-                "p",
-                "--startup-grace-ms",
-                "120000",
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ])
+            .command(&remote_deploy(task, "120000", &script))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
