@@ -455,3 +455,39 @@ fn a_batch_on_another_host_is_live_whole_and_killed_whole_from_the_controller() 
         assert_eq!(entry["status"], "completed", "{entry}");
     }
 }
+
+/// A master connection that hangs (here: stopped) holds a call only to its bound, which fails
+/// in one line; the hung master's socket is removed with it, so the next call makes a new
+/// master and works.
+#[test]
+fn a_hung_master_connection_is_replaced() {
+    let t = Two::new();
+    let a = &t.a;
+    let listed: Value = a.json(&["host", "list"]);
+    assert_eq!(listed[0]["reachable"], true, "{listed}");
+    let control_dir = a.root().join(".fleet/ssh");
+    let masters: Vec<u32> = testkit::procs::running()
+        .into_iter()
+        .filter(|pid| {
+            let line = testkit::procs::cmdline(*pid);
+            line.contains("[mux]") && line.contains(control_dir.as_str())
+        })
+        .collect();
+    assert_eq!(masters.len(), 1, "host-b's master: {masters:?}");
+    let signal = |sig: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([sig, &masters[0].to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let hung: Value = a.json(&["host", "list"]);
+    assert_eq!(hung[0]["reachable"], false, "{hung}");
+    let why = hung[0]["error"].as_str().unwrap();
+    assert!(why.contains("did not answer within"), "{why}");
+    let again: Value = a.json(&["host", "list"]);
+    assert_eq!(again[0]["reachable"], true, "a new master: {again}");
+    // The stopped master was ours (made for this test's workspace): ended by its PID.
+    signal("-KILL");
+}

@@ -89,7 +89,20 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Remote, String> {
     // The first call makes the master connection and the remote workspace.
     let first = deploy(&task, Some("host-b"));
     a.ok(&first.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let control = a.root.join(".fleet/ssh");
+    // The master's socket, where fleet's ssh client puts it.
+    let control = {
+        let dir =
+            camino::Utf8PathBuf::from(a.root.join(".fleet/ssh").to_string_lossy().into_owned());
+        let ssh = ssh_hosts::Ssh::new(dir, None).map_err(|e| e.to_string())?;
+        let name = deploy_core::HostName::parse("host-b").map_err(|e| e.to_string())?;
+        let entry = ssh_hosts::HostEntry {
+            ssh: "hostb".into(),
+            root: Some(b_root.clone()),
+            socket: Some(b.socket.clone()),
+            fleet: Some(fleet_path.clone()),
+        };
+        ssh.control_path(&name, &entry)
+    };
     let (mut local, mut remote, mut round_trip) = (Vec::new(), Vec::new(), Vec::new());
     let here = deploy(&task, None);
     let there = deploy(&task, Some("host-b"));
@@ -111,7 +124,7 @@ pub(crate) fn run(fleet: &Path, scratch: &Path) -> Result<Remote, String> {
 
 /// One ssh round trip on the master connection fleet made: `ssh hostb true` with fleet's
 /// options (the same control socket).
-fn ssh_true(config: &str, control: &Path) -> Result<(), String> {
+fn ssh_true(config: &str, control: &camino::Utf8Path) -> Result<(), String> {
     let status = Command::new("ssh")
         .args([
             "-F",
@@ -122,7 +135,7 @@ fn ssh_true(config: &str, control: &Path) -> Result<(), String> {
             "ControlMaster=auto",
         ])
         .arg("-o")
-        .arg(format!("ControlPath={}/%C", control.display()))
+        .arg(format!("ControlPath={control}"))
         .args(["-o", "ControlPersist=120", "-T", "--", "hostb", "true"])
         .stdin(Stdio::null())
         .status()

@@ -16,9 +16,10 @@ const CONNECT_TIMEOUT_SECS: u64 = 10;
 /// How long the master connection of a host stays open after its last use (`ControlPersist`).
 const PERSIST: &str = "120";
 
-/// The longest control socket path the kernel takes (`sun_path` is 108 bytes, with its NUL),
-/// with room for `%C`, ssh's 40-character hash of the connection, and ssh's temporary suffix.
-const MAX_CONTROL_DIR: usize = 107 - 41 - 18;
+/// The longest control directory: a socket path is at most 107 bytes (`sun_path` with its
+/// NUL), and ssh's own is the directory, `/h-` and 16 hex digits, then ssh's temporary
+/// `.` and 16 characters while it binds.
+const MAX_CONTROL_DIR: usize = 107 - 19 - 17;
 
 /// ssh's exit status when it, not the remote command, failed.
 const SSH_FAILED: i32 = 255;
@@ -77,7 +78,7 @@ impl Ssh {
     }
 
     /// ssh's options, before the destination; with a terminal (`-t`) or without (`-T`).
-    fn options(&self, tty: bool) -> Vec<String> {
+    fn options(&self, host: &HostEntry, name: &HostName, tty: bool) -> Vec<String> {
         let mut args = Vec::new();
         if let Some(config) = &self.config {
             args.extend(["-F".to_owned(), config.to_string()]);
@@ -89,7 +90,7 @@ impl Ssh {
             "ServerAliveInterval=5".to_owned(),
             "ServerAliveCountMax=3".to_owned(),
             "ControlMaster=auto".to_owned(),
-            format!("ControlPath={}/%C", self.control_dir),
+            format!("ControlPath={}", self.control_path(name, host)),
             format!("ControlPersist={PERSIST}"),
         ] {
             args.extend(["-o".to_owned(), option]);
@@ -99,21 +100,37 @@ impl Ssh {
         args
     }
 
+    /// The control socket of host `name` at `host.ssh`: one per host and destination, in the
+    /// control directory, named so that fleet can remove it when its master hangs (ssh's own
+    /// `%C` would hide which file is whose).
+    pub fn control_path(&self, name: &HostName, host: &HostEntry) -> Utf8PathBuf {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (name.as_str(), host.ssh.as_str()).hash(&mut hasher);
+        self.control_dir.join(format!("h-{:016x}", hasher.finish()))
+    }
+
     /// The `ssh` command that runs `remote` (argv, quoted here into the one string ssh hands
-    /// the remote shell) on `host`.
-    pub fn command(&self, host: &HostEntry, remote: &[String]) -> Command {
-        self.command_with(host, remote, false)
+    /// the remote shell) on host `name`.
+    pub fn command(&self, name: &HostName, host: &HostEntry, remote: &[String]) -> Command {
+        self.command_with(name, host, remote, false)
     }
 
     /// [`command`](Self::command) with a terminal (`ssh -t`), for a command the user drives
     /// (`fleet attach`): this process's stdin, stdout and stderr are the remote's.
-    pub fn interactive(&self, host: &HostEntry, remote: &[String]) -> Command {
-        self.command_with(host, remote, true)
+    pub fn interactive(&self, name: &HostName, host: &HostEntry, remote: &[String]) -> Command {
+        self.command_with(name, host, remote, true)
     }
 
-    fn command_with(&self, host: &HostEntry, remote: &[String], tty: bool) -> Command {
+    fn command_with(
+        &self,
+        name: &HostName,
+        host: &HostEntry,
+        remote: &[String],
+        tty: bool,
+    ) -> Command {
         let mut c = Command::new("ssh");
-        c.args(self.options(tty))
+        c.args(self.options(host, name, tty))
             .arg("--")
             .arg(&host.ssh)
             .arg(shell_words::join(remote));
@@ -136,7 +153,7 @@ impl Ssh {
     ) -> Result<Reply, Error> {
         let start = Instant::now();
         let mut child = self
-            .command(host, remote)
+            .command(name, host, remote)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -152,7 +169,7 @@ impl Ssh {
         let status = wait_bounded(&mut child, start, bound);
         drop(stdin);
         let Some(status) = status else {
-            self.stop_master(host);
+            self.stop_master(name, host);
             return Err(Error::Timeout {
                 host: name.clone(),
                 dest: host.ssh.clone(),
@@ -173,11 +190,12 @@ impl Ssh {
         })
     }
 
-    /// Stops `host`'s master connection (`ssh -O exit`), bounded: the next call makes a new
-    /// one. A master that is gone already is no failure.
-    pub fn stop_master(&self, host: &HostEntry) {
+    /// Stops host `name`'s master connection (`ssh -O exit`, bounded), then removes its
+    /// socket: the next call makes a new one, even when the old master hangs and cannot be
+    /// asked to exit. A master that is gone already is no failure.
+    pub fn stop_master(&self, name: &HostName, host: &HostEntry) {
         let mut c = Command::new("ssh");
-        c.args(self.options(false))
+        c.args(self.options(host, name, false))
             .args(["-O", "exit", "--"])
             .arg(&host.ssh)
             .stdin(Stdio::null())
@@ -186,8 +204,9 @@ impl Ssh {
         if let Ok(mut child) = c.spawn()
             && wait_bounded(&mut child, Instant::now(), Duration::from_secs(5)).is_none()
         {
-            tracing::warn!(dest = %host.ssh, "ssh -O exit did not end; the master is left to its ControlPersist");
+            tracing::warn!(dest = %host.ssh, "ssh -O exit did not end: its master hangs; its socket is removed");
         }
+        let _ = std::fs::remove_file(self.control_path(name, host));
     }
 }
 
@@ -309,7 +328,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dir = Utf8PathBuf::from_path_buf(dir.path().join("ssh")).unwrap();
         let ssh = Ssh::new(dir.clone(), None).unwrap();
+        let b = HostName::parse("b").unwrap();
         let c = ssh.command(
+            &b,
             &entry("alice@b"),
             &["fleet".into(), "--root".into(), "my work; rm -rf ~".into()],
         );
@@ -324,7 +345,14 @@ mod tests {
         for o in ["BatchMode=yes", "StrictHostKeyChecking=yes"] {
             assert!(args.iter().any(|a| a == o), "{o}: {args:?}");
         }
-        assert!(args.contains(&format!("ControlPath={dir}/%C")));
+        let path = ssh.control_path(&b, &entry("alice@b"));
+        assert!(args.contains(&format!("ControlPath={path}")));
+        assert_eq!(path.parent(), Some(dir.as_path()));
+        assert_ne!(
+            path,
+            ssh.control_path(&b, &entry("alice@elsewhere")),
+            "one per destination"
+        );
         assert_eq!(deploy_core::private::mode_for(&dir) & 0o777, 0o700);
     }
 

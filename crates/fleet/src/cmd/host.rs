@@ -22,7 +22,7 @@ pub(crate) fn run(config: &Config, command: HostCommand, json_mode: bool) -> Res
         HostCommand::Remove { name } => {
             let entry = Hosts::remove(&config.layout(), &name)?;
             // Its master connection, if one is open, goes with it.
-            crate::ops::remote::ssh(config)?.stop_master(&entry);
+            crate::ops::remote::ssh(config)?.stop_master(&name, &entry);
             emit(json_mode, &serde_json::json!({ "removed": name }), || {
                 format!("removed host {name}\n")
             });

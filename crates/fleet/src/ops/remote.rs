@@ -107,7 +107,7 @@ pub(crate) fn attach(
     let mut remote = vec![host.fleet.clone().unwrap_or_else(|| "fleet".into())];
     remote.extend(globals(&services.config, host));
     remote.extend(["attach".into(), "--agent".into(), agent.to_string()]);
-    Ok(ssh(&services.config)?.interactive(host, &remote))
+    Ok(ssh(&services.config)?.interactive(name, host, &remote))
 }
 
 /// The host `agent` runs on, in whichever task, when that is another host this workspace
