@@ -310,6 +310,7 @@ fn bad_host_input_gets_one_line_and_leaves_nothing() {
         assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
     }
     assert!(!f.root().join(".fleet/hosts.json").exists());
+    assert!(f.ok(&["host", "list"]).starts_with("no other hosts"));
     // Without a shared registry, a remote deployment is refused before anything is made.
     let task = f.task(&[]);
     let out = f.run(&remote_deploy(&task, "200", "sleep 1"));

@@ -130,6 +130,9 @@ fn list(config: &Config, json_mode: bool) -> Result<(), Error> {
             .collect()
     });
     emit(json_mode, &listed, || {
+        if listed.is_empty() {
+            return "no other hosts: add one with `fleet host add NAME --ssh DEST`\n".to_owned();
+        }
         let mut out = String::new();
         for h in &listed {
             let state = match (&h.rtt_ms, &h.error) {
