@@ -12,8 +12,9 @@
 //!   what a user typed (a prompt, a path) travels on ssh's stdin. Every call runs with
 //!   `BatchMode=yes` (a host key that is unknown or changed, or a password, is a one-line
 //!   error, never a prompt), `StrictHostKeyChecking=yes`, a `ConnectTimeout`, keep-alives, and
-//!   a ControlMaster socket per host in a private directory; a call that outlives its bound is
-//!   killed and its host's master stopped, so the next call makes a fresh one.
+//!   a ControlMaster socket per host (named from the host and its destination) in a private
+//!   directory; a call that outlives its bound is killed, its host's master asked to exit and
+//!   its socket removed, so the next call makes a fresh one even when the old master hangs.
 
 mod error;
 mod hosts;

@@ -47,7 +47,8 @@ pub struct Ssh {
 impl Ssh {
     /// A client whose master connections live in `control_dir` (made 0700), reading its
     /// configuration from `config` (`ssh -F`) if given, else from the user's own (`~/.ssh/config`
-    /// and the system's), as their `ssh` does.
+    /// and the system's), as their `ssh` does. A `control_dir` too long for a socket path is
+    /// replaced by a short one of this user's own: `<tmp>/fleet-ssh-<uid>/<hash of it>`.
     pub fn new(control_dir: Utf8PathBuf, config: Option<Utf8PathBuf>) -> Result<Ssh, Error> {
         let store = |path: &Utf8Path, message: String| Error::Store {
             path: path.to_string(),

@@ -2,7 +2,7 @@
 
 #![allow(clippy::disallowed_types)] // the host list's own command
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use ssh_hosts::{HostEntry, Hosts};
@@ -77,7 +77,6 @@ fn list(config: &Config, json_mode: bool) -> Result<(), Error> {
                 let ssh = &ssh;
                 s.spawn(move || {
                     let fleet = entry.fleet.clone().unwrap_or_else(|| "fleet".to_owned());
-                    let start = Instant::now();
                     let reply = ssh.run(
                         name,
                         entry,
@@ -85,11 +84,10 @@ fn list(config: &Config, json_mode: bool) -> Result<(), Error> {
                         b"",
                         PROBE_BOUND,
                     );
-                    let took = start.elapsed();
                     match reply {
                         Ok(r) if r.code == Some(0) => (
                             true,
-                            Some(took.as_secs_f64() * 1e3),
+                            Some(r.took.as_secs_f64() * 1e3),
                             Some(String::from_utf8_lossy(&r.stdout).trim().to_owned()),
                             None,
                         ),
