@@ -444,6 +444,60 @@ fn a_batch_on_another_host_is_live_whole_and_killed_whole_from_the_controller() 
             "terminated"
         );
     }
+    // A plan on host-b: its members' prompts (one from a file here) travel in the request.
+    let marks = b.root().join("plan-marks");
+    let keep = format!("cat > \"{marks}/$FLEET_AGENT_ID\"; exec sleep 300");
+    let prompt_file = a.dir.path().join("second-prompt.txt");
+    fs_err::write(&prompt_file, "the second, from a file on host-a").unwrap();
+    let plan = a.dir.path().join("plan.json");
+    let member = |agent_type: &str, prompt: serde_json::Value| {
+        let mut m = serde_json::json!({"type": agent_type, "command": ["sh", "-c", keep]});
+        m.as_object_mut()
+            .unwrap()
+            .extend(prompt.as_object().unwrap().clone());
+        m
+    };
+    let members = serde_json::json!({"members": [
+        member("planned-a", serde_json::json!({"prompt": "the first, inline"})),
+        member("planned-b", serde_json::json!({"prompt_file": "second-prompt.txt"})),
+    ]});
+    fs_err::write(&plan, members.to_string()).unwrap();
+    fs_err::create_dir_all(&marks).unwrap();
+    let planned: Value = a.json(&[
+        "deploy",
+        "--host",
+        "host-b",
+        "--task",
+        &task,
+        "--plan",
+        plan.to_str().unwrap(),
+        "--startup-grace-ms",
+        "100",
+    ]);
+    let ids: Vec<String> = planned["agent_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{planned}");
+    for (id, said) in ids
+        .iter()
+        .zip(["the first, inline", "the second, from a file on host-a"])
+    {
+        wait_for("the member's prompt on host-b", || {
+            fs_err::read_to_string(marks.join(id)).is_ok_and(|p| p.contains(said))
+        });
+        assert_eq!(a.entry(&task, id)["fleet_host"], "host-b");
+    }
+    a.ok(&[
+        "kill",
+        "--task",
+        &task,
+        "--batch",
+        planned["batch_id"].as_str().unwrap(),
+    ]);
+    assert!(b.sessions().is_empty());
     // A whole task waited for from the controller: each look asks host-b, whose fleet sees
     // its agents end and records them.
     let short = a.task(&[]);

@@ -255,7 +255,7 @@ pub(crate) struct DeployArgs {
     pub(crate) task: TaskId,
     /// Deploy on this host (`fleet host add`), over ssh: that host makes and owns every
     /// resource, and rolls the deployment back if the connection is lost
-    #[arg(long, value_parser = parse_host, conflicts_with = "plan")]
+    #[arg(long, value_parser = parse_host)]
     pub(crate) host: Option<HostName>,
     /// The agent's type (investigator, builder, ...)
     #[arg(long = "type", value_parser = parse_type, required_unless_present = "plan")]
@@ -271,7 +271,7 @@ pub(crate) struct DeployArgs {
     /// own worktree and branch: best-of-N); all are Live or none is
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) count: Option<u32>,
-    /// Deploy the batch a JSON file lists: `{"members": [{"type", "prompt" or "prompt_file",
+    /// Deploy the batch a JSON file (`-`: stdin) lists: `{"members": [{"type", "prompt" or "prompt_file",
     /// "command"?, "worktree"?, "repo"?, "base"?, "model"?, "workdir"?}, ...]}`; all are Live or
     /// none is
     #[arg(
@@ -283,6 +283,9 @@ pub(crate) struct DeployArgs {
     /// Read the prompt from a file (`-` for stdin)
     #[arg(long)]
     pub(crate) prompt_file: Option<Utf8PathBuf>,
+    /// The plan a remote request carries (`fleet remote` with `--plan -`).
+    #[arg(skip)]
+    pub(crate) plan_text: Option<String>,
     /// The parent agent (default: the orchestrator)
     #[arg(long, value_parser = parse_parent, default_value = "orchestrator")]
     pub(crate) parent: Parent,

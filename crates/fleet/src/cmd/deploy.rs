@@ -22,11 +22,15 @@ pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Res
     let cap = services.config.max_prompt_bytes;
     let options = options_of(&args, prompt_of(&args, cap)?.unwrap_or_default())?;
     let members = match (&args.plan, args.count) {
-        (Some(plan), _) => plan::read(plan, cap.saturating_mul(4))?
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| m.options(&args.task, &options, cap, i))
-            .collect::<Result<Vec<_>, _>>()?,
+        (Some(plan), _) => match &args.plan_text {
+            // A remote request's plan, which came in the request.
+            Some(text) => plan::parse(text, plan)?,
+            None => plan::read(plan, cap.saturating_mul(4))?,
+        }
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| m.options(&args.task, &options, cap, i))
+        .collect::<Result<Vec<_>, _>>()?,
         (None, Some(n)) if n > 1 => vec![options; n as usize],
         (None, _) => return deploy_interruptibly(services, options, json_mode),
     };
@@ -124,9 +128,24 @@ pub(crate) fn on_host(
     args: &DeployArgs,
     json_mode: bool,
 ) -> Result<(), Error> {
-    let prompt = prompt_of(args, config.max_prompt_bytes)?.unwrap_or_default();
+    let cap = config.max_prompt_bytes;
+    let plan = match &args.plan {
+        Some(path) => Some(plan::inlined(
+            plan::read(path, cap.saturating_mul(4))?,
+            cap,
+        )?),
+        None => None,
+    };
+    let prompt = match plan {
+        Some(_) => String::new(),
+        None => prompt_of(args, cap)?.unwrap_or_default(),
+    };
     let options = options_of(args, prompt)?;
-    let answer = crate::ops::remote::deploy(config, host, &options, args.count)?;
+    let members = match &plan {
+        Some(text) => crate::ops::remote::Members::Plan(text),
+        None => crate::ops::remote::Members::Like(args.count),
+    };
+    let answer = crate::ops::remote::deploy(config, host, &options, members)?;
     emit(json_mode, &answer, || remote_lines(&answer));
     Ok(())
 }
@@ -179,7 +198,7 @@ mod tests {
 
     use super::options_of;
     use crate::cli::{Cli, Command, DeployArgs};
-    use crate::ops::remote::deploy_argv;
+    use crate::ops::remote::{Members, deploy_argv};
 
     fn deploy_args(argv: &[&str]) -> DeployArgs {
         match Cli::try_parse_from(argv).unwrap().command {
@@ -231,7 +250,7 @@ mod tests {
             "--host",
         ]);
         let options = options_of(&mine, "secret plan".into()).unwrap();
-        let argv = deploy_argv(&options, mine.count);
+        let argv = deploy_argv(&options, Members::Like(mine.count));
         assert!(!argv.iter().any(|a| a.contains("secret plan")), "{argv:?}");
         let theirs = deploy_args(
             &std::iter::once("fleet")

@@ -46,6 +46,8 @@ pub(crate) fn receive() -> Result<Remote, Error> {
             if args.prompt_file.as_ref().is_some_and(|p| p.as_str() == "-") {
                 args.prompt_file = None;
                 args.prompt = Some(request.input.unwrap_or_default());
+            } else if args.plan.as_ref().is_some_and(|p| p.as_str() == "-") {
+                args.plan_text = Some(request.input.unwrap_or_default());
             }
         }
         Command::Kill(_)

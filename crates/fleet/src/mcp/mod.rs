@@ -144,7 +144,12 @@ fn deploy(
         .transpose()?;
     let options = deploy_options(services, d, model)?;
     if let Some(host) = host {
-        let answer = ops::remote::deploy(&services.config, &host, &options, None)?;
+        let answer = ops::remote::deploy(
+            &services.config,
+            &host,
+            &options,
+            ops::remote::Members::Like(None),
+        )?;
         return views::deployed_on(&host, answer);
     }
     // The server's own signals end the server; a deployment in flight rolls back as it drops.

@@ -3,13 +3,13 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 use deploy_core::{AgentType, TaskId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::deploy::{DeployOptions, WorktreeOptions};
 use crate::error::Error;
 
 /// One member of a planned batch.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlanMember {
     /// The agent's type (investigator, builder, ...).
@@ -49,13 +49,23 @@ enum PlanFile {
     Object { members: Vec<PlanMember> },
 }
 
-/// Reads the plan at `path` (JSON, at most `cap` bytes for the whole file).
+/// Reads the plan at `path` (JSON, at most `cap` bytes for the whole file); `-` is stdin.
 pub(crate) fn read(path: &Utf8Path, cap: u64) -> Result<Vec<PlanMember>, Error> {
-    let text = super::deploy::read_capped(
-        fs_err::File::open(path).map_err(|e| Error::Invalid(format!("cannot read plan: {e}")))?,
-        &format!("plan {path}"),
-        cap,
-    )?;
+    let text = if path.as_str() == "-" {
+        super::deploy::read_capped(std::io::stdin(), "the plan on stdin", cap)?
+    } else {
+        super::deploy::read_capped(
+            fs_err::File::open(path)
+                .map_err(|e| Error::Invalid(format!("cannot read plan: {e}")))?,
+            &format!("plan {path}"),
+            cap,
+        )?
+    };
+    parse(&text, path)
+}
+
+/// The members of the plan `text`, read from `path` (its `prompt_file`s are relative to it).
+pub(crate) fn parse(text: &str, path: &Utf8Path) -> Result<Vec<PlanMember>, Error> {
     // Parsed as members first for the precise message (a field it does not know, a missing
     // type); the untagged form only says that nothing matched.
     let members = match serde_json::from_str::<PlanFile>(&text) {
@@ -87,6 +97,35 @@ pub(crate) fn read(path: &Utf8Path, cap: u64) -> Result<Vec<PlanMember>, Error> 
             Ok(m)
         })
         .collect()
+}
+
+/// The plan `members` as another host reads it: each `prompt_file` read here and sent as its
+/// `prompt` (a file on this machine means nothing there), at most `cap` bytes each.
+pub(crate) fn inlined(members: Vec<PlanMember>, cap: u64) -> Result<String, Error> {
+    let members = members
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut m)| {
+            if let Some(path) = m.prompt_file.take() {
+                if m.prompt.is_some() {
+                    return Err(Error::Invalid(format!(
+                        "member {}: give prompt or prompt_file, not both",
+                        i + 1
+                    )));
+                }
+                m.prompt = Some(super::deploy::read_capped(
+                    fs_err::File::open(&path).map_err(|e| {
+                        Error::Invalid(format!("member {}: cannot read prompt file: {e}", i + 1))
+                    })?,
+                    &format!("prompt file {path}"),
+                    cap,
+                )?);
+            }
+            Ok(m)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    serde_json::to_string(&serde_json::json!({ "members": members }))
+        .map_err(|e| Error::Environment(format!("cannot encode the plan: {e}")))
 }
 
 impl PlanMember {

@@ -226,14 +226,23 @@ pub(crate) fn owner(
         .then_some(host))
 }
 
-/// Deploys `options` (`count` agents of them, as one batch, if given) on host `name`, by that
-/// host's fleet, and returns its answer (what its `deploy --json` prints): Live there, or an
-/// error with what its rollback did. It needs a registry every host shares.
+/// What a remote deployment deploys.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Members<'a> {
+    /// `options`, `count` times (one batch) if given.
+    Like(Option<u32>),
+    /// The members of this plan (JSON, prompts inline), over `options`' batch-wide settings.
+    Plan(&'a str),
+}
+
+/// Deploys `members` on host `name`, by that host's fleet, and returns its answer (what its
+/// `deploy --json` prints): Live there, or an error with what its rollback did. It needs a
+/// registry every host shares.
 pub(crate) fn deploy(
     config: &Config,
     name: &HostName,
     options: &DeployOptions,
-    count: Option<u32>,
+    members: Members<'_>,
 ) -> Result<Value, Error> {
     if config.registry != RegistryKind::Postgres {
         return Err(Error::Refused(format!(
@@ -242,19 +251,23 @@ pub(crate) fn deploy(
         )));
     }
     let grace = options.startup_grace.unwrap_or(config.startup_grace);
+    let input = match members {
+        Members::Like(_) => options.prompt.clone(),
+        Members::Plan(plan) => plan.to_owned(),
+    };
     call(
         config,
         name,
-        deploy_argv(options, count),
-        Some(options.prompt.clone()),
+        deploy_argv(options, members),
+        Some(input),
         CALL_BOUND + grace,
     )
 }
 
-/// The `deploy` command a remote fleet runs for `options`, with the prompt on its stdin
-/// (`--prompt-file -`). Paths (`--workdir`, `--repo`) are the remote's, passed as given; with
-/// no command, the remote's own default runs.
-pub(crate) fn deploy_argv(options: &DeployOptions, count: Option<u32>) -> Vec<String> {
+/// The `deploy` command a remote fleet runs for `options`, with the prompt (`--prompt-file -`)
+/// or the plan (`--plan -`) on its stdin. Paths (`--workdir`, `--repo`) are the remote's,
+/// passed as given; with no command, the remote's own default runs.
+pub(crate) fn deploy_argv(options: &DeployOptions, members: Members<'_>) -> Vec<String> {
     let mut argv: Vec<String> = vec!["deploy".into(), "--task".into(), options.task.to_string()];
     let mut opt = |flag: &str, value: Option<String>| {
         if let Some(v) = value {
@@ -262,12 +275,29 @@ pub(crate) fn deploy_argv(options: &DeployOptions, count: Option<u32>) -> Vec<St
             argv.push(v);
         }
     };
-    let worktree = options.worktree.as_ref();
-    opt("type", Some(options.agent_type.to_string()));
-    opt("prompt-file", Some("-".into()));
-    opt("count", count.map(|n| n.to_string()));
+    // A plan's members name their own type, prompt, checkout, model and directory.
+    let one = match members {
+        Members::Like(count) => {
+            opt("type", Some(options.agent_type.to_string()));
+            opt("prompt-file", Some("-".into()));
+            opt("count", count.map(|n| n.to_string()));
+            true
+        }
+        Members::Plan(_) => {
+            opt("plan", Some("-".into()));
+            false
+        }
+    };
+    let worktree = options.worktree.as_ref().filter(|_| one);
     opt("parent", Some(options.parent.to_string()));
-    opt("workdir", options.workdir.as_ref().map(ToString::to_string));
+    opt(
+        "workdir",
+        options
+            .workdir
+            .as_ref()
+            .filter(|_| one)
+            .map(ToString::to_string),
+    );
     opt(
         "repo",
         worktree
@@ -279,7 +309,7 @@ pub(crate) fn deploy_argv(options: &DeployOptions, count: Option<u32>) -> Vec<St
         "startup-grace-ms",
         options.startup_grace.map(|d| d.as_millis().to_string()),
     );
-    opt("model", options.model.clone());
+    opt("model", options.model.clone().filter(|_| one));
     opt("effort", options.effort.clone());
     opt("permission-mode", options.permission_mode.clone());
     for (k, v) in &options.env {
