@@ -68,7 +68,7 @@ pub(crate) fn read(path: &Utf8Path, cap: u64) -> Result<Vec<PlanMember>, Error> 
 pub(crate) fn parse(text: &str, path: &Utf8Path) -> Result<Vec<PlanMember>, Error> {
     // Parsed as members first for the precise message (a field it does not know, a missing
     // type); the untagged form only says that nothing matched.
-    let members = match serde_json::from_str::<PlanFile>(&text) {
+    let members = match serde_json::from_str::<PlanFile>(text) {
         Ok(PlanFile::Members(m) | PlanFile::Object { members: m }) => m,
         Err(_) => {
             #[derive(Deserialize)]
@@ -77,9 +77,9 @@ pub(crate) fn parse(text: &str, path: &Utf8Path) -> Result<Vec<PlanMember>, Erro
                 #[allow(dead_code, reason = "parsed for its error message only")]
                 members: Vec<PlanMember>,
             }
-            let why = match serde_json::from_str::<Vec<PlanMember>>(&text) {
+            let why = match serde_json::from_str::<Vec<PlanMember>>(text) {
                 Err(e) if text.trim_start().starts_with('[') => e.to_string(),
-                _ => match serde_json::from_str::<Strict>(&text) {
+                _ => match serde_json::from_str::<Strict>(text) {
                     Err(e) => e.to_string(),
                     Ok(_) => "it is not a list of members".to_owned(),
                 },
