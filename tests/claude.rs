@@ -545,9 +545,21 @@ fn claude_code_deploys_an_agent_on_another_host_over_ssh() {
                                "prompt": "REMOTE-worker: report from b", "host": "host-b"}),
                     )
                 }),
+                Reply::with(|r| {
+                    Reply::tool(
+                        mcp("deploy_batch"),
+                        json!({"task_id": r.tool_json(0)["task_id"], "host": "host-b",
+                        "members": [
+                            {"agent_type": "solver", "prompt": "REMOTE-one: solve it"},
+                            {"agent_type": "solver", "prompt": "REMOTE-two: solve it"},
+                        ]}),
+                    )
+                }),
                 Reply::text("deployed on b"),
             ],
         )
+        .conversation("REMOTE-one", [Reply::text("solved on b one way")])
+        .conversation("REMOTE-two", [Reply::text("solved on b another way")])
         .conversation(
             "REMOTE-worker",
             [
@@ -574,7 +586,7 @@ fn claude_code_deploys_an_agent_on_another_host_over_ssh() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "claude: {}\n{stdout}", stderr(&out));
     let shown = c.model.conversation("CONDUCTOR-remote");
-    assert_eq!(shown.len(), 3, "three turns: {shown:?}");
+    assert_eq!(shown.len(), 4, "four turns: {shown:?}");
     let deployed = shown[2].last_tool_json();
     assert_eq!(deployed["success"], true, "{deployed}");
     assert_eq!(deployed["host"], "host-b", "{deployed}");
@@ -589,6 +601,23 @@ fn claude_code_deploys_an_agent_on_another_host_over_ssh() {
     assert_eq!(identity(&turns[0]), (agent.clone(), task.clone()));
     let entry = t.a.entry(&task, &agent);
     assert_eq!(entry["fleet_host"], "host-b", "{entry}");
-    wait_for("host-b's session to end", || t.b.sessions().is_empty());
+    // The batch on host-b: both members Live there, run by the real Claude Code, completed.
+    let batch = shown[3].last_tool_json();
+    assert_eq!(batch["success"], true, "{batch}");
+    // A look from host-a asks host-b, whose fleet sees its members end and records them.
+    c.ok(&t.a, &["wait", "--task", &task, "--timeout", "90"]);
+    for (member, marker) in batch["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["REMOTE-one", "REMOTE-two"])
+    {
+        assert_eq!(member["host"], "host-b", "{member}");
+        let id = member["agent_id"].as_str().unwrap().to_owned();
+        assert_eq!(t.a.entry(&task, &id)["status"], "completed");
+        assert_eq!(t.a.entry(&task, &id)["fleet_batch"], batch["batch_id"]);
+        assert_eq!(c.model.conversation(marker).len(), 1, "{marker} ran once");
+    }
+    wait_for("host-b's sessions to end", || t.b.sessions().is_empty());
     assert!(common::tagged_where(|tag| tag == agent).is_empty());
 }

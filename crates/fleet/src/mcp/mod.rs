@@ -166,6 +166,9 @@ fn deploy_batch(
     p: params::BatchParams,
 ) -> Result<views::DeployedBatch, Error> {
     let task = task_id(&p.task_id)?;
+    if let Some(host) = &p.host {
+        return deploy_batch_on(services, &deploy_core::HostName::parse(host)?, p);
+    }
     let members = p
         .members
         .into_iter()
@@ -183,6 +186,52 @@ fn deploy_batch(
         members,
         &|| None,
     )?))
+}
+
+/// `deploy_batch` with `host`: the members as a plan, deployed as that host's one batch.
+fn deploy_batch_on(
+    services: &Services,
+    host: &deploy_core::HostName,
+    p: params::BatchParams,
+) -> Result<views::DeployedBatch, Error> {
+    let mut plan = Vec::new();
+    for (i, m) in p.members.into_iter().enumerate() {
+        if m.effort.is_some() || m.permission_mode.is_some() || m.keep_worktree {
+            return Err(Error::Invalid(format!(
+                "member {}: on another host a member takes agent_type, prompt, model and \
+                 worktree (repo, base_ref) only",
+                i + 1
+            )));
+        }
+        plan.push(json!({
+            "type": m.agent_type,
+            "prompt": m.prompt,
+            "model": m.model,
+            "worktree": m.worktree,
+            "repo": m.repo,
+            "base": m.base_ref,
+        }));
+    }
+    let mut options = DeployOptions::new(
+        task_id(&p.task_id)?,
+        AgentType::parse("planned")?,
+        String::new(),
+    );
+    options.parent = Parent::parse(&p.parent)?;
+    acts_for(
+        services,
+        &options.task,
+        options.parent.as_str(),
+        "a deployment with parent",
+    )?;
+    let plan = json!({ "members": plan }).to_string();
+    let answer = ops::remote::deploy(
+        &services.config,
+        host,
+        &options,
+        ops::remote::Members::Plan(&plan),
+    )?;
+    views::deployed_batch_on(host, answer)
 }
 
 /// What a deploy tool's parameters ask for, checked: the agent's identity in front of its

@@ -233,6 +233,10 @@ pub(crate) struct BatchParams {
     pub(crate) parent: String,
     /// The members, deployed together: all Live, or none.
     pub(crate) members: Vec<BatchMemberParams>,
+    /// Deploy the whole batch on this host (one `fleet host add` named), as that host's one
+    /// transaction; its members then run that host's agent command, and take type, prompt,
+    /// model and worktree (repo, base_ref) only. Default: this machine.
+    pub(crate) host: Option<String>,
 }
 
 /// One member of a `deploy_batch`, with `deploy_headless_agent`'s fields.

@@ -214,6 +214,34 @@ pub(crate) struct DeployedBatch {
     agents: Vec<Deployed>,
 }
 
+/// `deploy_batch` with `host`: the batch Live on `host`, as that host's fleet answered.
+pub(crate) fn deployed_batch_on(
+    host: &deploy_core::HostName,
+    answer: Value,
+) -> Result<DeployedBatch, crate::error::Error> {
+    let not = |what: &str| crate::error::Error::Remote {
+        host: host.clone(),
+        code: 1,
+        line: format!("its answer is not a batch: {what}"),
+        json: None,
+    };
+    let batch_id = answer["batch_id"]
+        .as_str()
+        .ok_or_else(|| not("no batch_id"))?;
+    let agents = answer["agents"]
+        .as_array()
+        .ok_or_else(|| not("no agents"))?
+        .iter()
+        .map(|a| deployed_on(host, a.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DeployedBatch {
+        success: true,
+        batch_id: batch_id.to_owned(),
+        agent_ids: agents.iter().map(|a| a.agent_id.clone()).collect(),
+        agents,
+    })
+}
+
 pub(crate) fn deployed_batch(b: &ops::deploy::DeployedBatch) -> DeployedBatch {
     DeployedBatch {
         success: true,
