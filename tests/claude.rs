@@ -572,6 +572,8 @@ fn claude_code_deploys_an_agent_on_another_host_over_ssh() {
                     )
                 }),
                 Reply::text("done on b"),
+                // Its continuation, asked from host-a, runs on host-b too.
+                Reply::text("resumed on b, I remember"),
             ],
         );
     let c = Claude::start(&t.a, script);
@@ -618,6 +620,23 @@ fn claude_code_deploys_an_agent_on_another_host_over_ssh() {
         assert_eq!(t.a.entry(&task, &id)["fleet_batch"], batch["batch_id"]);
         assert_eq!(c.model.conversation(marker).len(), 1, "{marker} ran once");
     }
+    // Continued from host-a: host-b's fleet resumes the conversation, on host-b.
+    let next = c.ok(
+        &t.a,
+        &[
+            "resume", "--task", &task, "--agent", &agent, "--prompt", "go on",
+        ],
+    );
+    assert_ne!(next, agent);
+    assert_eq!(t.a.entry(&task, &next)["fleet_host"], "host-b");
+    c.ok(&t.a, &["wait", "--task", &task, "--timeout", "90"]);
+    let turns = c.model.conversation("REMOTE-worker");
+    assert_eq!(
+        turns.len(),
+        3,
+        "the same conversation, continued: {turns:?}"
+    );
+    assert_eq!(t.a.entry(&task, &next)["status"], "completed");
     wait_for("host-b's sessions to end", || t.b.sessions().is_empty());
     assert!(common::tagged_where(|tag| tag == agent).is_empty());
 }

@@ -55,10 +55,12 @@ pub(crate) fn receive() -> Result<Remote, Error> {
         | Command::Status(_)
         | Command::Wait(_)
         | Command::Diff(_)
+        | Command::Resume(_)
         | Command::Reconcile(_) => {}
         _ => {
             return Err(Error::Invalid(
-                "a remote request runs deploy, kill, logs, status, wait, diff or reconcile".into(),
+                "a remote request runs deploy, kill, logs, status, wait, diff, resume or reconcile"
+                    .into(),
             ));
         }
     }
