@@ -435,6 +435,35 @@ fn a_batch_on_another_host_is_live_whole_and_killed_whole_from_the_controller() 
         assert_eq!(view["host"], "host-b", "{view}");
         assert_eq!(view["liveness"], "alive", "{view}");
     }
+    // The same, each in its own worktree on host-b: a's diff of the batch is b's.
+    let repo = testkit::git::repo_at(&b.root().parent().unwrap().join("repo"));
+    let mut args = remote_deploy(
+        &task,
+        "100",
+        "echo $FLEET_AGENT_ID > mine.txt; exec sleep 300",
+    );
+    args.splice(
+        1..1,
+        [
+            "--count",
+            "2",
+            "--worktree",
+            "--repo",
+            repo.as_str(),
+            "--allow-duplicate",
+        ],
+    );
+    let worktrees: Value = a.json(&args);
+    let wid = worktrees["batch_id"].as_str().unwrap().to_owned();
+    wait_for("both members' files in a's diff of the batch", || {
+        let diff = a.ok(&["diff", "--task", &task, "--batch", &wid]);
+        worktrees["agent_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| diff.contains(&format!("+{}", m.as_str().unwrap())))
+    });
+    a.ok(&["kill", "--task", &task, "--batch", &wid]);
     let killed: Value = a.json(&["kill", "--task", &task, "--batch", &id]);
     assert_eq!(killed.as_array().unwrap().len(), 2, "{killed}");
     assert!(b.sessions().is_empty());

@@ -67,7 +67,40 @@ pub(crate) fn diff(services: &Services, args: &DiffArgs) -> Result<(), Error> {
             }
             None => worktree::diff(services, &args.task, agent, args.stat)?,
         },
-        (None, Some(batch)) => worktree::diff_batch(services, &args.task, batch, args.stat)?,
+        (None, Some(batch)) => {
+            // A batch is one host's: when that is another host, its fleet diffs the members.
+            let first = crate::ops::batch_members(services, Some(&args.task), batch)?
+                .into_iter()
+                .next()
+                .map(|(_, a)| a.id);
+            let host = match &first {
+                Some(agent) => crate::ops::remote::owner(services, &args.task, agent)?,
+                None => None,
+            };
+            match host {
+                Some(host) => {
+                    let mut command = vec![
+                        "diff".to_owned(),
+                        "--task".to_owned(),
+                        args.task.to_string(),
+                        "--batch".to_owned(),
+                        batch.to_string(),
+                    ];
+                    if args.stat {
+                        command.push("--stat".to_owned());
+                    }
+                    let out = crate::ops::remote::call_for_output(
+                        &services.config,
+                        &host,
+                        command,
+                        None,
+                        crate::ops::remote::CALL_BOUND,
+                    )?;
+                    String::from_utf8_lossy(&out).into_owned()
+                }
+                None => worktree::diff_batch(services, &args.task, batch, args.stat)?,
+            }
+        }
         // clap requires one of the two.
         (None, None) => return Err(Error::Invalid("give --agent or --batch".into())),
     };
