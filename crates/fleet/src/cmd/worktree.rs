@@ -45,26 +45,7 @@ pub(crate) fn diff(services: &Services, args: &DiffArgs) -> Result<(), Error> {
     let text = match (&args.agent, &args.batch) {
         (Some(agent), _) => match crate::ops::remote::owner(services, &args.task, agent)? {
             // Its checkout is on its host's disk: that host's fleet diffs it.
-            Some(host) => {
-                let mut command = vec![
-                    "diff".to_owned(),
-                    "--task".to_owned(),
-                    args.task.to_string(),
-                    "--agent".to_owned(),
-                    agent.to_string(),
-                ];
-                if args.stat {
-                    command.push("--stat".to_owned());
-                }
-                let out = crate::ops::remote::call_for_output(
-                    &services.config,
-                    &host,
-                    command,
-                    None,
-                    crate::ops::remote::CALL_BOUND,
-                )?;
-                String::from_utf8_lossy(&out).into_owned()
-            }
+            Some(host) => on_host(services, args, &host, ["--agent", agent.as_str()])?,
             None => worktree::diff(services, &args.task, agent, args.stat)?,
         },
         (None, Some(batch)) => {
@@ -78,26 +59,7 @@ pub(crate) fn diff(services: &Services, args: &DiffArgs) -> Result<(), Error> {
                 None => None,
             };
             match host {
-                Some(host) => {
-                    let mut command = vec![
-                        "diff".to_owned(),
-                        "--task".to_owned(),
-                        args.task.to_string(),
-                        "--batch".to_owned(),
-                        batch.to_string(),
-                    ];
-                    if args.stat {
-                        command.push("--stat".to_owned());
-                    }
-                    let out = crate::ops::remote::call_for_output(
-                        &services.config,
-                        &host,
-                        command,
-                        None,
-                        crate::ops::remote::CALL_BOUND,
-                    )?;
-                    String::from_utf8_lossy(&out).into_owned()
-                }
+                Some(host) => on_host(services, args, &host, ["--batch", batch.as_str()])?,
                 None => worktree::diff_batch(services, &args.task, batch, args.stat)?,
             }
         }
@@ -108,4 +70,31 @@ pub(crate) fn diff(services: &Services, args: &DiffArgs) -> Result<(), Error> {
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// `diff` of `which` (`--agent A` or `--batch B`), run on `host`, whose disk holds the
+/// checkouts.
+fn on_host(
+    services: &Services,
+    args: &DiffArgs,
+    host: &deploy_core::HostName,
+    which: [&str; 2],
+) -> Result<String, Error> {
+    let mut command = vec![
+        "diff".to_owned(),
+        "--task".to_owned(),
+        args.task.to_string(),
+    ];
+    command.extend(which.map(str::to_owned));
+    if args.stat {
+        command.push("--stat".to_owned());
+    }
+    let out = crate::ops::remote::call_for_output(
+        &services.config,
+        host,
+        command,
+        None,
+        crate::ops::remote::CALL_BOUND,
+    )?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }

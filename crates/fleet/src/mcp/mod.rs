@@ -212,18 +212,7 @@ fn deploy_batch_on(
             "base": m.base_ref,
         }));
     }
-    let mut options = DeployOptions::new(
-        task_id(&p.task_id)?,
-        AgentType::parse("planned")?,
-        String::new(),
-    );
-    options.parent = Parent::parse(&p.parent)?;
-    acts_for(
-        services,
-        &options.task,
-        options.parent.as_str(),
-        "a deployment with parent",
-    )?;
+    let options = checked_options(services, &p.task_id, "planned", String::new(), &p.parent)?;
     let plan = json!({ "members": plan }).to_string();
     let answer = ops::remote::deploy(
         &services.config,
@@ -232,6 +221,26 @@ fn deploy_batch_on(
         ops::remote::Members::Plan(&plan),
     )?;
     views::deployed_batch_on(host, answer)
+}
+
+/// Options for an agent of `agent_type` told `prompt` in `task`, under `parent`, which this
+/// server must act for.
+fn checked_options(
+    services: &Services,
+    task: &str,
+    agent_type: &str,
+    prompt: String,
+    parent: &str,
+) -> Result<DeployOptions, Error> {
+    let mut options = DeployOptions::new(task_id(task)?, AgentType::parse(agent_type)?, prompt);
+    options.parent = Parent::parse(parent)?;
+    acts_for(
+        services,
+        &options.task,
+        options.parent.as_str(),
+        "a deployment with parent",
+    )?;
+    Ok(options)
 }
 
 /// What a deploy tool's parameters ask for, checked: the agent's identity in front of its
@@ -248,18 +257,7 @@ fn deploy_options(
             d.prompt.len()
         )));
     }
-    let mut options = DeployOptions::new(
-        task_id(&d.task_id)?,
-        AgentType::parse(&d.agent_type)?,
-        d.prompt,
-    );
-    options.parent = Parent::parse(&d.parent)?;
-    acts_for(
-        services,
-        &options.task,
-        options.parent.as_str(),
-        "a deployment with parent",
-    )?;
+    let mut options = checked_options(services, &d.task_id, &d.agent_type, d.prompt, &d.parent)?;
     options.preamble = Some(true);
     options.permission_mode = d.permission_mode;
     options.model = match (model, d.model) {
