@@ -117,6 +117,11 @@ impl Hosts {
         self.hosts.contains_key(name)
     }
 
+    /// Whether the list has no host.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
     /// Every host, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&HostName, &HostEntry)> {
         self.hosts.iter()
@@ -136,22 +141,19 @@ impl Hosts {
 
     /// Removes `name` from the workspace's list, under its lock; returns what it held.
     pub fn remove(layout: &Layout, name: &HostName) -> Result<HostEntry, Error> {
-        let mut removed = None;
         Hosts::change(layout, |hosts| {
-            removed = hosts.remove(name);
-            removed
-                .as_ref()
-                .map(|_| ())
+            hosts
+                .remove(name)
                 .ok_or_else(|| Error::UnknownHost(name.clone()))
-        })?;
-        removed.ok_or_else(|| Error::UnknownHost(name.clone()))
+        })
     }
 
-    /// Reads, changes and atomically replaces the list under `.fleet/hosts.json.lock`.
-    fn change(
+    /// Reads, changes and atomically replaces the list under `.fleet/hosts.json.lock`; what
+    /// `f` returned. A failing `f` writes nothing.
+    fn change<T>(
         layout: &Layout,
-        f: impl FnOnce(&mut BTreeMap<HostName, HostEntry>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        f: impl FnOnce(&mut BTreeMap<HostName, HostEntry>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let path = layout.hosts_file();
         let store = |message: String| Error::Store {
             path: path.to_string(),
@@ -164,7 +166,7 @@ impl Hosts {
         let _lock = deploy_core::lock::Flock::open(&lock_path, LOCK_WAIT)
             .map_err(|e| store(e.to_string()))?;
         let mut hosts = Hosts::load(layout)?.hosts;
-        f(&mut hosts)?;
+        let out = f(&mut hosts)?;
         let file = File {
             hosts: hosts
                 .into_iter()
@@ -173,7 +175,8 @@ impl Hosts {
         };
         let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| store(e.to_string()))?;
         bytes.push(b'\n');
-        deploy_core::private::replace(&path, &bytes).map_err(|e| store(e.to_string()))
+        deploy_core::private::replace(&path, &bytes).map_err(|e| store(e.to_string()))?;
+        Ok(out)
     }
 }
 

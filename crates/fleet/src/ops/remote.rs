@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use deploy_core::{AgentId, HostName, TaskId};
+use deploy_core::{AgentId, AgentRecord, HostName, TaskId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ssh_hosts::{HostEntry, Hosts, Ssh};
@@ -116,9 +116,12 @@ pub(crate) fn owner_anywhere(
     services: &Services,
     agent: &AgentId,
 ) -> Result<Option<HostName>, Error> {
+    let Some(hosts) = listed(services)? else {
+        return Ok(None);
+    };
     for task in services.registry.task_ids()? {
-        if services.registry.read_task(&task)?.agent(agent).is_some() {
-            return owner(services, &task, agent);
+        if let Some(record) = services.registry.read_task(&task)?.agent(agent) {
+            return Ok(elsewhere(services, &hosts, record));
         }
     }
     Ok(None)
@@ -209,21 +212,30 @@ pub(crate) fn call_for_output(
 }
 
 /// The host `agent` of `task` runs on, when that is another host this workspace reaches
-/// (`fleet host add`): commands on the agent are then run there.
+/// (`fleet host add`): commands on the agent are then run there. Without a host list, the
+/// registry is not read for it.
 pub(crate) fn owner(
     services: &Services,
     task: &TaskId,
     agent: &AgentId,
 ) -> Result<Option<HostName>, Error> {
-    let Some(host) = crate::ops::agent_record(services, task, agent)?.host() else {
+    let Some(hosts) = listed(services)? else {
         return Ok(None);
     };
-    if services.config.host.as_ref() == Some(&host) {
-        return Ok(None);
-    }
-    Ok(Hosts::load(&services.layout)?
-        .contains(&host)
-        .then_some(host))
+    let record = crate::ops::agent_record(services, task, agent)?;
+    Ok(elsewhere(services, &hosts, &record))
+}
+
+/// The workspace's host list, unless it lists none.
+fn listed(services: &Services) -> Result<Option<Hosts>, Error> {
+    let hosts = Hosts::load(&services.layout)?;
+    Ok((!hosts.is_empty()).then_some(hosts))
+}
+
+/// The host `record` runs on, when that is not this one and `hosts` lists it.
+fn elsewhere(services: &Services, hosts: &Hosts, record: &AgentRecord) -> Option<HostName> {
+    let host = record.host()?;
+    (services.config.host.as_ref() != Some(&host) && hosts.contains(&host)).then_some(host)
 }
 
 /// What a remote deployment deploys.
