@@ -15,10 +15,9 @@ use crate::ops::deploy::{self, DeployOptions, WorktreeOptions, read_capped};
 use crate::ops::plan;
 use crate::output::emit;
 
+/// Deploys here. (`--host` needs no services here: `main` sends it to [`on_host`] before they
+/// are made.)
 pub(crate) fn run(services: &Services, args: DeployArgs, json_mode: bool) -> Result<(), Error> {
-    if let Some(host) = &args.host {
-        return on_host(&services.config, host, &args, json_mode);
-    }
     let cap = services.config.max_prompt_bytes;
     let options = options_of(&args, prompt_of(&args, cap)?.unwrap_or_default())?;
     let members = match (&args.plan, args.count) {
