@@ -418,7 +418,7 @@ pub(crate) fn gather(services: &Services, tasks: &mut [TaskStatus]) {
                 let Some(view) = seen.get(a.agent_id.as_str()) else {
                     continue;
                 };
-                if let Some(sighting) = view["liveness"].as_str().and_then(Sighting::parse) {
+                if let Ok(sighting) = serde_json::from_value(view["liveness"].clone()) {
                     a.liveness = sighting;
                 }
                 if let Ok(status) = serde_json::from_value(view["status"].clone()) {

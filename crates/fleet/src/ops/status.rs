@@ -78,7 +78,7 @@ impl Only<'_> {
 /// without its details, fleet's own session as one listing of its backend saw it, an adopted
 /// one (the Python server's) as a probe of its exact session saw it — or `elsewhere`. Shown as
 /// the agent's `liveness`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Sighting {
     Alive,
@@ -101,19 +101,6 @@ impl Sighting {
             Sighting::Elsewhere => "elsewhere",
             Sighting::Unreachable => "unreachable",
         }
-    }
-
-    /// The sighting `word` names (another host's answer).
-    pub(crate) fn parse(word: &str) -> Option<Sighting> {
-        [
-            Sighting::Alive,
-            Sighting::Exited,
-            Sighting::Missing,
-            Sighting::Elsewhere,
-            Sighting::Unreachable,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == word)
     }
 }
 
