@@ -84,12 +84,14 @@ pub(crate) const DEFAULT_MAX_PROMPT_BYTES: u64 = 16 << 20;
 
 impl Config {
     /// Resolves flags (already merged with their env vars by clap) and the remaining
-    /// environment.
+    /// environment. `host`, when given (a `fleet remote` request's), is this fleet's host
+    /// identity whatever `FLEET_HOST` says.
     pub(crate) fn resolve(
         root: Option<Utf8PathBuf>,
         socket: Option<String>,
         registry: Option<RegistryKind>,
         database_url: Option<String>,
+        host: Option<HostName>,
     ) -> Result<Config, Error> {
         let root = root
             .or_else(|| env_path("CLAUDE_ORCHESTRATOR_WORKSPACE"))
@@ -110,13 +112,14 @@ impl Config {
                 None => None,
             },
         };
-        let host = match env_word("FLEET_HOST") {
-            Some(name) => Some(
+        let host = match (host, env_word("FLEET_HOST")) {
+            (Some(host), _) => Some(host),
+            (None, Some(name)) => Some(
                 HostName::parse(name.trim())
                     .map_err(|e| Error::Invalid(format!("FLEET_HOST: {e}")))?,
             ),
-            None if registry == RegistryKind::Postgres => Some(machine_host()?),
-            None => None,
+            (None, None) if registry == RegistryKind::Postgres => Some(machine_host()?),
+            (None, None) => None,
         };
         let agent_cmd = match std::env::var("FLEET_AGENT_CMD") {
             Ok(cmd) if !cmd.trim().is_empty() => shell_words::split(&cmd).map_err(|e| {

@@ -79,15 +79,13 @@ fn run_with(cli: Cli, overrides: Overrides) -> Result<(), Error> {
     // A fleet started under `ulimit -Sn 8` still opens its registry and starts tmux with room.
     procs::raise_open_files();
     let json_mode = cli.json;
-    let mut config = Config::resolve(
+    let config = Config::resolve(
         cli.root.clone(),
         Some(cli.socket.clone()),
         cli.registry,
         overrides.database_url.or_else(|| cli.database_url.clone()),
+        overrides.host,
     )?;
-    if overrides.host.is_some() {
-        config.host = overrides.host;
-    }
     check_usage(&cli, &config);
     if let Command::Host(command) = cli.command {
         return cmd::host::run(&config, command, json_mode);

@@ -320,7 +320,7 @@ mod tests {
     }
 
     fn config() -> Config {
-        Config::resolve(Some("/ws".into()), Some("s".into()), None, None).unwrap()
+        Config::resolve(Some("/ws".into()), Some("s".into()), None, None, None).unwrap()
     }
 
     fn asked(model: Option<&'static str>) -> Choices<'static> {
