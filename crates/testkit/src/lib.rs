@@ -41,6 +41,7 @@ pub mod git;
 pub mod json;
 pub mod postgres;
 pub mod procs;
+mod ready;
 mod registry;
 pub mod sshd;
 mod stores;

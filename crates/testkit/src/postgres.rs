@@ -4,7 +4,6 @@
 //! trust authentication for its one superuser `fleet`. Stopped (SIGINT, fast shutdown, by its
 //! PID) when dropped. No installed server, database or cluster is touched.
 
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -194,25 +193,7 @@ impl PgServer {
         let mut child = c
             .spawn()
             .unwrap_or_else(|e| panic!("{}/postgres: {e}", self.bin));
-        let start = Instant::now();
-        loop {
-            let mut text = String::new();
-            if let Ok(mut f) = std::fs::File::open(&self.log) {
-                let _ = f.read_to_string(&mut text);
-            }
-            if text.contains(READY) {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the test's postgres exited with {status}: {text}");
-            }
-            if start.elapsed() > START_BOUND {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the test's postgres was not ready within {START_BOUND:?}: {text}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::ready::await_line(&mut child, &self.log, READY, START_BOUND, "postgres");
         self.child = Some(child);
     }
 

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
@@ -236,22 +236,7 @@ impl SshServer {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("sshd: {e}"));
-        let start = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if text.contains(READY) {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the test's sshd exited with {status}: {text}");
-            }
-            if start.elapsed() > START_BOUND {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the test's sshd did not listen within {START_BOUND:?}: {text}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        crate::ready::await_line(&mut child, &self.log, READY, START_BOUND, "sshd");
         self.child = Some(child);
     }
 
