@@ -301,14 +301,16 @@ fn postgres_benches(group: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: us
         // The floor of a read that returns records, as for SQLite: the same rows over the same
         // connection kind, each entry parsed but nothing built from it.
         let mut db = postgres::Client::connect(&f.postgres_url, postgres::NoTls).unwrap();
+        let rows = |db: &mut postgres::Client| {
+            db.query(
+                "SELECT entry FROM fleet_agents WHERE task_id = $1 ORDER BY seq",
+                &[&f.task.as_str()],
+            )
+            .unwrap()
+        };
         group.bench_with_input(BenchmarkId::new("read_floor", n), &n, |b, _| {
             b.iter(|| {
-                let rows = db
-                    .query(
-                        "SELECT entry FROM fleet_agents WHERE task_id = $1 ORDER BY seq",
-                        &[&f.task.as_str()],
-                    )
-                    .unwrap();
+                let rows = rows(&mut db);
                 for row in &rows {
                     let text: &str = row.get(0);
                     serde_json::from_str::<serde::de::IgnoredAny>(text).unwrap();
@@ -320,12 +322,7 @@ fn postgres_benches(group: &mut BenchmarkGroup<'_, WallTime>, f: &Fixture, n: us
         // cost before anything is parsed.
         group.bench_with_input(BenchmarkId::new("read_rows", n), &n, |b, _| {
             b.iter(|| {
-                let rows = db
-                    .query(
-                        "SELECT entry FROM fleet_agents WHERE task_id = $1 ORDER BY seq",
-                        &[&f.task.as_str()],
-                    )
-                    .unwrap();
+                let rows = rows(&mut db);
                 let out: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
                 assert!(out.len() >= n);
                 out
