@@ -365,6 +365,40 @@ fn reconcile_reports_first_with_dry_run_then_repairs_once() {
     assert_eq!(f.ok(&["reconcile"]), "nothing to do\n");
 }
 
+/// Regression (the flake of `a_claude_code_agent_reports_spawns_and_completes`): an agent
+/// reported `completed` itself, and its ender killed its session but had not yet recorded the
+/// end when a `wait` looked. The look saw an active agent without a session and recorded it
+/// `terminated` (`session_not_found`). A session gone after the agent's own final report
+/// ends as the agent said.
+#[test]
+fn regression_a_session_gone_after_the_agents_own_final_report_ends_as_the_agent_said() {
+    let f = Fleet::new();
+    let task = f.task(&[]);
+    let agent = f.deploy(&task, "t", "50", &["sleep", "300"]);
+    // The agent's own final report, as update_agent_progress writes it; then its session goes.
+    let progress = f
+        .root()
+        .join(&task)
+        .join("progress")
+        .join(format!("{agent}_progress.jsonl"));
+    fs_err::create_dir_all(progress.parent().unwrap()).unwrap();
+    let line = serde_json::json!({"timestamp": "2026-12-06T00:00:00", "agent_id": agent,
+        "status": "completed", "message": "all done", "progress": 100});
+    fs_err::write(&progress, format!("{line}\n")).unwrap();
+    f.tmux(&["kill-server"]);
+    let waited = f.run(&["wait", "--task", &task, "--timeout", "60"]);
+    assert!(waited.status.success(), "{}", stderr(&waited));
+    let entry = f.entry(&task, &agent);
+    assert_eq!(entry["status"], "completed", "{entry}");
+    // Without a report, a vanished session is still a termination.
+    let other = f.deploy(&task, "u", "50", &["sleep", "300"]);
+    f.tmux(&["kill-server"]);
+    let done = f.json(&["reconcile"]);
+    assert_eq!(done["zombies"][0]["agent"], other.as_str(), "{done}");
+    assert_eq!(done["zombies"][0]["reason"], "session_not_found", "{done}");
+    assert_eq!(f.entry(&task, &other)["status"], "terminated");
+}
+
 // ---- bad input: one line, non-zero, nothing changed ----------------------------------------
 
 /// A refusal that is not a usage error: one line on stderr, exit 1, no session left.

@@ -191,6 +191,12 @@ pub fn rollback_all_abandoned(
 pub type Annotate<'a> =
     dyn Fn(&TaskId, &AgentRecord, Option<ExitStatus>) -> Map<String, Value> + 'a;
 
+/// How an agent said it ended (fleet: its own final report), if it did: the status and reason
+/// its end is recorded with when its session is found gone. An agent that reported its end and
+/// whose session then vanished — its ender is ending it, between the kill and the record — ended
+/// as it said; it was not terminated.
+pub type Reported<'a> = dyn Fn(&TaskId, &AgentRecord) -> Option<(AgentStatus, String)> + 'a;
+
 /// What [`reconcile`] looks at and may do.
 #[derive(Clone, Copy, Default)]
 pub struct Scope<'a> {
@@ -204,6 +210,8 @@ pub struct Scope<'a> {
     pub orphans: bool,
     /// What to record with each zombie's end ([`Ending::fields`](crate::end::Ending::fields)).
     pub annotate: Option<&'a Annotate<'a>>,
+    /// How a zombie whose session is gone said it ended, if it did.
+    pub reported: Option<&'a Reported<'a>>,
 }
 
 impl Scope<'_> {
@@ -215,6 +223,7 @@ impl Scope<'_> {
             zombies: true,
             orphans: true,
             annotate: None,
+            reported: None,
         }
     }
 }
@@ -227,6 +236,7 @@ impl std::fmt::Debug for Scope<'_> {
             .field("zombies", &self.zombies)
             .field("orphans", &self.orphans)
             .field("annotate", &self.annotate.is_some())
+            .field("reported", &self.reported.is_some())
             .finish()
     }
 }
@@ -474,15 +484,28 @@ pub fn reconcile(env: &Deployer<'_>, scope: Scope<'_>) -> Result<ReconcileReport
             (Some(annotate), false) => annotate(task, agent, exit),
             _ => Map::new(),
         };
+        // A session gone without an exit status: the agent's own word on its end, if it gave
+        // one, is all there is to go by.
+        let said = match (exit, scope.reported) {
+            (None, Some(reported)) => reported(task, agent),
+            _ => None,
+        };
+        let (cause, reason) = match (said, exit) {
+            (Some((status, reason)), _) => (
+                Cause::Ended {
+                    status,
+                    reason: reason.clone(),
+                },
+                reason,
+            ),
+            (None, Some(status)) => (Cause::Exited(exit), format!("the agent {status}")),
+            (None, None) => (Cause::Exited(None), "session_not_found".to_owned()),
+        };
         let ending = Ending {
             fields: fields.clone(),
-            ..Ending::of(agent, Cause::Exited(exit))
+            ..Ending::of(agent, cause)
         };
         let now = ending.cause.status();
-        let reason = match exit {
-            Some(status) => format!("the agent {status}"),
-            None => "session_not_found".to_owned(),
-        };
         gone_by_task.entry(task.clone()).or_default().push(ending);
         by_task.entry(task.clone()).or_default().push(Zombie {
             fields,

@@ -218,11 +218,11 @@ pub(crate) fn run(
 ) -> Result<Deployed, Error> {
     let request = request(services, options)?;
     let deployer = services.deployer();
-    clean(&deployer, &request.task, false)?;
+    clean(services, &deployer, &request.task, false)?;
     let live = match deployer.deploy_interruptible(request.clone(), interrupt) {
         Err(f)
             if matches!(*f.cause, deploy_core::Error::Limit(_))
-                && clean(&deployer, &request.task, true)? =>
+                && clean(services, &deployer, &request.task, true)? =>
         {
             deployer.deploy_interruptible(request, interrupt)
         }
@@ -259,11 +259,11 @@ pub(crate) fn run_batch(
         members,
     };
     let deployer = services.deployer();
-    clean(&deployer, task, false)?;
+    clean(services, &deployer, task, false)?;
     let live = match deployer.deploy_batch(request.clone(), interrupt) {
         Err(f)
             if matches!(*f.failure.cause, deploy_core::Error::Limit(_))
-                && clean(&deployer, task, true)? =>
+                && clean(services, &deployer, task, true)? =>
         {
             deployer.deploy_batch(request, interrupt)
         }
@@ -289,16 +289,19 @@ pub(crate) fn run_batch(
 /// journal, no tmux call) and, with `zombies`, its agents that ended unobserved. Whether it
 /// found anything.
 fn clean(
+    services: &Services,
     deployer: &deploy_core::Deployer<'_>,
     task: &TaskId,
     zombies: bool,
 ) -> Result<bool, Error> {
+    let reported = super::reconcile::final_word(services);
     let scope = Scope {
         task: Some(task),
         dry_run: false,
         zombies,
         orphans: false,
         annotate: None,
+        reported: Some(&reported),
     };
     match reconcile::reconcile(deployer, scope) {
         Ok(report) if !report.is_empty() => {

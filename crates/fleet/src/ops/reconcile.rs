@@ -1,7 +1,7 @@
 //! `reconcile`: the generic repairs of deploy-core, then the registry's own.
 
 use deploy_core::reconcile::{self, ReconcileReport, Scope};
-use deploy_core::{AgentRecord, ExitStatus, RepairReport, TaskId};
+use deploy_core::{AgentRecord, AgentStatus, ExitStatus, RepairReport, TaskId};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -29,6 +29,13 @@ fn with_activity(
     }
 }
 
+/// How a zombie whose session is gone said it ended: its own final report, if it made one.
+pub(crate) fn final_word(
+    services: &Services,
+) -> impl Fn(&TaskId, &AgentRecord) -> Option<(AgentStatus, String)> + '_ {
+    move |task, record| super::reports::final_report(services, task, &record.id)
+}
+
 /// Abandoned deployments, zombies and orphans; then counters, the index and temp files.
 pub(crate) fn run(
     services: &Services,
@@ -36,6 +43,7 @@ pub(crate) fn run(
     dry_run: bool,
 ) -> Result<Reconciled, Error> {
     let annotate = with_activity(services);
+    let reported = final_word(services);
     let found = reconcile::reconcile(
         &services.deployer(),
         Scope {
@@ -44,6 +52,7 @@ pub(crate) fn run(
             zombies: true,
             orphans: true,
             annotate: Some(&annotate),
+            reported: Some(&reported),
         },
     )?;
     let repaired = services.registry.repair(task, dry_run)?;
@@ -59,6 +68,7 @@ pub(crate) fn run(
 /// activity, as a full reconcile would; deployments in flight are left alone.
 pub(crate) fn record_zombies(services: &Services, task: &TaskId) -> Result<(), Error> {
     let annotate = with_activity(services);
+    let reported = final_word(services);
     reconcile::reconcile(
         &services.deployer(),
         Scope {
@@ -67,6 +77,7 @@ pub(crate) fn record_zombies(services: &Services, task: &TaskId) -> Result<(), E
             zombies: true,
             orphans: false,
             annotate: Some(&annotate),
+            reported: Some(&reported),
         },
     )?;
     Ok(())
